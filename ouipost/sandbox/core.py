@@ -1,0 +1,358 @@
+"""The sandbox: a local imitation of the nine networks' HTTP APIs, with faults on demand.
+
+Each network lives in `ouipost/sandbox/<network>.py` and exposes:
+
+    NETWORK: str                      # registry id, e.g. "facebook"
+    HOSTS: tuple[str, ...]            # real hosts it imitates, e.g. ("graph.facebook.com", ...)
+    def setup(app: web.Application, sandbox: Sandbox) -> None
+        # add routes at host-prefixed paths: f"/{host}/v25.0/{{page_id}}/feed"
+    def fault_response(kind: str, sandbox: Sandbox) -> web.StreamResponse
+        # the network's own answer for "rate_limit", "expire_token" and "server_error"
+
+The app below routes `/{host}/...` to those handlers, records every request, applies faults
+(rate limit, expired token, 5xx, slow answer, dropped connection before or after handling) and
+exposes a control API under `/_sandbox/` so tests in other processes can steer it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import itertools
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from types import ModuleType
+from typing import Any, Literal
+
+from aiohttp import web
+
+from ouipost.platforms.registry import NETWORKS
+
+FaultKind = Literal["rate_limit", "expire_token", "server_error", "slow", "drop", "drop_after"]
+FAULT_KINDS: tuple[str, ...] = ("rate_limit", "expire_token", "server_error", "slow", "drop", "drop_after")
+
+
+@dataclass
+class Fault:
+    network: str
+    kind: FaultKind
+    remaining: int | None = 1  # None: until cleared
+    path_contains: str | None = None
+    method: str | None = None
+    delay: float = 0.0  # seconds, for "slow"
+    id: int = 0
+
+    def matches(self, network: str, method: str, path: str) -> bool:
+        if self.network not in (network, "*"):
+            return False
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return not (self.path_contains and self.path_contains not in path)
+
+
+@dataclass
+class RecordedRequest:
+    id: int
+    network: str
+    method: str
+    path: str  # host-prefixed, without the mount prefix: "/graph.facebook.com/v25.0/1/feed"
+    query: dict[str, str]
+    content_type: str
+    body: Any  # parsed JSON / form fields, or {"bytes": n} for binary
+    authorization: str | None
+    at: float
+    status: int | None = None
+    fault: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Publication:
+    """A post that exists on a sandbox network (what 'reached the network' means in tests)."""
+
+    network: str
+    account_id: str
+    remote_id: str
+    text: str
+    media: list[dict[str, Any]]
+    at: float
+    deleted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TokenInfo:
+    network: str
+    subject: str  # the user/identity the token acts for
+    scopes: list[str]
+    expires_at: float | None
+    kind: str = "access"  # access | refresh
+    revoked: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Sandbox:
+    """All sandbox state. One per sandbox app; tests may hold it directly when in-process."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.clock_offset = 0.0
+        self.faults: list[Fault] = []
+        self.requests: list[RecordedRequest] = []
+        self.publications: list[Publication] = []
+        self.tokens: dict[str, TokenInfo] = {}
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.state: dict[str, dict[str, Any]] = {}  # per network module, free-form
+        self._ids = itertools.count(1)
+        self._fault_ids = itertools.count(1)
+
+    # time --------------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self._clock() + self.clock_offset
+
+    # ids and tokens ----------------------------------------------------------------------------
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def new_token(self, network: str, subject: str, scopes: Iterable[str], ttl: float | None,
+                  *, kind: str = "access", prefix: str = "", **extra: Any) -> str:
+        token = f"{prefix}{network[:2]}_{kind[0]}_{secrets.token_urlsafe(24)}"
+        expires = None if ttl is None else self.now() + ttl
+        self.tokens[token] = TokenInfo(network, subject, list(scopes), expires, kind, extra=extra)
+        return token
+
+    def token(self, network: str, token: str | None, *, kind: str = "access") -> TokenInfo | None:
+        """The live token's info, or None when unknown, of another network, expired or revoked."""
+        if not token:
+            return None
+        info = self.tokens.get(token)
+        if info is None or info.network != network or info.kind != kind or info.revoked:
+            return None
+        if info.expires_at is not None and info.expires_at <= self.now():
+            return None
+        return info
+
+    def expire_tokens(self, network: str) -> None:
+        for info in self.tokens.values():
+            if info.network == network and info.kind == "access":
+                info.expires_at = self.now() - 1
+
+    def new_code(self, network: str, **data: Any) -> str:
+        code = f"{network[:2]}_code_{secrets.token_urlsafe(18)}"
+        self.codes[code] = {"network": network, "issued_at": self.now(), **data}
+        return code
+
+    def take_code(self, network: str, code: str | None, ttl: float = 600) -> dict[str, Any] | None:
+        """Consume an authorization code: single use, network-bound, expires after ttl seconds."""
+        data = self.codes.pop(code or "", None)
+        if data is None or data["network"] != network or self.now() - data["issued_at"] > ttl:
+            return None
+        return data
+
+    # publications ------------------------------------------------------------------------------
+    def publish(self, network: str, account_id: str, remote_id: str, text: str,
+                media: list[dict[str, Any]] | None = None, **extra: Any) -> Publication:
+        pub = Publication(network, account_id, remote_id, text, media or [], self.now(), extra=extra)
+        self.publications.append(pub)
+        return pub
+
+    def publication(self, network: str, remote_id: str) -> Publication | None:
+        for pub in self.publications:
+            if pub.network == network and pub.remote_id == remote_id and not pub.deleted:
+                return pub
+        return None
+
+    # faults ------------------------------------------------------------------------------------
+    def add_fault(self, network: str, kind: FaultKind, *, count: int | None = 1,
+                  path_contains: str | None = None, method: str | None = None,
+                  delay: float = 0.0) -> Fault:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        fault = Fault(network, kind, count, path_contains, method, delay, next(self._fault_ids))
+        self.faults.append(fault)
+        return fault
+
+    def take_fault(self, network: str, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(network, method, path):
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self.faults.remove(fault)
+                return fault
+        return None
+
+    def reset(self) -> None:
+        self.faults.clear()
+        self.requests.clear()
+        self.publications.clear()
+        self.tokens.clear()
+        self.codes.clear()
+        self.state.clear()
+        self.clock_offset = 0.0
+
+    def network_state(self, network: str) -> dict[str, Any]:
+        return self.state.setdefault(network, {})
+
+
+SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
+_RECORD_KEY = web.RequestKey("sandbox_record", RecordedRequest)
+_BODY_TYPES = ("application/json", "application/x-www-form-urlencoded")
+
+
+def record_of(request: web.Request) -> RecordedRequest | None:
+    """The recorded entry of this request, so a handler can add notes (e.g. multipart fields)."""
+    return request.get(_RECORD_KEY)
+
+
+def load_network_modules(networks: Iterable[str] = NETWORKS) -> list[ModuleType]:
+    modules = []
+    for network in networks:
+        try:
+            modules.append(importlib.import_module(f"ouipost.sandbox.{network}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"ouipost.sandbox.{network}":
+                raise
+    return modules
+
+
+def create_sandbox_app(sandbox: Sandbox | None = None, networks: Iterable[str] = NETWORKS) -> web.Application:
+    """The sandbox as an aiohttp app: mount it at /sandbox or run it standalone."""
+    sandbox = sandbox or Sandbox()
+    modules = load_network_modules(networks)
+    by_host: dict[str, ModuleType] = {host: mod for mod in modules for host in mod.HOSTS}
+
+    @web.middleware
+    async def faults_and_records(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        path = _host_path(request)
+        host = path.split("/", 2)[1] if path.startswith("/") else ""
+        module = by_host.get(host)
+        if module is None:
+            return await handler(request)
+        record = await _record(request, module.NETWORK, path)
+        sandbox.requests.append(record)
+        request[_RECORD_KEY] = record
+        fault = sandbox.take_fault(module.NETWORK, request.method, path)
+        if fault is not None:
+            record.fault = fault.kind
+            if fault.kind == "slow":
+                await asyncio.sleep(fault.delay)
+            elif fault.kind == "drop":
+                _drop(request)
+                raise asyncio.CancelledError  # nothing was handled
+            elif fault.kind in ("rate_limit", "expire_token", "server_error"):
+                if fault.kind == "expire_token":
+                    sandbox.expire_tokens(module.NETWORK)
+                response = module.fault_response(fault.kind, sandbox)
+                record.status = response.status
+                return response
+        response = await handler(request)
+        record.status = response.status
+        if fault is not None and fault.kind == "drop_after":
+            # The handler's effects happened; the client never hears about them.
+            _drop(request)
+            raise asyncio.CancelledError
+        return response
+
+    app = web.Application(middlewares=[faults_and_records], client_max_size=1 << 31)
+    app[SANDBOX_KEY] = sandbox
+    _add_control_routes(app, sandbox)
+    for module in modules:
+        module.setup(app, sandbox)
+    return app
+
+
+def _host_path(request: web.Request) -> str:
+    """The request path relative to the sandbox app (works mounted as a sub-app or standalone)."""
+    prefix = request.app.get(_PREFIX_KEY, "")
+    path = request.path
+    return path[len(prefix):] if prefix and path.startswith(prefix) else path
+
+
+_PREFIX_KEY = web.AppKey("sandbox_prefix", str)
+
+
+def set_mount_prefix(app: web.Application, prefix: str) -> None:
+    app[_PREFIX_KEY] = prefix.rstrip("/")
+
+
+async def _record(request: web.Request, network: str, path: str) -> RecordedRequest:
+    ctype = request.content_type or ""
+    body: Any = None
+    if request.can_read_body:
+        if ctype in _BODY_TYPES:
+            raw = await request.read()  # cached: handlers can still call .json()/.post()
+            if ctype == "application/json":
+                try:
+                    body = await request.json()
+                except ValueError:
+                    body = {"invalid_json": raw[:200].decode("utf-8", "replace")}
+            else:
+                body = dict((await request.post()).items())
+        else:
+            body = {"bytes": request.content_length}
+    return RecordedRequest(
+        id=len(request.app[SANDBOX_KEY].requests) + 1,
+        network=network,
+        method=request.method,
+        path=path,
+        query=dict(request.query),
+        content_type=ctype,
+        body=body,
+        authorization=request.headers.get("Authorization"),
+        at=request.app[SANDBOX_KEY].now(),
+    )
+
+
+def _drop(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def _add_control_routes(app: web.Application, sandbox: Sandbox) -> None:
+    async def add_fault(request: web.Request) -> web.Response:
+        data = await request.json()
+        try:
+            fault = sandbox.add_fault(
+                data["network"], data["kind"], count=data.get("count", 1),
+                path_contains=data.get("path_contains"), method=data.get("method"),
+                delay=float(data.get("delay", 0)),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            return web.json_response({"error": f"bad fault: {exc}"}, status=400)
+        return web.json_response(asdict(fault), status=201)
+
+    async def clear_faults(request: web.Request) -> web.Response:
+        sandbox.faults.clear()
+        return web.json_response({"cleared": True})
+
+    async def list_requests(request: web.Request) -> web.Response:
+        network = request.query.get("network")
+        items = [asdict(r) for r in sandbox.requests if not network or r.network == network]
+        return web.json_response({"requests": items})
+
+    async def list_publications(request: web.Request) -> web.Response:
+        network = request.query.get("network")
+        items = [asdict(p) for p in sandbox.publications if not network or p.network == network]
+        return web.json_response({"publications": items})
+
+    async def reset(request: web.Request) -> web.Response:
+        sandbox.reset()
+        return web.json_response({"reset": True})
+
+    async def clock(request: web.Request) -> web.Response:
+        data = await request.json()
+        sandbox.clock_offset += float(data.get("advance", 0))
+        return web.json_response({"now": sandbox.now(), "offset": sandbox.clock_offset})
+
+    app.router.add_post("/_sandbox/faults", add_fault)
+    app.router.add_delete("/_sandbox/faults", clear_faults)
+    app.router.add_get("/_sandbox/requests", list_requests)
+    app.router.add_get("/_sandbox/publications", list_publications)
+    app.router.add_post("/_sandbox/reset", reset)
+    app.router.add_post("/_sandbox/clock", clock)
