@@ -6,7 +6,6 @@ With `base_url` set (OUIPOST_PLATFORM_BASE_URL, or sandbox mode), `https://HOST/
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -114,7 +113,7 @@ class PlatformHttp:
             raise UnknownOutcomeError(
                 f"{network}: connection lost after the request was sent", network=network
             ) from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             if idempotent:
                 raise RetryableError(f"{network}: timed out", network=network) from exc
             raise UnknownOutcomeError(

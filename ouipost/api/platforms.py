@@ -1,0 +1,17 @@
+"""GET /api/platforms: the nine networks and what each supports, from the registry."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ouipost.api.auth import api_route
+from ouipost.platforms.registry import PLATFORMS
+from ouipost.web import ok
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/platforms")
+@api_route(None, workspace=None)
+async def list_platforms(request: web.Request) -> web.Response:
+    return ok({"platforms": [spec.public() for spec in PLATFORMS.values()]})

@@ -1,0 +1,245 @@
+"""Settings: read once from `OUIPOST_*` environment variables into one typed, validated object.
+
+A missing or malformed value fails at start with a `SettingsError` naming the variable and what is
+expected; nothing else in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ouipost.platforms.registry import NETWORKS
+
+DEFAULT_RATE_LIMITS = {"starter": 60, "professional": 300, "enterprise": 1200}
+SECRET_FILE = "secret_key"
+MIN_SECRET_LENGTH = 32
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it and says what is expected."""
+
+
+@dataclass(frozen=True)
+class NetworkCredentials:
+    client_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    storage: str = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    sandbox: bool = True
+    platform_base_url: str | None = None
+    credentials: Mapping[str, NetworkCredentials] = field(default_factory=dict)
+    webhook_allow_private: bool = False
+    workers: int = 4
+    rate_limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    max_json_kb: int = 1024
+    max_image_mb: int = 20
+    max_video_mb: int = 1024
+    auto_migrate: bool = False
+    log_level: str = "INFO"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def effective_platform_base_url(self) -> str | None:
+        """Where adapters send their calls: the setting, else the in-process sandbox in sandbox mode."""
+        if self.platform_base_url:
+            return self.platform_base_url
+        return f"{self.public_url}/sandbox" if self.sandbox else None
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from `env` (default: os.environ). `overrides` win (command-line options).
+
+    Raises SettingsError with one line per problem found.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    reader = _Reader(env, problems)
+
+    data_dir = Path(reader.text("OUIPOST_DATA_DIR", "./data")).expanduser()
+    database_url = reader.text("OUIPOST_DATABASE_URL", "") or f"sqlite+aiosqlite:///{data_dir / 'ouipost.db'}"
+    if not database_url.startswith(("sqlite+aiosqlite://", "mysql+aiomysql://")):
+        problems.append(
+            "OUIPOST_DATABASE_URL must start with sqlite+aiosqlite:// or mysql+aiomysql:// "
+            f"(got {_redact_url(database_url)!r})"
+        )
+    host = str(overrides.pop("host", None) or reader.text("OUIPOST_HOST", "127.0.0.1"))
+    port_override = overrides.pop("port", None)
+    port = int(port_override) if port_override is not None else reader.integer("OUIPOST_PORT", 8080, 1, 65535)
+    public_url = reader.text("OUIPOST_PUBLIC_URL", "") or f"http://{_url_host(host)}:{port}"
+    if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).netloc:
+        problems.append(f"OUIPOST_PUBLIC_URL must be an http(s) URL (got {public_url!r})")
+    public_url = public_url.rstrip("/")
+
+    storage = reader.choice("OUIPOST_STORAGE", "local", ("local", "s3"))
+    s3_bucket = reader.text("OUIPOST_S3_BUCKET", "") or None
+    if storage == "s3" and not s3_bucket:
+        problems.append("OUIPOST_S3_BUCKET is required when OUIPOST_STORAGE=s3")
+
+    credentials: dict[str, NetworkCredentials] = {}
+    for network in NETWORKS:
+        cid = reader.text(f"OUIPOST_{network.upper()}_CLIENT_ID", "")
+        secret = reader.text(f"OUIPOST_{network.upper()}_CLIENT_SECRET", "")
+        if bool(cid) != bool(secret):
+            problems.append(
+                f"set both OUIPOST_{network.upper()}_CLIENT_ID and OUIPOST_{network.upper()}_CLIENT_SECRET, "
+                "or neither"
+            )
+        elif cid:
+            credentials[network] = NetworkCredentials(cid, secret)
+    sandbox = reader.boolean("OUIPOST_SANDBOX", default=not credentials)
+
+    platform_base_url = reader.text("OUIPOST_PLATFORM_BASE_URL", "") or None
+    if platform_base_url and urlsplit(platform_base_url).scheme not in ("http", "https"):
+        problems.append(f"OUIPOST_PLATFORM_BASE_URL must be an http(s) URL (got {platform_base_url!r})")
+
+    rate_limits = _parse_rate_limits(reader.text("OUIPOST_RATE_LIMITS", ""), problems)
+
+    settings_kwargs = dict(
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key="",
+        host=host,
+        port=port,
+        public_url=public_url,
+        storage=storage,
+        s3_bucket=s3_bucket,
+        s3_endpoint_url=reader.text("OUIPOST_S3_ENDPOINT_URL", "") or None,
+        s3_region=reader.text("OUIPOST_S3_REGION", "") or None,
+        sandbox=sandbox,
+        platform_base_url=platform_base_url,
+        credentials=credentials,
+        webhook_allow_private=reader.boolean("OUIPOST_WEBHOOK_ALLOW_PRIVATE", default=False),
+        workers=reader.integer("OUIPOST_WORKERS", 4, 0, 256),
+        rate_limits=rate_limits,
+        max_json_kb=reader.integer("OUIPOST_MAX_JSON_KB", 1024, 1, 1024 * 1024),
+        max_image_mb=reader.integer("OUIPOST_MAX_IMAGE_MB", 20, 1, 10 * 1024),
+        max_video_mb=reader.integer("OUIPOST_MAX_VIDEO_MB", 1024, 1, 100 * 1024),
+        auto_migrate=reader.boolean("OUIPOST_AUTO_MIGRATE", default=False),
+        log_level=reader.choice("OUIPOST_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    )
+    settings_kwargs.update(overrides)
+
+    secret = reader.text("OUIPOST_SECRET_KEY", "")
+    if secret and len(secret) < MIN_SECRET_LENGTH:
+        problems.append(f"OUIPOST_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
+    if not secret and not str(settings_kwargs["database_url"]).startswith("sqlite"):
+        problems.append("OUIPOST_SECRET_KEY is required with a MySQL/MariaDB database (32+ characters)")
+
+    if problems:
+        raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    if not secret:
+        secret = _embedded_secret(Path(settings_kwargs["data_dir"]))  # type: ignore[arg-type]
+    settings_kwargs["secret_key"] = secret
+    return Settings(**settings_kwargs)  # type: ignore[arg-type]
+
+
+def _embedded_secret(data_dir: Path) -> str:
+    """The embedded default's secret: generated once into the data dir, readable by its owner only."""
+    path = data_dir / SECRET_FILE
+    try:
+        existing = path.read_text().strip()
+    except FileNotFoundError:
+        existing = ""
+    if len(existing) >= MIN_SECRET_LENGTH:
+        return existing
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret
+
+
+def _parse_rate_limits(raw: str, problems: list[str]) -> dict[str, int]:
+    limits = dict(DEFAULT_RATE_LIMITS)
+    if not raw.strip():
+        return limits
+    for item in raw.split(","):
+        name, sep, value = item.strip().partition("=")
+        if not sep or not name or not value.strip().isdigit() or int(value) < 1:
+            problems.append(
+                f"OUIPOST_RATE_LIMITS: {item.strip()!r} is not tier=requests_per_minute "
+                "(e.g. starter=60,professional=300,enterprise=1200)"
+            )
+            continue
+        limits[name.strip()] = int(value)
+    return limits
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str], problems: list[str]) -> None:
+        self.env = env
+        self.problems = problems
+
+    def text(self, name: str, default: str) -> str:
+        return self.env.get(name, default).strip()
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a whole number (got {raw!r})")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name} must be between {low} and {high} (got {value})")
+        return value
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        self.problems.append(f"{name} must be on/off, true/false, yes/no or 1/0 (got {raw!r})")
+        return default
+
+    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
+        raw = self.env.get(name, "").strip() or default
+        if raw not in options and raw.upper() not in options:
+            self.problems.append(f"{name} must be one of {', '.join(options)} (got {raw!r})")
+            return default
+        return raw.upper() if raw.upper() in options else raw

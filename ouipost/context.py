@@ -1,0 +1,32 @@
+"""Typed keys for what lives on the application and on each request (never module globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ouipost.clock import Clock
+from ouipost.config import Settings
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """The authenticated API key of a request."""
+
+    id: str
+    name: str
+    prefix: str
+    tier: str
+    permissions: frozenset[str]
+
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", AsyncEngine)
+CLOCK = web.AppKey("clock", Clock)
+HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+
+API_KEY = web.RequestKey("api_key", ApiKey)
+WORKSPACE_ID = web.RequestKey("workspace_id", str)

@@ -1,0 +1,49 @@
+"""The async engine for either database, set up the same way everywhere (server, worker, CLI, tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+    """An AsyncEngine for `sqlite+aiosqlite` or `mysql+aiomysql` URLs.
+
+    SQLite gets foreign keys on (workspace deletion cascades), WAL (readers never wait for the
+    writer) and a busy timeout (writers queue instead of failing). MySQL connections are checked
+    before use and recycled, so a restarted server does not surface as errors. Both run in READ
+    COMMITTED or its SQLite equivalent.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @sa.event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+
+    url = url.update_query_dict({"charset": "utf8mb4"})
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        isolation_level="READ COMMITTED",
+        **kwargs,
+    )
+
+
+def database_name(engine: AsyncEngine) -> str:
+    return "sqlite" if engine.dialect.name == "sqlite" else "mysql"

@@ -1,0 +1,142 @@
+"""SQLAlchemy Core tables: the single source of truth for the schema.
+
+Migrations in sql/versions must produce exactly this (tests/test_migrations.py compares them).
+Every table a workspace owns references it with ON DELETE CASCADE, so deleting a workspace removes
+everything it owns in one statement on both databases (SQLite runs with foreign_keys=ON).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ouipost.db.types import JSON, Id, UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("permissions", JSON, nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("last_login_at", UTCDateTime, nullable=True),
+)
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("settings", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+workspace_members = sa.Table(
+    "workspace_members",
+    metadata,
+    sa.Column("workspace_id", Id(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", Id(), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "user_id"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("tier", sa.String(32), nullable=False),
+    sa.Column("permissions", JSON, nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_by", Id(), sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+# A key's secrets: the current one, plus rotated-out ones that stay valid until expires_at.
+# Only the SHA-256 of a secret is stored; API keys carry 190 bits of entropy, so a slow hash
+# would add latency to every request without adding safety.
+api_key_secrets = sa.Table(
+    "api_key_secrets",
+    metadata,
+    sa.Column("secret_hash", sa.String(64), primary_key=True),
+    sa.Column("key_id", Id(), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Index(None, "key_id"),
+)
+
+api_key_workspaces = sa.Table(
+    "api_key_workspaces",
+    metadata,
+    sa.Column("key_id", Id(), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("workspace_id", Id(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    sa.Index(None, "workspace_id"),
+)
+
+social_accounts = sa.Table(
+    "social_accounts",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("workspace_id", Id(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("platform", sa.String(20), nullable=False),
+    sa.Column("remote_id", sa.String(191), nullable=False),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("username", sa.String(200), nullable=True),
+    sa.Column("profile_image", sa.Text, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("is_default", sa.Boolean, nullable=False, default=False),
+    sa.Column("settings", JSON, nullable=False),
+    sa.Column("metadata", JSON, nullable=False),
+    sa.Column("permissions", JSON, nullable=False),
+    sa.Column("access_token", sa.Text, nullable=True),  # encrypted
+    sa.Column("refresh_token", sa.Text, nullable=True),  # encrypted
+    sa.Column("token_expires_at", UTCDateTime, nullable=True),
+    sa.Column("refresh_expires_at", UTCDateTime, nullable=True),
+    sa.Column("stats", JSON, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_sync_at", UTCDateTime, nullable=True),
+    sa.Column("connected_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("workspace_id", "platform", "remote_id"),
+    sa.Index(None, "workspace_id", "platform", "status"),
+)
+
+posts = sa.Table(
+    "posts",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("workspace_id", Id(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("title", sa.String(300), nullable=True),
+    sa.Column("link", sa.Text, nullable=True),
+    sa.Column("hashtags", JSON, nullable=False),
+    sa.Column("platforms", JSON, nullable=False),
+    sa.Column("platform_content", JSON, nullable=False),
+    sa.Column("scheduled_at", UTCDateTime, nullable=True),
+    sa.Column("scheduled_timezone", sa.String(64), nullable=True),
+    sa.Column("published_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "workspace_id", "status"),
+    sa.Index(None, "workspace_id", "created_at"),
+)

@@ -1,0 +1,160 @@
+"""HTTP plumbing shared by every handler: the envelope, request ids, error mapping, body parsing.
+
+- `ok(data, status)` builds `{"success": true, "data": ...}`.
+- `error_middleware` turns every failure (ApiError, routing 404/405, oversized bodies, unexpected
+  exceptions) into `{"success": false, "error": {...}}`; unexpected ones are logged with the request
+  id and answered without internals.
+- `request_id_middleware` echoes a sane client `X-Request-ID` or makes one, on every answer.
+- `load_body` / `load_query` run marshmallow schemas and raise VALIDATION_ERROR with per-field details.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import marshmallow
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from ouipost import errors
+
+log = logging.getLogger("ouipost.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID = web.RequestKey("request_id", str)
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def ok(data: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"success": True, "data": data}, status=status, headers=headers, dumps=dumps)
+
+
+def error_response(
+    status: int, code: str, message: str, details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    body = {"success": False, "error": {"code": code, "message": message, "details": dict(details or {})}}
+    return web.json_response(body, status=status, headers=headers, dumps=dumps)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    given = request.headers.get("X-Request-ID", "")
+    request_id = given if _SANE_REQUEST_ID.fullmatch(given) else f"req_{secrets.token_hex(12)}"
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-ID"] = request_id
+        raise
+    response.headers["X-Request-ID"] = request_id
+    return response
+
+
+_HTTP_CODES = {
+    400: ("BAD_REQUEST", "The request is not valid"),
+    401: ("UNAUTHORIZED", "A valid API key is required"),
+    403: ("FORBIDDEN", "You are not allowed to do this"),
+    404: ("NOT_FOUND", "No such route"),
+    405: ("METHOD_NOT_ALLOWED", "This route does not accept that method"),
+    413: ("PAYLOAD_TOO_LARGE", "The request body is too large"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error_response(
+            413, "PAYLOAD_TOO_LARGE", "The request body is too large",
+            {"max_bytes": exc.max_size} if hasattr(exc, "max_size") else {},
+        )
+    except web.HTTPMethodNotAllowed as exc:
+        return error_response(
+            405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here",
+            {"allowed": sorted(exc.allowed_methods)}, {"Allow": ",".join(sorted(exc.allowed_methods))},
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and the like are answers, not errors
+        code, message = _HTTP_CODES.get(exc.status, ("ERROR", exc.reason))
+        return error_response(exc.status, code, message)
+    except Exception:
+        log.exception("unhandled error in %s %s (request %s)", request.method, request.path,
+                      request.get(REQUEST_ID, "-"))
+        return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side")
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request with the request id, so a client's id finds the server's log lines."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.1fms %s',
+            request.remote, request.method, request.path_qs if not _has_secret_query(request) else request.path,
+            response.status, time * 1000, response.headers.get("X-Request-ID", "-"),
+        )
+
+
+def _has_secret_query(request: web.BaseRequest) -> bool:
+    # OAuth callbacks and signed media URLs carry codes and signatures: keep them out of logs.
+    return any(name in request.query for name in ("code", "signature", "token", "state"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Input
+
+
+async def read_json(request: web.Request) -> Any:
+    """The parsed JSON body. INVALID_JSON when it does not parse; 413 over the JSON cap."""
+    raw = await request.read()  # client_max_size enforces the JSON cap (413 from aiohttp)
+    if not raw.strip():
+        raise errors.InvalidJson("The request body is empty; send a JSON object")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.InvalidJson(f"The request body is not valid JSON: {exc}") from exc
+
+
+async def load_body(request: web.Request, schema: marshmallow.Schema, *, partial: bool = False) -> dict[str, Any]:
+    """Parse and validate a JSON object body with `schema` (unknown fields refused)."""
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise errors.ValidationError(
+            "The request body must be a JSON object", details={"_body": [f"got {type(data).__name__}"]}
+        )
+    return run_schema(schema, data, partial=partial)
+
+
+def load_query(request: web.Request, schema: marshmallow.Schema) -> dict[str, Any]:
+    """Validate the query string with `schema`; repeated parameters are refused."""
+    data: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        data[key] = values[0] if len(values) == 1 else values
+    return run_schema(schema, data)
+
+
+def run_schema(schema: marshmallow.Schema, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    try:
+        return schema.load(data, partial=partial)
+    except marshmallow.ValidationError as exc:
+        details = exc.normalized_messages()
+        unknown = [k for k, v in details.items() if v == ["Unknown field."]] if isinstance(details, dict) else []
+        message = "The request has invalid fields"
+        if unknown:
+            message = f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(sorted(unknown))}"
+        raise errors.ValidationError(message, details=details) from exc

@@ -1,0 +1,145 @@
+"""Workspaces: the tenant boundary. Every query here is named for what it answers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ouipost.clock import isoformat
+from ouipost.db.tables import api_key_workspaces, posts, social_accounts, workspace_members, workspaces
+from ouipost.ids import new_id
+
+DEFAULT_SETTINGS: dict[str, Any] = {"timezone": "UTC", "default_hashtags": []}
+
+
+async def create_workspace(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    description: str | None,
+    settings: Mapping[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    row = {
+        "id": new_id("ws"),
+        "name": name,
+        "description": description,
+        "settings": {**DEFAULT_SETTINGS, **(settings or {})},
+        "created_at": now,
+        "updated_at": now,
+    }
+    await conn.execute(workspaces.insert().values(**row))
+    return row
+
+
+async def count_for_key(conn: AsyncConnection, key_id: str) -> int:
+    return int(
+        await conn.scalar(
+            sa.select(sa.func.count()).select_from(api_key_workspaces).where(api_key_workspaces.c.key_id == key_id)
+        )
+        or 0
+    )
+
+
+async def list_for_key(conn: AsyncConnection, key_id: str, *, page: int, limit: int) -> list[dict[str, Any]]:
+    """One page of the workspaces a key reaches, oldest first (ids are time-ordered, so stable)."""
+    rows = await conn.execute(
+        sa.select(workspaces)
+        .join(api_key_workspaces, api_key_workspaces.c.workspace_id == workspaces.c.id)
+        .where(api_key_workspaces.c.key_id == key_id)
+        .order_by(workspaces.c.id)
+        .limit(limit)
+        .offset((page - 1) * limit)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def get_workspace(conn: AsyncConnection, workspace_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(workspaces).where(workspaces.c.id == workspace_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def counts_by_workspace(conn: AsyncConnection, workspace_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """accounts_count, posts_count and members_count for each workspace, in three grouped queries."""
+    counts = {ws: {"accounts_count": 0, "posts_count": 0, "members_count": 0} for ws in workspace_ids}
+    if not workspace_ids:
+        return counts
+    for table, name in (
+        (social_accounts, "accounts_count"),
+        (posts, "posts_count"),
+        (workspace_members, "members_count"),
+    ):
+        rows = await conn.execute(
+            sa.select(table.c.workspace_id, sa.func.count())
+            .where(table.c.workspace_id.in_(workspace_ids))
+            .group_by(table.c.workspace_id)
+        )
+        for workspace_id, count in rows:
+            counts[workspace_id][name] = int(count)
+    return counts
+
+
+async def post_stats(conn: AsyncConnection, workspace_id: str) -> dict[str, int]:
+    rows = await conn.execute(
+        sa.select(posts.c.status, sa.func.count()).where(posts.c.workspace_id == workspace_id).group_by(posts.c.status)
+    )
+    by_status = {status: int(count) for status, count in rows}
+    return {
+        "total_posts": sum(by_status.values()),
+        "scheduled_posts": by_status.get("scheduled", 0),
+        "published_posts": by_status.get("published", 0) + by_status.get("partially_published", 0),
+    }
+
+
+async def connected_accounts(conn: AsyncConnection, workspace_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        sa.select(
+            social_accounts.c.id, social_accounts.c.platform, social_accounts.c.name,
+            social_accounts.c.status, social_accounts.c.connected_at,
+        )
+        .where(social_accounts.c.workspace_id == workspace_id)
+        .order_by(social_accounts.c.id)
+    )
+    return [
+        {
+            "id": r.id, "platform": r.platform, "name": r.name, "status": r.status,
+            "connected_at": isoformat(r.connected_at),
+        }
+        for r in rows
+    ]
+
+
+async def update_workspace(
+    conn: AsyncConnection, workspace: Mapping[str, Any], changes: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Apply a partial update; `settings` is merged key by key into the current settings."""
+    values: dict[str, Any] = {k: v for k, v in changes.items() if k in ("name", "description")}
+    if "settings" in changes:
+        values["settings"] = {**workspace["settings"], **changes["settings"]}
+    values["updated_at"] = now
+    await conn.execute(workspaces.update().where(workspaces.c.id == workspace["id"]).values(**values))
+    return {**workspace, **values}
+
+
+async def delete_workspace(conn: AsyncConnection, workspace_id: str) -> bool:
+    """Delete the workspace; every table it owns cascades (posts, accounts, grants, members...)."""
+    result = await conn.execute(workspaces.delete().where(workspaces.c.id == workspace_id))
+    return result.rowcount > 0
+
+
+def workspace_view(row: Mapping[str, Any], counts: Mapping[str, int] | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "settings": {**DEFAULT_SETTINGS, **row["settings"]},
+        "created_at": isoformat(row["created_at"]),
+        "updated_at": isoformat(row["updated_at"]),
+    }
+    if counts is not None:
+        view.update(counts)
+    return view

@@ -1,0 +1,184 @@
+"""Shared fixtures: a migrated database per test (SQLite file, or MariaDB when
+OUIPOST_TEST_DATABASE_URL is set), the app, a test client and API keys made through the domain.
+
+MariaDB: the suite creates its own database (`<name>_<pid>`) from OUIPOST_TEST_DATABASE_URL, migrates
+it once, empties every table after each test, and drops the database at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ouipost import api_keys, workspaces
+from ouipost.app import create_app
+from ouipost.clock import Clock, FrozenClock
+from ouipost.config import Settings, load_settings
+from ouipost.db.engine import create_engine
+from ouipost.db.migrations import upgrade
+from ouipost.db.tables import metadata
+
+TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnop"
+
+
+@dataclass(frozen=True)
+class DatabaseUnderTest:
+    url: str
+    template: Path | None  # SQLite: a migrated file copied for each test
+
+    @property
+    def is_mysql(self) -> bool:
+        return self.url.startswith("mysql")
+
+
+def _mysql_server_url(url: str) -> tuple[str, str]:
+    parsed = make_url(url)
+    name = f"{parsed.database or 'ouipost_test'}_{os.getpid()}"
+    return parsed.set(database="").render_as_string(hide_password=False), name
+
+
+async def _exec_server(server_url: str, statement: str) -> None:
+    engine = create_engine(server_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def test_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUnderTest]:
+    configured = os.environ.get("OUIPOST_TEST_DATABASE_URL", "").strip()
+    if configured.startswith("mysql"):
+        server_url, name = _mysql_server_url(configured)
+        asyncio.run(_exec_server(server_url, f"DROP DATABASE IF EXISTS `{name}`"))
+        asyncio.run(_exec_server(server_url, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+        url = make_url(configured).set(database=name).render_as_string(hide_password=False)
+        asyncio.run(_migrate(url))
+        yield DatabaseUnderTest(url, None)
+        asyncio.run(_exec_server(server_url, f"DROP DATABASE IF EXISTS `{name}`"))
+        return
+    template = tmp_path_factory.mktemp("db") / "template.db"
+    asyncio.run(_migrate(f"sqlite+aiosqlite:///{template}"))
+    yield DatabaseUnderTest(f"sqlite+aiosqlite:///{template}", template)
+
+
+@pytest.fixture
+def database_url(test_database: DatabaseUnderTest, tmp_path: Path) -> str:
+    if test_database.template is None:
+        return test_database.url
+    path = tmp_path / "ouipost.db"
+    shutil.copy(test_database.template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def engine(database_url: str, test_database: DatabaseUnderTest) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    if test_database.is_mysql:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("SET FOREIGN_KEY_CHECKS=0"))
+            for table in reversed(metadata.sorted_tables):
+                await conn.execute(table.delete())
+            await conn.execute(sa.text("SET FOREIGN_KEY_CHECKS=1"))
+    await engine.dispose()
+
+
+def make_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The OUIPOST_* environment a test server or CLI process runs with."""
+    env = {
+        "OUIPOST_DATABASE_URL": database_url,
+        "OUIPOST_DATA_DIR": str(data_dir),
+        "OUIPOST_SECRET_KEY": TEST_SECRET,
+        "OUIPOST_AUTO_MIGRATE": "1",
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(make_env(database_url, tmp_path / "data"))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def frozen_clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, engine: AsyncEngine, clock: Clock) -> TestClient:
+    return await aiohttp_client(create_app(settings, engine=engine, clock=clock))
+
+
+@dataclass
+class Key:
+    id: str
+    secret: str
+    workspace_id: str | None
+
+    def headers(self, workspace: str | None = None) -> dict[str, str]:
+        headers = {"X-API-Key": self.secret}
+        ws = workspace or self.workspace_id
+        if ws:
+            headers["X-Workspace-ID"] = ws
+        return headers
+
+
+@pytest.fixture
+def make_key(engine: AsyncEngine, clock: Clock):  # noqa: ANN201
+    """make_key(permissions=None, workspace=True, tier="starter") -> Key, built by the domain functions.
+
+    With workspace=True the key gets a new workspace of its own; pass an id to grant an existing one.
+    """
+
+    async def make(
+        permissions: list[str] | None = None, workspace: bool | str | None = True, tier: str = "starter",
+        name: str = "test key",
+    ) -> Key:
+        async with engine.begin() as conn:
+            workspace_id: str | None = None
+            if workspace is True:
+                row = await workspaces.create_workspace(
+                    conn, name="Test workspace", description=None, settings=None, now=clock.now()
+                )
+                workspace_id = row["id"]
+            elif isinstance(workspace, str):
+                workspace_id = workspace
+            new = await api_keys.create_key(
+                conn, name=name, tier=tier, permissions=permissions,
+                workspace_ids=[workspace_id] if workspace_id else [], now=clock.now(),
+            )
+        return Key(new.record["id"], new.secret, workspace_id)
+
+    return make
+
+
+@pytest.fixture
+async def key(make_key: Any) -> Key:
+    return await make_key()
