@@ -140,3 +140,7 @@ posts = sa.Table(
     sa.Index(None, "workspace_id", "status"),
     sa.Index(None, "workspace_id", "created_at"),
 )
+
+
+# Tables of other domains share `metadata`; importing them here makes this module the complete schema.
+from ouipost.db import admin_tables  # noqa: E402, F401
