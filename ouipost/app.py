@@ -11,12 +11,15 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ouipost import __version__
+from ouipost.api import accounts as accounts_api
 from ouipost.api import platforms as platforms_api
 from ouipost.api import workspaces as workspaces_api
 from ouipost.api.auth import api_key_middleware
 from ouipost.clock import Clock
 from ouipost.config import Settings
-from ouipost.context import CLOCK, DB, HTTP_CLIENT, SETTINGS
+from ouipost.context import CIPHER, CLOCK, DB, HTTP_CLIENT, PLATFORM_HTTP, SETTINGS
+from ouipost.crypto import Cipher
+from ouipost.platforms.http import PlatformHttp
 from ouipost.db.engine import create_engine
 from ouipost.web import error_middleware, error_response, ok, request_id_middleware
 
@@ -32,12 +35,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app[SETTINGS] = settings
     app[CLOCK] = clock or Clock()
     app[STARTED_AT] = time.time()
+    app[CIPHER] = Cipher(settings.secret_key)
     app.cleanup_ctx.append(_database(engine))
     app.cleanup_ctx.append(_http_client)
 
     app.router.add_get("/healthz", healthz)
     app.add_routes(platforms_api.routes)
     app.add_routes(workspaces_api.routes)
+    app.add_routes(accounts_api.routes)
 
     if settings.sandbox:
         from ouipost.sandbox import create_sandbox_app, set_mount_prefix
@@ -63,6 +68,7 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
     # One client session per app, for every outgoing call (networks, webhooks).
     session = aiohttp.ClientSession(headers={"User-Agent": f"OuiPost/{__version__}"})
     app[HTTP_CLIENT] = session
+    app[PLATFORM_HTTP] = PlatformHttp(session, base_url=app[SETTINGS].effective_platform_base_url)
     yield
     await session.close()
 

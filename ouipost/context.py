@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ouipost.clock import Clock
 from ouipost.config import Settings
+from ouipost.crypto import Cipher
+from ouipost.platforms.http import PlatformHttp
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", AsyncEngine)
 CLOCK = web.AppKey("clock", Clock)
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+PLATFORM_HTTP = web.AppKey("platform_http", PlatformHttp)
+CIPHER = web.AppKey("cipher", Cipher)
 
 API_KEY = web.RequestKey("api_key", ApiKey)
 WORKSPACE_ID = web.RequestKey("workspace_id", str)

@@ -28,6 +28,7 @@ from ouipost.config import Settings, load_settings
 from ouipost.db.engine import create_engine
 from ouipost.db.migrations import upgrade
 from ouipost.db.tables import metadata
+from ouipost.sandbox import Sandbox, create_sandbox_app
 
 TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnop"
 
@@ -117,8 +118,20 @@ def make_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return load_settings(make_env(database_url, tmp_path / "data"))
+def sandbox() -> Sandbox:
+    return Sandbox()
+
+
+@pytest.fixture
+async def sandbox_url(sandbox: Sandbox, aiohttp_server: Any) -> str:
+    """The nine imitated networks on a real local port; the app's adapters are pointed at it."""
+    server = await aiohttp_server(create_sandbox_app(sandbox))
+    return str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, sandbox_url: str) -> Settings:
+    return load_settings(make_env(database_url, tmp_path / "data", OUIPOST_PLATFORM_BASE_URL=sandbox_url))
 
 
 @pytest.fixture

@@ -65,3 +65,12 @@ class HashtagList(fields.List):
             return normalise_hashtags(items)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
+
+
+class StrictBoolean(fields.Boolean):
+    """true or false, nothing else: "yes", 1 and "true" are type errors in a JSON body."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value

@@ -142,5 +142,86 @@ posts = sa.Table(
 )
 
 
+# One row per (post, requested target). A draft may name a network with no account yet
+# (account_id NULL); scheduling resolves every target to an account. The publish state machine
+# (pending -> publishing -> published | failed | cancelled) lives on these rows.
+post_targets = sa.Table(
+    "post_targets",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("post_id", Id(), sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("workspace_id", Id(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("network", sa.String(20), nullable=False),
+    sa.Column("requested", sa.String(64), nullable=False),  # the network name or account id as given
+    sa.Column("account_id", Id(), sa.ForeignKey("social_accounts.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("remote_id", sa.String(255), nullable=True),
+    sa.Column("remote_url", sa.Text, nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("published_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("post_id", "requested"),
+    sa.Index(None, "workspace_id", "network"),
+    sa.Index(None, "account_id", "status"),
+)
+
+media = sa.Table(
+    "media",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("workspace_id", Id(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("post_id", Id(), sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mime_type", sa.String(100), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("width", sa.Integer, nullable=True),
+    sa.Column("height", sa.Integer, nullable=True),
+    sa.Column("duration", sa.Float, nullable=True),
+    sa.Column("alt_text", sa.Text, nullable=True),
+    sa.Column("storage_key", sa.String(255), nullable=False),
+    sa.Column("thumbnail_key", sa.String(255), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "post_id"),
+    sa.Index(None, "workspace_id"),
+)
+
+# Idempotency-Key: the first answer to (api key, idempotency key), replayed for 24 h.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("api_key_id", Id(), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=True),  # NULL while the first request is in flight
+    sa.Column("response", JSON, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "created_at"),
+)
+
+
+# OAuth `state` of a pending account connection: single use, bound to workspace and API key,
+# expires. Only the state's SHA-256 is kept; the PKCE verifier is encrypted.
+oauth_states = sa.Table(
+    "oauth_states",
+    metadata,
+    sa.Column("state_hash", sa.String(64), primary_key=True),
+    sa.Column("workspace_id", Id(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("api_key_id", Id(), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("platform", sa.String(20), nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("scopes", JSON, nullable=False),
+    sa.Column("code_verifier", sa.Text, nullable=True),  # encrypted
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=True),
+    sa.Index(None, "expires_at"),
+)
+
+
 # Tables of other domains share `metadata`; importing them here makes this module the complete schema.
 from ouipost.db import admin_tables  # noqa: E402, F401

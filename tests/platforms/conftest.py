@@ -13,21 +13,9 @@ from aiohttp import web
 from ouipost.platforms.base import ClientCredentials, MediaFile, PlatformAdapter
 from ouipost.platforms.http import PlatformHttp
 from ouipost.platforms.registry import get_platform
-from ouipost.sandbox import Sandbox, create_sandbox_app
 from tests.media_samples import jpeg_bytes, mp4_bytes, png_bytes
 
 CLIENT = ClientCredentials(client_id="sandbox-client", client_secret="sandbox-secret")
-
-
-@pytest.fixture
-def sandbox() -> Sandbox:
-    return Sandbox()
-
-
-@pytest.fixture
-async def sandbox_url(sandbox: Sandbox, aiohttp_server: Any) -> str:
-    server = await aiohttp_server(create_sandbox_app(sandbox))
-    return str(server.make_url("")).rstrip("/")
 
 
 @pytest.fixture

@@ -1,0 +1,247 @@
+"""Social accounts: connect (OAuth or Bluesky app password), list, read, update, disconnect."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ouipost import accounts, errors
+from ouipost.api.auth import api_route
+from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, pagination
+from ouipost.context import API_KEY, CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS, WORKSPACE_ID
+from ouipost.platforms import NetworkNotConfigured, make_adapter
+from ouipost.platforms.base import (
+    PermanentError,
+    PlatformAdapter,
+    PlatformError,
+    RetryableError,
+    TokenExpiredError,
+    UnknownOutcomeError,
+)
+from ouipost.platforms.registry import NETWORKS, get_platform
+from ouipost.web import load_body, load_query, ok
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+STATS_MAX_AGE = timedelta(minutes=15)
+
+
+class ConnectBody(Schema):
+    platform = fields.String(required=True, validate=validate.OneOf(NETWORKS))
+    callback_url = fields.Url(schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2048))
+    scopes = fields.List(fields.String(validate=validate.Length(min=1, max=200)), validate=validate.Length(max=50))
+    identifier = TrimmedString(validate=validate.Length(min=1, max=253))
+    app_password = fields.String(validate=validate.Length(min=1, max=200))
+
+    @validates_schema
+    def _per_platform(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        platform = data.get("platform")
+        if platform is None:
+            return
+        if get_platform(platform).oauth_supported:
+            if "callback_url" not in data:
+                raise ValidationError("callback_url is required for OAuth networks", field_name="callback_url")
+            for name in ("identifier", "app_password"):
+                if name in data:
+                    raise ValidationError(f"{name} is only for Bluesky", field_name=name)
+        else:
+            problems = {name: ["required to connect Bluesky"] for name in ("identifier", "app_password")
+                        if name not in data}
+            if problems:
+                raise ValidationError(problems)
+            for name in ("callback_url", "scopes"):
+                if name in data:
+                    raise ValidationError(f"Bluesky does not use {name}", field_name=name)
+
+
+class CallbackBody(Schema):
+    state = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    code = fields.String(required=True, validate=validate.Length(min=1, max=2048))
+
+
+class AccountQuery(PageQuery):
+    platform = fields.String(validate=validate.OneOf(NETWORKS))
+    status = fields.String(validate=validate.OneOf(accounts.ACCOUNT_STATUSES))
+
+
+class AccountSettings(Schema):
+    auto_hashtags = StrictBoolean()
+    default_hashtags = HashtagList(validate=validate.Length(max=30))
+
+
+class AccountUpdate(Schema):
+    name = TrimmedString(validate=validate.Length(min=1, max=200))
+    is_default = StrictBoolean()
+    settings = fields.Nested(AccountSettings)
+
+
+def _adapter(request: web.Request, network: str) -> PlatformAdapter:
+    try:
+        return make_adapter(network, request.app[PLATFORM_HTTP], request.app[SETTINGS])
+    except NetworkNotConfigured as exc:
+        raise errors.ValidationError(str(exc), details={"platform": [str(exc)]}) from exc
+
+
+def _unavailable(network: str, exc: PlatformError) -> errors.ApiError:
+    retry = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(max(1, int(retry)))} if retry else None
+    return errors.ServiceUnavailable(f"{get_platform(network).name} did not answer usefully; try again",
+                                     details={"platform": network}, headers=headers)
+
+
+@routes.get("/api/accounts")
+@api_route("accounts.read")
+async def list_accounts(request: web.Request) -> web.Response:
+    query = load_query(request, AccountQuery())
+    now = request.app[CLOCK].now()
+    async with request.app[DB].connect() as conn:
+        rows, total = await accounts.list_accounts(
+            conn, request[WORKSPACE_ID], platform=query.get("platform"), status=query.get("status"),
+            page=query["page"], limit=query["limit"],
+        )
+        counts = await accounts.posts_this_month(conn, [r["id"] for r in rows], now)
+    return ok({
+        "accounts": [accounts.account_view(r, now=now, posts_month=counts.get(r["id"], 0)) for r in rows],
+        "pagination": pagination(query["page"], query["limit"], total),
+    })
+
+
+@routes.post("/api/accounts")
+@api_route("accounts.manage")
+async def connect_account(request: web.Request) -> web.Response:
+    body = await load_body(request, ConnectBody())
+    network = body["platform"]
+    adapter = _adapter(request, network)
+    now = request.app[CLOCK].now()
+    if not get_platform(network).oauth_supported:
+        try:
+            identity = await adapter.login_with_password(body["identifier"], body["app_password"])
+        except (PermanentError, TokenExpiredError) as exc:
+            raise errors.ValidationError(
+                f"{get_platform(network).name} refused these credentials: {exc.message}",
+                details={"app_password": [exc.message]},
+            ) from exc
+        except (RetryableError, UnknownOutcomeError) as exc:
+            raise _unavailable(network, exc) from exc
+        async with request.app[DB].begin() as conn:
+            account = await accounts.upsert_identity(
+                conn, workspace_id=request[WORKSPACE_ID], platform=network, identity=identity,
+                cipher=request.app[CIPHER], now=now,
+            )
+        return ok({"account": accounts.account_view(account, now=now, detail=True)}, status=201)
+
+    state = accounts.new_state()
+    scopes = body.get("scopes") or list(adapter.default_scopes)
+    authorization = adapter.authorization_url(state=state, redirect_uri=body["callback_url"], scopes=scopes)
+    async with request.app[DB].begin() as conn:
+        await accounts.save_state(
+            conn, state=state, workspace_id=request[WORKSPACE_ID], api_key_id=request[API_KEY].id,
+            platform=network, redirect_uri=body["callback_url"], scopes=scopes,
+            code_verifier=authorization.code_verifier, cipher=request.app[CIPHER], now=now,
+        )
+    return ok({
+        "auth_url": authorization.url, "state": state,
+        "expires_in": int(accounts.STATE_TTL.total_seconds()),
+    })
+
+
+@routes.post("/api/accounts/callback")
+@api_route("accounts.manage")
+async def oauth_callback(request: web.Request) -> web.Response:
+    body = await load_body(request, CallbackBody())
+    engine, cipher, now = request.app[DB], request.app[CIPHER], request.app[CLOCK].now()
+    async with engine.begin() as conn:
+        pending = await accounts.consume_state(
+            conn, state=body["state"], workspace_id=request[WORKSPACE_ID], api_key_id=request[API_KEY].id,
+            cipher=cipher, now=now,
+        )
+    network = pending["platform"]
+    adapter = _adapter(request, network)
+    try:
+        identities = await adapter.exchange_code(
+            code=body["code"], redirect_uri=pending["redirect_uri"], code_verifier=pending["code_verifier"]
+        )
+    except (PermanentError, TokenExpiredError) as exc:
+        raise errors.BadRequest(
+            f"{get_platform(network).name} refused the authorization code: {exc.message}",
+            code="OAUTH_EXCHANGE_FAILED",
+        ) from exc
+    except (RetryableError, UnknownOutcomeError) as exc:
+        raise _unavailable(network, exc) from exc
+    if not identities:
+        raise errors.BadRequest(
+            f"The {get_platform(network).name} grant gives no account that can publish",
+            code="OAUTH_EXCHANGE_FAILED",
+        )
+    async with engine.begin() as conn:
+        connected = [
+            await accounts.upsert_identity(
+                conn, workspace_id=request[WORKSPACE_ID], platform=network, identity=identity, cipher=cipher, now=now,
+            )
+            for identity in identities
+        ]
+    return ok({"accounts": [accounts.account_view(a, now=now, detail=True) for a in connected]}, status=201)
+
+
+@routes.get("/api/accounts/{id}")
+@api_route("accounts.read")
+async def get_account(request: web.Request) -> web.Response:
+    engine, now = request.app[DB], request.app[CLOCK].now()
+    async with engine.connect() as conn:
+        account = await accounts.get_account(conn, request[WORKSPACE_ID], request.match_info["id"])
+    if account["status"] == "active" and (account["last_sync_at"] is None or now - account["last_sync_at"] > STATS_MAX_AGE):
+        account = await _refresh_stats(request, account)
+    async with engine.connect() as conn:
+        counts = await accounts.posts_this_month(conn, [account["id"]], now)
+    return ok({"account": accounts.account_view(account, now=now, posts_month=counts.get(account["id"], 0),
+                                                detail=True)})
+
+
+async def _refresh_stats(request: web.Request, account: dict[str, Any]) -> dict[str, Any]:
+    """Followers and counts from the network; on failure the cached ones stay and health says why."""
+    engine, now = request.app[DB], request.app[CLOCK].now()
+    adapter = _adapter(request, account["platform"])
+    try:
+        stats = await accounts.call_with_refresh(
+            engine, adapter, account, request.app[CIPHER], now, adapter.account_stats
+        )
+    except PlatformError as exc:
+        log.info("stats of %s not refreshed: %s", account["id"], exc.message)
+        async with engine.connect() as conn:
+            return await accounts.get_account(conn, account["workspace_id"], account["id"])
+    values = {k: v for k, v in vars(stats).items() if v is not None}
+    async with engine.begin() as conn:
+        await accounts.store_stats(conn, account["id"], values, now)
+        return await accounts.get_account(conn, account["workspace_id"], account["id"])
+
+
+@routes.put("/api/accounts/{id}")
+@api_route("accounts.manage")
+async def update_account(request: web.Request) -> web.Response:
+    changes = await load_body(request, AccountUpdate())
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        account = await accounts.get_account(conn, request[WORKSPACE_ID], request.match_info["id"])
+        account = await accounts.update_account(conn, account, changes, now)
+    return ok({"account": accounts.account_view(account, now=now, detail=True)})
+
+
+@routes.delete("/api/accounts/{id}")
+@api_route("accounts.manage")
+async def disconnect_account(request: web.Request) -> web.Response:
+    engine, now = request.app[DB], request.app[CLOCK].now()
+    async with engine.connect() as conn:
+        account = await accounts.get_account(conn, request[WORKSPACE_ID], request.match_info["id"])
+    try:
+        # Best effort: the account is disconnected here whatever the network answers.
+        await _adapter(request, account["platform"]).revoke(accounts.auth_of(account, request.app[CIPHER]))
+    except Exception as exc:  # noqa: BLE001 - revocation must never block disconnecting
+        log.info("revoking %s at %s failed: %s", account["id"], account["platform"], exc)
+    async with engine.begin() as conn:
+        cancelled = await accounts.disconnect(conn, account, now)
+    return ok({"message": "Account disconnected successfully", "cancelled_posts": cancelled})

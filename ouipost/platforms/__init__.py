@@ -1,0 +1,42 @@
+"""Network adapters: one module per network, looked up through the registry."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from ouipost.platforms.base import ClientCredentials, PlatformAdapter
+from ouipost.platforms.http import PlatformHttp
+from ouipost.platforms.registry import get_platform
+
+if TYPE_CHECKING:  # config imports the registry, so importing config here at run time would be circular
+    from ouipost.config import Settings
+
+# The sandbox's OAuth apps accept these, so sandbox mode works with nothing configured.
+SANDBOX_CREDENTIALS = ClientCredentials("sandbox-client", "sandbox-secret")
+
+
+class NetworkNotConfigured(Exception):
+    """No OAuth app credentials for this network, and the sandbox is off."""
+
+
+def adapter_class(network: str) -> type[PlatformAdapter]:
+    module_name, _, class_name = get_platform(network).adapter.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def client_credentials(settings: Settings, network: str) -> ClientCredentials:
+    configured = settings.credentials.get(network)
+    if configured is not None:
+        return ClientCredentials(configured.client_id, configured.client_secret)
+    if settings.sandbox or not get_platform(network).oauth_supported:
+        return SANDBOX_CREDENTIALS
+    raise NetworkNotConfigured(
+        f"No OAuth app is configured for {network}: set OUIPOST_{network.upper()}_CLIENT_ID and "
+        f"OUIPOST_{network.upper()}_CLIENT_SECRET, or run in sandbox mode"
+    )
+
+
+def make_adapter(network: str, http: PlatformHttp, settings: Settings) -> PlatformAdapter:
+    """The adapter of `network`, talking through `http`; NetworkNotConfigured without credentials."""
+    return adapter_class(network)(http, client_credentials(settings, network))
