@@ -53,6 +53,7 @@ class Settings:
     max_json_kb: int = 1024
     max_image_mb: int = 20
     max_video_mb: int = 1024
+    max_document_mb: int = 100
     auto_migrate: bool = False
     log_level: str = "INFO"
 
@@ -139,6 +140,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         max_json_kb=reader.integer("OUIPOST_MAX_JSON_KB", 1024, 1, 1024 * 1024),
         max_image_mb=reader.integer("OUIPOST_MAX_IMAGE_MB", 20, 1, 10 * 1024),
         max_video_mb=reader.integer("OUIPOST_MAX_VIDEO_MB", 1024, 1, 100 * 1024),
+        max_document_mb=reader.integer("OUIPOST_MAX_DOCUMENT_MB", 100, 1, 10 * 1024),
         auto_migrate=reader.boolean("OUIPOST_AUTO_MIGRATE", default=False),
         log_level=reader.choice("OUIPOST_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
     )

@@ -12,6 +12,7 @@ from ouipost.clock import Clock
 from ouipost.config import Settings
 from ouipost.crypto import Cipher
 from ouipost.platforms.http import PlatformHttp
+from ouipost.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ CLOCK = web.AppKey("clock", Clock)
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 PLATFORM_HTTP = web.AppKey("platform_http", PlatformHttp)
 CIPHER = web.AppKey("cipher", Cipher)
+STORAGE = web.AppKey("storage", Storage)
 
 API_KEY = web.RequestKey("api_key", ApiKey)
 WORKSPACE_ID = web.RequestKey("workspace_id", str)

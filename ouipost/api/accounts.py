@@ -194,7 +194,8 @@ async def get_account(request: web.Request) -> web.Response:
     engine, now = request.app[DB], request.app[CLOCK].now()
     async with engine.connect() as conn:
         account = await accounts.get_account(conn, request[WORKSPACE_ID], request.match_info["id"])
-    if account["status"] == "active" and (account["last_sync_at"] is None or now - account["last_sync_at"] > STATS_MAX_AGE):
+    stale = account["last_sync_at"] is None or now - account["last_sync_at"] > STATS_MAX_AGE
+    if account["status"] == "active" and stale:
         account = await _refresh_stats(request, account)
     async with engine.connect() as conn:
         counts = await accounts.posts_this_month(conn, [account["id"]], now)
@@ -240,7 +241,7 @@ async def disconnect_account(request: web.Request) -> web.Response:
     try:
         # Best effort: the account is disconnected here whatever the network answers.
         await _adapter(request, account["platform"]).revoke(accounts.auth_of(account, request.app[CIPHER]))
-    except Exception as exc:  # noqa: BLE001 - revocation must never block disconnecting
+    except Exception as exc:  # revocation must never block disconnecting
         log.info("revoking %s at %s failed: %s", account["id"], account["platform"], exc)
     async with engine.begin() as conn:
         cancelled = await accounts.disconnect(conn, account, now)

@@ -1,0 +1,1 @@
+"""Posts: drafts, validation against the networks, targets."""

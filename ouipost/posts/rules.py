@@ -1,0 +1,141 @@
+"""The bridge between a post as stored and the network rules of `ouipost.posts.validation`.
+
+`check` runs the same rules for create, update and validate: errors that block a draft now, and the
+errors that would block scheduling or publishing (media a network requires, targets without an
+active account), each keyed by network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ouipost.context import STORAGE
+from ouipost.db.tables import social_accounts
+from ouipost.platforms.registry import get_platform
+from ouipost.posts import validation
+from ouipost.posts.service import Target, target_networks
+from ouipost.text import count_text, effective_text
+
+MEDIA_URL_TTL = 3600  # seconds a signed media URL in an answer stays valid
+
+
+@dataclass
+class Report:
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    publish_errors: dict[str, list[str]] = field(default_factory=dict)
+    platforms: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "valid": not self.errors,
+            "ready_to_publish": not self.errors and not self.publish_errors,
+            "errors": self.errors,
+            "publish_errors": self.publish_errors,
+            "platforms": self.platforms,
+        }
+
+
+def _media_infos(media: Sequence[Mapping[str, Any]]) -> list[validation.MediaInfo]:
+    return [
+        validation.MediaInfo(
+            id=m["id"], kind=m["type"], duration=m.get("duration"), width=m.get("width"), height=m.get("height")
+        )
+        for m in media
+    ]
+
+
+async def default_accounts(conn: AsyncConnection, workspace_id: str, networks: Iterable[str]) -> dict[str, str]:
+    """network -> the account a network name targets: is_default, else the earliest active one."""
+    rows = await conn.execute(
+        sa.select(social_accounts.c.id, social_accounts.c.platform, social_accounts.c.is_default)
+        .where(
+            social_accounts.c.workspace_id == workspace_id,
+            social_accounts.c.platform.in_(list(networks)),
+            social_accounts.c.status == "active",
+        )
+        .order_by(social_accounts.c.connected_at, social_accounts.c.id)
+    )
+    chosen: dict[str, str] = {}
+    for row in rows:
+        if row.is_default or row.platform not in chosen:
+            chosen[row.platform] = row.id
+    return chosen
+
+
+async def check(
+    conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], targets: Sequence[Target],
+    media: Sequence[Mapping[str, Any]],
+) -> Report:
+    """Every rule a post must obey for its target networks; nothing is written."""
+    report = Report()
+    networks = target_networks(targets)
+    overrides: Mapping[str, Mapping[str, Any]] = body.get("platform_content") or {}
+    for key in overrides:
+        if key not in networks:
+            report.errors.setdefault(key, []).append(
+                f"platform_content for {key}, but the post does not target {key}"
+            )
+
+    draft = validation.DraftPost(
+        content=body["content"], title=body.get("title"), link=body.get("link"),
+        hashtags=list(body.get("hashtags") or []), networks=networks,
+        platform_content={k: dict(v) for k, v in overrides.items() if k in networks},
+        media=_media_infos(media),
+    )
+    for network, problems in validation.validate_for_networks(draft, require_media=False).items():
+        report.errors.setdefault(network, []).extend(problems)
+    for network, problems in validation.validate_for_networks(draft, require_media=True).items():
+        extra = [p for p in problems if p not in report.errors.get(network, [])]
+        if extra:
+            report.publish_errors.setdefault(network, []).extend(extra)
+
+    accounts = await default_accounts(conn, workspace_id, networks)
+    for target in targets:
+        if target.account_id is None and target.network not in accounts:
+            report.publish_errors.setdefault(target.network, []).append(
+                f"No active {get_platform(target.network).name} account is connected to this workspace"
+            )
+
+    for network in networks:
+        spec = get_platform(network)
+        override = overrides.get(network, {})
+        text = effective_text(
+            override.get("content", body["content"]),
+            override.get("hashtags", body.get("hashtags") or []),
+            override.get("link", body.get("link")),
+            spec,
+        )
+        report.platforms[network] = {
+            "text": text,
+            "characters": count_text(text, spec.text_counting),
+            "max_characters": spec.max_characters,
+            "counting": spec.text_counting,
+        }
+    return report
+
+
+def media_urls(app: web.Application, media: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, str | None]]:
+    """Signed, expiring URLs for media rows (and their thumbnails)."""
+    storage = app[STORAGE]
+    return {
+        m["id"]: {
+            "url": storage.url(m["storage_key"], expires_in=MEDIA_URL_TTL),
+            "thumbnail_url": storage.url(m["thumbnail_key"], expires_in=MEDIA_URL_TTL) if m["thumbnail_key"] else None,
+        }
+        for m in media
+    }
+
+
+async def forget_media_files(app: web.Application, media: Sequence[Mapping[str, Any]]) -> None:
+    """Delete stored files of media rows already gone from the database (best effort, idempotent)."""
+    storage = app[STORAGE]
+    for m in media:
+        for key in (m["storage_key"], m["thumbnail_key"]):
+            if key:
+                await storage.delete(key)

@@ -1,0 +1,246 @@
+"""Posts: create, read, update and delete drafts and their targets; the views the API shows.
+
+A post names its targets in `platforms`: network names (the network's default account, resolved when
+the post is scheduled or published) and/or account ids of its workspace (exactly that account).
+Each entry becomes one `post_targets` row. Only draft and scheduled posts can change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ouipost import errors
+from ouipost.clock import isoformat
+from ouipost.db.tables import media as media_table
+from ouipost.db.tables import post_targets, posts, social_accounts
+from ouipost.ids import new_id
+from ouipost.platforms.registry import NETWORKS
+
+EDITABLE_STATUSES = frozenset({"draft", "scheduled"})
+STATUSES = ("draft", "scheduled", "publishing", "published", "partially_published", "failed")
+
+
+@dataclass(frozen=True)
+class Target:
+    requested: str  # as the client wrote it
+    network: str
+    account_id: str | None
+
+
+async def resolve_targets(conn: AsyncConnection, workspace_id: str, platforms: Sequence[str]) -> list[Target]:
+    """Turn `platforms` entries into targets; 422 naming every unknown network or account.
+
+    An account id of another workspace is reported exactly like one that does not exist.
+    """
+    problems: list[str] = []
+    account_ids = [p for p in platforms if p not in NETWORKS]
+    accounts: dict[str, str] = {}
+    if account_ids:
+        rows = await conn.execute(
+            sa.select(social_accounts.c.id, social_accounts.c.platform).where(
+                social_accounts.c.workspace_id == workspace_id, social_accounts.c.id.in_(account_ids)
+            )
+        )
+        accounts = {r.id: r.platform for r in rows}
+    targets: list[Target] = []
+    for entry in dict.fromkeys(platforms):
+        if entry in NETWORKS:
+            targets.append(Target(entry, entry, None))
+        elif entry in accounts:
+            targets.append(Target(entry, accounts[entry], entry))
+        elif entry.startswith("acc_"):
+            problems.append(f"Unknown account {entry}")
+        else:
+            problems.append(f"Unknown network {entry!r}; use one of {', '.join(NETWORKS)} or an account id")
+    if problems:
+        raise errors.ValidationError("Some platforms are not valid targets", details={"platforms": problems})
+    return targets
+
+
+def target_networks(targets: Sequence[Target]) -> list[str]:
+    return list(dict.fromkeys(t.network for t in targets))
+
+
+async def insert_post(
+    conn: AsyncConnection, *, workspace_id: str, fields: Mapping[str, Any], targets: Sequence[Target], now: datetime
+) -> dict[str, Any]:
+    row = {
+        "id": new_id("post"),
+        "workspace_id": workspace_id,
+        "status": "draft",
+        "content": fields["content"],
+        "title": fields.get("title"),
+        "link": fields.get("link"),
+        "hashtags": fields.get("hashtags", []),
+        "platforms": [t.requested for t in targets],
+        "platform_content": fields.get("platform_content", {}),
+        "scheduled_at": None,
+        "scheduled_timezone": None,
+        "published_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await conn.execute(posts.insert().values(**row))
+    await replace_targets(conn, row, targets, now)
+    return row
+
+
+async def replace_targets(
+    conn: AsyncConnection, post: Mapping[str, Any], targets: Sequence[Target], now: datetime
+) -> None:
+    await conn.execute(post_targets.delete().where(post_targets.c.post_id == post["id"]))
+    if targets:
+        await conn.execute(
+            post_targets.insert(),
+            [
+                {
+                    "id": new_id("tgt"), "post_id": post["id"], "workspace_id": post["workspace_id"],
+                    "network": t.network, "requested": t.requested, "account_id": t.account_id,
+                    "status": "pending", "attempts": 0, "created_at": now, "updated_at": now,
+                }
+                for t in targets
+            ],
+        )
+
+
+async def get_post(
+    conn: AsyncConnection, workspace_id: str, post_id: str, *, for_update: bool = False
+) -> dict[str, Any]:
+    """The post of this workspace; NOT_FOUND otherwise (another workspace's post included)."""
+    query = sa.select(posts).where(posts.c.id == post_id, posts.c.workspace_id == workspace_id)
+    if for_update and conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise errors.NotFound("Post not found")
+    return dict(row)
+
+
+def ensure_editable(post: Mapping[str, Any]) -> None:
+    if post["status"] not in EDITABLE_STATUSES:
+        raise errors.Conflict(
+            f"A {post['status']} post cannot be changed; only draft and scheduled posts can",
+            details={"status": post["status"]},
+        )
+
+
+async def update_post(
+    conn: AsyncConnection, post: Mapping[str, Any], changes: Mapping[str, Any],
+    targets: Sequence[Target] | None, now: datetime,
+) -> dict[str, Any]:
+    values = {k: v for k, v in changes.items() if k in ("content", "title", "link", "hashtags", "platform_content")}
+    if targets is not None:
+        values["platforms"] = [t.requested for t in targets]
+        await replace_targets(conn, post, targets, now)
+    values["updated_at"] = now
+    await conn.execute(posts.update().where(posts.c.id == post["id"]).values(**values))
+    return {**post, **values}
+
+
+async def delete_post(conn: AsyncConnection, post_id: str) -> None:
+    await conn.execute(posts.delete().where(posts.c.id == post_id))
+
+
+def effective_date() -> sa.ColumnElement[Any]:
+    """published_at, else scheduled_at, else created_at: what from/to filter on."""
+    return sa.func.coalesce(posts.c.published_at, posts.c.scheduled_at, posts.c.created_at)
+
+
+def list_filter(
+    workspace_id: str, *, status: str | None, platform: str | None, start: datetime | None, end: datetime | None
+) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = [posts.c.workspace_id == workspace_id]
+    if status:
+        clauses.append(posts.c.status == status)
+    if platform:
+        clauses.append(
+            sa.exists().where(post_targets.c.post_id == posts.c.id, post_targets.c.network == platform)
+        )
+    if start is not None:
+        clauses.append(effective_date() >= start)
+    if end is not None:
+        clauses.append(effective_date() <= end)
+    return clauses
+
+
+async def list_posts(
+    conn: AsyncConnection, clauses: Sequence[sa.ColumnElement[bool]], *, page: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page, newest first; ids are time-ordered, so ties never reorder between pages."""
+    total = await conn.scalar(sa.select(sa.func.count()).select_from(posts).where(*clauses))
+    rows = await conn.execute(
+        sa.select(posts).where(*clauses).order_by(posts.c.created_at.desc(), posts.c.id.desc())
+        .limit(limit).offset((page - 1) * limit)
+    )
+    return [dict(r) for r in rows.mappings()], int(total or 0)
+
+
+async def targets_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in post_ids}
+    if not post_ids:
+        return found
+    rows = await conn.execute(
+        sa.select(post_targets).where(post_targets.c.post_id.in_(post_ids)).order_by(post_targets.c.id)
+    )
+    for r in rows.mappings():
+        found[r["post_id"]].append(dict(r))
+    return found
+
+
+async def media_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in post_ids}
+    if not post_ids:
+        return found
+    rows = await conn.execute(
+        sa.select(media_table).where(media_table.c.post_id.in_(post_ids)).order_by(media_table.c.id)
+    )
+    for r in rows.mappings():
+        found[r["post_id"]].append(dict(r))
+    return found
+
+
+def post_view(
+    post: Mapping[str, Any], *, targets: Sequence[Mapping[str, Any]] = (),
+    media: Sequence[Mapping[str, Any]] = (), media_urls: Mapping[str, Mapping[str, str | None]] | None = None,
+    detail: bool = False,
+) -> dict[str, Any]:
+    """The post as the API shows it; `detail` adds platform_posts and per-network analytics."""
+    media_urls = media_urls or {}
+    view: dict[str, Any] = {
+        "id": post["id"],
+        "content": post["content"],
+        "title": post["title"],
+        "link": post["link"],
+        "hashtags": post["hashtags"],
+        "status": post["status"],
+        "platforms": post["platforms"],
+        "platform_content": post["platform_content"],
+        "media": [
+            {"id": m["id"], "type": m["type"], **media_urls.get(m["id"], {"url": None, "thumbnail_url": None}),
+             "alt_text": m["alt_text"]}
+            for m in media
+        ],
+        "scheduled_at": isoformat(post["scheduled_at"]),
+        "scheduled_timezone": post["scheduled_timezone"],
+        "published_at": isoformat(post["published_at"]),
+        "created_at": isoformat(post["created_at"]),
+        "updated_at": isoformat(post["updated_at"]),
+        "analytics": {"impressions": 0, "engagement": 0, "clicks": 0},
+    }
+    if detail:
+        view["platform_posts"] = [
+            {
+                "platform": t["network"], "account_id": t["account_id"], "post_id": t["remote_id"],
+                "url": t["remote_url"], "status": t["status"],
+                "error": {"code": t["error_code"], "message": t["error_message"]} if t["error_code"] else None,
+            }
+            for t in targets
+        ]
+        view["analytics"] = {"total_impressions": 0, "total_engagement": 0, "total_clicks": 0, "by_platform": {}}
+    return view

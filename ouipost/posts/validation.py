@@ -1,0 +1,263 @@
+"""Platform rules a post must obey, shared by create, update, validate and schedule/publish.
+
+Pure functions over plain dataclasses: no database, no HTTP. Every number comes from the registry
+(`ouipost.platforms.registry`); errors are human sentences keyed by network, ready for the 422
+VALIDATION_ERROR details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ouipost.platforms.registry import PLATFORMS, PlatformSpec
+from ouipost.text import (
+    COUNTING_LABELS,
+    count_inline_hashtags,
+    count_text,
+    effective_text,
+    normalise_hashtags,
+    utf8_length,
+)
+
+MediaKind = Literal["image", "video", "document"]
+
+# The registry has no `supports_documents` field yet; LinkedIn is the one network that takes a document
+# (PDF) post (platforms.md §4). Move this into PlatformSpec when the registry grows the field.
+_DOCUMENT_NETWORKS = frozenset({"linkedin"})
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What validation needs to know about one uploaded media item."""
+
+    id: str
+    kind: MediaKind | str
+    duration: float | None = None  # seconds, videos only
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class DraftPost:
+    """A post as validation sees it: the shared fields plus per-network overrides.
+
+    `platform_content[network]` may hold content, title, link, hashtags and media_ids; a key that is
+    missing or None falls back to the post's value. `extra_hashtags[network]` are the default hashtags of
+    an account with auto_hashtags on, added after the post's own.
+    """
+
+    content: str | None = ""
+    title: str | None = None
+    link: str | None = None
+    hashtags: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    platform_content: dict[str, dict[str, Any]] = field(default_factory=dict)
+    media: list[MediaInfo] = field(default_factory=list)
+    extra_hashtags: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _override(post: DraftPost, network: str, key: str, default: Any) -> Any:
+    value = (post.platform_content.get(network) or {}).get(key)
+    return default if value is None else value
+
+
+def select_media(
+    media: Sequence[MediaInfo], media_ids: Sequence[str] | None
+) -> tuple[list[MediaInfo], list[str]]:
+    """The media a network gets: all of `media`, or those named by `media_ids` in that order.
+
+    Returns (selected, unknown ids): ids not among the post's media are reported, not silently dropped.
+    """
+    if media_ids is None:
+        return list(media), []
+    by_id = {m.id: m for m in media}
+    selected = [by_id[mid] for mid in dict.fromkeys(media_ids) if mid in by_id]
+    unknown = [mid for mid in media_ids if mid not in by_id]
+    return selected, unknown
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def media_errors_for(spec: PlatformSpec, media: Sequence[MediaInfo]) -> list[str]:
+    """Per-network media rules for `media` as one post on `spec`'s network (counts, kinds, durations).
+
+    Does not check that media is present; see validate_for_networks(require_media=True).
+    """
+    name = spec.name
+    images = [m for m in media if m.kind == "image"]
+    videos = [m for m in media if m.kind == "video"]
+    documents = [m for m in media if m.kind == "document"]
+    others = [m for m in media if m.kind not in ("image", "video", "document")]
+    errors: list[str] = []
+
+    for m in others:
+        errors.append(f"media {m.id} is of unknown type {m.kind!r}")
+
+    if documents:
+        if spec.id not in _DOCUMENT_NETWORKS:
+            errors.append(f"{name} does not accept documents")
+        else:
+            if len(documents) > 1:
+                errors.append(f"{_plural(len(documents), 'document')}, {name} takes one document per post")
+            if images or videos:
+                errors.append(f"{name} cannot combine a document with images or video in one post")
+
+    if images:
+        if not spec.supports_images:
+            hint = " (it takes exactly one video)" if spec.supports_videos else ""
+            errors.append(f"{name} does not accept images{hint}")
+        elif len(images) > spec.max_images:
+            errors.append(f"{_plural(len(images), 'image')}, {name} allows at most {spec.max_images}")
+        elif len(images) > 1 and not spec.supports_carousel and spec.max_images <= 1:
+            errors.append(f"{_plural(len(images), 'image')}, {name} takes one image per post (no carousels)")
+
+    if videos:
+        if not spec.supports_videos:
+            errors.append(f"{name} does not accept videos")
+        else:
+            if len(videos) > spec.max_videos:
+                errors.append(f"{_plural(len(videos), 'video')}, {name} allows at most {spec.max_videos} per post")
+            for v in videos:
+                if v.duration is not None and v.duration > spec.max_video_duration:
+                    errors.append(
+                        f"video {v.id} lasts {v.duration:g} s, {name} allows at most {spec.max_video_duration} s"
+                    )
+
+    if images and videos and spec.supports_images and spec.supports_videos:
+        if not spec.mix_images_and_video:
+            errors.append(f"{name} cannot mix images and video in one post")
+        elif len(images) + len(videos) > spec.max_images:
+            # A mixed carousel counts every item against the carousel size.
+            errors.append(
+                f"{len(images) + len(videos)} items, {name} carousels hold at most {spec.max_images}"
+            )
+    return errors
+
+
+def _missing_media_error(spec: PlatformSpec, media: Sequence[MediaInfo]) -> str | None:
+    """The error when a network that requires media has none it can use (schedule/publish time)."""
+    if not spec.requires_media:
+        return None
+    if not spec.supports_images:
+        # YouTube: a post is exactly one video.
+        if not any(m.kind == "video" for m in media):
+            return f"{spec.name} needs exactly one video"
+        return None
+    usable = [m for m in media if m.kind == "image" or (m.kind == "video" and spec.supports_videos)]
+    if not usable:
+        kinds = "an image or a video" if spec.supports_videos else "an image"
+        return f"{spec.name} needs media: attach {kinds}"
+    return None
+
+
+def _text_errors(spec: PlatformSpec, text: str) -> list[str]:
+    errors: list[str] = []
+    counted = count_text(text, spec.text_counting)
+    if counted > spec.max_characters:
+        unit = "bytes" if spec.text_counting == "utf8_bytes" else "characters"
+        errors.append(
+            f"{counted} of {spec.max_characters} {unit} ({spec.name} {COUNTING_LABELS[spec.text_counting]})"
+        )
+    if spec.max_bytes is not None:
+        size = utf8_length(text)
+        if size > spec.max_bytes:
+            errors.append(f"{size} of {spec.max_bytes} bytes ({spec.name} also limits the text's UTF-8 size)")
+    if spec.max_hashtags is not None:
+        tags = count_inline_hashtags(text)
+        if tags > spec.max_hashtags:
+            errors.append(f"{tags} hashtags, {spec.name} allows at most {spec.max_hashtags}")
+    return errors
+
+
+def validate_network(post: DraftPost, network: str, *, require_media: bool) -> list[str]:
+    """The errors of `post` on one network (empty list when it is fine)."""
+    spec = PLATFORMS.get(network)
+    if spec is None:
+        return [f"{network!r} is not a supported network"]
+    errors: list[str] = []
+
+    content = _override(post, network, "content", post.content) or ""
+    link = _override(post, network, "link", post.link)
+    title = _override(post, network, "title", post.title)
+    raw_tags = list(_override(post, network, "hashtags", post.hashtags)) + list(post.extra_hashtags.get(network, []))
+    try:
+        tags = normalise_hashtags(raw_tags)
+    except ValueError as exc:
+        errors.append(str(exc))
+        tags = []
+
+    text = effective_text(content, tags, link, spec)
+    errors.extend(_text_errors(spec, text))
+
+    if title and spec.max_title is not None and len(title) > spec.max_title:
+        errors.append(f"title is {len(title)} of {spec.max_title} characters ({spec.name})")
+
+    media, unknown = select_media(post.media, _override(post, network, "media_ids", None))
+    if unknown:
+        errors.append(f"media_ids not attached to this post: {', '.join(unknown)}")
+    errors.extend(media_errors_for(spec, media))
+
+    if require_media:
+        missing = _missing_media_error(spec, media)
+        if missing:
+            errors.append(missing)
+        elif not media and not text.strip():
+            errors.append("nothing to publish: no text and no media")
+    return errors
+
+
+def validate_for_networks(post: DraftPost, *, require_media: bool) -> dict[str, list[str]]:
+    """Every platform rule for every network `post` targets; {} when the post is fine everywhere.
+
+    Text length (each network's own counting), Bluesky's byte cap, title limits, hashtag caps, media
+    counts, kinds, carousels, video durations and mixing, with per-network overrides from
+    platform_content (content, title, link, hashtags, media_ids). With `require_media` (schedule and
+    publish), networks that cannot post without media (Instagram, TikTok, YouTube, Pinterest) need
+    media they accept, and an empty post is refused. Unknown networks get an error of their own.
+    """
+    errors: dict[str, list[str]] = {}
+    for network in dict.fromkeys(post.networks):
+        problems = validate_network(post, network, require_media=require_media)
+        if problems:
+            errors[network] = problems
+    return errors
+
+
+def media_limit_errors(
+    networks: Iterable[str],
+    media: Sequence[MediaInfo],
+    *,
+    platform_media: Mapping[str, Sequence[str] | None] | None = None,
+) -> dict[str, list[str]]:
+    """Upload-time check: would the post's media (new upload included) break a network's media limits?
+
+    `media` is every media item of the post after the upload; `platform_media[network]` narrows a
+    network to the media_ids of its platform_content. A 5th image on a post targeting X is an error
+    here. Missing media is not checked (a draft may still be incomplete). Unknown networks are ignored:
+    validate_for_networks reports them.
+    """
+    errors: dict[str, list[str]] = {}
+    for network in dict.fromkeys(networks):
+        spec = PLATFORMS.get(network)
+        if spec is None:
+            continue
+        selected, _ = select_media(media, (platform_media or {}).get(network))
+        problems = media_errors_for(spec, selected)
+        if problems:
+            errors[network] = problems
+    return errors
+
+
+__all__ = [
+    "DraftPost",
+    "MediaInfo",
+    "media_errors_for",
+    "media_limit_errors",
+    "select_media",
+    "validate_for_networks",
+    "validate_network",
+]
