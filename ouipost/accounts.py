@@ -116,6 +116,10 @@ async def upsert_identity(
     }
     if existing:
         await conn.execute(social_accounts.update().where(social_accounts.c.id == account_id).values(**values))
+        if existing["status"] != "active":
+            from ouipost.publishing import retry_after_reconnect  # publishing imports this module
+
+            await retry_after_reconnect(conn, account_id, now)
     else:
         has_default = await conn.scalar(
             sa.select(sa.func.count()).select_from(social_accounts).where(

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -36,9 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the API, admin API, admin UI and media (default)")
     _serve_options(serve)
 
-    worker = sub.add_parser("worker", help="run a standalone worker process (arrives with the jobs queue)")
+    worker = sub.add_parser("worker", help="run a standalone worker process (SIGTERM/SIGINT stop it gracefully)")
     worker.add_argument("--concurrency", type=_positive_int, default=4, help="jobs run at once (default 4)")
     worker.add_argument("--queues", default="", help="comma-separated queues to take jobs from (default: all)")
+    worker.add_argument("--batch-size", type=_positive_int, default=50, help="most jobs claimed at once (default 50)")
+    worker.add_argument("--lease-seconds", type=_positive_float, default=30.0,
+                        help="how long a dead worker's jobs wait before another takes them (default 30)")
+    worker.add_argument("--poll-interval", type=_positive_float, default=1.0,
+                        help="seconds an idle worker sleeps between looks for due jobs (default 1)")
+    worker.add_argument("--grace-seconds", type=_positive_float, default=8.0,
+                        help="on stop, how long running jobs may finish before they are released (default 8)")
 
     sub.add_parser("migrate", help="apply pending database migrations")
 
@@ -72,6 +80,16 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
     if number < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
     return number
 
 
@@ -127,6 +145,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         return first_start_banner(info, settings.public_url) if info else None
 
     banner = asyncio.run(prepare())
+    if args.no_workers:
+        settings = settings.with_overrides(workers=0)
     app = create_app(settings)
     print(f"Oui Post listening on {settings.public_url} (database: {_db_kind(settings)}, "
           f"sandbox: {'on' if settings.sandbox else 'off'})", flush=True)
@@ -140,7 +160,39 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
-    raise CommandFailed("the standalone worker arrives with the jobs queue; nothing to run yet")
+    """Run the worker loop until SIGTERM/SIGINT, then finish or release running jobs and exit 0."""
+    import aiohttp
+
+    from ouipost import __version__
+    from workers.registry import load_handlers
+    from workers.worker import Worker
+
+    try:
+        handlers = load_handlers()
+    except (ImportError, ValueError) as exc:
+        raise CommandFailed(str(exc)) from exc
+    queues = [name.strip() for name in args.queues.split(",") if name.strip()] or None
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await prepare_database(engine, settings)
+            async with aiohttp.ClientSession(headers={"User-Agent": f"OuiPost/{__version__}"}) as http:
+                job_worker = Worker(
+                    engine, handlers, queues=queues, concurrency=args.concurrency, clock=Clock(),
+                    settings=settings, http=http, batch_size=args.batch_size, lease_seconds=args.lease_seconds,
+                    poll_interval=args.poll_interval, grace_seconds=args.grace_seconds,
+                )
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    asyncio.get_running_loop().add_signal_handler(signum, job_worker.stop)
+                print(f"Oui Post worker {job_worker.id} running (database: {_db_kind(settings)}, concurrency "
+                      f"{args.concurrency}, queues: {', '.join(queues) if queues else 'all'})", flush=True)
+                await job_worker.run()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return 0
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -13,6 +14,9 @@ from ouipost.config import Settings
 from ouipost.crypto import Cipher
 from ouipost.platforms.http import PlatformHttp
 from ouipost.storage import Storage
+
+if TYPE_CHECKING:  # workers.worker imports the queue, which imports this module
+    from workers.worker import Worker
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", AsyncEngine)
 CLOCK = web.AppKey("clock", Clock)
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+# The embedded worker of `serve` (absent with --no-workers or OUIPOST_WORKERS=0); see queue.notify_enqueued.
+WORKER: web.AppKey[Worker] = web.AppKey("worker")
 PLATFORM_HTTP = web.AppKey("platform_http", PlatformHttp)
 CIPHER = web.AppKey("cipher", Cipher)
 STORAGE = web.AppKey("storage", Storage)

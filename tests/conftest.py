@@ -164,7 +164,7 @@ class Key:
 
 
 @pytest.fixture
-def make_key(engine: AsyncEngine, clock: Clock):  # noqa: ANN201
+def make_key(engine: AsyncEngine, clock: Clock):
     """make_key(permissions=None, workspace=True, tier="starter") -> Key, built by the domain functions.
 
     With workspace=True the key gets a new workspace of its own; pass an id to grant an existing one.

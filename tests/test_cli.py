@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -110,10 +111,29 @@ def test_migrate_twice_is_a_no_op(cli_env: dict[str, str]) -> None:
     assert first.stdout == second.stdout
 
 
-def test_worker_is_reserved_and_says_so(cli_env: dict[str, str]) -> None:
-    result = run_cli("worker", env=cli_env)
+def test_worker_runs_until_sigterm_then_exits_0(cli_env: dict[str, str]) -> None:
+    full_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **cli_env}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "worker", "--concurrency", "2", "--queues", "default,publish"],
+        env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline()
+        assert "worker" in first_line and "running" in first_line and "default, publish" in first_line
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_worker_with_a_missing_handler_module_exits_1(cli_env: dict[str, str]) -> None:
+    result = run_cli("worker", env={**cli_env, "OUIPOST_EXTRA_JOB_HANDLERS": "tests.no_such_module"})
     assert result.returncode == 1
-    assert "jobs queue" in result.stderr
+    assert "OUIPOST_EXTRA_JOB_HANDLERS" in result.stderr and "Traceback" not in result.stderr
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
@@ -186,7 +206,9 @@ def test_first_start_prints_credentials_once_and_they_work(tmp_path: Path) -> No
         process.wait(timeout=20)
 
 
-def test_mysql_server_refuses_to_start_with_pending_migrations(test_database: DatabaseUnderTest, tmp_path: Path) -> None:
+def test_mysql_server_refuses_to_start_with_pending_migrations(
+    test_database: DatabaseUnderTest, tmp_path: Path
+) -> None:
     if not test_database.is_mysql:
         pytest.skip("only MySQL/MariaDB refuses; SQLite migrates itself")
     import asyncio

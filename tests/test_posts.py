@@ -55,7 +55,8 @@ async def test_account_of_another_workspace_is_refused_like_an_unknown_one(clien
     resp = await client.post("/api/accounts", json=BLUESKY, headers=theirs.headers())
     foreign = (await resp.json())["data"]["account"]["id"]
     body = await create(client, mine, expect=422, content="hi", platforms=[foreign])
-    unknown = await create(client, mine, expect=422, content="hi", platforms=["acc_01930000-0000-7000-8000-000000000000"])
+    missing = "acc_01930000-0000-7000-8000-000000000000"
+    unknown = await create(client, mine, expect=422, content="hi", platforms=[missing])
     assert body["error"]["details"]["platforms"] == [f"Unknown account {foreign}"]
     assert unknown["error"]["details"]["platforms"][0].startswith("Unknown account")
 

@@ -10,10 +10,11 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ouipost import accounts, errors
+from ouipost import accounts, errors, publishing
 from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, pagination
 from ouipost.context import API_KEY, CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS, WORKSPACE_ID
+from ouipost.events import record_event
 from ouipost.platforms import NetworkNotConfigured, make_adapter
 from ouipost.platforms.base import (
     PermanentError,
@@ -24,6 +25,7 @@ from ouipost.platforms.base import (
     UnknownOutcomeError,
 )
 from ouipost.platforms.registry import NETWORKS, get_platform
+from ouipost.schedules.service import remove_account_from_slots
 from ouipost.web import load_body, load_query, ok
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,8 @@ async def connect_account(request: web.Request) -> web.Response:
                 conn, workspace_id=request[WORKSPACE_ID], platform=network, identity=identity,
                 cipher=request.app[CIPHER], now=now,
             )
+            await record_event(conn, "account.connected", {"account": accounts.account_view(account, now=now)},
+                               workspace_id=request[WORKSPACE_ID], now=now)
         return ok({"account": accounts.account_view(account, now=now, detail=True)}, status=201)
 
     state = accounts.new_state()
@@ -185,6 +189,9 @@ async def oauth_callback(request: web.Request) -> web.Response:
             )
             for identity in identities
         ]
+        for account in connected:
+            await record_event(conn, "account.connected", {"account": accounts.account_view(account, now=now)},
+                               workspace_id=request[WORKSPACE_ID], now=now)
     return ok({"accounts": [accounts.account_view(a, now=now, detail=True) for a in connected]}, status=201)
 
 
@@ -245,4 +252,7 @@ async def disconnect_account(request: web.Request) -> web.Response:
         log.info("revoking %s at %s failed: %s", account["id"], account["platform"], exc)
     async with engine.begin() as conn:
         cancelled = await accounts.disconnect(conn, account, now)
+        await publishing.apply_moves(conn, await remove_account_from_slots(conn, account["id"], now), now)
+        await record_event(conn, "account.disconnected", {"account": accounts.account_view(account, now=now)},
+                           workspace_id=request[WORKSPACE_ID], now=now)
     return ok({"message": "Account disconnected successfully", "cancelled_posts": cancelled})

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import errors
+from ouipost import errors, publishing, workspaces
 from ouipost.api.auth import api_route
-from ouipost.api.common import HashtagList, PageQuery, pagination
+from ouipost.api.common import HashtagList, PageQuery, pagination, validate_timezone
+from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, WORKSPACE_ID
+from ouipost.events import record_event
 from ouipost.idempotency import idempotent
 from ouipost.platforms.registry import NETWORKS
 from ouipost.posts import rules, service
+from ouipost.queue import notify_enqueued
 from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
@@ -87,6 +93,8 @@ async def create_post(request: web.Request) -> web.Response:
         post = await service.insert_post(
             conn, workspace_id=workspace_id, fields=body, targets=targets, now=request.app[CLOCK].now()
         )
+        await record_event(conn, "post.created", {"post": service.post_view(post)}, workspace_id=workspace_id,
+                           now=request.app[CLOCK].now())
     return ok({"post": service.post_view(post)}, status=201)
 
 
@@ -154,3 +162,93 @@ async def _check_rules(
     report = await rules.check(conn, workspace_id, body, targets, media=media)
     if report.errors:
         raise errors.ValidationError("The post breaks the rules of some networks", details=report.errors)
+
+
+# --- scheduling and publishing ----------------------------------------------------------------------
+
+PUBLISH_WAIT_SECONDS = 5.0  # how long POST /publish waits for the outcome before answering 202
+
+
+class ScheduleBody(Schema):
+    scheduled_at = fields.String(validate=validate.Length(min=10, max=40))
+    timezone = fields.String(validate=validate_timezone)
+    schedule_id = fields.String(validate=validate.Length(min=1, max=64))
+
+    @validates_schema
+    def _one_way(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if ("scheduled_at" in data) == ("schedule_id" in data):
+            raise ValidationError("Give either scheduled_at or schedule_id", field_name="scheduled_at")
+        if "schedule_id" in data and "timezone" in data:
+            raise ValidationError("A schedule has its own time zone", field_name="timezone")
+
+
+def _scheduled_instant(value: str, zone: str) -> datetime:
+    """An ISO 8601 time; without an offset it is a wall-clock time in `zone` (an explicit offset wins)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise errors.ValidationError(
+            "scheduled_at is not an ISO 8601 date and time", details={"scheduled_at": ["e.g. 2025-01-25T09:00:00Z"]}
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(zone))
+    return parsed.astimezone(UTC)
+
+
+async def _workspace_timezone(conn: AsyncConnection, workspace_id: str) -> str:
+    workspace = await workspaces.get_workspace(conn, workspace_id)
+    return str(((workspace or {}).get("settings") or {}).get("timezone") or "UTC")
+
+
+@routes.post("/api/posts/{id}/schedule")
+@api_route("posts.write")
+async def schedule_post(request: web.Request) -> web.Response:
+    body = await load_body(request, ScheduleBody())
+    workspace_id, now = request[WORKSPACE_ID], request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
+        if "schedule_id" in body:
+            post = await publishing.queue_into_schedule(conn, post, body["schedule_id"], now)
+        else:
+            zone = body.get("timezone") or await _workspace_timezone(conn, workspace_id)
+            instant = _scheduled_instant(body["scheduled_at"], zone)
+            post = await publishing.schedule_post(conn, post, instant, zone, now)
+    notify_enqueued(request.app)
+    return ok({"post": {
+        "id": post["id"], "status": post["status"], "scheduled_at": isoformat(post["scheduled_at"]),
+        "scheduled_timezone": post["scheduled_timezone"],
+    }})
+
+
+@routes.post("/api/posts/{id}/unschedule")
+@api_route("posts.write")
+async def unschedule_post(request: web.Request) -> web.Response:
+    async with request.app[DB].begin() as conn:
+        post = await service.get_post(conn, request[WORKSPACE_ID], request.match_info["id"], for_update=True)
+        post = await publishing.unschedule_post(conn, post, request.app[CLOCK].now())
+    return ok({"post": service.post_view(post)})
+
+
+@routes.post("/api/posts/{id}/publish")
+@api_route("posts.write")
+async def publish_post(request: web.Request) -> web.Response:
+    """Enqueue at once and wait a few seconds: 200 with platform_results when done, else 202."""
+    engine, workspace_id = request.app[DB], request[WORKSPACE_ID]
+    async with engine.begin() as conn:
+        post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
+        await publishing.request_publish(conn, post, request.app[CLOCK].now())
+    notify_enqueued(request.app)
+    deadline = asyncio.get_running_loop().time() + PUBLISH_WAIT_SECONDS
+    while True:
+        async with engine.connect() as conn:
+            post = await service.get_post(conn, workspace_id, request.match_info["id"])
+            targets = (await service.targets_of(conn, [post["id"]]))[post["id"]]
+        done = post["status"] in publishing.FINAL_STATUSES
+        if done or asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(0.1)
+    view = {
+        "id": post["id"], "status": post["status"], "published_at": isoformat(post["published_at"]),
+        "platform_results": publishing.platform_results([t for t in targets if t["status"] != "cancelled"]),
+    }
+    return ok({"post": view}, status=200 if done else 202)

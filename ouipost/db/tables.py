@@ -223,5 +223,20 @@ oauth_states = sa.Table(
 )
 
 
+# The outbox: domain events written in the same transaction as the change that caused them, so an
+# event exists if and only if its change committed. Webhook delivery reads from here.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("workspace_id", Id(), nullable=True),  # kept after the workspace is gone: events are history
+    sa.Column("payload", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("dispatched_at", UTCDateTime, nullable=True),
+    sa.Index(None, "dispatched_at", "created_at"),
+)
+
+
 # Tables of other domains share `metadata`; importing them here makes this module the complete schema.
-from ouipost.db import admin_tables  # noqa: E402, F401
+from ouipost.db import admin_tables, queue_tables, schedule_tables  # noqa: E402, F401

@@ -37,6 +37,23 @@ def create_storage(kind: str, **options: Any) -> Storage:
     raise ValueError(f"unknown storage kind {kind!r}; expected one of {', '.join(STORAGE_KINDS)}")
 
 
+def storage_from_settings(settings: Any) -> Storage:
+    """The media storage the settings ask for: local disk under the data dir (URLs signed with a key
+    derived from the secret key), or the S3 bucket."""
+    if settings.storage == "s3":
+        return create_storage(
+            "s3", bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+        )
+    from pathlib import Path
+
+    from ouipost.crypto import derive_key
+
+    return create_storage(
+        "local", root=Path(settings.data_dir) / "media", public_url=settings.public_url,
+        secret=derive_key(settings.secret_key, "ouipost/media-urls/v1"),
+    )
+
+
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "STORAGE_KINDS",
@@ -46,4 +63,5 @@ __all__ = [
     "StorageError",
     "check_key",
     "create_storage",
+    "storage_from_settings",
 ]

@@ -1,0 +1,94 @@
+"""POST /admin/login, POST /admin/logout, GET /admin/profile."""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+from marshmallow import Schema, fields, validate
+
+from ouipost import admin_auth, errors
+from ouipost.admin.common import ADMIN_USER, admin_route, request_actor
+from ouipost.admin.users_service import get_user, user_view, workspaces_by_user
+from ouipost.audit import Actor, record_audit
+from ouipost.clock import isoformat
+from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.web import load_body, ok
+
+routes = web.RouteTableDef()
+
+
+class LoginBody(Schema):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    # Bounded so that a huge "password" cannot make argon2 work on megabytes.
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+
+
+@routes.post("/admin/login")
+async def login(request: web.Request) -> web.Response:
+    body = await load_body(request, LoginBody())
+    now = request.app[CLOCK].now()
+    email = body["email"].strip().lower()
+    async with request.app[DB].begin() as conn:
+        outcome = await admin_auth.login(
+            conn, email, body["password"], ip_address=request.remote,
+            secret_key=request.app[SETTINGS].secret_key, now=now,
+        )
+        user = outcome.user
+        actor = Actor(
+            user_id=user["id"] if user else None, user_email=email,
+            ip_address=request.remote, user_agent=request.headers.get("User-Agent"),
+        )
+        if outcome.token is None:
+            details = {"reason": outcome.failure}
+            if outcome.locked_until is not None:
+                details["locked_until"] = isoformat(outcome.locked_until)
+            await record_audit(
+                conn, action="auth.login_failed", actor=actor, now=now, resource_type="user",
+                resource_id=user["id"] if user else None, details=details,
+            )
+        else:
+            await record_audit(
+                conn, action="auth.login_succeeded", actor=actor, now=now, resource_type="user",
+                resource_id=user["id"] if user else None,
+            )
+    # Raised after the block so that the failure and its audit entry are committed.
+    if outcome.token is None:
+        if outcome.failure == "locked" and outcome.locked_until is not None:
+            retry_after = max(1, math.ceil((outcome.locked_until - now).total_seconds()))
+            raise errors.RateLimited(
+                "Too many failed logins for this e-mail; try again later",
+                details={"retry_after": retry_after}, headers={"Retry-After": str(retry_after)},
+            )
+        raise errors.Unauthorized(admin_auth.INVALID_CREDENTIALS)
+    assert user is not None
+    return ok({
+        "token": outcome.token.token,
+        "expires_at": isoformat(outcome.token.expires_at),
+        "user": {"id": user["id"], "email": user["email"], "name": user["name"], "role": user["role"]},
+    })
+
+
+@routes.post("/admin/logout")
+@admin_route(None)
+async def logout(request: web.Request) -> web.Response:
+    user = request[ADMIN_USER]
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        await admin_auth.revoke_session(conn, user.jti, now)
+        await record_audit(
+            conn, action="auth.logout", actor=request_actor(request), now=now, resource_type="user",
+            resource_id=user.id,
+        )
+    return ok({"message": "Logged out successfully"})
+
+
+@routes.get("/admin/profile")
+@admin_route(None)
+async def profile(request: web.Request) -> web.Response:
+    async with request.app[DB].connect() as conn:
+        row = await get_user(conn, request[ADMIN_USER].id)
+        if row is None:  # deleted between the token check and here
+            raise errors.Unauthorized("Invalid, expired or revoked token")
+        grants = await workspaces_by_user(conn, [row["id"]])
+    return ok({"user": user_view(row, grants[row["id"]])})

@@ -1,0 +1,162 @@
+"""GET/POST /admin/keys, PUT/DELETE /admin/keys/{id}, POST /admin/keys/{id}/rotate
+(permission api_keys.manage). A key's secret is shown once: at creation and at rotation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ouipost import api_keys, errors, rate_limits
+from ouipost.admin import keys_service
+from ouipost.admin.common import Choice, StrictBoolean, UniqueList, admin_route, request_actor
+from ouipost.admin.users_service import require_workspaces
+from ouipost.api.common import PageQuery, TrimmedString, pagination
+from ouipost.audit import record_audit
+from ouipost.clock import isoformat
+from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.web import load_body, load_query, ok
+
+routes = web.RouteTableDef()
+
+
+class KeyBody(Schema):
+    name = TrimmedString(required=True, validate=validate.Length(min=1, max=100))
+    tier = TrimmedString(load_default="starter", validate=validate.Length(min=1, max=32))
+    permissions = UniqueList(Choice(api_keys.PERMISSIONS))
+    workspaces = UniqueList(fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(max=1000))
+
+
+class KeyUpdateBody(KeyBody):
+    is_active = StrictBoolean()
+
+    @validates_schema
+    def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Send at least one field to change", "_body")
+
+
+class KeyQuery(PageQuery):
+    is_active = fields.Boolean()
+
+
+def _check_tier(request: web.Request, body: dict[str, Any]) -> None:
+    # Tiers are configuration (OUIPOST_RATE_LIMITS), so they are checked here rather than in the schema.
+    tiers = request.app[SETTINGS].rate_limits
+    if "tier" in body and body["tier"] not in tiers:
+        raise errors.ValidationError(
+            f"Unknown tier {body['tier']!r}",
+            details={"tier": [f"Unknown value {body['tier']!r}; choose from {', '.join(tiers)}"]},
+        )
+
+
+async def _view(conn: Any, row: dict[str, Any], now: Any) -> dict[str, Any]:
+    grants = await keys_service.workspaces_by_key(conn, [row["id"]])
+    usage = await rate_limits.usage_by_key(conn, [row["id"]], now.date())
+    return keys_service.key_view(row, grants[row["id"]], usage[row["id"]])
+
+
+@routes.get("/admin/keys")
+@admin_route("api_keys.manage")
+async def list_keys(request: web.Request) -> web.Response:
+    query = load_query(request, KeyQuery())
+    today = request.app[CLOCK].now().date()
+    async with request.app[DB].connect() as conn:
+        rows, total = await keys_service.list_keys(
+            conn, page=query["page"], limit=query["limit"], is_active=query.get("is_active")
+        )
+        ids = [r["id"] for r in rows]
+        grants = await keys_service.workspaces_by_key(conn, ids)
+        usage = await rate_limits.usage_by_key(conn, ids, today)
+    return ok({
+        "keys": [keys_service.key_view(r, grants[r["id"]], usage[r["id"]]) for r in rows],
+        "pagination": pagination(query["page"], query["limit"], total),
+    })
+
+
+@routes.post("/admin/keys")
+@admin_route("api_keys.manage")
+async def create_key(request: web.Request) -> web.Response:
+    body = await load_body(request, KeyBody())
+    _check_tier(request, body)
+    now = request.app[CLOCK].now()
+    actor = request_actor(request)
+    async with request.app[DB].begin() as conn:
+        await require_workspaces(conn, body.get("workspaces", []))
+        new = await api_keys.create_key(
+            conn, name=body["name"], tier=body["tier"], permissions=body.get("permissions"),
+            workspace_ids=body.get("workspaces", []), created_by=actor.user_id, now=now,
+        )
+        view = await _view(conn, new.record, now)
+        await record_audit(
+            conn, action="api_key.created", actor=actor, now=now, resource_type="api_key",
+            resource_id=new.record["id"],
+            details={"key_name": body["name"], "tier": body["tier"], "permissions": view["permissions"],
+                     "workspaces": view["workspaces"]},
+        )
+    return ok({"key": {**view, "api_key": new.secret}}, status=201)
+
+
+@routes.put("/admin/keys/{id}")
+@admin_route("api_keys.manage")
+async def update_key(request: web.Request) -> web.Response:
+    body = await load_body(request, KeyUpdateBody(), partial=True)
+    _check_tier(request, body)
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        key = await keys_service.get_key(conn, request.match_info["id"])
+        if key is None:
+            raise errors.NotFound("API key not found")
+        if "workspaces" in body:
+            await require_workspaces(conn, body["workspaces"])
+        row, changed = await keys_service.update_key(conn, key, body, now)
+        if changed:
+            details: dict[str, Any] = {"key_name": row["name"], "changed": changed}
+            for field in ("tier", "is_active", "permissions"):
+                if field in changed:
+                    details[field] = row[field]
+            await record_audit(
+                conn, action="api_key.updated", actor=request_actor(request), now=now, resource_type="api_key",
+                resource_id=row["id"], details=details,
+            )
+        view = await _view(conn, row, now)
+    return ok({"key": view})
+
+
+@routes.delete("/admin/keys/{id}")
+@admin_route("api_keys.manage")
+async def delete_key(request: web.Request) -> web.Response:
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        key = await keys_service.get_key(conn, request.match_info["id"])
+        if key is None or not await keys_service.delete_key(conn, key["id"]):
+            raise errors.NotFound("API key not found")
+        await record_audit(
+            conn, action="api_key.deleted", actor=request_actor(request), now=now, resource_type="api_key",
+            resource_id=key["id"], details={"key_name": key["name"], "tier": key["tier"]},
+        )
+    return ok({"message": "API key deleted successfully"})
+
+
+@routes.post("/admin/keys/{id}/rotate")
+@admin_route("api_keys.manage")
+async def rotate_key(request: web.Request) -> web.Response:
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        key = await keys_service.get_key(conn, request.match_info["id"])
+        if key is None:
+            raise errors.NotFound("API key not found")
+        secret, old_expires_at = await keys_service.rotate_key(conn, key["id"], now)
+        await record_audit(
+            conn, action="api_key.rotated", actor=request_actor(request), now=now, resource_type="api_key",
+            resource_id=key["id"], details={"key_name": key["name"], "old_key_expires_at": isoformat(old_expires_at)},
+        )
+    return ok({
+        "key": {
+            "id": key["id"],
+            "prefix": secret[: api_keys.VISIBLE_PREFIX_LENGTH],
+            "new_api_key": secret,
+            "old_key_expires_at": isoformat(old_expires_at),
+        }
+    })

@@ -1,0 +1,136 @@
+"""API keys as the admin API manages them: listing with usage, changes, rotation, deletion.
+
+Creation, hashing and authentication live in ouipost.api_keys; this module adds what only admins do.
+Rotation inserts a new secret and gives every older secret of the key at most 24 hours to live, so
+clients can switch without downtime; `api_keys.authenticate` refuses a secret past its expires_at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ouipost import api_keys
+from ouipost.clock import isoformat
+from ouipost.db.tables import api_key_secrets, api_key_workspaces
+from ouipost.db.tables import api_keys as keys_table
+
+ROTATION_GRACE = timedelta(hours=24)
+
+
+async def get_key(conn: AsyncConnection, key_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(keys_table).where(keys_table.c.id == key_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def list_keys(
+    conn: AsyncConnection, *, page: int, limit: int, is_active: bool | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of keys, oldest first, and how many match."""
+    conditions = [] if is_active is None else [keys_table.c.is_active == is_active]
+    total = await conn.scalar(sa.select(sa.func.count()).select_from(keys_table).where(*conditions))
+    rows = await conn.execute(
+        sa.select(keys_table).where(*conditions).order_by(keys_table.c.id).limit(limit).offset((page - 1) * limit)
+    )
+    return [dict(r) for r in rows.mappings()], int(total or 0)
+
+
+async def workspaces_by_key(conn: AsyncConnection, key_ids: Sequence[str]) -> dict[str, list[str]]:
+    grants: dict[str, list[str]] = {k: [] for k in key_ids}
+    if not key_ids:
+        return grants
+    rows = await conn.execute(
+        sa.select(api_key_workspaces.c.key_id, api_key_workspaces.c.workspace_id)
+        .where(api_key_workspaces.c.key_id.in_(key_ids))
+        .order_by(api_key_workspaces.c.workspace_id)
+    )
+    for key_id, workspace_id in rows:
+        grants[key_id].append(workspace_id)
+    return grants
+
+
+async def set_workspaces(conn: AsyncConnection, key_id: str, workspace_ids: Iterable[str]) -> None:
+    """Replace the key's workspace grants (the caller checked that they exist)."""
+    await conn.execute(api_key_workspaces.delete().where(api_key_workspaces.c.key_id == key_id))
+    rows = [{"key_id": key_id, "workspace_id": w} for w in dict.fromkeys(workspace_ids)]
+    if rows:
+        await conn.execute(api_key_workspaces.insert(), rows)
+
+
+async def update_key(
+    conn: AsyncConnection, key: Mapping[str, Any], changes: Mapping[str, Any], now: datetime
+) -> tuple[dict[str, Any], list[str]]:
+    """Apply name/tier/permissions/is_active/workspaces changes; returns the new row and what changed.
+    Deactivation takes effect on the key's next request (authentication reads is_active)."""
+    values: dict[str, Any] = {}
+    for field in ("name", "tier", "is_active"):
+        if field in changes and changes[field] != key[field]:
+            values[field] = changes[field]
+    if "permissions" in changes:
+        permissions = sorted(set(changes["permissions"]))  # stored sorted, as api_keys.create_key does
+        if permissions != list(key["permissions"]):
+            values["permissions"] = permissions
+    changed = list(values)
+    if values:
+        values["updated_at"] = now
+        await conn.execute(keys_table.update().where(keys_table.c.id == key["id"]).values(**values))
+    if "workspaces" in changes:
+        before = (await workspaces_by_key(conn, [key["id"]]))[key["id"]]
+        if sorted(before) != sorted(dict.fromkeys(changes["workspaces"])):
+            await set_workspaces(conn, key["id"], changes["workspaces"])
+            changed.append("workspaces")
+    return {**key, **values}, changed
+
+
+async def rotate_key(conn: AsyncConnection, key_id: str, now: datetime) -> tuple[str, datetime]:
+    """Issue a new secret for the key; every older secret stays valid for at most 24 hours more.
+    Returns the new secret (shown once) and when the old one stops working."""
+    old_expires_at = now + ROTATION_GRACE
+    await conn.execute(
+        api_key_secrets.update()
+        .where(
+            api_key_secrets.c.key_id == key_id,
+            sa.or_(api_key_secrets.c.expires_at.is_(None), api_key_secrets.c.expires_at > old_expires_at),
+        )
+        .values(expires_at=old_expires_at)
+    )
+    secret = api_keys.generate_secret()
+    await conn.execute(
+        api_key_secrets.insert().values(secret_hash=api_keys.hash_secret(secret), key_id=key_id, created_at=now)
+    )
+    # The visible prefix follows the current secret, so admins can tell which one a client holds.
+    await conn.execute(
+        keys_table.update()
+        .where(keys_table.c.id == key_id)
+        .values(prefix=secret[: api_keys.VISIBLE_PREFIX_LENGTH], updated_at=now)
+    )
+    await conn.execute(
+        api_key_secrets.delete().where(api_key_secrets.c.key_id == key_id, api_key_secrets.c.expires_at <= now)
+    )
+    return secret, old_expires_at
+
+
+async def delete_key(conn: AsyncConnection, key_id: str) -> bool:
+    """Delete the key at once: its secrets, grants, counters and usage cascade."""
+    result = await conn.execute(keys_table.delete().where(keys_table.c.id == key_id))
+    return result.rowcount > 0
+
+
+def key_view(row: Mapping[str, Any], workspace_ids: Sequence[str], usage: Mapping[str, int]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "prefix": row["prefix"],
+        "tier": row["tier"],
+        "permissions": list(row["permissions"]),
+        "workspaces": list(workspace_ids),
+        "is_active": bool(row["is_active"]),
+        "created_at": isoformat(row["created_at"]),
+        "updated_at": isoformat(row["updated_at"]),
+        "last_used_at": isoformat(row["last_used_at"]),
+        "usage": {"requests_today": usage["requests_today"], "requests_this_month": usage["requests_this_month"]},
+    }

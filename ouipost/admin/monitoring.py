@@ -1,0 +1,333 @@
+"""What the dashboard, stats, health, platform-health and system views measure, as plain functions.
+
+`record_platform_call` is the worker's side: it records the outcome of each publish call, and
+`platform_health` turns the last 24 hours of them into a status per network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import resource
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ouipost import rate_limits
+from ouipost.clock import isoformat
+from ouipost.db.admin_tables import platform_calls
+from ouipost.db.tables import api_keys, metadata, posts, social_accounts, users, workspaces
+from ouipost.platforms.registry import NETWORKS
+
+POST_STATUSES = ("draft", "scheduled", "published", "failed")
+ACCOUNT_STATUSES = ("active", "expired", "error")
+DEGRADED_ERROR_RATE = 5.0  # percent of calls failed in 24 h
+DOWN_ERROR_RATE = 50.0
+STORAGE_DEGRADED_PERCENT = 90.0
+STORAGE_UNHEALTHY_PERCENT = 98.0
+
+
+async def _count(conn: AsyncConnection, table: sa.Table, *conditions: sa.ColumnElement[bool]) -> int:
+    return int(await conn.scalar(sa.select(sa.func.count()).select_from(table).where(*conditions)) or 0)
+
+
+async def _grouped(conn: AsyncConnection, column: sa.ColumnElement[Any]) -> dict[str, int]:
+    rows = await conn.execute(sa.select(column, sa.func.count()).group_by(column))
+    return {str(value): int(count) for value, count in rows}
+
+
+async def posts_by_network(conn: AsyncConnection) -> Counter[str]:
+    """Posts per network they target. `posts.platforms` holds network names and/or account ids;
+    grouping by the whole list first keeps this to one row per distinct combination."""
+    combos = (await conn.execute(sa.select(posts.c.platforms, sa.func.count()).group_by(posts.c.platforms))).all()
+    account_ids = {t for targets, _ in combos for t in (targets or []) if isinstance(t, str) and t.startswith("acc_")}
+    networks_of: dict[str, str] = {}
+    if account_ids:
+        rows = await conn.execute(
+            sa.select(social_accounts.c.id, social_accounts.c.platform).where(social_accounts.c.id.in_(account_ids))
+        )
+        networks_of = {account_id: network for account_id, network in rows}
+    counts: Counter[str] = Counter()
+    for targets, count in combos:
+        networks = {networks_of.get(t, t) for t in (targets or []) if isinstance(t, str)}
+        for network in networks & set(NETWORKS):
+            counts[network] += int(count)
+    return counts
+
+
+def top_with_other(counts: Counter[str], top: int = 4) -> dict[str, int]:
+    ranked = counts.most_common()
+    shown = dict(ranked[:top])
+    rest = sum(c for _, c in ranked[top:])
+    if rest:
+        shown["other"] = rest
+    return shown
+
+
+async def dashboard(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
+    """Counts for the dashboard. Days and weeks are UTC; the week starts on Monday."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    week = today - timedelta(days=today.weekday())
+    usage = await rate_limits.usage_totals(conn, now.date())
+    return {
+        "overview": {
+            "total_workspaces": await _count(conn, workspaces),
+            "total_posts": await _count(conn, posts),
+            "total_accounts": await _count(conn, social_accounts),
+            "total_users": await _count(conn, users),
+        },
+        "activity": {
+            "posts_today": await _count(conn, posts, posts.c.created_at >= today),
+            "posts_this_week": await _count(conn, posts, posts.c.created_at >= week),
+            "scheduled_posts": await _count(conn, posts, posts.c.status == "scheduled"),
+            "failed_posts": await _count(conn, posts, posts.c.status == "failed"),
+        },
+        "api_usage": {
+            "requests_today": usage["requests_today"],
+            "requests_this_month": usage["requests_this_month"],
+            "active_keys": await _count(conn, api_keys, api_keys.c.is_active.is_(True)),
+        },
+        "platform_distribution": top_with_other(await posts_by_network(conn)),
+    }
+
+
+def directory_size(path: Path) -> int:
+    """Bytes of the regular files under `path` (0 when it does not exist). Blocking: run in a thread."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue  # removed while walking
+    return total
+
+
+async def stats(conn: AsyncConnection, data_dir: Path, now: datetime) -> dict[str, Any]:
+    post_status = {s: 0 for s in POST_STATUSES} | await _grouped(conn, posts.c.status)
+    account_status = {s: 0 for s in ACCOUNT_STATUSES} | await _grouped(conn, social_accounts.c.status)
+    used = await asyncio.to_thread(directory_size, data_dir)
+    limit = await asyncio.to_thread(_disk_total, data_dir)
+    usage = await rate_limits.usage_totals(conn, now.date())
+    return {
+        "posts": {
+            "total": sum(post_status.values()),
+            "by_status": post_status,
+            "by_platform": dict((await posts_by_network(conn)).most_common()),
+        },
+        "accounts": {"total": sum(account_status.values()), "by_status": account_status},
+        "usage": {
+            "storage_used_mb": round(used / 2**20, 1),
+            "storage_limit_mb": round(limit / 2**20, 1) if limit else None,
+            "api_calls_this_month": usage["requests_this_month"],
+        },
+    }
+
+
+def _disk_total(path: Path) -> int | None:
+    probe = path if path.exists() else path.parent
+    try:
+        return shutil.disk_usage(probe).total
+    except OSError:
+        return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Health
+
+
+async def check_database(engine: AsyncEngine) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # any failure to answer is "unhealthy", whatever the driver raised
+        return {"status": "unhealthy", "error": type(exc).__name__}
+    return {"status": "healthy", "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+def check_storage(data_dir: Path) -> dict[str, Any]:
+    """Disk usage of the data dir's filesystem, and a write+delete probe. Blocking: run in a thread."""
+    started = time.monotonic()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / f".health-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+        usage = shutil.disk_usage(data_dir)
+    except OSError as exc:
+        return {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc.strerror or exc}"}
+    used_percent = round(usage.used / usage.total * 100, 1) if usage.total else 0.0
+    status = "healthy"
+    if used_percent >= STORAGE_UNHEALTHY_PERCENT:
+        status = "unhealthy"
+    elif used_percent >= STORAGE_DEGRADED_PERCENT:
+        status = "degraded"
+    return {
+        "status": status,
+        "used_percent": used_percent,
+        "free_mb": round(usage.free / 2**20, 1),
+        "latency_ms": round((time.monotonic() - started) * 1000, 1),
+    }
+
+
+async def check_queue(engine: AsyncEngine) -> dict[str, Any]:
+    """Pending jobs. The jobs table arrives with the queue; until then there is nothing pending."""
+    jobs = metadata.tables.get("jobs")
+    if jobs is None or "status" not in jobs.c:
+        return {"status": "healthy", "pending_jobs": 0, "detail": "no queue yet"}
+    started = time.monotonic()
+    try:
+        async with engine.connect() as conn:
+            pending = await _count(conn, jobs, jobs.c.status == "queued")
+    except Exception as exc:  # reported, not raised: health answers whatever fails
+        return {"status": "unhealthy", "error": type(exc).__name__}
+    return {"status": "healthy", "pending_jobs": pending, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+def overall(components: Iterable[dict[str, Any]]) -> str:
+    statuses = {c["status"] for c in components}
+    if "unhealthy" in statuses:
+        return "unhealthy"
+    return "degraded" if "degraded" in statuses else "healthy"
+
+
+# ------------------------------------------------------------------------------------------------
+# Platform health
+
+
+async def record_platform_call(
+    conn: AsyncConnection, *, network: str, ok: bool, status: int | None, latency_ms: int, at: datetime
+) -> None:
+    """Record one publish call's outcome (the worker calls this after each call to a network).
+    `status` is the HTTP status, None when no answer came (connection error, timeout)."""
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r}")
+    await conn.execute(
+        platform_calls.insert().values(network=network, ok=ok, status=status, latency_ms=max(0, latency_ms), at=at)
+    )
+
+
+async def prune_platform_calls(conn: AsyncConnection, before: datetime) -> int:
+    """Delete outcomes older than `before` (housekeeping; health reads 24 h and the last success)."""
+    return (await conn.execute(platform_calls.delete().where(platform_calls.c.at < before))).rowcount
+
+
+def _network_status(calls: int, error_rate: float) -> tuple[str, str]:
+    if calls == 0:
+        return "unknown", "unknown"
+    if error_rate >= DOWN_ERROR_RATE:
+        return "down", "major_outage"
+    if error_rate >= DEGRADED_ERROR_RATE:
+        return "degraded", "partial_outage"
+    return "operational", "healthy"
+
+
+async def platform_health(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
+    since = now - timedelta(hours=24)
+    rows = await conn.execute(
+        sa.select(
+            platform_calls.c.network,
+            sa.func.count(),
+            sa.func.sum(sa.case((platform_calls.c.ok.is_(False), 1), else_=0)),
+            sa.func.sum(sa.case((platform_calls.c.status == 429, 1), else_=0)),
+            sa.func.avg(platform_calls.c.latency_ms),
+        )
+        .where(platform_calls.c.at >= since)
+        .group_by(platform_calls.c.network)
+    )
+    recent = {network: (int(n), int(f or 0), int(r or 0), float(a or 0)) for network, n, f, r, a in rows}
+    last_ok = dict(
+        (await conn.execute(
+            sa.select(platform_calls.c.network, sa.func.max(platform_calls.c.at))
+            .where(platform_calls.c.ok.is_(True))
+            .group_by(platform_calls.c.network)
+        )).all()
+    )
+    networks: dict[str, Any] = {}
+    for network in NETWORKS:
+        calls, failures, rate_limited, avg_latency = recent.get(network, (0, 0, 0, 0.0))
+        error_rate = round(failures / calls * 100, 1) if calls else None
+        status, api_status = _network_status(calls, error_rate or 0.0)
+        entry: dict[str, Any] = {
+            "status": status,
+            "api_status": api_status,
+            "last_successful_post": isoformat(last_ok.get(network)),
+            "error_rate_24h": error_rate,
+            "avg_response_time_ms": round(avg_latency) if calls else None,
+            "calls_24h": calls,
+        }
+        issues = []
+        if calls and status != "operational":
+            issues.append(f"{error_rate}% of publish calls failed in the last 24 hours")
+        if rate_limited:
+            issues.append(f"Rate limited {rate_limited} time{'s' if rate_limited > 1 else ''} in the last 24 hours")
+        if issues:
+            entry["issues"] = issues
+        networks[network] = entry
+    known = [e["status"] for e in networks.values() if e["status"] != "unknown"]
+    if not known:
+        overall_status = "unknown"
+    elif all(s == "down" for s in known):
+        overall_status = "down"
+    elif all(s == "operational" for s in known):
+        overall_status = "operational"
+    else:
+        overall_status = "degraded"
+    return {"platforms": networks, "overall_status": overall_status, "last_updated": isoformat(now)}
+
+
+# ------------------------------------------------------------------------------------------------
+# System
+
+
+async def database_version(conn: AsyncConnection) -> str:
+    if conn.dialect.name == "sqlite":
+        return "SQLite " + str(await conn.scalar(sa.text("SELECT sqlite_version()")))
+    raw = str(await conn.scalar(sa.text("SELECT VERSION()")))
+    if "mariadb" in raw.lower():
+        return "MariaDB " + raw.split("-", 1)[0]
+    return "MySQL " + raw.split("-", 1)[0]
+
+
+def memory_mb() -> dict[str, float | None]:
+    """Resident memory of this process and the limit it runs under (cgroup limit, else address-space
+    rlimit, else physical memory), in MB. Linux reads /proc and /sys; elsewhere peak RSS is used."""
+    used: float | None = None
+    try:
+        with open("/proc/self/statm") as fh:
+            used = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        used = peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+    return {"used_mb": round(used, 1) if used is not None else None, "limit_mb": _memory_limit_mb()}
+
+
+def _memory_limit_mb() -> float | None:
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < 2**60:  # "max" or a huge number mean no limit
+            return round(int(raw) / 2**20, 1)
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        return round(soft / 2**20, 1)
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20, 1)
+    except (ValueError, OSError):
+        return None
+
+
+def python_version() -> str:
+    return platform.python_version()

@@ -1,0 +1,109 @@
+"""GET /admin/dashboard, /admin/stats, /admin/platform-health (analytics.view), /admin/health and
+/admin/system (the admin role)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+from marshmallow import Schema
+
+from ouipost import __version__
+from ouipost.admin import monitoring
+from ouipost.admin.common import admin_route
+from ouipost.clock import isoformat
+from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.platforms.registry import NETWORKS
+from ouipost.web import error_response, load_query, ok
+
+routes = web.RouteTableDef()
+
+
+class NoQuery(Schema):
+    """These views take no parameters: any query field is refused (422)."""
+
+
+def _no_query(request: web.Request) -> None:
+    load_query(request, NoQuery())
+
+
+@routes.get("/admin/dashboard")
+@admin_route("analytics.view")
+async def dashboard(request: web.Request) -> web.Response:
+    _no_query(request)
+    async with request.app[DB].connect() as conn:
+        data = await monitoring.dashboard(conn, request.app[CLOCK].now())
+    return ok(data)
+
+
+@routes.get("/admin/stats")
+@admin_route("analytics.view")
+async def stats(request: web.Request) -> web.Response:
+    _no_query(request)
+    async with request.app[DB].connect() as conn:
+        data = await monitoring.stats(conn, request.app[SETTINGS].data_dir, request.app[CLOCK].now())
+    return ok(data)
+
+
+@routes.get("/admin/health")
+@admin_route(None, role="admin")
+async def health(request: web.Request) -> web.Response:
+    """Every component checked for real, at once. 503 SERVICE_UNAVAILABLE when the database (or
+    anything else) is unhealthy, with the components in the error details."""
+    _no_query(request)
+    database, storage, queue = await asyncio.gather(
+        monitoring.check_database(request.app[DB]),
+        asyncio.to_thread(monitoring.check_storage, request.app[SETTINGS].data_dir),
+        monitoring.check_queue(request.app[DB]),
+    )
+    components = {"database": database, "storage": storage, "queue": queue}
+    status = monitoring.overall(components.values())
+    body = {"status": status, "timestamp": isoformat(request.app[CLOCK].now()), "components": components}
+    if status == "unhealthy":
+        failing = [name for name, c in components.items() if c["status"] == "unhealthy"]
+        return error_response(503, "SERVICE_UNAVAILABLE", f"Unhealthy: {', '.join(failing)}", body)
+    return ok(body)
+
+
+@routes.get("/admin/platform-health")
+@admin_route("analytics.view")
+async def platform_health(request: web.Request) -> web.Response:
+    _no_query(request)
+    async with request.app[DB].connect() as conn:
+        data = await monitoring.platform_health(conn, request.app[CLOCK].now())
+    return ok(data)
+
+
+def _features(app: web.Application) -> dict[str, bool]:
+    """What this build serves, read from its routes (so a feature shows once it exists)."""
+    paths = {getattr(r.resource, "canonical", "") for r in app.router.routes() if r.resource is not None}
+    return {
+        "multi_platform": len(NETWORKS) > 1,
+        "scheduling": any(p.startswith("/api/schedules") or p.endswith("/schedule") for p in paths),
+        "analytics": any(p.startswith("/api/analytics") or p.endswith("/analytics") for p in paths),
+        "webhooks": "/admin/webhooks" in paths,
+        "media_upload": any(p.startswith("/api/media") for p in paths),
+        "sandbox": bool(app[SETTINGS].sandbox),
+    }
+
+
+@routes.get("/admin/system")
+@admin_route(None, role="admin")
+async def system(request: web.Request) -> web.Response:
+    _no_query(request)
+    from ouipost.app import STARTED_AT  # the app module imports this one: import at call time
+
+    settings = request.app[SETTINGS]
+    async with request.app[DB].connect() as conn:
+        database_version = await monitoring.database_version(conn)
+    return ok({
+        "version": __version__,
+        "environment": "sandbox" if settings.sandbox else "production",
+        "python_version": monitoring.python_version(),
+        "database_version": database_version,
+        "uptime_seconds": int(time.time() - request.app[STARTED_AT]),
+        "memory": monitoring.memory_mb(),
+        "features": _features(request.app),
+    })
+

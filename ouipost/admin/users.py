@@ -1,0 +1,123 @@
+"""GET/POST /admin/users, PUT/DELETE /admin/users/{id} (permission users.manage)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ouipost import errors, users
+from ouipost.admin import users_service
+from ouipost.admin.common import ADMIN_USER, Choice, StrictBoolean, UniqueList, admin_route, request_actor
+from ouipost.api.common import PageQuery, TrimmedString, pagination
+from ouipost.audit import record_audit
+from ouipost.context import CLOCK, DB
+from ouipost.web import load_body, load_query, ok
+
+routes = web.RouteTableDef()
+
+
+def _validate_email(value: str) -> None:
+    if not users.is_valid_email(value):
+        raise ValidationError("Not a valid e-mail address")
+
+
+class UserBody(Schema):
+    email = TrimmedString(required=True, validate=_validate_email)
+    name = TrimmedString(required=True, validate=validate.Length(min=1, max=100))
+    password = fields.String(
+        required=True, load_only=True,
+        validate=validate.Length(
+            min=users.MIN_PASSWORD_LENGTH, max=1024,
+            error=f"Use between {users.MIN_PASSWORD_LENGTH} and 1024 characters",
+        ),
+    )
+    role = Choice(users.ROLES, load_default="viewer")
+    permissions = UniqueList(Choice(users.ADMIN_PERMISSIONS))
+    workspaces = UniqueList(fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(max=1000))
+
+
+class UserUpdateBody(UserBody):
+    is_active = StrictBoolean()
+
+    @validates_schema
+    def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Send at least one field to change", "_body")
+
+
+class UserQuery(PageQuery):
+    role = Choice(users.ROLES)
+    is_active = fields.Boolean()
+
+
+@routes.get("/admin/users")
+@admin_route("users.manage")
+async def list_users(request: web.Request) -> web.Response:
+    query = load_query(request, UserQuery())
+    async with request.app[DB].connect() as conn:
+        rows, total = await users_service.list_users(
+            conn, page=query["page"], limit=query["limit"], role=query.get("role"), is_active=query.get("is_active")
+        )
+        grants = await users_service.workspaces_by_user(conn, [r["id"] for r in rows])
+    return ok({
+        "users": [users_service.user_view(r, grants[r["id"]]) for r in rows],
+        "pagination": pagination(query["page"], query["limit"], total),
+    })
+
+
+@routes.post("/admin/users")
+@admin_route("users.manage")
+async def create_user(request: web.Request) -> web.Response:
+    body = await load_body(request, UserBody())
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        row = await users_service.create_user(conn, body, now)
+        grants = await users_service.workspaces_by_user(conn, [row["id"]])
+        await record_audit(
+            conn, action="user.created", actor=request_actor(request), now=now, resource_type="user",
+            resource_id=row["id"],
+            details={"email": row["email"], "role": row["role"], "workspaces": grants[row["id"]]},
+        )
+    return ok({"user": users_service.user_view(row, grants[row["id"]])}, status=201)
+
+
+@routes.put("/admin/users/{id}")
+@admin_route("users.manage")
+async def update_user(request: web.Request) -> web.Response:
+    body = await load_body(request, UserUpdateBody(), partial=True)
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        user = await users_service.get_user(conn, request.match_info["id"])
+        if user is None:
+            raise errors.NotFound("User not found")
+        row, changed = await users_service.update_user(conn, user, body, now)
+        grants = await users_service.workspaces_by_user(conn, [row["id"]])
+        if changed:
+            details: dict[str, Any] = {"changed": changed}
+            if "role" in changed:
+                details["role"] = {"from": user["role"], "to": row["role"]}
+            if "is_active" in changed:
+                details["is_active"] = row["is_active"]
+            await record_audit(
+                conn, action="user.updated", actor=request_actor(request), now=now, resource_type="user",
+                resource_id=row["id"], details=details,
+            )
+    return ok({"user": users_service.user_view(row, grants[row["id"]])})
+
+
+@routes.delete("/admin/users/{id}")
+@admin_route("users.manage")
+async def delete_user(request: web.Request) -> web.Response:
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        user = await users_service.get_user(conn, request.match_info["id"])
+        if user is None:
+            raise errors.NotFound("User not found")
+        await users_service.delete_user(conn, user)
+        await record_audit(
+            conn, action="user.deleted", actor=request_actor(request, request[ADMIN_USER]), now=now,
+            resource_type="user", resource_id=user["id"], details={"email": user["email"], "role": user["role"]},
+        )
+    return ok({"message": "User deleted successfully"})

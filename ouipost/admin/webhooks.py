@@ -1,0 +1,170 @@
+"""GET/POST /admin/webhooks, PUT/DELETE /admin/webhooks/{id}, GET /admin/webhooks/{id}/deliveries,
+POST /admin/webhooks/{id}/test (permission webhooks.manage)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ouipost import errors, webhooks
+from ouipost.admin.common import Choice, StrictBoolean, UniqueList, admin_route, request_actor
+from ouipost.api.common import PageQuery, TrimmedString, pagination
+from ouipost.audit import record_audit
+from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.web import load_body, load_query, ok
+
+routes = web.RouteTableDef()
+
+
+def _valid_secret(value: str) -> None:
+    try:
+        webhooks.check_secret(value)
+    except webhooks.InvalidWebhook as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+class WebhookBody(Schema):
+    url = TrimmedString(required=True, validate=validate.Length(min=1, max=webhooks.MAX_URL_LENGTH))
+    events = UniqueList(Choice(webhooks.EVENTS), required=True, validate=validate.Length(min=1))
+    secret = fields.String(load_only=True, validate=_valid_secret)
+    description = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class WebhookUpdateBody(WebhookBody):
+    is_active = StrictBoolean()
+
+    @validates_schema
+    def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Send at least one field to change", "_body")
+
+
+class DeliveryQuery(PageQuery):
+    status = Choice(webhooks.STATUSES)
+
+
+async def _checked_url(request: web.Request, url: str) -> str:
+    try:
+        return await webhooks.check_url(url, allow_private=request.app[SETTINGS].webhook_allow_private)
+    except webhooks.InvalidWebhook as exc:
+        raise errors.ValidationError(str(exc), details={"url": [str(exc)]}) from exc
+
+
+async def _found(conn: Any, webhook_id: str) -> dict[str, Any]:
+    row = await webhooks.get_webhook(conn, webhook_id)
+    if row is None:
+        raise errors.NotFound("Webhook not found")
+    return row
+
+
+@routes.get("/admin/webhooks")
+@admin_route("webhooks.manage")
+async def list_webhooks(request: web.Request) -> web.Response:
+    query = load_query(request, PageQuery())
+    async with request.app[DB].connect() as conn:
+        rows, total = await webhooks.list_webhooks(conn, page=query["page"], limit=query["limit"])
+        stats = await webhooks.stats_by_webhook(conn, [r["id"] for r in rows])
+    return ok({
+        "webhooks": [webhooks.webhook_view(r, stats[r["id"]]) for r in rows],
+        "pagination": pagination(query["page"], query["limit"], total),
+    })
+
+
+@routes.post("/admin/webhooks")
+@admin_route("webhooks.manage")
+async def create_webhook(request: web.Request) -> web.Response:
+    body = await load_body(request, WebhookBody())
+    url = await _checked_url(request, body["url"])
+    now = request.app[CLOCK].now()
+    actor = request_actor(request)
+    async with request.app[DB].begin() as conn:
+        row, secret = await webhooks.create_webhook(
+            conn, url=url, events=body["events"], secret=body.get("secret"), description=body.get("description"),
+            created_by=actor.user_id, secret_key=request.app[SETTINGS].secret_key, now=now,
+        )
+        await record_audit(
+            conn, action="webhook.created", actor=actor, now=now, resource_type="webhook", resource_id=row["id"],
+            details={"url": url, "events": row["events"]},
+        )
+    stats = {"total_deliveries": 0, "successful_deliveries": 0, "failed_deliveries": 0}
+    # A generated secret is shown here, once; a secret the client chose is not echoed back.
+    shown = secret if "secret" not in body else None
+    return ok({"webhook": webhooks.webhook_view(row, stats, secret=shown)}, status=201)
+
+
+@routes.put("/admin/webhooks/{id}")
+@admin_route("webhooks.manage")
+async def update_webhook(request: web.Request) -> web.Response:
+    body = await load_body(request, WebhookUpdateBody(), partial=True)
+    if "url" in body:
+        body["url"] = await _checked_url(request, body["url"])
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        webhook = await _found(conn, request.match_info["id"])
+        row, changed = await webhooks.update_webhook(
+            conn, webhook, body, secret_key=request.app[SETTINGS].secret_key, now=now
+        )
+        if changed:
+            details: dict[str, Any] = {"changed": changed}
+            for field in ("url", "events", "is_active"):
+                if field in changed:
+                    details[field] = row[field]
+            await record_audit(
+                conn, action="webhook.updated", actor=request_actor(request), now=now, resource_type="webhook",
+                resource_id=row["id"], details=details,
+            )
+        stats = await webhooks.stats_by_webhook(conn, [row["id"]])
+    return ok({"webhook": webhooks.webhook_view(row, stats[row["id"]])})
+
+
+@routes.delete("/admin/webhooks/{id}")
+@admin_route("webhooks.manage")
+async def delete_webhook(request: web.Request) -> web.Response:
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        webhook = await _found(conn, request.match_info["id"])
+        await webhooks.delete_webhook(conn, webhook["id"])
+        await record_audit(
+            conn, action="webhook.deleted", actor=request_actor(request), now=now, resource_type="webhook",
+            resource_id=webhook["id"], details={"url": webhook["url"]},
+        )
+    return ok({"message": "Webhook deleted successfully"})
+
+
+@routes.get("/admin/webhooks/{id}/deliveries")
+@admin_route("webhooks.manage")
+async def list_deliveries(request: web.Request) -> web.Response:
+    query = load_query(request, DeliveryQuery())
+    async with request.app[DB].connect() as conn:
+        webhook = await _found(conn, request.match_info["id"])
+        rows, total = await webhooks.list_deliveries(
+            conn, webhook["id"], page=query["page"], limit=query["limit"], status=query.get("status")
+        )
+    return ok({
+        "deliveries": [webhooks.delivery_view(r) for r in rows],
+        "pagination": pagination(query["page"], query["limit"], total),
+    })
+
+
+@routes.post("/admin/webhooks/{id}/test")
+@admin_route("webhooks.manage")
+async def test_webhook(request: web.Request) -> web.Response:
+    """Send a webhook.test event now (one attempt, 15 s timeout, no retries) and answer its outcome."""
+    now = request.app[CLOCK].now()
+    settings = request.app[SETTINGS]
+    async with request.app[DB].begin() as conn:
+        webhook = await _found(conn, request.match_info["id"])
+        delivery = await webhooks.create_delivery(
+            conn, webhook["id"], "webhook.test",
+            {"webhook": {"id": webhook["id"], "url": webhook["url"]}, "message": "Test event from Oui Post"},
+            now=now,
+        )
+    result = await webhooks.deliver(
+        request.app[DB], delivery["id"], secret_key=settings.secret_key,
+        allow_private=settings.webhook_allow_private, clock=request.app[CLOCK], retry=False,
+    )
+    if result is None:  # the webhook (and its deliveries) was deleted meanwhile
+        raise errors.NotFound("Webhook not found")
+    return ok({"delivery": webhooks.delivery_view(result)})

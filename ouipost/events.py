@@ -1,0 +1,34 @@
+"""Domain events, written to the outbox in the caller's transaction (see `events` in tables.py).
+
+Types: post.created, post.scheduled, post.published, post.partial, post.failed, account.connected,
+account.disconnected, account.expired. Each payload holds the resource as the API shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ouipost.db.tables import events
+from ouipost.ids import new_id
+
+TYPES = (
+    "post.created", "post.scheduled", "post.published", "post.partial", "post.failed",
+    "account.connected", "account.disconnected", "account.expired",
+)
+
+
+async def record_event(
+    conn: AsyncConnection, event_type: str, data: Mapping[str, Any], *, workspace_id: str | None, now: datetime
+) -> str:
+    """Add an event to the outbox; it is delivered only if the caller's transaction commits."""
+    if event_type not in TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    event_id = new_id("evt")
+    await conn.execute(events.insert().values(
+        id=event_id, type=event_type, workspace_id=workspace_id, payload=dict(data), created_at=now,
+    ))
+    return event_id

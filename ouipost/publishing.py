@@ -1,0 +1,397 @@
+"""Publishing: schedule, unschedule and publish posts; the target state machine the worker drives.
+
+A post has one target per requested entry. Before a network is called its target moves
+pending -> publishing (committed); the network's answer is stored as soon as it arrives
+(published with remote id, or failed with a code). A target found in `publishing` by a later run
+means a worker died mid-call: the post may or may not exist on the network, so it is failed with
+OUTCOME_UNKNOWN rather than sent again; the user can retry explicitly.
+
+Post status follows its targets: publishing while any is pending or publishing; then published (all
+published), partially_published (some), failed (none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ouipost import errors, queue
+from ouipost.db.queue_tables import jobs
+from ouipost.db.tables import media as media_table
+from ouipost.db.tables import post_targets, posts, social_accounts
+from ouipost.events import record_event
+from ouipost.posts import service, validation
+from ouipost.posts.rules import default_accounts
+
+PUBLISH_KIND = "publish_post"
+PUBLISH_QUEUE = "publish"
+PUBLISH_PRIORITY_NOW = 10
+PUBLISH_PRIORITY_SCHEDULED = 50
+PUBLISH_MAX_ATTEMPTS = 8
+SCHEDULABLE = frozenset({"draft", "scheduled"})
+RETRYABLE_POST_STATUSES = frozenset({"failed", "partially_published"})
+FINAL_STATUSES = frozenset({"published", "partially_published", "failed"})
+
+
+def publish_job_key(post_id: str) -> str:
+    return f"publish:{post_id}"
+
+
+# --- preparing targets ---------------------------------------------------------------------------
+
+
+async def prepare_targets(
+    conn: AsyncConnection, post: Mapping[str, Any], *, only_statuses: Sequence[str] = ("pending",)
+) -> list[dict[str, Any]]:
+    """Resolve every target in `only_statuses` to an active account and check the media rules.
+
+    A network name takes the network's default account; two targets that land on the same account
+    are one publication (the later is cancelled as a duplicate). Raises 422 VALIDATION_ERROR keyed by
+    network when a target has no active account or the post breaks a rule that needs media.
+    """
+    workspace_id = post["workspace_id"]
+    targets = [t for t in (await service.targets_of(conn, [post["id"]]))[post["id"]] if t["status"] in only_statuses]
+    if not targets:
+        raise errors.Conflict("This post has nothing left to publish")
+    problems: dict[str, list[str]] = {}
+    defaults = await default_accounts(conn, workspace_id, {t["network"] for t in targets})
+    wanted_ids = {t["account_id"] for t in targets if t["account_id"]} | set(defaults.values())
+    accounts = {
+        r["id"]: dict(r) for r in (await conn.execute(
+            sa.select(social_accounts).where(social_accounts.c.id.in_(wanted_ids))
+        )).mappings()
+    } if wanted_ids else {}
+    resolved: dict[str, str] = {}
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for target in targets:
+        account_id = target["account_id"] or (None if target["requested"] != target["network"]
+                                               else defaults.get(target["network"]))
+        account = accounts.get(account_id or "")
+        if account is None:
+            problems.setdefault(target["network"], []).append(
+                f"No active {target['network']} account is connected to this workspace"
+                if target["requested"] == target["network"] else f"Account {target['requested']} is disconnected"
+            )
+            continue
+        if account["status"] != "active":
+            problems.setdefault(target["network"], []).append(
+                f"Account {account['name']} is {account['status']}; reconnect it"
+            )
+            continue
+        if account["id"] in seen:
+            duplicates.append(target["id"])
+            continue
+        seen.add(account["id"])
+        resolved[target["id"]] = account["id"]
+
+    media = (await service.media_of(conn, [post["id"]]))[post["id"]]
+    extra = {
+        accounts[a]["platform"]: list((accounts[a]["settings"] or {}).get("default_hashtags") or [])
+        for a in resolved.values() if (accounts[a]["settings"] or {}).get("auto_hashtags")
+    }
+    draft = validation.DraftPost(
+        content=post["content"], title=post["title"], link=post["link"], hashtags=list(post["hashtags"] or []),
+        networks=list(dict.fromkeys(t["network"] for t in targets)),
+        platform_content={k: dict(v) for k, v in (post["platform_content"] or {}).items()},
+        media=[validation.MediaInfo(id=m["id"], kind=m["type"], duration=m["duration"], width=m["width"],
+                                    height=m["height"]) for m in media],
+        extra_hashtags=extra,
+    )
+    for network, network_problems in validation.validate_for_networks(draft, require_media=True).items():
+        problems.setdefault(network, []).extend(network_problems)
+    if problems:
+        raise errors.ValidationError("Some targets cannot be published", details=problems)
+
+    for target_id, account_id in resolved.items():
+        await conn.execute(post_targets.update().where(post_targets.c.id == target_id).values(account_id=account_id))
+    if duplicates:
+        await conn.execute(post_targets.update().where(post_targets.c.id.in_(duplicates)).values(
+            status="cancelled", error_code="DUPLICATE_TARGET",
+            error_message="Another target of this post publishes to the same account",
+        ))
+    return [t for t in targets if t["id"] in resolved]
+
+
+# --- the publish job ------------------------------------------------------------------------------
+
+
+async def upsert_publish_job(conn: AsyncConnection, post_id: str, run_at: datetime, *, priority: int,
+                             now: datetime) -> None:
+    """One live publish job per post: move a queued one to `run_at`, else enqueue a new one."""
+    moved = await conn.execute(
+        jobs.update().where(jobs.c.live_key == publish_job_key(post_id), jobs.c.status == "queued")
+        .values(run_at=run_at, priority=priority)
+    )
+    if moved.rowcount:
+        return
+    await queue.enqueue(
+        conn, kind=PUBLISH_KIND, payload={"post_id": post_id}, queue=PUBLISH_QUEUE, run_at=run_at,
+        priority=priority, unique_key=publish_job_key(post_id), max_attempts=PUBLISH_MAX_ATTEMPTS, now=now,
+    )
+
+
+async def drop_publish_job(conn: AsyncConnection, post_id: str) -> None:
+    """Remove the queued publish job of a post (a running one finds the post unscheduled and stops)."""
+    await conn.execute(
+        jobs.delete().where(jobs.c.live_key == publish_job_key(post_id), jobs.c.status == "queued")
+    )
+
+
+# --- user actions ---------------------------------------------------------------------------------
+
+
+async def schedule_post(
+    conn: AsyncConnection, post: Mapping[str, Any], scheduled_at: datetime, timezone: str, now: datetime
+) -> dict[str, Any]:
+    """Schedule (or reschedule) a draft or scheduled post. 409 otherwise; 422 for a past time or a
+    target that cannot be published."""
+    if post["status"] not in SCHEDULABLE:
+        raise errors.Conflict(f"A {post['status']} post cannot be scheduled", details={"status": post["status"]})
+    if scheduled_at <= now:
+        raise errors.ValidationError("scheduled_at must be in the future",
+                                     details={"scheduled_at": ["must be in the future"]})
+    from ouipost.schedules import service as schedules
+
+    await prepare_targets(conn, post)
+    await schedules.unqueue_post(conn, post["id"])  # an explicit time replaces a slot
+    values = {"status": "scheduled", "scheduled_at": scheduled_at, "scheduled_timezone": timezone, "updated_at": now}
+    await conn.execute(posts.update().where(posts.c.id == post["id"]).values(**values))
+    await upsert_publish_job(conn, post["id"], scheduled_at, priority=PUBLISH_PRIORITY_SCHEDULED, now=now)
+    updated = {**post, **values}
+    await record_event(conn, "post.scheduled", {"post": service.post_view(updated)},
+                       workspace_id=post["workspace_id"], now=now)
+    return updated
+
+
+async def unschedule_post(conn: AsyncConnection, post: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    if post["status"] != "scheduled":
+        raise errors.Conflict(f"Only scheduled posts can be unscheduled; this one is {post['status']}",
+                              details={"status": post["status"]})
+    from ouipost.schedules import service as schedules
+
+    values = {"status": "draft", "scheduled_at": None, "scheduled_timezone": None, "updated_at": now}
+    await conn.execute(posts.update().where(posts.c.id == post["id"]).values(**values))
+    await drop_publish_job(conn, post["id"])
+    await schedules.unqueue_post(conn, post["id"])  # the rest of its schedule keep their slots
+    return {**post, **values}
+
+
+async def request_publish(conn: AsyncConnection, post: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Publish now: a draft or scheduled post, or a failed/partially published one again (only its
+    failed targets are sent again; published ones are never touched)."""
+    status = post["status"]
+    if status in RETRYABLE_POST_STATUSES:
+        await conn.execute(post_targets.update().where(
+            post_targets.c.post_id == post["id"], post_targets.c.status == "failed",
+        ).values(status="pending", error_code=None, error_message=None, updated_at=now))
+    elif status not in SCHEDULABLE:
+        raise errors.Conflict(f"A {status} post cannot be published now", details={"status": status})
+    await prepare_targets(conn, post)
+    values = {"status": "publishing", "updated_at": now}
+    await conn.execute(posts.update().where(posts.c.id == post["id"]).values(**values))
+    await upsert_publish_job(conn, post["id"], now, priority=PUBLISH_PRIORITY_NOW, now=now)
+    return {**post, **values}
+
+
+# --- what the worker does -------------------------------------------------------------------------
+
+
+async def begin_run(conn: AsyncConnection, post_id: str, now: datetime) -> dict[str, Any] | None:
+    """The post to work on now, or None when there is nothing to do (deleted, unscheduled, not due)."""
+    row = (await conn.execute(sa.select(posts).where(posts.c.id == post_id))).mappings().first()
+    if row is None:
+        return None
+    post = dict(row)
+    if post["status"] == "scheduled":
+        if post["scheduled_at"] is not None and post["scheduled_at"] > now + timedelta(seconds=1):
+            return None  # rescheduled later; its job moved with it
+        from ouipost.schedules import service as schedules
+
+        if await schedules.is_held(conn, post_id):
+            return None  # its schedule is paused; resuming re-plans it and gives it a new job
+        moved = await conn.execute(posts.update().where(posts.c.id == post_id, posts.c.status == "scheduled")
+                                   .values(status="publishing", updated_at=now))
+        if not moved.rowcount:
+            return None
+        post["status"] = "publishing"
+    return post if post["status"] == "publishing" else None
+
+
+async def targets_to_run(conn: AsyncConnection, post_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        sa.select(post_targets).where(
+            post_targets.c.post_id == post_id, post_targets.c.status.in_(("pending", "publishing"))
+        ).order_by(post_targets.c.id)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def mark_target_publishing(conn: AsyncConnection, target_id: str, now: datetime) -> bool:
+    """pending -> publishing, fenced: False when another run took the target first."""
+    result = await conn.execute(
+        post_targets.update().where(post_targets.c.id == target_id, post_targets.c.status == "pending")
+        .values(status="publishing", attempts=post_targets.c.attempts + 1, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+async def mark_target_published(conn: AsyncConnection, target_id: str, remote_id: str, url: str | None,
+                                now: datetime) -> None:
+    await conn.execute(post_targets.update().where(post_targets.c.id == target_id).values(
+        status="published", remote_id=remote_id, remote_url=url, published_at=now, error_code=None,
+        error_message=None, updated_at=now,
+    ))
+
+
+async def mark_target_failed(conn: AsyncConnection, target_id: str, code: str, message: str, now: datetime) -> None:
+    await conn.execute(post_targets.update().where(post_targets.c.id == target_id).values(
+        status="failed", error_code=code[:64], error_message=message[:2000], updated_at=now,
+    ))
+
+
+async def mark_target_pending(conn: AsyncConnection, target_id: str, message: str, now: datetime) -> None:
+    """Back to pending after a retryable error: nothing was published, so sending again is safe."""
+    await conn.execute(post_targets.update().where(post_targets.c.id == target_id).values(
+        status="pending", error_code="RETRYING", error_message=message[:2000], updated_at=now,
+    ))
+
+
+async def finish_post(conn: AsyncConnection, post_id: str, now: datetime) -> str | None:
+    """Derive the post's status from its targets once none is left to run; record the event.
+
+    Returns the final status, or None while targets remain pending.
+    """
+    rows = (await conn.execute(
+        sa.select(post_targets.c.status, post_targets.c.published_at).where(
+            post_targets.c.post_id == post_id, post_targets.c.status != "cancelled"
+        )
+    )).all()
+    statuses = [r.status for r in rows]
+    if any(s in ("pending", "publishing") for s in statuses):
+        return None
+    published = [r.published_at for r in rows if r.status == "published"]
+    if statuses and len(published) == len(statuses):
+        final = "published"
+    elif published:
+        final = "partially_published"
+    else:
+        final = "failed"
+    moved = await conn.execute(posts.update().where(posts.c.id == post_id, posts.c.status == "publishing").values(
+        status=final, published_at=min(published) if published else None, updated_at=now,
+    ))
+    if moved.rowcount:
+        post = dict((await conn.execute(sa.select(posts).where(posts.c.id == post_id))).mappings().one())
+        targets = (await service.targets_of(conn, [post_id]))[post_id]
+        event = {"published": "post.published", "partially_published": "post.partial", "failed": "post.failed"}[final]
+        await record_event(conn, event, {"post": service.post_view(post, targets=targets, detail=True)},
+                           workspace_id=post["workspace_id"], now=now)
+    return final
+
+
+async def fail_remaining(conn: AsyncConnection, post_id: str, message: str, now: datetime) -> None:
+    """The job gave up: targets still pending fail, so the post reaches a final status."""
+    await conn.execute(post_targets.update().where(
+        post_targets.c.post_id == post_id, post_targets.c.status == "pending",
+    ).values(status="failed", error_code="RETRIES_EXHAUSTED", error_message=message[:2000], updated_at=now))
+
+
+async def media_rows(conn: AsyncConnection, post_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(sa.select(media_table).where(media_table.c.post_id == post_id).order_by(media_table.c.id))
+    return [dict(r) for r in rows.mappings()]
+
+
+def platform_results(targets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The per-network outcome of a publish, as POST /api/posts/{id}/publish shows it."""
+    shown = {"published": "success", "failed": "failed", "cancelled": "cancelled"}
+    return [
+        {
+            "platform": t["network"], "account_id": t["account_id"], "status": shown.get(t["status"], "pending"),
+            "post_id": t["remote_id"], "url": t["remote_url"],
+            "error": {"code": t["error_code"], "message": t["error_message"]}
+            if t["status"] in ("failed", "cancelled") and t["error_code"] else None,
+        }
+        for t in targets
+    ]
+
+
+# Failures that happened before anything reached the network: safe to send again after a reconnect.
+NEVER_SENT_CODES = ("TOKEN_EXPIRED", "ACCOUNT_UNAVAILABLE")
+
+
+async def retry_after_reconnect(conn: AsyncConnection, account_id: str, now: datetime) -> list[str]:
+    """An account came back (reconnected): its targets that failed only because it was expired are
+    pending again and their posts publish at once. Returns the post ids queued again."""
+    rows = (await conn.execute(
+        sa.select(post_targets.c.id, post_targets.c.post_id).where(
+            post_targets.c.account_id == account_id, post_targets.c.status == "failed",
+            post_targets.c.error_code.in_(NEVER_SENT_CODES),
+        )
+    )).all()
+    post_ids = sorted({r.post_id for r in rows})
+    if not post_ids:
+        return []
+    await conn.execute(post_targets.update().where(post_targets.c.id.in_([r.id for r in rows])).values(
+        status="pending", error_code=None, error_message=None, updated_at=now,
+    ))
+    await conn.execute(posts.update().where(
+        posts.c.id.in_(post_ids), posts.c.status.in_(("failed", "partially_published")),
+    ).values(status="publishing", updated_at=now))
+    for post_id in post_ids:
+        await upsert_publish_job(conn, post_id, now, priority=PUBLISH_PRIORITY_NOW, now=now)
+    return post_ids
+
+
+# --- schedules (recurring slots) ------------------------------------------------------------------
+
+
+async def sync_schedule_jobs(conn: AsyncConnection, schedule_id: str, now: datetime) -> None:
+    """Give every queued post of a schedule a publish job at its slot time (after a re-plan, a
+    resume or new slots); posts a re-plan sent back to draft lose theirs."""
+    from ouipost.db.schedule_tables import schedule_entries
+
+    rows = (await conn.execute(
+        sa.select(schedule_entries.c.post_id, schedule_entries.c.slot_time, posts.c.status)
+        .join(posts, posts.c.id == schedule_entries.c.post_id)
+        .where(schedule_entries.c.schedule_id == schedule_id)
+    )).all()
+    for row in rows:
+        if row.status == "scheduled" and row.slot_time is not None:
+            await upsert_publish_job(conn, row.post_id, row.slot_time, priority=PUBLISH_PRIORITY_SCHEDULED, now=now)
+
+
+async def drop_jobs_of_drafts(conn: AsyncConnection, post_ids: Sequence[str]) -> None:
+    for post_id in post_ids:
+        await drop_publish_job(conn, post_id)
+
+
+async def apply_moves(conn: AsyncConnection, moves: Sequence[Any], now: datetime) -> None:
+    """Follow a schedule re-plan: move each post's job to its new slot, or drop it (back to draft)."""
+    for move in moves:
+        if move.slot_time is None:
+            await drop_publish_job(conn, move.post_id)
+        else:
+            await upsert_publish_job(conn, move.post_id, move.slot_time, priority=PUBLISH_PRIORITY_SCHEDULED, now=now)
+
+
+async def queue_into_schedule(
+    conn: AsyncConnection, post: Mapping[str, Any], schedule_id: str, now: datetime
+) -> dict[str, Any]:
+    """Give the post the earliest free slot of a schedule that covers all its networks (409 when none
+    within 56 days) and its publish job."""
+    from ouipost.schedules import service as schedules
+
+    if post["status"] not in SCHEDULABLE:
+        raise errors.Conflict(f"A {post['status']} post cannot be scheduled", details={"status": post["status"]})
+    schedule = await schedules.get_schedule(conn, post["workspace_id"], schedule_id, for_update=True)
+    await prepare_targets(conn, post)
+    entry = await schedules.queue_post(conn, schedule, post, None, now)
+    await upsert_publish_job(conn, post["id"], entry["slot_time"], priority=PUBLISH_PRIORITY_SCHEDULED, now=now)
+    updated = dict((await conn.execute(sa.select(posts).where(posts.c.id == post["id"]))).mappings().one())
+    await record_event(conn, "post.scheduled", {"post": service.post_view(updated)},
+                       workspace_id=post["workspace_id"], now=now)
+    return updated

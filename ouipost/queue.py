@@ -1,0 +1,550 @@
+"""The jobs queue: every query it runs, named, in one place. The worker loop is `workers/worker.py`.
+
+Lifecycle (status): queued -> running -> done | failed; running -> queued on a retry, a released
+lease (graceful shutdown) or an expired lease (the worker died).
+
+- `enqueue` inserts in the caller's transaction: the job exists if and only if the caller commits.
+  Live jobs are deduplicated by `unique_key` through a unique index, never check-then-insert.
+- `claim_due_jobs` takes up to n due jobs in one short transaction: MySQL/MariaDB
+  `SELECT ... FOR UPDATE SKIP LOCKED` then one UPDATE by primary keys (READ COMMITTED, so no gap
+  locks); SQLite runs the same two statements inside `BEGIN IMMEDIATE`, whose writer lock gives the
+  same exclusivity. Each claim counts as an attempt and takes a lease (`locked_until`).
+- Jobs run outside any transaction. `extend_leases` (heartbeat) keeps the lease of running jobs;
+  `recover_expired_leases` hands the jobs of a dead worker back to the queue.
+- `complete_jobs` acknowledges many jobs in one UPDATE; it, `fail_or_retry` and `release_jobs` are
+  fenced on `locked_by`, so a worker whose lease expired cannot overwrite a newer claim.
+- `prune_finished_jobs` deletes done/failed jobs past the retention, in batches.
+
+Times come from the caller (the injectable clock), so every process must keep its clock in sync
+(NTP); a skew shortens or lengthens leases by as much.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ouipost.context import WORKER
+from ouipost.db.queue_tables import jobs, workers
+
+log = logging.getLogger("ouipost.queue")
+
+DEFAULT_QUEUE = "default"
+DEFAULT_PRIORITY = 100
+DEFAULT_MAX_ATTEMPTS = 5
+BACKOFF_BASE_SECONDS = 5.0
+BACKOFF_CAP_SECONDS = 3600.0
+MAX_ERROR_LENGTH = 4000  # last_error is for people; a whole traceback page is not
+
+
+class RetryJob(Exception):
+    """Raised by a handler: try again later (after `retry_after` seconds when given, else backoff).
+
+    Counts as an attempt; after max_attempts the job is failed with this message.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class JobFailed(Exception):
+    """Raised by a handler: the job cannot succeed; fail it now, no retry."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed job, as its handler and the worker see it."""
+
+    id: int
+    queue: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int  # including the current one
+    max_attempts: int
+    run_at: datetime
+    unique_key: str | None
+    locked_by: str
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """One job for `enqueue_many`."""
+
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    queue: str = DEFAULT_QUEUE
+    run_at: datetime | None = None
+    priority: int = DEFAULT_PRIORITY
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """What health endpoints show about the queue."""
+
+    by_status: dict[str, int]
+    due: int  # queued and due, not claimed yet
+    oldest_due_at: datetime | None
+    oldest_due_age_seconds: float | None
+    workers_alive: int
+
+
+# --- enqueue ---------------------------------------------------------------------------------
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    kind: str,
+    payload: dict[str, Any],
+    now: datetime,
+    queue: str = DEFAULT_QUEUE,
+    run_at: datetime | None = None,
+    priority: int = DEFAULT_PRIORITY,
+    unique_key: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> int | None:
+    """Insert a job in the caller's transaction; return its id, or None when a live (queued or
+    running) job with the same `unique_key` exists.
+
+    The job becomes visible to workers when the caller commits; call `notify_enqueued(app)` after
+    the commit to wake the embedded workers at once. The duplicate check is the unique index on
+    live_key: on a conflict only this insert is undone (a SAVEPOINT on MySQL, ON CONFLICT DO
+    NOTHING on SQLite, whose driver cannot nest a SAVEPOINT in a transaction that has not written
+    yet), so the caller's transaction goes on. Other integrity errors propagate.
+    """
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be 1 or more")
+    values = _new_job_values(
+        NewJob(kind, payload, queue, run_at, priority, max_attempts), now=now, unique_key=unique_key
+    )
+    if unique_key is None:
+        result = await conn.execute(sa.insert(jobs).values(values))
+        return int(result.inserted_primary_key[0])
+    if conn.dialect.name == "sqlite":
+        stmt = (
+            sqlite_dialect.insert(jobs).values(values)
+            .on_conflict_do_nothing(index_elements=["live_key"]).returning(jobs.c.id)
+        )
+        job_id = (await conn.execute(stmt)).scalar()
+        return None if job_id is None else int(job_id)
+    try:
+        async with conn.begin_nested():
+            result = await conn.execute(sa.insert(jobs).values(values))
+    except IntegrityError as exc:
+        if _is_live_key_conflict(exc):
+            return None
+        raise
+    return int(result.inserted_primary_key[0])
+
+
+async def enqueue_many(conn: AsyncConnection, new_jobs: Iterable[NewJob], *, now: datetime) -> int:
+    """Insert many jobs (no unique keys) in one multi-row INSERT in the caller's transaction.
+
+    Returns how many were inserted. For fan-outs and benchmarks; ids are not returned.
+    """
+    rows = [_new_job_values(job, now=now, unique_key=None) for job in new_jobs]
+    if rows:
+        await conn.execute(sa.insert(jobs), rows)
+    return len(rows)
+
+
+def _new_job_values(job: NewJob, *, now: datetime, unique_key: str | None) -> dict[str, Any]:
+    return {
+        "queue": job.queue, "kind": job.kind, "payload": job.payload, "unique_key": unique_key,
+        "live_key": unique_key, "status": "queued", "priority": job.priority, "run_at": job.run_at or now,
+        "attempts": 0, "max_attempts": job.max_attempts, "created_at": now,
+    }
+
+
+def _is_live_key_conflict(exc: IntegrityError) -> bool:
+    # MySQL: (1062, "Duplicate entry 'x' for key 'uq_jobs_live_key'")
+    args = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] == 1062 and "uq_jobs_live_key" in str(exc.orig)
+
+
+def notify_enqueued(app: web.Application) -> None:
+    """Wake the app's embedded worker so a job enqueued by this process runs at once.
+
+    Call it after the enqueuing transaction committed (earlier, the worker would not see the job
+    and go back to sleep). Does nothing when the app runs no embedded worker; standalone workers
+    in other processes find the job at their next poll.
+    """
+    worker = app.get(WORKER)
+    if worker is not None:
+        worker.wake()
+
+
+# --- claim -------------------------------------------------------------------------------------
+
+CLAIM_INDEX = "ix_jobs_status_priority_run_at_id"
+
+_JOB_COLUMNS = (
+    jobs.c.id, jobs.c.queue, jobs.c.kind, jobs.c.payload, jobs.c.attempts, jobs.c.max_attempts,
+    jobs.c.run_at, jobs.c.unique_key,
+)
+
+
+def claim_query(queues: Sequence[str] | None, limit: int, now: datetime) -> sa.Select[Any]:
+    """The claim's SELECT. Served by ix_jobs_status_priority_run_at_id (see queue_tables.py):
+
+        SELECT id, queue, kind, payload, attempts, max_attempts, run_at, unique_key
+        FROM jobs FORCE INDEX (ix_jobs_status_priority_run_at_id)
+        WHERE status = 'queued' AND run_at <= :now [AND queue IN (:queues)]
+        ORDER BY priority, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
+
+    SQLite ignores FOR UPDATE; its claim runs inside BEGIN IMMEDIATE instead.
+    """
+    query = (
+        sa.select(*_JOB_COLUMNS)
+        .where(jobs.c.status == "queued", jobs.c.run_at <= now)
+        .order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        # On a small table the optimizer prefers a table scan and a filesort, and a filesort under
+        # FOR UPDATE locks every due row, not `limit` of them: concurrent claims would then find
+        # everything skipped. Forcing the index keeps the plan the same at every size.
+        .with_hint(jobs, f"FORCE INDEX ({CLAIM_INDEX})", dialect_name="mysql")
+    )
+    if queues:
+        query = query.where(jobs.c.queue.in_(list(queues)))
+    return query
+
+
+async def claim_due_jobs(
+    engine: AsyncEngine,
+    worker_id: str,
+    queues: Sequence[str] | None,
+    limit: int,
+    lease_seconds: float,
+    now: datetime,
+) -> list[Job]:
+    """Claim up to `limit` due jobs of `queues` (None: every queue) for `worker_id`.
+
+    Each claimed job is `running`, counts one more attempt and is leased until now + lease_seconds.
+    No job is ever claimed by two workers: MySQL skips rows another claim holds (SKIP LOCKED),
+    SQLite serialises claims on its writer lock. Database errors propagate (nothing is claimed).
+    """
+    if limit < 1:
+        return []
+    until = now + timedelta(seconds=lease_seconds)
+    select = claim_query(queues, limit, now)
+    async with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # Peek first without the writer lock: an idle poll must not queue behind writers.
+            peek = sa.select(jobs.c.id).where(select.whereclause).limit(1)  # type: ignore[arg-type]
+            if (await conn.execute(peek)).first() is None:
+                await conn.rollback()
+                return []
+            await conn.rollback()
+            return await _claim_sqlite(conn, select, worker_id, until)
+        async with conn.begin():
+            rows = (await conn.execute(select)).all()
+            if rows:
+                await conn.execute(_mark_claimed([r.id for r in rows], worker_id, until))
+    claimed = _claimed(rows, worker_id)
+    if claimed:
+        log.debug("claimed %d job(s) for %s", len(claimed), worker_id)
+    return claimed
+
+
+async def _claim_sqlite(conn: AsyncConnection, select: sa.Select[Any], worker_id: str, until: datetime) -> list[Job]:
+    # The driver's own transaction handling would open a deferred transaction, whose upgrade to a
+    # writer can fail with "database is locked" after the read. AUTOCOMMIT hands us the BEGIN.
+    await conn.execution_options(isolation_level="AUTOCOMMIT")
+    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        rows = (await conn.execute(select)).all()
+        if rows:
+            await conn.execute(_mark_claimed([r.id for r in rows], worker_id, until))
+    except BaseException:
+        await conn.exec_driver_sql("ROLLBACK")
+        raise
+    await conn.exec_driver_sql("COMMIT")
+    claimed = _claimed(rows, worker_id)
+    if claimed:
+        log.debug("claimed %d job(s) for %s", len(claimed), worker_id)
+    return claimed
+
+
+def _mark_claimed(ids: list[int], worker_id: str, until: datetime) -> sa.Update:
+    # UPDATE jobs SET status='running', attempts=attempts+1, locked_by=:w, locked_until=:until
+    # WHERE id IN (:ids)   -- rows this transaction holds, by primary key
+    return (
+        sa.update(jobs).where(jobs.c.id.in_(ids))
+        .values(status="running", attempts=jobs.c.attempts + 1, locked_by=worker_id, locked_until=until)
+    )
+
+
+def _claimed(rows: Sequence[sa.Row[Any]], worker_id: str) -> list[Job]:
+    return [
+        Job(
+            id=r.id, queue=r.queue, kind=r.kind, payload=r.payload, attempts=r.attempts + 1,
+            max_attempts=r.max_attempts, run_at=r.run_at, unique_key=r.unique_key, locked_by=worker_id,
+        )
+        for r in rows
+    ]
+
+
+async def next_run_at(
+    engine: AsyncEngine, queues: Sequence[str] | None, now: datetime, horizon: datetime
+) -> datetime | None:
+    """The earliest run_at of a queued job due after `now` and no later than `horizon`, if any.
+
+    An idle worker sleeps until then instead of a whole poll interval. Reads the claim index's
+    `status = 'queued'` prefix (no row lookups without a queue filter).
+    """
+    query = sa.select(sa.func.min(jobs.c.run_at)).where(
+        jobs.c.status == "queued", jobs.c.run_at > now, jobs.c.run_at <= horizon
+    )
+    if queues:
+        query = query.where(jobs.c.queue.in_(list(queues)))
+    async with engine.connect() as conn:
+        value = (await conn.execute(query)).scalar()
+    return _as_utc(value)
+
+
+def _as_utc(value: datetime | str | None) -> datetime | None:
+    # MIN() of a UTCDateTime column comes back without the column's type: naive, or text on SQLite.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# --- leases ------------------------------------------------------------------------------------
+
+
+async def extend_leases(engine: AsyncEngine, ids: Sequence[int], worker_id: str, until: datetime) -> int:
+    """Heartbeat: extend the lease of these running jobs of `worker_id` to `until`.
+
+    Returns how many leases were extended; fewer than len(ids) means some were lost (expired and
+    taken over), and their outcome will be refused by the fence.
+    """
+    if not ids:
+        return 0
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id.in_(list(ids)), jobs.c.status == "running", jobs.c.locked_by == worker_id)
+            .values(locked_until=until)
+        )
+    return result.rowcount
+
+
+async def recover_expired_leases(engine: AsyncEngine, now: datetime) -> tuple[int, int]:
+    """Hand back the jobs whose lease passed (their worker died or stalled).
+
+    A job with attempts left goes back to `queued` (keeping its run_at, so it is claimed first);
+    its next claim counts as a new attempt. A job that used its last attempt is `failed`.
+    Returns (requeued, failed). Safe to run from every worker at once: each row moves once.
+
+    The expired ids are found by a plain (non-locking) read of the claim index's `running` prefix,
+    then updated by primary key with the condition checked again. An UPDATE that locked through
+    the secondary index would take its locks in the opposite order to the claims' and acks'
+    primary-key updates, and deadlock with them.
+    """
+    expired = sa.and_(jobs.c.status == "running", jobs.c.locked_until < now)
+    async with engine.begin() as conn:
+        ids = (await conn.execute(sa.select(jobs.c.id).where(expired).order_by(jobs.c.id))).scalars().all()
+        if not ids:
+            return 0, 0
+        mine = sa.and_(jobs.c.id.in_(ids), expired)
+        failed = await conn.execute(
+            sa.update(jobs).where(mine, jobs.c.attempts >= jobs.c.max_attempts).values(
+                status="failed", live_key=None, locked_until=None, finished_at=now,
+                last_error="lease expired while running (the worker stopped or stalled); no attempts left",
+            )
+        )
+        requeued = await conn.execute(
+            sa.update(jobs).where(mine).values(status="queued", locked_by=None, locked_until=None)
+        )
+    if requeued.rowcount or failed.rowcount:
+        log.warning("recovered expired leases: %d requeued, %d failed", requeued.rowcount, failed.rowcount)
+    return requeued.rowcount, failed.rowcount
+
+
+async def release_jobs(engine: AsyncEngine, ids: Sequence[int], worker_id: str) -> int:
+    """Give unfinished jobs back to the queue (graceful shutdown): queued, the attempt not counted.
+
+    Fenced on locked_by; returns how many were released.
+    """
+    if not ids:
+        return 0
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id.in_(list(ids)), jobs.c.status == "running", jobs.c.locked_by == worker_id)
+            .values(status="queued", attempts=jobs.c.attempts - 1, locked_by=None, locked_until=None)
+        )
+    return result.rowcount
+
+
+# --- outcomes ----------------------------------------------------------------------------------
+
+
+async def complete_jobs(engine: AsyncEngine, ids: Sequence[int], worker_id: str, now: datetime) -> int:
+    """Acknowledge many jobs as done in one UPDATE:
+
+        UPDATE jobs SET status='done', live_key=NULL, locked_until=NULL, finished_at=:now
+        WHERE id IN (:ids) AND status='running' AND locked_by=:worker_id
+
+    The fence means a late worker (its lease expired, another took the job) changes nothing.
+    Returns how many jobs were acknowledged.
+    """
+    if not ids:
+        return 0
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id.in_(list(ids)), jobs.c.status == "running", jobs.c.locked_by == worker_id)
+            .values(status="done", live_key=None, locked_until=None, finished_at=now)
+        )
+    log.debug("completed %d of %d job(s) for %s", result.rowcount, len(ids), worker_id)
+    return result.rowcount
+
+
+def retry_delay(attempts: int, *, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_CAP_SECONDS) -> float:
+    """Seconds before the next try after `attempts` failed: exponential, capped, with jitter.
+
+    Equal jitter (half fixed, half random) keeps retries of a burst from landing together while
+    never retrying sooner than half the nominal delay.
+    """
+    nominal = min(cap, base * 2 ** max(0, attempts - 1))
+    return nominal / 2 + random.uniform(0, nominal / 2)
+
+
+async def fail_or_retry(
+    engine: AsyncEngine,
+    job: Job,
+    error: str,
+    now: datetime,
+    *,
+    retry_after: float | None = None,
+    retryable: bool = True,
+) -> str | None:
+    """Record a failed attempt: back to `queued` after a delay, or `failed` when not retryable or
+    out of attempts. `retry_after` (seconds, from the handler) wins over the backoff.
+
+    Fenced on the claimant (job.locked_by). Returns the new status, or None when the job was no
+    longer ours (lease lost), in which case nothing changed.
+    """
+    error = error[:MAX_ERROR_LENGTH]
+    ours = sa.and_(jobs.c.id == job.id, jobs.c.status == "running", jobs.c.locked_by == job.locked_by)
+    if retryable and job.attempts < job.max_attempts:
+        delay = retry_after if retry_after is not None else retry_delay(job.attempts)
+        status = "queued"
+        values: dict[str, Any] = {
+            "status": status, "run_at": now + timedelta(seconds=max(0.0, delay)), "locked_by": None,
+            "locked_until": None, "last_error": error,
+        }
+    else:
+        status = "failed"
+        values = {"status": status, "live_key": None, "locked_until": None, "finished_at": now, "last_error": error}
+    async with engine.begin() as conn:
+        result = await conn.execute(sa.update(jobs).where(ours).values(values))
+    if not result.rowcount:
+        log.warning("job %s: outcome of %s ignored, its lease was lost", job.id, job.locked_by)
+        return None
+    log.debug("job %s (%s) attempt %d/%d -> %s: %s", job.id, job.kind, job.attempts, job.max_attempts, status, error)
+    return status
+
+
+# --- housekeeping ------------------------------------------------------------------------------
+
+
+async def prune_finished_jobs(engine: AsyncEngine, older_than: datetime, batch_size: int = 1000) -> int:
+    """Delete done and failed jobs finished before `older_than`, `batch_size` per transaction (so
+    no long lock is held). Returns how many were deleted.
+
+    SELECT id FROM jobs WHERE finished_at < :cutoff ORDER BY finished_at LIMIT :n (ix_jobs_finished_at),
+    then DELETE by primary key: MySQL takes no LIMIT inside an IN subquery.
+    """
+    total = 0
+    while True:
+        async with engine.begin() as conn:
+            ids = (await conn.execute(
+                sa.select(jobs.c.id).where(jobs.c.finished_at < older_than)
+                .order_by(jobs.c.finished_at).limit(batch_size)
+            )).scalars().all()
+            if ids:
+                await conn.execute(
+                    sa.delete(jobs).where(jobs.c.id.in_(ids), jobs.c.status.in_(("done", "failed")))
+                )
+        total += len(ids)
+        if len(ids) < batch_size:
+            break
+    if total:
+        log.debug("pruned %d finished job(s)", total)
+    return total
+
+
+async def queue_stats(engine: AsyncEngine, now: datetime, *, alive_within: float = 60.0) -> QueueStats:
+    """Per-status counts, the due-but-unclaimed jobs and the oldest one's age, and the number of
+    workers whose heartbeat is recent (within `alive_within` seconds)."""
+    due = sa.and_(jobs.c.status == "queued", jobs.c.run_at <= now)
+    async with engine.connect() as conn:
+        by_status = {
+            row.status: row.n
+            for row in await conn.execute(sa.select(jobs.c.status, sa.func.count().label("n")).group_by(jobs.c.status))
+        }
+        due_row = (await conn.execute(sa.select(sa.func.count(), sa.func.min(jobs.c.run_at)).where(due))).one()
+        alive = (await conn.execute(
+            sa.select(sa.func.count()).select_from(workers)
+            .where(workers.c.heartbeat_at >= now - timedelta(seconds=alive_within))
+        )).scalar_one()
+    oldest = _as_utc(due_row[1])
+    return QueueStats(
+        by_status={status: by_status.get(status, 0) for status in ("queued", "running", "done", "failed")},
+        due=int(due_row[0]),
+        oldest_due_at=oldest,
+        oldest_due_age_seconds=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
+        workers_alive=int(alive),
+    )
+
+
+# --- workers' liveness rows --------------------------------------------------------------------
+
+
+async def register_worker(
+    engine: AsyncEngine, worker_id: str, *, hostname: str, pid: int, queues: Sequence[str] | None,
+    concurrency: int, now: datetime,
+) -> None:
+    """Insert this worker's liveness row."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.insert(workers).values(
+            id=worker_id, hostname=hostname[:255], pid=pid, queues=list(queues) if queues else None,
+            concurrency=concurrency, started_at=now, heartbeat_at=now,
+        ))
+
+
+async def worker_heartbeat(engine: AsyncEngine, worker_id: str, now: datetime) -> bool:
+    """Refresh this worker's row; False when it is gone (pruned as dead while we stalled)."""
+    async with engine.begin() as conn:
+        result = await conn.execute(sa.update(workers).where(workers.c.id == worker_id).values(heartbeat_at=now))
+    return result.rowcount > 0
+
+
+async def prune_dead_workers(engine: AsyncEngine, older_than: datetime) -> int:
+    """Delete the rows of workers whose last heartbeat is before `older_than`."""
+    async with engine.begin() as conn:
+        result = await conn.execute(sa.delete(workers).where(workers.c.heartbeat_at < older_than))
+    return result.rowcount
+
+
+async def unregister_worker(engine: AsyncEngine, worker_id: str) -> None:
+    """Delete this worker's liveness row (clean shutdown)."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.delete(workers).where(workers.c.id == worker_id))
