@@ -219,6 +219,44 @@ def live_token(sandbox: Sandbox, network: str, token: str | None) -> TokenInfo:
     raise expired_token_error(raw.expires_at)
 
 
+# Long-lived tokens (Instagram Login and Threads share Meta's model) ------------------------------
+
+
+def _long_lived_response(sandbox: Sandbox, network: str, info: TokenInfo, ttl: int) -> web.Response:
+    token = sandbox.new_token(network, info.subject, info.scopes, ttl,
+                              client_id=info.extra.get("client_id"), long_lived=True, issued_at=sandbox.now())
+    return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl})
+
+
+def exchange_for_long_lived(
+    sandbox: Sandbox, network: str, params: dict[str, Any], *, grant_type: str, ttl: int
+) -> web.Response:
+    """`GET /access_token?grant_type=<ig|th>_exchange_token`: a short-lived token for a long-lived one."""
+    if params.get("grant_type") != grant_type:
+        raise GraphError(400, f"Unsupported grant_type, expected {grant_type}", 100)
+    info = live_token(sandbox, network, str(require_param(params, "access_token")))
+    if apps(sandbox, network).get(info.extra.get("client_id", "")) != require_param(params, "client_secret"):
+        raise GraphError(400, "Error validating client secret.", 1)
+    if info.extra.get("long_lived"):
+        raise GraphError(400, "The access token is already a long-lived token", 100)
+    return _long_lived_response(sandbox, network, info, ttl)
+
+
+def refresh_long_lived(
+    sandbox: Sandbox, network: str, params: dict[str, Any], *, grant_type: str, ttl: int, min_age: float
+) -> web.Response:
+    """`GET /refresh_access_token?grant_type=<ig|th>_refresh_token`: only long-lived tokens, only
+    once they are `min_age` seconds old (24 h at Meta)."""
+    if params.get("grant_type") != grant_type:
+        raise GraphError(400, f"Unsupported grant_type, expected {grant_type}", 100)
+    info = live_token(sandbox, network, str(require_param(params, "access_token")))
+    if not info.extra.get("long_lived"):
+        raise GraphError(400, "Only long-lived access tokens can be refreshed", 100)
+    if sandbox.now() - float(info.extra.get("issued_at", 0)) < min_age:
+        raise GraphError(400, "The access token can be refreshed once it is at least 24 hours old", 100)
+    return _long_lived_response(sandbox, network, info, ttl)
+
+
 def require_scopes(info: TokenInfo, *needed: str, code: int = 10, status: int = 403,
                    message: str | None = None) -> None:
     """Graph's permission error when the grant lacks a scope (code 10 or 200, usually HTTP 403)."""

@@ -49,6 +49,7 @@ from ouipost.sandbox._meta import (
     buc_header,
     container_status,
     containers,
+    exchange_for_long_lived,
     expired_token_response,
     fetch_media,
     graph_error_response,
@@ -57,6 +58,7 @@ from ouipost.sandbox._meta import (
     live_token,
     parse_fields,
     read_params,
+    refresh_long_lived,
     require_param,
     require_scopes,
     server_error_response,
@@ -177,31 +179,13 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
     @route
     async def exchange(request: web.Request) -> web.StreamResponse:
         params, _ = await read_params(request)
-        if params.get("grant_type") != "ig_exchange_token":
-            raise GraphError(400, "Unsupported grant_type, expected ig_exchange_token", 100)
-        info = live_token(sandbox, NETWORK, str(require_param(params, "access_token")))
-        secret = require_param(params, "client_secret")
-        if apps(sandbox, NETWORK).get(info.extra.get("client_id", "")) != secret:
-            raise GraphError(400, "Error validating client secret.", 1)
-        if info.extra.get("long_lived"):
-            raise GraphError(400, "The access token is already a long-lived token", 100)
-        token = sandbox.new_token(NETWORK, info.subject, info.scopes, LONG_TOKEN_TTL,
-                                  client_id=info.extra.get("client_id"), long_lived=True, issued_at=sandbox.now())
-        return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": LONG_TOKEN_TTL})
+        return exchange_for_long_lived(sandbox, NETWORK, params, grant_type="ig_exchange_token", ttl=LONG_TOKEN_TTL)
 
     @route
     async def refresh(request: web.Request) -> web.StreamResponse:
         params, _ = await read_params(request)
-        if params.get("grant_type") != "ig_refresh_token":
-            raise GraphError(400, "Unsupported grant_type, expected ig_refresh_token", 100)
-        info = live_token(sandbox, NETWORK, str(require_param(params, "access_token")))
-        if not info.extra.get("long_lived"):
-            raise GraphError(400, "Only long-lived access tokens can be refreshed", 100)
-        if sandbox.now() - float(info.extra.get("issued_at", 0)) < MIN_REFRESH_AGE:
-            raise GraphError(400, "The access token can be refreshed once it is at least 24 hours old", 100)
-        token = sandbox.new_token(NETWORK, info.subject, info.scopes, LONG_TOKEN_TTL,
-                                  client_id=info.extra.get("client_id"), long_lived=True, issued_at=sandbox.now())
-        return web.json_response({"access_token": token, "token_type": "bearer", "expires_in": LONG_TOKEN_TTL})
+        return refresh_long_lived(sandbox, NETWORK, params, grant_type="ig_refresh_token", ttl=LONG_TOKEN_TTL,
+                                  min_age=MIN_REFRESH_AGE)
 
     @route
     async def node(request: web.Request) -> web.StreamResponse:
