@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ouipost import __version__, rate_limits
 from ouipost import admin as admin_api
 from ouipost.api import accounts as accounts_api
+from ouipost.api import analytics as analytics_api
 from ouipost.api import media as media_api
 from ouipost.api import platforms as platforms_api
 from ouipost.api import posts as posts_api
@@ -58,6 +59,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.add_routes(accounts_api.routes)
     app.add_routes(posts_api.routes)
     app.add_routes(media_api.routes)
+    app.add_routes(analytics_api.routes)
     if isinstance(app[STORAGE], LocalStorage):
         app.router.add_get(FILE_ROUTE, make_file_handler(app[STORAGE]))
     app.add_routes(admin_api.routes)

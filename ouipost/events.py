@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.db.tables import events
 from ouipost.ids import new_id
+from workers import dispatch_events
 
 TYPES = (
     "post.created", "post.scheduled", "post.published", "post.partial", "post.failed",
@@ -28,7 +29,10 @@ async def record_event(
     if event_type not in TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     event_id = new_id("evt")
+    # Webhooks: a dispatch job follows in this transaction, or the event needs none (no subscriber).
+    pending = await dispatch_events.prepare_dispatch(conn, event_type, now=now)
     await conn.execute(events.insert().values(
         id=event_id, type=event_type, workspace_id=workspace_id, payload=dict(data), created_at=now,
+        dispatched_at=None if pending else now,
     ))
     return event_id

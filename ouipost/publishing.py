@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import errors, queue
+from ouipost import analytics, errors, queue
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import post_targets, posts, social_accounts
@@ -246,6 +246,8 @@ async def mark_target_published(conn: AsyncConnection, target_id: str, remote_id
         status="published", remote_id=remote_id, remote_url=url, published_at=now, error_code=None,
         error_message=None, updated_at=now,
     ))
+    # Same transaction: a published target always has its analytics row and its first sync job.
+    await analytics.on_target_published(conn, target_id, now)
 
 
 async def mark_target_failed(conn: AsyncConnection, target_id: str, code: str, message: str, now: datetime) -> None:

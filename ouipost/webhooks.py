@@ -14,10 +14,11 @@
   the endpoint at once; an endpoint failing every attempt for 5 days is disabled too. A disabled
   endpoint shows `is_active: false` with `disabled_reason`.
 
-Boundary with the jobs queue (a later issue): `create_delivery` records a message for an event,
+Boundary with the jobs queue: `create_delivery` records a message for an event,
 `deliver` sends one attempt now, and `deliver_due_attempt(engine, delivery_id, ...)` is what a
 `deliver_webhook` job calls when `next_attempt_at` comes; `due_delivery_ids` lists the ones due.
-Until the queue exists, only the test ping (`POST /admin/webhooks/{id}/test`) sends anything.
+Outbox events become deliveries in workers/dispatch_events.py, attempts are made by
+workers/deliver_webhook.py; the test ping (`POST /admin/webhooks/{id}/test`) sends at once.
 """
 
 from __future__ import annotations
@@ -336,9 +337,12 @@ async def create_delivery(
     *,
     now: datetime,
     event_id: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Record a message for one endpoint, due at once. With `event_id` (the outbox event), a second
-    call for the same event and endpoint raises IntegrityError instead of delivering twice."""
+    call for the same event and endpoint raises IntegrityError instead of delivering twice.
+    `occurred_at` (default `now`) is the payload's timestamp: when the event happened, which for
+    outbox events dispatched by the queue is earlier than the delivery's creation."""
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
     row = {
@@ -346,7 +350,7 @@ async def create_delivery(
         "webhook_id": webhook_id,
         "event_id": event_id,
         "event": event,
-        "payload": build_payload(event, data, now),
+        "payload": build_payload(event, data, occurred_at or now),
         "status": "pending",
         "attempts": 0,
         "response_status": None,

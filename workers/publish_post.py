@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from typing import Any
 
-from ouipost import accounts, publishing
+from ouipost import accounts, pacing, publishing
+from ouipost.admin.monitoring import PlatformCallLog
 from ouipost.crypto import Cipher
 from ouipost.events import record_event
 from ouipost.platforms import NetworkNotConfigured, make_adapter
@@ -32,6 +34,7 @@ from ouipost.posts import validation
 from ouipost.queue import RetryJob
 from ouipost.storage import Storage, storage_from_settings
 from ouipost.text import effective_text
+from workers.periodic import hand_over_unique_key
 from workers.worker import JobContext
 
 KIND = publishing.PUBLISH_KIND
@@ -41,7 +44,11 @@ MEDIA_URL_TTL = 6 * 3600  # networks fetch pull-from-URL media minutes to hours 
 
 async def handle(context: JobContext) -> None:
     """Publish every pending target of the post in the payload. Raises RetryJob while some target
-    waits for a retryable error to pass; the post reaches a final status otherwise."""
+    waits for a retryable error to pass; the post reaches a final status otherwise.
+
+    A target held back by pacing stays pending and the post gets a fresh job at the time pacing
+    names (this one hands it its unique key and ends), so waiting never uses up attempts. Every
+    adapter call is recorded for platform health, in the transaction that finishes the run."""
     engine, now = context.engine, context.clock.now()
     post_id = context.payload["post_id"]
     async with engine.begin() as conn:
@@ -55,30 +62,60 @@ async def handle(context: JobContext) -> None:
         raise RuntimeError("publish_post needs the worker's settings and HTTP session")
     storage = storage_from_settings(settings)
     cipher = Cipher(settings.secret_key)
-    http = PlatformHttp(context.http, base_url=settings.effective_platform_base_url)
+    calls = PlatformCallLog(context.clock.now)
+    http = PlatformHttp(context.http, base_url=settings.effective_platform_base_url, observer=calls.observe)
     retry_after: list[float] = []
+    errored: list[str] = []
+    held: list[float] = []
     try:
         for target in targets:
             outcome = await _publish_target(context, post, target, media, storage, cipher, http)
-            if outcome is not None:
+            if isinstance(outcome, pacing.Hold):
+                held.append(outcome.seconds)
+            elif outcome is not None:
                 retry_after.append(outcome)
+                errored.append(target["id"])
+    except BaseException:
+        await _flush_calls(engine, calls)
+        raise
     finally:
         await storage.close()
     async with engine.begin() as conn:
+        await calls.flush(conn)
+        now = context.clock.now()
         if retry_after and context.attempts >= context.job.max_attempts:
-            await publishing.fail_remaining(conn, post_id, "The network kept answering with temporary errors",
-                                            context.clock.now())
+            message = "The network kept answering with temporary errors"
+            if held:  # only the targets that erred give up; the held ones are merely late
+                for target_id in errored:
+                    await publishing.mark_target_failed(conn, target_id, "RETRIES_EXHAUSTED", message, now)
+            else:
+                await publishing.fail_remaining(conn, post_id, message, now)
             retry_after = []
-        final = await publishing.finish_post(conn, post_id, context.clock.now())
+        final = await publishing.finish_post(conn, post_id, now)
+        if held and not retry_after and final is None:
+            # Late, not failed: a fresh job (attempts from zero) takes over this job's unique key.
+            await hand_over_unique_key(conn, context.job)
+            await publishing.upsert_publish_job(conn, post_id, now + timedelta(seconds=min(held)),
+                                                priority=publishing.PUBLISH_PRIORITY_NOW, now=now)
     if retry_after and final is None:
         raise RetryJob("some networks asked to try again later", retry_after=max(retry_after))
+
+
+async def _flush_calls(engine: Any, calls: PlatformCallLog) -> None:
+    # The run failed before its final transaction: record its calls on their own (best effort).
+    try:
+        async with engine.begin() as conn:
+            await calls.flush(conn)
+    except Exception as exc:
+        log.warning("could not record %d platform call(s): %s", len(calls.calls), exc)
 
 
 async def _publish_target(
     context: JobContext, post: Mapping[str, Any], target: Mapping[str, Any], media: list[dict[str, Any]],
     storage: Storage, cipher: Cipher, http: PlatformHttp,
-) -> float | None:
-    """Run one target; returns a retry-after (seconds, 0 for backoff) when it should be tried again."""
+) -> float | pacing.Hold | None:
+    """Run one target; returns a retry-after (seconds, 0 for backoff) when it should be tried again,
+    or a pacing Hold when it must wait its turn (nothing was sent; it stays pending)."""
     engine, clock = context.engine, context.clock
     if target["status"] == "publishing":
         async with engine.begin() as conn:
@@ -96,8 +133,31 @@ async def _publish_target(
                 clock.now(),
             )
             return None
+        # Pacing's turn and the move to `publishing` commit together: a held target is untouched.
+        admission = await pacing.admit(conn, network=target["network"], account_id=account["id"],
+                                       holder=f"job {context.id} {target['id']}", now=clock.now())
+        if isinstance(admission, pacing.Hold):
+            return admission
         if not await publishing.mark_target_publishing(conn, target["id"], clock.now()):
+            await pacing.release(conn, admission)
             return None  # another run took it
+    try:
+        return await _send(context, post, target, account, media, storage, cipher, http)
+    finally:
+        if admission.slot is not None:
+            try:
+                async with engine.begin() as conn:
+                    await pacing.release(conn, admission)
+            except Exception as exc:  # the slot's lease frees it later
+                log.warning("could not free %s slot %s: %s", admission.network, admission.slot, exc)
+
+
+async def _send(
+    context: JobContext, post: Mapping[str, Any], target: Mapping[str, Any], account: Mapping[str, Any],
+    media: list[dict[str, Any]], storage: Storage, cipher: Cipher, http: PlatformHttp,
+) -> float | None:
+    """Call the network for a target already marked `publishing`, and store its outcome."""
+    engine, clock = context.engine, context.clock
     try:
         adapter = make_adapter(target["network"], http, context.settings)  # type: ignore[arg-type]
     except NetworkNotConfigured as exc:

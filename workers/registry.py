@@ -18,7 +18,15 @@ import os
 from collections.abc import Mapping
 from types import ModuleType
 
-from workers import noop, publish_post
+from workers import (
+    deliver_webhook,
+    dispatch_events,
+    noop,
+    publish_post,
+    refresh_tokens,
+    sync_accounts,
+    sync_analytics,
+)
 from workers.worker import Handler
 
 EXTRA_HANDLERS_VARIABLE = "OUIPOST_EXTRA_JOB_HANDLERS"
@@ -26,6 +34,11 @@ EXTRA_HANDLERS_VARIABLE = "OUIPOST_EXTRA_JOB_HANDLERS"
 MODULES: tuple[ModuleType, ...] = (
     noop,
     publish_post,
+    refresh_tokens,
+    dispatch_events,
+    deliver_webhook,
+    sync_analytics,
+    sync_accounts,
 )
 
 HANDLERS: dict[str, Handler] = {module.KIND: module.handle for module in MODULES}

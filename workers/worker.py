@@ -35,6 +35,7 @@ from ouipost import queue
 from ouipost.clock import Clock
 from ouipost.config import Settings
 from ouipost.queue import Job, JobFailed, RetryJob
+from workers.periodic import ensure_periodic_jobs
 
 log = logging.getLogger("ouipost.worker")
 
@@ -310,6 +311,9 @@ class Worker:
         while True:
             now = self.clock.now()
             try:
+                # Periodic jobs (token refresh): started here, at start and then every prune
+                # interval, so a chain that was not needed at start (no accounts yet) begins later.
+                await ensure_periodic_jobs(self.engine, self.clock, kinds=self.handlers)
                 pruned = await queue.prune_finished_jobs(self.engine, now - self.retention)
                 dead = await queue.prune_dead_workers(self.engine, now - timedelta(seconds=self.lease_seconds * 3))
                 log.debug("prune: %d finished job(s), %d dead worker row(s)", pruned, dead)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ouipost.admin import audit, auth, keys, system, users, webhooks
+from ouipost.admin import analytics, audit, auth, keys, system, users, webhooks
 
 routes: list[web.AbstractRouteDef] = [
     *auth.routes,
@@ -14,4 +14,5 @@ routes: list[web.AbstractRouteDef] = [
     *webhooks.routes,
     *audit.routes,
     *system.routes,
+    *analytics.routes,
 ]

@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import rate_limits
+from ouipost import queue, rate_limits
 from ouipost.clock import isoformat
 from ouipost.db.admin_tables import platform_calls
-from ouipost.db.tables import api_keys, metadata, posts, social_accounts, users, workspaces
+from ouipost.db.queue_tables import workers
+from ouipost.db.tables import api_keys, posts, social_accounts, users, workspaces
 from ouipost.platforms.registry import NETWORKS
 
 POST_STATUSES = ("draft", "scheduled", "published", "failed")
@@ -180,18 +181,57 @@ def check_storage(data_dir: Path) -> dict[str, Any]:
     }
 
 
-async def check_queue(engine: AsyncEngine) -> dict[str, Any]:
-    """Pending jobs. The jobs table arrives with the queue; until then there is nothing pending."""
-    jobs = metadata.tables.get("jobs")
-    if jobs is None or "status" not in jobs.c:
-        return {"status": "healthy", "pending_jobs": 0, "detail": "no queue yet"}
+WORKER_ALIVE_SECONDS = 60.0  # a heartbeat this recent means alive (workers beat every lease/3, 10 s by default)
+STALLED_DUE_SECONDS = 60.0  # due jobs waiting this long with no worker alive: nothing is publishing
+BACKLOG_DUE_SECONDS = 300.0  # due jobs waiting this long even with workers alive: they are stuck or swamped
+
+
+async def check_queue(engine: AsyncEngine, now: datetime) -> dict[str, Any]:
+    """The queue and its workers: jobs per status, the workers alive (recent heartbeat), and the
+    oldest due-but-unclaimed job with its age.
+
+    `degraded` when due jobs have waited over STALLED_DUE_SECONDS while no worker is alive (a
+    scheduler that silently stopped), or over BACKLOG_DUE_SECONDS whatever the workers (stuck or
+    swamped). A database error makes it `unhealthy` (reported, not raised).
+    """
     started = time.monotonic()
     try:
+        stats = await queue.queue_stats(engine, now, alive_within=WORKER_ALIVE_SECONDS)
         async with engine.connect() as conn:
-            pending = await _count(conn, jobs, jobs.c.status == "queued")
+            alive = (await conn.execute(
+                sa.select(workers.c.id, workers.c.hostname, workers.c.pid, workers.c.concurrency,
+                          workers.c.started_at, workers.c.heartbeat_at)
+                .where(workers.c.heartbeat_at >= now - timedelta(seconds=WORKER_ALIVE_SECONDS))
+                .order_by(workers.c.started_at).limit(50)
+            )).all()
     except Exception as exc:  # reported, not raised: health answers whatever fails
         return {"status": "unhealthy", "error": type(exc).__name__}
-    return {"status": "healthy", "pending_jobs": pending, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+    age = stats.oldest_due_age_seconds
+    status, detail = "healthy", None
+    if age is not None and age > STALLED_DUE_SECONDS and stats.workers_alive == 0:
+        status, detail = "degraded", f"{stats.due} due job(s) waiting up to {age:.0f}s and no worker is alive"
+    elif age is not None and age > BACKLOG_DUE_SECONDS:
+        status, detail = "degraded", f"{stats.due} due job(s) waiting up to {age:.0f}s: workers are behind"
+    result: dict[str, Any] = {
+        "status": status,
+        "pending_jobs": stats.by_status["queued"],
+        "running_jobs": stats.by_status["running"],
+        "failed_jobs": stats.by_status["failed"],
+        "due_jobs": stats.due,
+        "oldest_due_job": None if stats.oldest_due_at is None else {
+            "run_at": isoformat(stats.oldest_due_at), "age_seconds": round(age or 0.0, 1),
+        },
+        "workers_alive": stats.workers_alive,
+        "workers": [
+            {"id": w.id, "hostname": w.hostname, "pid": w.pid, "concurrency": w.concurrency,
+             "started_at": isoformat(w.started_at), "last_heartbeat": isoformat(w.heartbeat_at)}
+            for w in alive
+        ],
+        "latency_ms": round((time.monotonic() - started) * 1000, 1),
+    }
+    if detail:
+        result["detail"] = detail
+    return result
 
 
 def overall(components: Iterable[dict[str, Any]]) -> str:
@@ -215,6 +255,39 @@ async def record_platform_call(
     await conn.execute(
         platform_calls.insert().values(network=network, ok=ok, status=status, latency_ms=max(0, latency_ms), at=at)
     )
+
+
+def call_ok(status: int | None) -> bool:
+    """Whether a call speaks for the network's health: an answer that is not a 5xx or a 429. A 4xx
+    (bad content, an expired token) is the request's problem, not the network's."""
+    return status is not None and status < 500 and status != 429
+
+
+class PlatformCallLog:
+    """Collects the adapter calls of one job (PlatformHttp's observer) and writes them at once.
+
+    `observe` only appends to a list (it runs after every HTTP call, so it must not wait on the
+    database); `flush(conn)` inserts them all in one multi-row INSERT inside a transaction the
+    caller commits anyway, so recording adds no commit to publishing.
+    """
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self._now = now
+        self.calls: list[dict[str, Any]] = []
+
+    def observe(self, network: str, method: str, url: str, status: int | None, seconds: float) -> None:
+        if network in NETWORKS:  # a misnamed network must not break the flush of the others
+            self.calls.append({"network": network, "ok": call_ok(status), "status": status,
+                               "latency_ms": max(0, round(seconds * 1000)), "at": self._now()})
+
+    async def flush(self, conn: AsyncConnection) -> int:
+        """Insert what was observed since the last flush; returns how many. Database errors propagate
+        (and the calls are kept for another flush)."""
+        if not self.calls:
+            return 0
+        await conn.execute(platform_calls.insert(), self.calls)
+        count, self.calls = len(self.calls), []
+        return count
 
 
 async def prune_platform_calls(conn: AsyncConnection, before: datetime) -> int:

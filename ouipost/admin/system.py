@@ -50,12 +50,14 @@ async def stats(request: web.Request) -> web.Response:
 @admin_route(None, role="admin")
 async def health(request: web.Request) -> web.Response:
     """Every component checked for real, at once. 503 SERVICE_UNAVAILABLE when the database (or
-    anything else) is unhealthy, with the components in the error details."""
+    anything else) is unhealthy, with the components in the error details. The queue component
+    lists the workers alive and the oldest due job; it is `degraded` when due jobs wait with no
+    worker alive (GET /healthz stays a plain 200/503 for load balancers)."""
     _no_query(request)
     database, storage, queue = await asyncio.gather(
         monitoring.check_database(request.app[DB]),
         asyncio.to_thread(monitoring.check_storage, request.app[SETTINGS].data_dir),
-        monitoring.check_queue(request.app[DB]),
+        monitoring.check_queue(request.app[DB], request.app[CLOCK].now()),
     )
     components = {"database": database, "storage": storage, "queue": queue}
     status = monitoring.overall(components.values())

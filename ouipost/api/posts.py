@@ -12,7 +12,7 @@ from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import errors, publishing, workspaces
+from ouipost import analytics, errors, publishing, workspaces
 from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, pagination, validate_timezone
 from ouipost.clock import isoformat
@@ -74,9 +74,11 @@ async def list_posts(request: web.Request) -> web.Response:
         rows, total = await service.list_posts(conn, clauses, page=query["page"], limit=query["limit"])
         ids = [r["id"] for r in rows]
         media = await service.media_of(conn, ids)
+        totals = await analytics.post_totals(conn, ids)
     urls = rules.media_urls(request.app, [m for items in media.values() for m in items])
     return ok({
-        "posts": [service.post_view(r, media=media[r["id"]], media_urls=urls) for r in rows],
+        "posts": [service.post_view(r, media=media[r["id"]], media_urls=urls, analytics=totals.get(r["id"]))
+                  for r in rows],
         "pagination": pagination(query["page"], query["limit"], total),
     })
 
@@ -117,8 +119,10 @@ async def get_post(request: web.Request) -> web.Response:
         post = await service.get_post(conn, request[WORKSPACE_ID], request.match_info["id"])
         targets = (await service.targets_of(conn, [post["id"]]))[post["id"]]
         media = (await service.media_of(conn, [post["id"]]))[post["id"]]
+        totals = (await analytics.post_totals(conn, [post["id"]])).get(post["id"])
     urls = rules.media_urls(request.app, media)
-    return ok({"post": service.post_view(post, targets=targets, media=media, media_urls=urls, detail=True)})
+    return ok({"post": service.post_view(post, targets=targets, media=media, media_urls=urls, detail=True,
+                                         analytics=totals)})
 
 
 @routes.put("/api/posts/{id}")

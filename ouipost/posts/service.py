@@ -208,10 +208,14 @@ async def media_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, 
 def post_view(
     post: Mapping[str, Any], *, targets: Sequence[Mapping[str, Any]] = (),
     media: Sequence[Mapping[str, Any]] = (), media_urls: Mapping[str, Mapping[str, str | None]] | None = None,
-    detail: bool = False,
+    detail: bool = False, analytics: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The post as the API shows it; `detail` adds platform_posts and per-network analytics."""
+    """The post as the API shows it; `detail` adds platform_posts and per-network analytics.
+
+    `analytics` is the post's entry of ouipost.analytics.post_totals (latest totals; zeros without it).
+    """
     media_urls = media_urls or {}
+    totals = analytics or {}
     view: dict[str, Any] = {
         "id": post["id"],
         "content": post["content"],
@@ -231,7 +235,7 @@ def post_view(
         "published_at": isoformat(post["published_at"]),
         "created_at": isoformat(post["created_at"]),
         "updated_at": isoformat(post["updated_at"]),
-        "analytics": {"impressions": 0, "engagement": 0, "clicks": 0},
+        "analytics": {name: int(totals.get(name, 0)) for name in ("impressions", "engagement", "clicks")},
     }
     if detail:
         view["platform_posts"] = [
@@ -242,5 +246,11 @@ def post_view(
             }
             for t in targets
         ]
-        view["analytics"] = {"total_impressions": 0, "total_engagement": 0, "total_clicks": 0, "by_platform": {}}
+        view["analytics"] = {
+            **{f"total_{name}": int(totals.get(name, 0)) for name in ("impressions", "engagement", "clicks")},
+            "by_platform": {
+                network: {name: int(values.get(name, 0)) for name in ("impressions", "engagement", "clicks")}
+                for network, values in (totals.get("by_platform") or {}).items()
+            },
+        }
     return view

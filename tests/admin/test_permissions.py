@@ -40,6 +40,7 @@ EXPECTED: dict[tuple[str, str], tuple[str | None, str | None]] = {
     ("GET", "/admin/audit"): ("audit.view", None),
     ("GET", "/admin/dashboard"): ("analytics.view", None),
     ("GET", "/admin/stats"): ("analytics.view", None),
+    ("GET", "/admin/analytics"): ("analytics.view", None),
     ("GET", "/admin/platform-health"): ("analytics.view", None),
     ("GET", "/admin/health"): (None, "admin"),
     ("GET", "/admin/system"): (None, "admin"),

@@ -1,0 +1,660 @@
+"""Analytics: keeping what the networks say about published posts and accounts, and reading it back.
+
+Writing (workers and the publish flow):
+- `on_target_published` (called by publishing.mark_target_published, in its transaction) creates the
+  target's rollup row with zeros and enqueues its first `sync_analytics` job a minute later.
+- `store_snapshot` keeps one insights answer as history (`insight_snapshots`) and makes it the
+  target's latest totals (`target_insights`); `schedule_next_sync` enqueues the next sync along
+  SYNC_SCHEDULE (offsets from publication), so a target is synced often while young and stops after
+  the last offset. One live sync job per target (unique key `analytics:<target id>`).
+- `store_account_snapshot` keeps a daily account answer (followers, demographics).
+
+Reading (handlers): `post_totals` (post lists and views, one grouped query per page),
+`post_analytics` (one post), `workspace_analytics` (a workspace, or every workspace for the admin).
+Workspace periods select targets by their publication time and show their latest totals, so the
+timeline's buckets add up to the summary and a period with no publication is all zeros.
+
+What can go wrong: `resolve_period` raises 422 VALIDATION_ERROR (from after to, too many points);
+`request_refresh` raises 409 CONFLICT for a post with nothing published. Database errors propagate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ouipost import errors, queue
+from ouipost.clock import isoformat
+from ouipost.db.analytics_tables import account_snapshots, insight_snapshots, target_insights
+from ouipost.db.queue_tables import jobs
+from ouipost.db.tables import post_targets, posts, social_accounts
+from ouipost.platforms.base import AccountStats, Insights
+
+log = logging.getLogger("ouipost.analytics")
+
+SYNC_KIND = "sync_analytics"
+ACCOUNTS_KIND = "sync_accounts"
+QUEUE = "analytics"  # its own queue name: standalone workers can serve publishing and analytics apart
+PRIORITY = 150  # after publish jobs (10, 50) and the default (100): insights can always wait a little
+SYNC_MAX_ATTEMPTS = 6
+# When a published target is synced, counted from its publication. Young posts move fast, old ones
+# barely; after the last offset the target keeps its latest totals (a refresh still syncs it).
+SYNC_SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(minutes=1), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=6),
+    timedelta(hours=24), timedelta(hours=72), timedelta(days=7),
+)
+ACCOUNTS_JOB_KEY = "analytics:accounts"
+ACCOUNTS_INTERVAL = timedelta(hours=24)
+ACCOUNTS_MAX_ATTEMPTS = 3
+
+GRANULARITIES = ("hour", "day", "week", "month")
+DEFAULT_PERIOD = timedelta(days=30)
+MAX_SPAN = {"hour": timedelta(days=731), "day": timedelta(days=3660), "week": timedelta(days=3660),
+            "month": timedelta(days=3660)}
+ADMIN_PERIODS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90),
+                 "1y": timedelta(days=365)}
+TOP_POSTS = 5
+PERIOD_INDEX = "ix_target_insights_workspace_period"
+COMMON = ("impressions", "reach", "engagement", "clicks")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def sync_job_key(target_id: str) -> str:
+    return f"analytics:{target_id}"
+
+
+def engagement_rate(engagement: int, impressions: int) -> float:
+    """engagement / impressions x 100, two decimals; 0 when there are no impressions."""
+    return round(engagement * 100 / impressions, 2) if impressions else 0.0
+
+
+# --- writing: publication, snapshots, the sync schedule -------------------------------------------
+
+
+def next_sync_at(published_at: datetime, now: datetime) -> datetime | None:
+    """The first point of SYNC_SCHEDULE after `now`, or None when the schedule is over."""
+    for offset in SYNC_SCHEDULE:
+        due = published_at + offset
+        if due > now:
+            return due
+    return None
+
+
+async def on_target_published(conn: AsyncConnection, target_id: str, now: datetime) -> None:
+    """The target was just marked published: give it a rollup row (zeros until its first snapshot) and
+    enqueue its first sync. Idempotent: a second call for the same target changes nothing."""
+    target = (await conn.execute(
+        sa.select(post_targets.c.id, post_targets.c.post_id, post_targets.c.workspace_id, post_targets.c.network,
+                  post_targets.c.account_id, post_targets.c.published_at)
+        .where(post_targets.c.id == target_id)
+    )).first()
+    if target is None:
+        return
+    siblings = (await conn.execute(
+        sa.select(target_insights.c.target_id, target_insights.c.network)
+        .where(target_insights.c.post_id == target.post_id)
+    )).all()
+    if any(s.target_id == target_id for s in siblings):
+        return
+    await conn.execute(sa.insert(target_insights).values(
+        target_id=target_id, workspace_id=target.workspace_id, post_id=target.post_id, network=target.network,
+        account_id=target.account_id, published_at=target.published_at or now,
+        first_of_post=0 if siblings else 1,
+        first_of_network=0 if any(s.network == target.network for s in siblings) else 1,
+        impressions=0, reach=0, engagement=0, clicks=0, metrics={}, snapshots=0, synced_at=None,
+    ))
+    await _enqueue_sync(conn, target_id, (target.published_at or now) + SYNC_SCHEDULE[0], now)
+
+
+async def _enqueue_sync(conn: AsyncConnection, target_id: str, run_at: datetime, now: datetime) -> int | None:
+    return await queue.enqueue(
+        conn, kind=SYNC_KIND, payload={"target_id": target_id}, now=now, queue=QUEUE, run_at=run_at,
+        priority=PRIORITY, unique_key=sync_job_key(target_id), max_attempts=SYNC_MAX_ATTEMPTS,
+    )
+
+
+async def target_for_sync(conn: AsyncConnection, target_id: str) -> dict[str, Any] | None:
+    """The published target with what a sync needs (remote id, account row), or None when the target
+    is gone (post deleted) or not published."""
+    row = (await conn.execute(
+        sa.select(post_targets).where(post_targets.c.id == target_id, post_targets.c.status == "published")
+    )).mappings().first()
+    if row is None or not row["remote_id"]:
+        return None
+    target = dict(row)
+    account = None
+    if target["account_id"]:
+        account = (await conn.execute(
+            sa.select(social_accounts).where(social_accounts.c.id == target["account_id"])
+        )).mappings().first()
+    target["account"] = dict(account) if account else None
+    return target
+
+
+async def store_snapshot(
+    conn: AsyncConnection, target: Mapping[str, Any], insights: Insights, taken_at: datetime
+) -> None:
+    """Keep one insights answer of a published target and make it the target's latest totals.
+
+    `target` is a post_targets row (id, post_id, workspace_id, network, account_id, published_at).
+    An answer older than the totals already kept (a late retry) is kept as history only.
+    """
+    metrics = {str(k): float(v) for k, v in (insights.metrics or {}).items()}
+    common = {"impressions": int(insights.impressions), "reach": int(insights.reach),
+              "engagement": int(insights.engagement), "clicks": int(insights.clicks)}
+    await conn.execute(sa.insert(insight_snapshots).values(
+        workspace_id=target["workspace_id"], post_id=target["post_id"], target_id=target["id"],
+        network=target["network"], account_id=target["account_id"], taken_at=taken_at, metrics=metrics, **common,
+    ))
+    updated = await conn.execute(
+        target_insights.update()
+        .where(target_insights.c.target_id == target["id"],
+               sa.or_(target_insights.c.synced_at.is_(None), target_insights.c.synced_at <= taken_at))
+        .values(metrics=metrics, snapshots=target_insights.c.snapshots + 1, synced_at=taken_at, **common)
+    )
+    if updated.rowcount == 0 and not await _has_rollup(conn, target["id"]):
+        # Published before analytics existed (or its row was lost): create it from this answer.
+        await on_target_published(conn, target["id"], taken_at)
+        await conn.execute(target_insights.update().where(target_insights.c.target_id == target["id"])
+                           .values(metrics=metrics, snapshots=1, synced_at=taken_at, **common))
+
+
+async def _has_rollup(conn: AsyncConnection, target_id: str) -> bool:
+    found = await conn.scalar(sa.select(target_insights.c.target_id).where(target_insights.c.target_id == target_id))
+    return found is not None
+
+
+async def release_live_key(conn: AsyncConnection, job_id: int, locked_by: str) -> None:
+    """Let the running job's unique key go, so that it can enqueue its own successor under the same key
+    (the queue frees a key only when the job is acknowledged, after the handler returned). Fenced on
+    the claimant like every outcome."""
+    await conn.execute(jobs.update().where(
+        jobs.c.id == job_id, jobs.c.status == "running", jobs.c.locked_by == locked_by,
+    ).values(live_key=None))
+
+
+async def schedule_next_sync(
+    conn: AsyncConnection, job_id: int, locked_by: str, target: Mapping[str, Any], now: datetime
+) -> datetime | None:
+    """Enqueue the target's next sync along SYNC_SCHEDULE; returns when, or None when it is over."""
+    await release_live_key(conn, job_id, locked_by)
+    due = next_sync_at(target["published_at"] or now, now)
+    if due is not None:
+        await _enqueue_sync(conn, target["id"], due, now)
+    return due
+
+
+async def request_refresh(conn: AsyncConnection, workspace_id: str, post_id: str, now: datetime) -> list[str]:
+    """Sync every published target of the post now: its queued sync job moves to now, or a new one is
+    enqueued (a running one already is the refresh). Returns the target ids. 409 CONFLICT when the
+    post has no published target; the caller has already checked that the post is the workspace's."""
+    target_ids = (await conn.execute(
+        sa.select(post_targets.c.id).where(
+            post_targets.c.post_id == post_id, post_targets.c.workspace_id == workspace_id,
+            post_targets.c.status == "published",
+        ).order_by(post_targets.c.id)
+    )).scalars().all()
+    if not target_ids:
+        raise errors.Conflict("This post has nothing published to sync analytics from")
+    for target_id in target_ids:
+        moved = await conn.execute(jobs.update().where(
+            jobs.c.live_key == sync_job_key(target_id), jobs.c.status == "queued",
+        ).values(run_at=now))
+        if not moved.rowcount:
+            await _enqueue_sync(conn, target_id, now, now)
+    return list(target_ids)
+
+
+async def ensure_accounts_job(conn: AsyncConnection, now: datetime) -> None:
+    """Make sure the daily `sync_accounts` job exists (at most one live, by its unique key)."""
+    live = await conn.scalar(sa.select(jobs.c.id).where(jobs.c.live_key == ACCOUNTS_JOB_KEY))
+    if live is None:  # the read only spares a doomed insert; the unique index decides
+        await queue.enqueue(conn, kind=ACCOUNTS_KIND, payload={}, now=now, queue=QUEUE, run_at=now,
+                            priority=PRIORITY, unique_key=ACCOUNTS_JOB_KEY, max_attempts=ACCOUNTS_MAX_ATTEMPTS)
+
+
+async def schedule_next_accounts_sync(conn: AsyncConnection, job_id: int, locked_by: str, now: datetime) -> None:
+    await release_live_key(conn, job_id, locked_by)
+    await queue.enqueue(conn, kind=ACCOUNTS_KIND, payload={}, now=now, queue=QUEUE, run_at=now + ACCOUNTS_INTERVAL,
+                        priority=PRIORITY, unique_key=ACCOUNTS_JOB_KEY, max_attempts=ACCOUNTS_MAX_ATTEMPTS)
+
+
+async def accounts_to_sync(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Every active account, oldest first."""
+    rows = await conn.execute(
+        sa.select(social_accounts).where(social_accounts.c.status == "active").order_by(social_accounts.c.id)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def store_account_snapshot(
+    conn: AsyncConnection, account: Mapping[str, Any], stats: AccountStats, taken_at: datetime
+) -> None:
+    """Keep one day's account answer (followers, following, posts, demographics when the network
+    gives them)."""
+    await conn.execute(sa.insert(account_snapshots).values(
+        workspace_id=account["workspace_id"], account_id=account["id"], network=account["platform"],
+        taken_at=taken_at, followers=stats.followers, following=stats.following, posts_total=stats.posts_total,
+        demographics=dict(stats.demographics) if stats.demographics else None,
+    ))
+
+
+# --- reading: posts ---------------------------------------------------------------------------------
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else round(float(value), 4)
+
+
+async def post_totals(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Latest totals of each post and per network, for post lists and views: one grouped query.
+
+    {post_id: {"impressions", "reach", "engagement", "clicks", "by_platform": {network: {...}}}};
+    posts with nothing published are absent.
+    """
+    if not post_ids:
+        return {}
+    rows = await conn.execute(
+        sa.select(target_insights.c.post_id, target_insights.c.network,
+                  *(sa.func.sum(target_insights.c[name]).label(name) for name in COMMON))
+        .where(target_insights.c.post_id.in_(list(post_ids)))
+        .group_by(target_insights.c.post_id, target_insights.c.network)
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = found.setdefault(row.post_id, {**dict.fromkeys(COMMON, 0), "by_platform": {}})
+        values = {name: int(getattr(row, name) or 0) for name in COMMON}
+        entry["by_platform"][row.network] = values
+        for name in COMMON:
+            entry[name] += values[name]
+    return found
+
+
+async def post_analytics(conn: AsyncConnection, post_id: str) -> dict[str, Any]:
+    """Summary, per-network latest totals with the network's own metrics, and the timeline: after each
+    snapshot, the post's totals as then known (every target's latest answer so far, added up)."""
+    targets = (await conn.execute(
+        sa.select(target_insights).where(target_insights.c.post_id == post_id).order_by(target_insights.c.target_id)
+    )).mappings().all()
+    by_platform: dict[str, dict[str, Any]] = {}
+    summary = dict.fromkeys(COMMON, 0)
+    for target in targets:
+        entry = by_platform.setdefault(target["network"], {
+            **dict.fromkeys(COMMON, 0), "metrics": {}, "synced_at": None,
+        })
+        for name in COMMON:
+            entry[name] += int(target[name])
+            summary[name] += int(target[name])
+        for metric, value in (target["metrics"] or {}).items():
+            entry["metrics"][metric] = entry["metrics"].get(metric, 0) + float(value)
+        if target["synced_at"] is not None and (entry["synced_at"] is None or target["synced_at"] > entry["synced_at"]):
+            entry["synced_at"] = target["synced_at"]
+    shown: dict[str, dict[str, Any]] = {}
+    for network, entry in sorted(by_platform.items()):
+        own = {k: _number(v) for k, v in sorted(entry["metrics"].items()) if k not in COMMON}
+        shown[network] = {
+            **{name: entry[name] for name in COMMON},
+            "engagement_rate": engagement_rate(entry["engagement"], entry["impressions"]),
+            **own,
+            "last_synced_at": isoformat(entry["synced_at"]),
+        }
+    return {
+        "summary": {
+            **{f"total_{name}": summary[name] for name in COMMON},
+            "engagement_rate": engagement_rate(summary["engagement"], summary["impressions"]),
+        },
+        "by_platform": shown,
+        "timeline": await _post_timeline(conn, post_id),
+    }
+
+
+async def _post_timeline(conn: AsyncConnection, post_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        sa.select(insight_snapshots.c.target_id, insight_snapshots.c.taken_at,
+                  *(insight_snapshots.c[name] for name in COMMON))
+        .where(insight_snapshots.c.post_id == post_id)
+        .order_by(insight_snapshots.c.taken_at, insight_snapshots.c.id)
+    )
+    latest: dict[str, dict[str, int]] = {}
+    points: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        latest[row.target_id] = {name: int(getattr(row, name)) for name in COMMON}
+        stamp = isoformat(row.taken_at) or ""
+        # Snapshots in the same second are one point: the totals after all of them.
+        points[stamp] = {"timestamp": stamp, **{name: sum(v[name] for v in latest.values()) for name in COMMON}}
+    return list(points.values())
+
+
+# --- reading: periods ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """An inclusive UTC range, bucketed by `granularity` in `zone`."""
+
+    start: datetime
+    end: datetime
+    granularity: str
+    zone: ZoneInfo
+
+
+def _instant(value: date | datetime, zone: ZoneInfo, *, end_of_day: bool) -> datetime:
+    """A datetime with offset as given; a naive one in `zone`; a bare date is its whole day in `zone`."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo is not None else value.replace(tzinfo=zone)).astimezone(UTC)
+    if end_of_day:
+        next_day = datetime.combine(value + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+        return next_day - timedelta(microseconds=1)
+    return datetime.combine(value, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def resolve_period(
+    start: date | datetime | None, end: date | datetime | None, granularity: str, zone_name: str, now: datetime
+) -> Period:
+    """The period a query asks for. Defaults: `to` now, `from` 30 days before `to`; both inclusive.
+
+    422 VALIDATION_ERROR when from is after to, or the period has too many points for its granularity
+    (hour: at most 731 days; the others: 10 years).
+    """
+    zone = ZoneInfo(zone_name)
+    until = _instant(end, zone, end_of_day=True) if end is not None else now
+    since = _instant(start, zone, end_of_day=False) if start is not None else until - DEFAULT_PERIOD
+    if since > until:
+        raise errors.ValidationError("from must not be after to", details={"from": ["must not be after to"]})
+    limit = MAX_SPAN[granularity]
+    if until - since > limit:
+        raise errors.ValidationError(
+            f"Too many points: {granularity} granularity covers at most {limit.days} days; choose a shorter "
+            f"period or a coarser granularity",
+            details={"granularity": [f"{granularity} covers at most {limit.days} days"]},
+        )
+    return Period(since, until, granularity, zone)
+
+
+def bucket_key(instant: datetime, granularity: str, zone: ZoneInfo) -> str:
+    """The timeline key of an instant: hour -> local ISO datetime with offset, day -> YYYY-MM-DD,
+    week -> its Monday, month -> YYYY-MM (all in `zone`)."""
+    local = instant.astimezone(zone)
+    if granularity == "hour":
+        return local.replace(minute=0, second=0, microsecond=0).isoformat()
+    if granularity == "day":
+        return local.date().isoformat()
+    if granularity == "week":
+        return (local.date() - timedelta(days=local.weekday())).isoformat()
+    return local.strftime("%Y-%m")
+
+
+def _whole_hour_zone(zone: ZoneInfo, start: datetime, end: datetime) -> bool:
+    """True when every UTC offset of `zone` over the period is whole hours (local boundaries fall on
+    UTC hours); else the database groups by quarter hours (India +5:30, Nepal +5:45, ...)."""
+    instant = start
+    while True:
+        offset = instant.astimezone(zone).utcoffset() or timedelta(0)
+        if offset.total_seconds() % 3600:
+            return False
+        if instant >= end:
+            return True
+        instant = min(end, instant + timedelta(days=1))
+
+
+def bucket_keys(period: Period, step: int) -> list[str]:
+    """Every bucket of the period in order, empty ones included."""
+    zone, granularity = period.zone, period.granularity
+    first, last = period.start.astimezone(zone).date(), period.end.astimezone(zone).date()
+    keys: list[str] = []
+    if granularity == "day":
+        day = first
+        while day <= last:
+            keys.append(day.isoformat())
+            day += timedelta(days=1)
+    elif granularity == "week":
+        day = first - timedelta(days=first.weekday())
+        while day <= last:
+            keys.append(day.isoformat())
+            day += timedelta(days=7)
+    elif granularity == "month":
+        year, month = first.year, first.month
+        while (year, month) <= (last.year, last.month):
+            keys.append(f"{year:04d}-{month:02d}")
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    else:
+        # Walk UTC in steps aligned with local hour boundaries; a DST change adds or drops a local hour.
+        instant = EPOCH + timedelta(seconds=int((period.start - EPOCH).total_seconds()) // step * step)
+        while instant <= period.end:
+            key = bucket_key(instant, granularity, zone)
+            if not keys or keys[-1] != key:
+                keys.append(key)
+            instant += timedelta(seconds=step)
+    return keys
+
+
+def _bucket_column(conn: AsyncConnection, column: sa.ColumnElement[Any], step: int) -> sa.ColumnElement[Any]:
+    """Whole `step`-second buckets since the epoch of a UTC datetime column, in SQL. Constants are
+    inline so that the SELECT and GROUP BY expressions are the same text (ONLY_FULL_GROUP_BY)."""
+    if conn.dialect.name == "sqlite":
+        seconds = sa.cast(sa.func.strftime(sa.literal_column("'%s'"), column), sa.Integer)
+        return (seconds / sa.literal_column(str(step))).label("bucket")
+    # TIMESTAMPDIFF on a DATETIME ignores the session time zone (UNIX_TIMESTAMP would not).
+    minutes = sa.func.timestampdiff(sa.literal_column("MINUTE"), sa.literal_column("'1970-01-01 00:00:00'"), column)
+    return minutes.op("DIV")(sa.literal_column(str(step // 60))).label("bucket")
+
+
+def _period_clauses(
+    workspace_id: str | None, period: Period, platform: str | None
+) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = [target_insights.c.published_at.between(period.start, period.end)]
+    if workspace_id is not None:
+        clauses.append(target_insights.c.workspace_id == workspace_id)
+    if platform is not None:
+        clauses.append(target_insights.c.network == platform)
+    return clauses
+
+
+async def workspace_analytics(
+    conn: AsyncConnection, workspace_id: str | None, period: Period, platform: str | None = None
+) -> dict[str, Any]:
+    """Summary, by_platform, timeline (every bucket, zeros included), top_posts and audience of the
+    targets published in the period (workspace_id None: every workspace, for the admin)."""
+    clauses = _period_clauses(workspace_id, period, platform)
+    t = target_insights
+    sums = [sa.func.sum(t.c[name]).label(name) for name in COMMON]
+    by_network = (
+        sa.select(t.c.network, sa.func.sum(t.c.first_of_network).label("posts"), *sums)
+        .where(*clauses).group_by(t.c.network).order_by(t.c.network)
+    )
+    if workspace_id is not None and platform is None:
+        # MariaDB likes the (workspace, network, ...) index for GROUP BY network, which reads every
+        # target of the workspace; the period's range of the other index is a fraction of that.
+        by_network = by_network.with_hint(t, f"USE INDEX ({PERIOD_INDEX})", dialect_name="mysql")
+    platform_rows = (await conn.execute(by_network)).all()
+    by_platform = {
+        row.network: {
+            "posts": int(row.posts or 0), **{name: int(getattr(row, name) or 0) for name in COMMON},
+            "engagement_rate": engagement_rate(int(row.engagement or 0), int(row.impressions or 0)),
+        }
+        for row in platform_rows
+    }
+
+    step = 3600 if _whole_hour_zone(period.zone, period.start, period.end) else 900
+    bucket = _bucket_column(conn, t.c.published_at, step)
+    counted = t.c.first_of_network if platform is not None else t.c.first_of_post
+    timeline_rows = (await conn.execute(
+        sa.select(bucket, sa.func.sum(counted).label("posts"), *sums).where(*clauses).group_by(sa.text("bucket"))
+    )).all()
+    timeline = {key: {"date": key, "posts": 0, **dict.fromkeys(COMMON, 0)} for key in bucket_keys(period, step)}
+    for row in timeline_rows:
+        key = bucket_key(EPOCH + timedelta(seconds=int(row.bucket) * step), period.granularity, period.zone)
+        point = timeline.get(key)
+        if point is None:  # cannot happen for rows inside the period; never invent a bucket
+            continue
+        point["posts"] += int(row.posts or 0)
+        for name in COMMON:
+            point[name] += int(getattr(row, name) or 0)
+
+    totals = {name: sum(p[name] for p in by_platform.values()) for name in COMMON}
+    summary = {
+        "total_posts": sum(p["posts"] for p in timeline.values()),
+        **{f"total_{name}": totals[name] for name in COMMON},
+        "avg_engagement_rate": engagement_rate(totals["engagement"], totals["impressions"]),
+        "best_performing_platform": best_platform(by_platform),
+    }
+    return {
+        "summary": summary,
+        "by_platform": by_platform,
+        "timeline": [
+            {"date": p["date"], "impressions": p["impressions"], "engagement": p["engagement"], "posts": p["posts"],
+             "reach": p["reach"], "clicks": p["clicks"]}
+            for p in timeline.values()
+        ],
+        "top_posts": await _top_posts(conn, clauses, with_workspace=workspace_id is None),
+        "audience": await audience(conn, workspace_id, period, platform),
+    }
+
+
+def best_platform(by_platform: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The network with the highest engagement rate among those that report impressions (ties: more
+    engagement); when none reports impressions, the one with the most engagement; None without data."""
+    with_impressions = [(p["engagement_rate"], p["engagement"], n) for n, p in by_platform.items() if p["impressions"]]
+    if with_impressions:
+        return max(with_impressions, key=lambda x: (x[0], x[1], _reverse(x[2])))[2]
+    engaged = [(p["engagement"], n) for n, p in by_platform.items() if p["engagement"]]
+    return max(engaged, key=lambda x: (x[0], _reverse(x[1])))[1] if engaged else None
+
+
+def _reverse(name: str) -> tuple[int, ...]:
+    # Ties go to the alphabetically first network, so the answer never depends on row order.
+    return tuple(-ord(c) for c in name)
+
+
+async def _top_posts(
+    conn: AsyncConnection, clauses: Sequence[sa.ColumnElement[bool]], *, with_workspace: bool
+) -> list[dict[str, Any]]:
+    """The publications (a post on one network) with the most impressions, then engagement (ties: the
+    newest target first). Two queries: the first walks ix_target_insights_top backwards and stops
+    after `TOP_POSTS` rows of the period; the posts' text is fetched for those few only."""
+    t = target_insights
+    rows = (await conn.execute(
+        sa.select(t.c.target_id, t.c.post_id, t.c.workspace_id, t.c.network, t.c.impressions, t.c.engagement,
+                  t.c.reach, t.c.clicks, t.c.published_at)
+        .where(*clauses)
+        .order_by(t.c.impressions.desc(), t.c.engagement.desc(), t.c.target_id.desc())
+        .limit(TOP_POSTS)
+    )).all()
+    if not rows:
+        return []
+    contents = dict((await conn.execute(
+        sa.select(posts.c.id, posts.c.content).where(posts.c.id.in_({r.post_id for r in rows}))
+    )).all())
+    top = []
+    for row in rows:
+        item: dict[str, Any] = {
+            "id": row.post_id, "content": contents.get(row.post_id, ""), "platform": row.network,
+            "impressions": int(row.impressions), "engagement": int(row.engagement), "reach": int(row.reach),
+            "clicks": int(row.clicks),
+            "engagement_rate": engagement_rate(int(row.engagement), int(row.impressions)),
+            "published_at": isoformat(row.published_at),
+        }
+        if with_workspace:
+            item["workspace_id"] = row.workspace_id
+        top.append(item)
+    return top
+
+
+# --- reading: audience ------------------------------------------------------------------------------
+
+
+async def _latest_snapshots(
+    conn: AsyncConnection, account_filter: Sequence[sa.ColumnElement[bool]], *, at_or_before: datetime,
+    since: datetime | None = None, earliest: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Per connected account, its latest snapshot at or before `at_or_before` (or, with `earliest`,
+    its first one in [since, at_or_before])."""
+    s = account_snapshots
+    window = [s.c.taken_at <= at_or_before]
+    if since is not None:
+        window.append(s.c.taken_at >= since)
+    pick = (sa.func.min if earliest else sa.func.max)(s.c.taken_at).label("at")
+    chosen = (
+        sa.select(s.c.account_id, pick)
+        .join(social_accounts, social_accounts.c.id == s.c.account_id)
+        .where(*window, *account_filter).group_by(s.c.account_id).subquery()
+    )
+    rows = await conn.execute(
+        sa.select(s.c.account_id, s.c.network, s.c.followers, s.c.demographics)
+        .join(chosen, sa.and_(s.c.account_id == chosen.c.account_id, s.c.taken_at == chosen.c.at))
+        .order_by(s.c.id)
+    )
+    return {row.account_id: dict(row._mapping) for row in rows}
+
+
+async def audience(
+    conn: AsyncConnection, workspace_id: str | None, period: Period, platform: str | None = None
+) -> dict[str, Any]:
+    """Followers of the connected accounts at the end of the period (their latest daily snapshot), the
+    growth since its start (each account from its latest snapshot before the start, else its first in
+    the period), and the demographics the networks give, weighted by followers."""
+    account_filter: list[sa.ColumnElement[bool]] = []
+    if workspace_id is not None:
+        account_filter.append(social_accounts.c.workspace_id == workspace_id)
+    if platform is not None:
+        account_filter.append(social_accounts.c.platform == platform)
+    at_end = await _latest_snapshots(conn, account_filter, at_or_before=period.end)
+    at_start = await _latest_snapshots(conn, account_filter, at_or_before=period.start)
+    missing = set(at_end) - set(at_start)
+    if missing:
+        first_in = await _latest_snapshots(conn, account_filter, at_or_before=period.end, since=period.start,
+                                           earliest=True)
+        at_start.update({k: v for k, v in first_in.items() if k in missing})
+    total = sum(int(v["followers"] or 0) for v in at_end.values())
+    before = sum(int(at_start[k]["followers"] or 0) for k in at_end if k in at_start)
+    growth = total - before
+    return {
+        "total_followers": total,
+        "follower_growth": growth,
+        "growth_rate": round(growth * 100 / before, 2) if before else 0.0,
+        "demographics": merge_demographics(at_end.values()),
+    }
+
+
+def merge_demographics(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """age_groups and top_locations (percentages) averaged over accounts weighted by followers; any
+    other figure a network gives is kept per network (numbers added up across its accounts)."""
+    ages: dict[str, float] = {}
+    places: dict[str, float] = {}
+    weight = 0
+    by_platform: dict[str, dict[str, Any]] = {}
+    for snap in snapshots:
+        demo = snap.get("demographics") or {}
+        followers = int(snap.get("followers") or 0)
+        if demo.get("age_groups") or demo.get("top_locations"):
+            weight += followers
+            for group, share in (demo.get("age_groups") or {}).items():
+                ages[group] = ages.get(group, 0.0) + float(share) * followers
+            for place in demo.get("top_locations") or []:
+                country = str(place.get("country"))
+                places[country] = places.get(country, 0.0) + float(place.get("percentage") or 0) * followers
+        extra = {k: v for k, v in demo.items() if k not in ("age_groups", "top_locations")}
+        if extra:
+            mine = by_platform.setdefault(snap["network"], {})
+            for name, value in extra.items():
+                if isinstance(value, int | float) and isinstance(mine.get(name, 0), int | float):
+                    mine[name] = mine.get(name, 0) + value
+                else:
+                    mine[name] = value
+    result: dict[str, Any] = {
+        "age_groups": {g: round(v / weight, 2) for g, v in ages.items()} if weight else {},
+        "top_locations": [
+            {"country": c, "percentage": round(v / weight, 2)}
+            for c, v in sorted(places.items(), key=lambda item: (-item[1], item[0]))[:5]
+        ] if weight else [],
+    }
+    if by_platform:
+        result["by_platform"] = by_platform
+    return result
