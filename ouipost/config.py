@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ouipost.pacing import PacingConfig, load_pacing
 from ouipost.platforms.registry import NETWORKS
 
 DEFAULT_RATE_LIMITS = {"starter": 60, "professional": 300, "enterprise": 1200}
@@ -56,6 +57,9 @@ class Settings:
     max_document_mb: int = 100
     auto_migrate: bool = False
     log_level: str = "INFO"
+    # Per-account pacing, per-network concurrency and token refresh windows (OUIPOST_PACING*,
+    # OUIPOST_REFRESH_WINDOWS; see ouipost/pacing.py).
+    pacing: PacingConfig = field(default_factory=PacingConfig)
 
     @property
     def is_sqlite(self) -> bool:
@@ -119,6 +123,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         problems.append(f"OUIPOST_PLATFORM_BASE_URL must be an http(s) URL (got {platform_base_url!r})")
 
     rate_limits = _parse_rate_limits(reader.text("OUIPOST_RATE_LIMITS", ""), problems)
+    try:
+        pacing = load_pacing(env)
+    except ValueError as exc:
+        problems.append(str(exc))
+        pacing = PacingConfig()
 
     settings_kwargs = dict(
         data_dir=data_dir,
@@ -143,6 +152,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         max_document_mb=reader.integer("OUIPOST_MAX_DOCUMENT_MB", 100, 1, 10 * 1024),
         auto_migrate=reader.boolean("OUIPOST_AUTO_MIGRATE", default=False),
         log_level=reader.choice("OUIPOST_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        pacing=pacing,
     )
     settings_kwargs.update(overrides)
 

@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
@@ -205,12 +203,6 @@ def _positive_int(name: str, network: str, value: str) -> int:
     return number
 
 
-@cache
-def pacing_config() -> PacingConfig:
-    """This process's configuration, read once from the environment (ValueError when malformed)."""
-    return load_pacing(os.environ)
-
-
 # --- admission ------------------------------------------------------------------------------------
 
 
@@ -241,7 +233,7 @@ def _ms(moment: datetime) -> int:
 
 async def admit(
     conn: AsyncConnection, *, network: str, account_id: str, holder: str, now: datetime,
-    config: PacingConfig | None = None,
+    config: PacingConfig,
 ) -> Admission | Hold:
     """Ask to send one post of `account_id` to `network` now, in the caller's transaction.
 
@@ -251,7 +243,6 @@ async def admit(
     errors propagate; on MySQL a lock wait on a busy account row is short (its holder commits at
     once).
     """
-    config = config or pacing_config()
     slot: int | None = None
     cap = config.network_concurrency(network)
     if cap is not None:

@@ -56,6 +56,8 @@ def test_overrides_from_the_command_line_win(tmp_path: Path) -> None:
         ({"OUIPOST_PUBLIC_URL": "ftp://x"}, "OUIPOST_PUBLIC_URL must be an http(s) URL"),
         ({"OUIPOST_TWITTER_CLIENT_ID": "id"}, "OUIPOST_TWITTER_CLIENT_SECRET"),
         ({"OUIPOST_MAX_JSON_KB": "0"}, "OUIPOST_MAX_JSON_KB must be between"),
+        ({"OUIPOST_PACING_ACCOUNT": "myspace=10/1"}, "OUIPOST_PACING_ACCOUNT: unknown network 'myspace'"),
+        ({"OUIPOST_PACING_CONCURRENCY": "twitter=many"}, "OUIPOST_PACING_CONCURRENCY"),
     ],
 )
 def test_malformed_settings_fail_with_a_clear_message(tmp_path: Path, env: dict[str, str], message: str) -> None:

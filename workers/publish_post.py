@@ -135,7 +135,8 @@ async def _publish_target(
             return None
         # Pacing's turn and the move to `publishing` commit together: a held target is untouched.
         admission = await pacing.admit(conn, network=target["network"], account_id=account["id"],
-                                       holder=f"job {context.id} {target['id']}", now=clock.now())
+                                       holder=f"job {context.id} {target['id']}", now=clock.now(),
+                                       config=context.settings.pacing)
         if isinstance(admission, pacing.Hold):
             return admission
         if not await publishing.mark_target_publishing(conn, target["id"], clock.now()):

@@ -30,7 +30,7 @@ from ouipost import accounts
 from ouipost.crypto import Cipher, DecryptionError
 from ouipost.db.tables import social_accounts
 from ouipost.events import record_event
-from ouipost.pacing import pacing_config
+from ouipost.pacing import PacingConfig
 from ouipost.platforms import NetworkNotConfigured, adapter_class, make_adapter
 from ouipost.platforms.base import PlatformError, TokenExpiredError
 from ouipost.platforms.http import PlatformHttp
@@ -54,7 +54,7 @@ async def handle(context: JobContext) -> None:
     if context.settings is None or context.http is None:
         raise RuntimeError("refresh_tokens needs the worker's settings and HTTP session")
     await schedule_next_run(engine, context.job, clock.now())
-    due = await expiring_accounts(engine, clock.now())
+    due = await expiring_accounts(engine, clock.now(), context.settings.pacing)
     if not due:
         return
     cipher = Cipher(context.settings.secret_key)
@@ -75,9 +75,8 @@ def refreshable_networks() -> list[str]:
     return [n for n in NETWORKS if adapter_class(n).supports_refresh]
 
 
-async def expiring_accounts(engine: Any, now: datetime) -> list[dict[str, Any]]:
+async def expiring_accounts(engine: Any, now: datetime, config: PacingConfig) -> list[dict[str, Any]]:
     """Active accounts of refreshable networks whose token expires within the network's window."""
-    config = pacing_config()
     clauses = []
     for network in refreshable_networks():
         clause = sa.and_(

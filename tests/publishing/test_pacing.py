@@ -103,11 +103,14 @@ def test_defaults_keep_each_networks_published_limit() -> None:
 
 
 async def test_posts_due_at_once_to_one_account_are_spread_not_failed(
-    client: Any, key: Any, engine: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    aiohttp_client: Any, settings: Any, key: Any, engine: Any, sandbox: Any
 ) -> None:
+    from ouipost.app import create_app
+
     interval = 1.0
-    monkeypatch.setattr(pacing, "pacing_config", lambda: pacing.PacingConfig(
+    paced = settings.with_overrides(pacing=pacing.PacingConfig(
         account={"bluesky": pacing.AccountPace(interval=interval, burst=1)}))
+    client = await aiohttp_client(create_app(paced, engine=engine))
     await connect(client, key, "bluesky")
     due = Clock().now() + timedelta(seconds=2)
     ids = []

@@ -111,7 +111,7 @@ async def test_networks_that_cannot_refresh_and_accounts_without_refresh_tokens_
     before = [await _account(engine, a["id"]) for a in [*pages, x]]
     requests_before = len(sandbox.requests)
 
-    assert await refresh_tokens.expiring_accounts(engine, Clock().now()) == []
+    assert await refresh_tokens.expiring_accounts(engine, Clock().now(), quiet_settings.pacing) == []
     await _run(engine, quiet_settings)
 
     assert [await _account(engine, a["id"]) for a in [*pages, x]] == before
