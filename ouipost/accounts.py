@@ -309,31 +309,55 @@ __all__ = ["DecryptionError"]
 async def call_with_refresh(
     engine: Any, adapter: Any, account: Mapping[str, Any], cipher: Cipher, now: datetime, call: Any,
 ) -> Any:
-    """Run `call(auth)`; on TokenExpiredError refresh the token once, keep it, and try again.
+    """Run `call(auth)`; on TokenExpiredError refresh the token once (see `refresh_stored_tokens`) and
+    try again. A refresh the network refuses marks the account `expired` and re-raises."""
+    from ouipost.platforms.base import TokenExpiredError
 
-    A refresh the network refuses marks the account `expired` and re-raises TokenExpiredError.
-    """
-    from ouipost.platforms.base import PlatformError, TokenExpiredError
-
-    auth = auth_of(account, cipher)
     try:
-        return await call(auth)
+        return await call(auth_of(account, cipher))
     except TokenExpiredError:
         if not adapter.supports_refresh:
             async with engine.begin() as conn:
                 await mark_account(conn, account["id"], "expired", "The token expired; reconnect the account", now)
             raise
     try:
-        token = await adapter.refresh_token(auth)
+        fresh = await refresh_stored_tokens(engine, adapter, account, cipher, now)
     except TokenExpiredError as exc:
         async with engine.begin() as conn:
             await mark_account(conn, account["id"], "expired", f"Token refresh refused: {exc.message}", now)
         raise
-    except PlatformError:
-        raise
+    return await call(auth_of(fresh, cipher))
+
+
+async def refresh_stored_tokens(
+    engine: Any, adapter: Any, account: Mapping[str, Any], cipher: Cipher, now: datetime
+) -> dict[str, Any]:
+    """Refresh an account's token, one refresh per account at a time across every process.
+
+    Under a lock on the account row: when the stored tokens already differ from those `account` was
+    read with (another process refreshed, or the user reconnected), they are returned and the network
+    is not called, because X and others revoke the whole grant when a rotated refresh token is used
+    twice. Otherwise the network refreshes and the new tokens are stored before the lock is released.
+    Raises TokenExpiredError when the network refuses (the caller decides what that means) or the
+    account is gone; other PlatformErrors pass through.
+    """
+    from ouipost.platforms.base import TokenExpiredError
+
     async with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            # Take SQLite's writer lock first: it is what serialises refreshes between processes there.
+            await conn.execute(social_accounts.update().where(social_accounts.c.id == account["id"])
+                               .values(updated_at=social_accounts.c.updated_at))
+            query = sa.select(social_accounts).where(social_accounts.c.id == account["id"])
+        else:
+            query = sa.select(social_accounts).where(social_accounts.c.id == account["id"]).with_for_update()
+        current = (await conn.execute(query)).mappings().first()
+        if current is None:
+            raise TokenExpiredError("The account was disconnected", network=account["platform"])
+        if current["access_token"] != account["access_token"]:
+            return dict(current)
+        token = await adapter.refresh_token(auth_of(current, cipher))
         await store_tokens(conn, account["id"], token, cipher, now)
-    auth.access_token = token.access_token
-    if token.refresh_token:
-        auth.refresh_token = token.refresh_token
-    return await call(auth)
+        return dict((await conn.execute(
+            sa.select(social_accounts).where(social_accounts.c.id == account["id"])
+        )).mappings().one())

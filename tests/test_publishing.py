@@ -323,3 +323,34 @@ async def test_reconnecting_an_expired_account_publishes_what_it_blocked(
     done = await wait_for_status(client, key, post["id"], {"published"})
     assert done["status"] == "published"
     assert len(publications(sandbox, "twitter")) == 1
+
+
+async def test_a_refresh_made_elsewhere_meanwhile_is_used_not_mistaken_for_expiry(
+    client: Any, key: Any, engine: Any, sandbox: Any, settings: Any
+) -> None:
+    """X rotates refresh tokens and revokes the whole grant when a used one comes back: a publisher
+    holding tokens that another process has refreshed meanwhile must take the stored ones, not refresh
+    again (which would kill the grant) nor expire the account."""
+    from ouipost import accounts
+    from ouipost.crypto import Cipher
+    from ouipost.platforms import make_adapter
+    from ouipost.platforms.http import PlatformHttp
+
+    [account] = await connect(client, key, "twitter")
+    async with engine.connect() as conn:
+        stale = await accounts.get_account(conn, key.workspace_id, account["id"])
+    cipher = Cipher(settings.secret_key)
+    async with aiohttp.ClientSession() as session:
+        adapter = make_adapter("twitter", PlatformHttp(session, base_url=settings.effective_platform_base_url),
+                               settings)
+        stale_auth = accounts.auth_of(stale, cipher)
+        winner = await adapter.refresh_token(stale_auth)  # what the refresh job did in another process
+        async with engine.begin() as conn:
+            await accounts.store_tokens(conn, stale["id"], winner, cipher, datetime.now(UTC))
+        sandbox.tokens[stale_auth.access_token].expires_at = 0  # the copy this publisher holds is expired
+        stats = await accounts.call_with_refresh(engine, adapter, stale, cipher, datetime.now(UTC),
+                                                 adapter.account_stats)
+    assert stats.followers is not None
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.select(social_accounts.c.status).where(social_accounts.c.id == stale["id"])) \
+            == "active"

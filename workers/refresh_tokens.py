@@ -104,22 +104,20 @@ async def refresh_account(context: JobContext, account: Mapping[str, Any], http:
     network = account["platform"]
     try:
         adapter = make_adapter(network, http, context.settings)  # type: ignore[arg-type]
-        auth = accounts.auth_of(account, cipher)
+        accounts.auth_of(account, cipher)  # tokens that cannot be decrypted are not worth a call
     except NetworkNotConfigured:
         return "skipped"
     except DecryptionError:
         log.warning("account %s: tokens cannot be decrypted (secret key changed?); not refreshed", account["id"])
         return "skipped"
     try:
-        token = await adapter.refresh_token(auth)
+        await accounts.refresh_stored_tokens(engine, adapter, account, cipher, clock.now())
     except TokenExpiredError as exc:
         await _mark_expired(engine, account, exc.message, clock.now())
         return "expired"
     except PlatformError as exc:  # RetryableError, UnknownOutcomeError, an odd answer: next run
         log.info("account %s (%s): refresh failed for now: %s", account["id"], network, exc.message)
         return "retry"
-    async with engine.begin() as conn:
-        await accounts.store_tokens(conn, account["id"], token, cipher, clock.now())
     return "refreshed"
 
 
