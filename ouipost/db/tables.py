@@ -118,6 +118,7 @@ social_accounts = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("workspace_id", "platform", "remote_id"),
     sa.Index(None, "workspace_id", "platform", "status"),
+    sa.Index(None, "status", "token_expires_at"),  # the refresh job's "expiring soon" scan
 )
 
 posts = sa.Table(
