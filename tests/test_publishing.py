@@ -105,6 +105,11 @@ async def test_schedule_reads_naive_times_in_the_timezone_and_reschedules_one_jo
     assert resp.status == 200 and (await resp.json())["data"]["post"]["status"] == "draft"
     async with engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")) == 0
+    await client.post(f"/api/posts/{post['id']}/schedule", headers=key.headers(),
+                      json={"scheduled_at": "2031-07-01T09:00:00Z"})
+    assert (await client.delete(f"/api/posts/{post['id']}", headers=key.headers())).status == 200
+    async with engine.connect() as conn:  # deleting a scheduled post cancels its job
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")) == 0
 
 
 @pytest.mark.parametrize(

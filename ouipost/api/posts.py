@@ -150,6 +150,7 @@ async def delete_post(request: web.Request) -> web.Response:
         post = await service.get_post(conn, request[WORKSPACE_ID], request.match_info["id"], for_update=True)
         media = (await service.media_of(conn, [post["id"]]))[post["id"]]
         await service.delete_post(conn, post["id"])
+        await publishing.drop_publish_job(conn, post["id"])
     await rules.forget_media_files(request.app, media)
     if post["status"] in ("published", "partially_published"):
         message = ("Post deleted from Oui Post; it remains on the social networks, where it must be removed "
