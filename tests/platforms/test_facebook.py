@@ -7,7 +7,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from yarl import URL
 
 from ouipost.platforms.base import (
     AccountAuth,
@@ -26,6 +25,8 @@ from ouipost.platforms.facebook import FacebookAdapter
 from ouipost.platforms.http import PlatformHttp
 from ouipost.sandbox import Sandbox
 from ouipost.sandbox.facebook import PAGES
+from tests.platforms.helpers import account_auth as auth_of
+from tests.platforms.helpers import follow_consent
 
 REDIRECT = "https://app.example.com/oauth/facebook/callback"
 
@@ -44,12 +45,7 @@ def adapter(make_adapter: Callable[[str], PlatformAdapter]) -> FacebookAdapter:
 
 
 async def consent(http_session: aiohttp.ClientSession, url: str) -> dict[str, str]:
-    """Open the Login dialog like a browser and read the redirect back to us."""
-    async with http_session.get(url, allow_redirects=False) as resp:
-        assert resp.status == 302, await resp.text()
-        location = URL(resp.headers["Location"])
-    assert str(location.with_query(None).with_fragment(None)) == REDIRECT
-    return dict(location.query)
+    return await follow_consent(http_session, url, REDIRECT)
 
 
 async def connect(adapter: FacebookAdapter, http_session: aiohttp.ClientSession,
@@ -59,9 +55,6 @@ async def connect(adapter: FacebookAdapter, http_session: aiohttp.ClientSession,
     return await adapter.exchange_code(code=query["code"], redirect_uri=REDIRECT)
 
 
-def auth_of(identity: ConnectedIdentity) -> AccountAuth:
-    return AccountAuth(remote_id=identity.remote_id, access_token=identity.token.access_token,
-                       metadata=identity.metadata)
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from ouipost.platforms.base import (
 )
 from ouipost.platforms.pinterest import PinterestAdapter
 from ouipost.sandbox import Sandbox
+from tests.platforms.helpers import account_auth as auth_of
+from tests.platforms.helpers import follow_consent
 
 REDIRECT = "https://app.example.com/oauth/pinterest"
 DEFAULT_BOARD, IDEAS_BOARD = "1099511627781", "1099511627782"
@@ -41,11 +43,7 @@ def adapter(make_adapter: Callable[[str], PlatformAdapter]) -> PinterestAdapter:
 
 
 async def consent(http_session: aiohttp.ClientSession, url: str) -> dict[str, str]:
-    async with http_session.get(url, allow_redirects=False) as resp:
-        assert resp.status == 302, await resp.text()
-        location = URL(resp.headers["Location"])
-    assert str(location.with_query(None)) == REDIRECT
-    return dict(location.query)
+    return await follow_consent(http_session, url, REDIRECT)
 
 
 async def connect(adapter: PinterestAdapter, http_session: aiohttp.ClientSession,
@@ -56,9 +54,6 @@ async def connect(adapter: PinterestAdapter, http_session: aiohttp.ClientSession
     return identity
 
 
-def auth_of(identity: ConnectedIdentity) -> AccountAuth:
-    return AccountAuth(identity.remote_id, identity.token.access_token, identity.token.refresh_token,
-                       dict(identity.metadata))
 
 
 @pytest.fixture

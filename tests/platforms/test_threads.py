@@ -7,7 +7,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from yarl import URL
 
 from ouipost.platforms.base import (
     AccountAuth,
@@ -23,6 +22,8 @@ from ouipost.platforms.base import (
 from ouipost.platforms.threads import ThreadsAdapter
 from ouipost.sandbox import Sandbox
 from ouipost.sandbox.threads import FOLLOWERS, PROFILE, threads_length
+from tests.platforms.helpers import account_auth as auth_of
+from tests.platforms.helpers import follow_consent
 
 REDIRECT = "https://app.example.com/oauth/threads/callback"
 USER = PROFILE["id"]
@@ -42,11 +43,7 @@ def adapter(make_adapter: Callable[[str], PlatformAdapter]) -> ThreadsAdapter:
 
 
 async def consent(http_session: aiohttp.ClientSession, url: str) -> dict[str, str]:
-    async with http_session.get(url, allow_redirects=False) as resp:
-        assert resp.status == 302, await resp.text()
-        location = URL(resp.headers["Location"])
-    assert str(location.with_query(None).with_fragment(None)) == REDIRECT
-    return dict(location.query)
+    return await follow_consent(http_session, url, REDIRECT)
 
 
 async def connect(adapter: ThreadsAdapter, http_session: aiohttp.ClientSession,
@@ -57,9 +54,6 @@ async def connect(adapter: ThreadsAdapter, http_session: aiohttp.ClientSession,
     return identity
 
 
-def auth_of(identity: ConnectedIdentity) -> AccountAuth:
-    return AccountAuth(remote_id=identity.remote_id, access_token=identity.token.access_token,
-                       metadata=identity.metadata)
 
 
 @pytest.fixture
