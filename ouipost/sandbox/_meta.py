@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
@@ -176,6 +177,13 @@ def parse_fields(raw: str | None) -> list[str]:
         if base:
             out.append(base)
     return out
+
+
+def with_query(url: str, params: dict[str, str], fragment: str = "") -> str:
+    """`url` with `params` added to its query (Meta's consent dialogs redirect with a `#_` fragment)."""
+    parts = urlsplit(url)
+    query = (parts.query + "&" if parts.query else "") + urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, fragment))
 
 
 def require_param(params: dict[str, Any], name: str) -> str:

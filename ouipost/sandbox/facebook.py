@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -56,6 +56,7 @@ from ouipost.sandbox._meta import (
     require_scopes,
     server_error_response,
     sniff,
+    with_query,
 )
 from ouipost.sandbox.core import Publication, Sandbox, TokenInfo
 
@@ -165,7 +166,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         params = {"code": code}
         if "state" in q:
             params["state"] = q["state"]
-        return web.Response(status=302, headers={"Location": _with_query(redirect_uri, params) + "#_=_"})
+        return web.Response(status=302, headers={"Location": with_query(redirect_uri, params, "_=_")})
 
     @route
     async def access_token(request: web.Request) -> web.StreamResponse:
@@ -272,11 +273,6 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
 def _state_apps(sandbox: Sandbox) -> dict[str, str]:
     return apps(sandbox, NETWORK)
 
-
-def _with_query(url: str, params: dict[str, str]) -> str:
-    parts = urlsplit(url)
-    query = (parts.query + "&" if parts.query else "") + urlencode(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 def _pick(data: dict[str, Any], fields: list[str]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import re
 import secrets
 import time
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -62,6 +62,7 @@ from ouipost.sandbox._meta import (
     require_param,
     require_scopes,
     server_error_response,
+    with_query,
 )
 from ouipost.sandbox.core import Sandbox, TokenInfo
 
@@ -113,11 +114,6 @@ def _unknown_object(object_id: str, verb: str = "get") -> GraphError:
     )
 
 
-def _with_query(url: str, params: dict[str, str], fragment: str = "") -> str:
-    parts = urlsplit(url)
-    query = (parts.query + "&" if parts.query else "") + urlencode(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, fragment))
-
 
 def setup(app: web.Application, sandbox: Sandbox) -> None:
     """Register the Instagram (Instagram Login) routes on the sandbox app."""
@@ -143,7 +139,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         if "state" in q:
             params["state"] = q["state"]
         # Instagram appends "#_" to the redirect.
-        return web.Response(status=302, headers={"Location": _with_query(redirect_uri, params, "_")})
+        return web.Response(status=302, headers={"Location": with_query(redirect_uri, params, "_")})
 
     @route
     async def code_exchange(request: web.Request) -> web.StreamResponse:
