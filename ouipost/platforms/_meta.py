@@ -188,6 +188,8 @@ class GraphAdapter(PlatformAdapter):
     container_status_field: ClassVar[str] = "status_code"
     container_fields: ClassVar[str] = "status_code,status"
     graph_base: ClassVar[str] = ""
+    #: The edge containers are created on (`/{user}/media` for Instagram, `/{user}/threads` for Threads).
+    container_edge: ClassVar[str] = ""
 
     async def _call(
         self,
@@ -222,6 +224,15 @@ class GraphAdapter(PlatformAdapter):
         return body
 
     # Containers (Instagram, Threads) -------------------------------------------------------------
+
+    async def _container(self, token: str, owner: str, params: dict[str, Any], what: str) -> str:
+        """Create one container on `owner` and wait until it is FINISHED. Creation is treated as
+        idempotent: a container stays invisible until published, so a duplicate is harmless."""
+        body = await self._call("POST", f"{self.graph_base}/{owner}/{self.container_edge}", token=token, data=params,
+                                idempotent=True, action=f"create {what}")
+        container_id = str(body["id"])
+        await self._wait_for_container(token, container_id, what=what)
+        return container_id
 
     async def _wait_for_container(self, token: str, container_id: str, *, what: str) -> str:
         """Poll a container until it is FINISHED (returns the final status).

@@ -73,6 +73,7 @@ class InstagramAdapter(GraphAdapter):
     uses_pkce: ClassVar[bool] = False
     supports_refresh: ClassVar[bool] = True
     graph_base: ClassVar[str] = GRAPH
+    container_edge: ClassVar[str] = "media"
     container_status_field: ClassVar[str] = "status_code"
     container_fields: ClassVar[str] = "status_code,status"
     # Postiz polls every 30 s for up to 8 minutes; images are usually ready at once.
@@ -195,14 +196,6 @@ class InstagramAdapter(GraphAdapter):
                                                  action="media_publish")
         url, shortcode = await self._permalink(token, media_id)
         return PublishResult(media_id, url, extra={"container_id": container, "shortcode": shortcode})
-
-    async def _container(self, token: str, ig: str, params: dict[str, Any], what: str) -> str:
-        """Create one container and wait for it; unpublished containers are harmless to duplicate."""
-        body = await self._call("POST", f"{GRAPH}/{ig}/media", token=token, data=params, idempotent=True,
-                                action=f"create {what}")
-        container_id = str(body["id"])
-        await self._wait_for_container(token, container_id, what=what)
-        return container_id
 
     async def _permalink(self, token: str, media_id: str) -> tuple[str | None, str | None]:
         """Permalink and shortcode; failures are logged, never raised (the media is published)."""

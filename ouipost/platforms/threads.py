@@ -61,6 +61,7 @@ class ThreadsAdapter(GraphAdapter):
     uses_pkce: ClassVar[bool] = False
     supports_refresh: ClassVar[bool] = True
     graph_base: ClassVar[str] = GRAPH
+    container_edge: ClassVar[str] = "threads"
     container_status_field: ClassVar[str] = "status"
     container_fields: ClassVar[str] = "status,error_message"
     # Postiz polls Threads every 2.2 s; videos can take minutes.
@@ -160,14 +161,6 @@ class ThreadsAdapter(GraphAdapter):
                                                  action="threads_publish")
         url, shortcode = await self._permalink(token, media_id)
         return PublishResult(media_id, url, extra={"container_id": container, "shortcode": shortcode})
-
-    async def _container(self, token: str, user: str, params: dict[str, Any], what: str) -> str:
-        """Create one container and wait until it is FINISHED (containers are invisible until published)."""
-        body = await self._call("POST", f"{GRAPH}/{user}/threads", token=token, data=params, idempotent=True,
-                                action=f"create {what}")
-        container_id = str(body["id"])
-        await self._wait_for_container(token, container_id, what=what)
-        return container_id
 
     async def _permalink(self, token: str, media_id: str) -> tuple[str | None, str | None]:
         try:
