@@ -20,6 +20,9 @@ from tests.test_accounts import connect
 from workers import publish_post
 from workers.worker import JobContext
 
+# Only publish jobs: periodic jobs (token refresh, dispatch) may be queued beside them.
+QUEUED_PUBLISH = (jobs.c.status == "queued", jobs.c.kind == "publish_post")
+
 
 async def create_post(client: Any, key: Any, platforms: list[str], content: str = "Hello from Oui Post") -> dict:
     resp = await client.post("/api/posts", json={"content": content, "platforms": platforms}, headers=key.headers())
@@ -99,17 +102,17 @@ async def test_schedule_reads_naive_times_in_the_timezone_and_reschedules_one_jo
                                json={"scheduled_at": "2031-07-01T09:00:00+02:00"})
     assert (await second.json())["data"]["post"]["scheduled_at"] == "2031-07-01T07:00:00Z"
     async with engine.connect() as conn:
-        live = (await conn.execute(sa.select(jobs.c.run_at).where(jobs.c.status == "queued"))).scalars().all()
+        live = (await conn.execute(sa.select(jobs.c.run_at).where(*QUEUED_PUBLISH))).scalars().all()
     assert len(live) == 1 and live[0].replace(tzinfo=UTC) == datetime(2031, 7, 1, 7, tzinfo=UTC)
     resp = await client.post(f"/api/posts/{post['id']}/unschedule", headers=key.headers())
     assert resp.status == 200 and (await resp.json())["data"]["post"]["status"] == "draft"
     async with engine.connect() as conn:
-        assert await conn.scalar(sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")) == 0
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(jobs).where(*QUEUED_PUBLISH)) == 0
     await client.post(f"/api/posts/{post['id']}/schedule", headers=key.headers(),
                       json={"scheduled_at": "2031-07-01T09:00:00Z"})
     assert (await client.delete(f"/api/posts/{post['id']}", headers=key.headers())).status == 200
     async with engine.connect() as conn:  # deleting a scheduled post cancels its job
-        assert await conn.scalar(sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")) == 0
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(jobs).where(*QUEUED_PUBLISH)) == 0
 
 
 @pytest.mark.parametrize(

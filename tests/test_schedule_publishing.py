@@ -22,6 +22,9 @@ from tests.test_accounts import connect
 ZONE = ZoneInfo("Europe/Paris")
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
+# Only publish jobs: periodic jobs (token refresh, dispatch) may be queued beside them.
+QUEUED_PUBLISH = (jobs.c.status == "queued", jobs.c.kind == "publish_post")
+
 
 @pytest.fixture
 async def timed(aiohttp_client: Any, settings: Any, engine: Any, frozen_clock: Any, make_key: Any) -> Any:
@@ -100,7 +103,7 @@ async def test_a_paused_schedule_publishes_nothing_and_resuming_replans(timed: A
     expected = (local + timedelta(days=7)).astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert moved["scheduled_at"] == expected
     async with engine.connect() as conn:
-        run_at = await conn.scalar(sa.select(jobs.c.run_at).where(jobs.c.status == "queued"))
+        run_at = await conn.scalar(sa.select(jobs.c.run_at).where(*QUEUED_PUBLISH))
     assert run_at.strftime("%Y-%m-%dT%H:%M:%SZ") == expected
 
 
@@ -153,4 +156,4 @@ async def test_deleting_a_schedule_returns_its_posts_to_draft_and_drops_their_jo
     assert (await client.delete(f"/api/schedules/{schedule['id']}", headers=key.headers())).status == 200
     assert (await post_status(client, key, post["id"]))["status"] == "draft"
     async with engine.connect() as conn:
-        assert await conn.scalar(sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")) == 0
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(jobs).where(*QUEUED_PUBLISH)) == 0
