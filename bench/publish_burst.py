@@ -113,6 +113,43 @@ def serve_sandbox(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def mariadb_pid() -> int | None:
+    try:
+        out = subprocess.run(["pidof", "mariadbd"], capture_output=True, text=True, check=False).stdout.split()
+    except OSError:
+        return None
+    return int(out[0]) if out else None
+
+
+class CpuMeter:
+    """CPU seconds spent by the workers, the sandbox and the database server during a phase: where a
+    run's time goes on a machine whose cores they all share."""
+
+    def __init__(self, workers: list[Any], sandbox: Any) -> None:
+        self.parts = {"workers": [w.pid for w in workers], "sandbox": [sandbox.pid]}
+        if (db := mariadb_pid()) is not None:
+            self.parts["mariadbd"] = [db]
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.parts.items()}
+
+    def report(self, targets: int) -> str:
+        end = self._read()
+        used = {name: end[name] - self.start[name] for name in end}
+        return "CPU seconds: " + ", ".join(f"{name} {value:.1f} ({value * 1000 / max(1, targets):.2f} ms/target)"
+                                           for name, value in used.items())
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -343,8 +380,10 @@ async def main() -> None:
                 wait = (due - Clock().now()).total_seconds()
                 if wait < 1:
                     print(f"warning: set-up ran past the due time by {-wait:.1f}s; raise --lead")
+                meter = CpuMeter(workers, sandbox)
                 await asyncio.sleep(max(0.0, wait))
                 drained = await wait_final(args.database_url, post_ids, timeout=900)
+                print(meter.report(len(post_ids) * len(NETWORKS)))
                 print(f"(b) burst: {args.posts} posts x {len(NETWORKS)} networks due at {due.isoformat()}: all final "
                       f"{drained:.1f}s after the due time")
                 await report(args.database_url, sandbox_url, post_ids, "(b) burst")
@@ -355,8 +394,10 @@ async def main() -> None:
                 total = args.steady_rate * args.steady_seconds
                 times = [start + timedelta(seconds=n / args.steady_rate) for n in range(total)]
                 post_ids = await schedule_posts(args.database_url, steady_owners, times, "steady")
+                meter = CpuMeter(workers, sandbox)
                 await asyncio.sleep(max(0.0, (times[-1] - Clock().now()).total_seconds()))
                 drained = await wait_final(args.database_url, post_ids, timeout=900)
+                print(meter.report(len(post_ids) * len(NETWORKS)))
                 print(f"(c) steady: {args.steady_rate} posts/s x {len(NETWORKS)} networks for {args.steady_seconds}s: "
                       f"all final {drained:.1f}s after the last due time")
                 await report(args.database_url, sandbox_url, post_ids, "(c) steady")

@@ -1,8 +1,9 @@
 """Analytics: keeping what the networks say about published posts and accounts, and reading it back.
 
 Writing (workers and the publish flow):
-- `on_target_published` (called by publishing.mark_target_published, in its transaction) creates the
-  target's rollup row with zeros and enqueues its first `sync_analytics` job a minute later.
+- `on_targets_published` (called by publishing when targets are marked published, in that
+  transaction) creates each target's rollup row with zeros and enqueues its first `sync_analytics`
+  job a minute later.
 - `store_snapshot` keeps one insights answer as history (`insight_snapshots`) and makes it the
   target's latest totals (`target_insights`); `schedule_next_sync` enqueues the next sync along
   SYNC_SCHEDULE (offsets from publication), so a target is synced often while young and stops after
@@ -87,30 +88,53 @@ def next_sync_at(published_at: datetime, now: datetime) -> datetime | None:
     return None
 
 
+_PUBLISHED_TARGETS = (
+    sa.select(post_targets.c.id, post_targets.c.post_id, post_targets.c.workspace_id, post_targets.c.network,
+              post_targets.c.account_id, post_targets.c.published_at)
+    .where(post_targets.c.id.in_(sa.bindparam("ids", expanding=True))).order_by(post_targets.c.id)
+)
+_SIBLINGS = (sa.select(target_insights.c.target_id, target_insights.c.post_id, target_insights.c.network)
+             .where(target_insights.c.post_id.in_(sa.bindparam("ids", expanding=True))))
+
+
 async def on_target_published(conn: AsyncConnection, target_id: str, now: datetime) -> None:
-    """The target was just marked published: give it a rollup row (zeros until its first snapshot) and
-    enqueue its first sync. Idempotent: a second call for the same target changes nothing."""
-    target = (await conn.execute(
-        sa.select(post_targets.c.id, post_targets.c.post_id, post_targets.c.workspace_id, post_targets.c.network,
-                  post_targets.c.account_id, post_targets.c.published_at)
-        .where(post_targets.c.id == target_id)
-    )).first()
-    if target is None:
+    """The target was just marked published: see `on_targets_published`."""
+    await on_targets_published(conn, [target_id], now)
+
+
+async def on_targets_published(conn: AsyncConnection, target_ids: Sequence[str], now: datetime) -> None:
+    """The targets were just marked published: give each a rollup row (zeros until its first
+    snapshot) and enqueue its first sync, with a few statements for any number of targets.
+    Idempotent: a target that already has its row changes nothing."""
+    if not target_ids:
         return
-    siblings = (await conn.execute(
-        sa.select(target_insights.c.target_id, target_insights.c.network)
-        .where(target_insights.c.post_id == target.post_id)
-    )).all()
-    if any(s.target_id == target_id for s in siblings):
+    targets = (await conn.execute(_PUBLISHED_TARGETS, {"ids": list(target_ids)})).all()
+    if not targets:
         return
-    await conn.execute(sa.insert(target_insights).values(
-        target_id=target_id, workspace_id=target.workspace_id, post_id=target.post_id, network=target.network,
-        account_id=target.account_id, published_at=target.published_at or now,
-        first_of_post=0 if siblings else 1,
-        first_of_network=0 if any(s.network == target.network for s in siblings) else 1,
-        impressions=0, reach=0, engagement=0, clicks=0, metrics={}, snapshots=0, synced_at=None,
-    ))
-    await _enqueue_sync(conn, target_id, (target.published_at or now) + SYNC_SCHEDULE[0], now)
+    siblings = (await conn.execute(_SIBLINGS, {"ids": sorted({t.post_id for t in targets})})).all()
+    have = {s.target_id for s in siblings}
+    posts_seen = {s.post_id for s in siblings}
+    networks_seen = {(s.post_id, s.network) for s in siblings}
+    rows, sync_jobs = [], []
+    for target in targets:
+        if target.id in have:
+            continue
+        published_at = target.published_at or now
+        rows.append({
+            "target_id": target.id, "workspace_id": target.workspace_id, "post_id": target.post_id,
+            "network": target.network, "account_id": target.account_id, "published_at": published_at,
+            "first_of_post": 0 if target.post_id in posts_seen else 1,
+            "first_of_network": 0 if (target.post_id, target.network) in networks_seen else 1,
+            "impressions": 0, "reach": 0, "engagement": 0, "clicks": 0, "metrics": {}, "snapshots": 0,
+            "synced_at": None,
+        })
+        posts_seen.add(target.post_id)
+        networks_seen.add((target.post_id, target.network))
+        sync_jobs.append((queue.NewJob(SYNC_KIND, {"target_id": target.id}, QUEUE, published_at + SYNC_SCHEDULE[0],
+                                       PRIORITY, SYNC_MAX_ATTEMPTS), sync_job_key(target.id)))
+    if rows:
+        await conn.execute(sa.insert(target_insights), rows)
+        await queue.enqueue_unique_many(conn, sync_jobs, now=now)
 
 
 async def _enqueue_sync(conn: AsyncConnection, target_id: str, run_at: datetime, now: datetime) -> int | None:

@@ -6,7 +6,7 @@ account.disconnected, account.expired. Each payload holds the resource as the AP
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,3 +36,21 @@ async def record_event(
         dispatched_at=None if pending else now,
     ))
     return event_id
+
+
+async def record_events(
+    conn: AsyncConnection, items: Sequence[tuple[str, Mapping[str, Any], str | None]], *, now: datetime
+) -> list[str]:
+    """Add many events (type, data, workspace id) to the outbox in one INSERT; as `record_event`."""
+    for event_type, _, _ in items:
+        if event_type not in TYPES:
+            raise ValueError(f"unknown event type {event_type!r}")
+    pending = {t: await dispatch_events.prepare_dispatch(conn, t, now=now) for t in sorted({i[0] for i in items})}
+    rows = [
+        {"id": new_id("evt"), "type": event_type, "workspace_id": workspace_id, "payload": dict(data),
+         "created_at": now, "dispatched_at": None if pending[event_type] else now}
+        for event_type, data, workspace_id in items
+    ]
+    if rows:
+        await conn.execute(events.insert(), rows)
+    return [r["id"] for r in rows]

@@ -27,7 +27,7 @@ Defaults come from shared/platforms.md; every value can be overridden (see `load
 
     OUIPOST_PACING=off                                   no pacing at all
     OUIPOST_PACING_ACCOUNT=twitter=10/10,bluesky=off     per account: INTERVAL_SECONDS/BURST, or off
-    OUIPOST_PACING_CONCURRENCY=*=32,youtube=4            calls in flight per network (all processes)
+    OUIPOST_PACING_CONCURRENCY=*=64,youtube=4            calls in flight per network (all processes)
     OUIPOST_REFRESH_WINDOWS=twitter=1800,youtube=900     refresh tokens expiring within SECONDS
 """
 
@@ -36,9 +36,11 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Mapping
+import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
@@ -46,6 +48,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.db.pacing_tables import pacing, pacing_slots
+from ouipost.db.types import UTCDateTime
 from ouipost.platforms.registry import NETWORKS
 
 log = logging.getLogger("ouipost.pacing")
@@ -54,7 +57,6 @@ DAY = 86400.0
 HOUR = 3600.0
 SLOT_LEASE_SECONDS = 600.0  # longer than any single publish (video uploads poll for minutes)
 BUSY_RETRY_SECONDS = (0.2, 0.6)  # no free slot: try again after a jittered moment
-SLOT_CANDIDATES = 16
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,11 @@ DEFAULT_ACCOUNT_PACE: dict[str, AccountPace] = {
 }
 
 # Calls in flight per network across every process. No network publishes one; these keep a burst
-# from opening hundreds of connections at once to one network (and its per-app limits).
-DEFAULT_CONCURRENCY = 32
+# from opening hundreds of connections at once to one network (and its per-app limits). A slot is
+# held for the call plus the commits around it, so a cap of N passes at most about
+# N / (latency + ~0.1 s) posts a second to a network: 64 lets a 09:00 burst drain at a few hundred
+# posts a second on a fast network, and still tens a second on one answering in a second.
+DEFAULT_CONCURRENCY = 64
 DEFAULT_NETWORK_CONCURRENCY: dict[str, int] = {"youtube": 8, "tiktok": 8}
 
 # Refresh tokens expiring within this many seconds (from the access-token lifetimes of platforms.md;
@@ -208,10 +213,13 @@ def _positive_int(name: str, network: str, value: str) -> int:
 
 @dataclass(frozen=True)
 class Hold:
-    """Not now: try again after `seconds` (pacing of the account, or every slot of the network busy)."""
+    """Not now: try again after `seconds`. `busy` when every slot of the network was taken (a
+    moment's wait), else the account's pacing (it names the time of its next turn)."""
 
     seconds: float
     reason: str
+    busy: bool = False
+    network: str = ""
 
 
 @dataclass(frozen=True)
@@ -220,6 +228,15 @@ class Admission:
 
     network: str
     slot: int | None
+    holder: str
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One post of `account_id` to send to `network`; `holder` names the sender (unique per ask)."""
+
+    network: str
+    account_id: str
     holder: str
 
 
@@ -235,114 +252,198 @@ async def admit(
     conn: AsyncConnection, *, network: str, account_id: str, holder: str, now: datetime,
     config: PacingConfig,
 ) -> Admission | Hold:
-    """Ask to send one post of `account_id` to `network` now, in the caller's transaction.
+    """Ask to send one post of `account_id` to `network` now, in the caller's transaction (see
+    `admit_many`)."""
+    return (await admit_many(conn, [Ask(network, account_id, holder)], now=now, config=config))[0]
 
-    Takes a network slot first, then the account's turn; when the account must wait, the slot is
-    given back in the same transaction, so a Hold changes nothing but the caller's time. Commit
-    the caller's transaction for the admission to count (and to free the rows it locked). Database
-    errors propagate; on MySQL a lock wait on a busy account row is short (its holder commits at
-    once).
+
+async def admit_many(
+    conn: AsyncConnection, asks: Sequence[Ask], *, now: datetime, config: PacingConfig,
+) -> list[Admission | Hold]:
+    """Decide many asks at once, in the caller's transaction; one answer per ask, in order.
+
+    Network slots are taken first (an ask finding none is held `busy`); then the accounts' turns,
+    in the order of the asks (several asks of one account take its turns one after the other);
+    an ask whose account must wait gives its slot back in the same transaction, so a Hold changes
+    nothing. Commit the caller's transaction for the admissions to count. On SQLite run it inside
+    `ouipost.db.batch.write_transaction` for exactness across processes; on MySQL the rows read are
+    locked (FOR UPDATE; slots with SKIP LOCKED, so concurrent admissions never wait on each other's
+    slots). Database errors propagate.
     """
-    slot: int | None = None
-    cap = config.network_concurrency(network)
-    if cap is not None:
-        slot = await _take_slot(conn, network, cap, holder, now)
-        if slot is None:
-            return Hold(random.uniform(*BUSY_RETRY_SECONDS), f"{network}: {cap} calls already in flight")
-    pace = config.account_pace(network)
-    if pace is not None:
-        wait = await _take_turn(conn, account_key(account_id), pace, now)
+    answers: list[Admission | Hold | None] = [None] * len(asks)
+    slots: dict[int, int | None] = {}
+    by_network: dict[str, list[int]] = {}
+    for n, ask in enumerate(asks):
+        by_network.setdefault(ask.network, []).append(n)
+    for network, indexes in by_network.items():
+        cap = config.network_concurrency(network)
+        if cap is None:
+            slots.update((n, None) for n in indexes)
+            continue
+        taken = await _take_slots(conn, network, cap, [asks[n].holder for n in indexes], now)
+        for n, slot in zip(indexes, taken, strict=True):
+            if slot is None:
+                answers[n] = Hold(random.uniform(*BUSY_RETRY_SECONDS), f"{network}: {cap} calls already in flight",
+                                  busy=True, network=network)
+            else:
+                slots[n] = slot
+    paced = [n for n in slots if config.account_pace(asks[n].network) is not None]
+    waits = await _take_turns(conn, [(account_key(asks[n].account_id), config.account_pace(asks[n].network))
+                                     for n in paced], now)  # type: ignore[misc]
+    give_back: list[int] = []
+    for n, wait in zip(paced, waits, strict=True):
         if wait is not None:
-            if slot is not None:
-                await _free_slot(conn, network, slot, holder)
-            return Hold(wait, f"{network}: pacing this account ({pace.burst} at once, then one per "
-                              f"{pace.interval:g}s)")
-    return Admission(network, slot, holder)
+            pace = config.account_pace(asks[n].network)
+            assert pace is not None
+            answers[n] = Hold(wait, f"{asks[n].network}: pacing this account ({pace.burst} at once, then one per "
+                                    f"{pace.interval:g}s)", network=asks[n].network)
+            if slots[n] is not None:
+                give_back.append(n)
+    if give_back:
+        await _free_slots(conn, [asks[n].holder for n in give_back])
+    for n, slot in slots.items():
+        if answers[n] is None:
+            answers[n] = Admission(asks[n].network, slot, asks[n].holder)
+    return answers  # type: ignore[return-value]
 
 
 async def release(conn: AsyncConnection, admission: Admission) -> None:
     """Give the admission's network slot back (nothing to do for networks without a cap)."""
-    if admission.slot is not None:
-        await _free_slot(conn, admission.network, admission.slot, admission.holder)
+    await release_many(conn, [admission])
 
 
-async def _take_turn(conn: AsyncConnection, key: str, pace: AccountPace, now: datetime) -> float | None:
-    """GCRA: None when a post may go now (and it is counted), else the seconds to wait."""
-    now_ms, step = _ms(now), max(1, round(pace.interval * 1000))
-    tolerance = (pace.burst - 1) * step
-    for _ in range(2):
-        taken = await conn.execute(
-            pacing.update()
-            .where(pacing.c.key == key, pacing.c.tat_ms <= now_ms + tolerance)
-            .values(tat_ms=sa.case((pacing.c.tat_ms > now_ms, pacing.c.tat_ms), else_=now_ms) + step)
-        )
-        if taken.rowcount:
-            return None
-        tat = await conn.scalar(sa.select(pacing.c.tat_ms).where(pacing.c.key == key))
-        if tat is not None:
-            return max(0.001, (tat - tolerance - now_ms) / 1000)
-        # First post of this account: create its row (a concurrent first post may win the insert;
-        # either way the UPDATE above now finds the row).
-        await conn.execute(_insert_ignore(conn, pacing, {"key": key, "tat_ms": now_ms}, ["key"]))
-    raise RuntimeError(f"pacing row {key!r} vanished while admitting")
+async def release_many(conn: AsyncConnection, admissions: Sequence[Admission]) -> None:
+    """Give the admissions' network slots back, in one statement. Fenced on the holder: a slot whose
+    lease expired and was taken by another is not freed by us."""
+    holders = [a.holder for a in admissions if a.slot is not None]
+    if holders:
+        await _free_slots(conn, holders)
 
 
-async def _take_slot(conn: AsyncConnection, network: str, cap: int, holder: str, now: datetime) -> int | None:
-    """Take a free (or lease-expired) slot of `network`; None when all `cap` are busy.
+# Statements built once (see ouipost/publishing.py on why).
+_NOW = sa.bindparam("now", type_=UTCDateTime())
+_TATS = (sa.select(pacing.c.key, pacing.c.tat_ms).where(pacing.c.key.in_(sa.bindparam("keys", expanding=True)))
+         .order_by(pacing.c.key))
+_TATS_LOCKED = _TATS.with_for_update()
+_SET_TAT = pacing.update().where(pacing.c.key == sa.bindparam("k")).values(tat_ms=sa.bindparam("tat"))
+_SLOT_FREE = sa.or_(pacing_slots.c.holder.is_(None), pacing_slots.c.until < _NOW)
+_FREE_SLOTS = (
+    sa.select(pacing_slots.c.slot)
+    .where(pacing_slots.c.network == sa.bindparam("network"), pacing_slots.c.slot < sa.bindparam("cap"), _SLOT_FREE)
+    .order_by(pacing_slots.c.slot)
+    .limit(sa.bindparam("wanted", type_=sa.Integer()))
+)
+_FREE_SLOTS_SKIP_LOCKED = _FREE_SLOTS.with_for_update(skip_locked=True)
+_TAKE_SLOT = (
+    pacing_slots.update()
+    .where(pacing_slots.c.network == sa.bindparam("b_network"), pacing_slots.c.slot == sa.bindparam("b_slot"),
+           _SLOT_FREE)
+    .values(holder=sa.bindparam("b_holder"), until=sa.bindparam("b_until", type_=UTCDateTime()))
+)
+_HELD_BY = sa.select(pacing_slots.c.holder, pacing_slots.c.slot).where(
+    pacing_slots.c.network == sa.bindparam("network"),
+    pacing_slots.c.holder.in_(sa.bindparam("holders", expanding=True)),
+)
+_FREE_BY_HOLDER = pacing_slots.update().where(
+    pacing_slots.c.holder.in_(sa.bindparam("holders", expanding=True))).values(holder=None, until=None)
 
-    MySQL/MariaDB: `SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1`, so concurrent publishers never wait
-    on (or deadlock over) a slot another is taking; the row is then updated by primary key. SQLite
-    serialises writers, so the conditional UPDATE alone is exclusive there.
+
+async def _take_turns(conn: AsyncConnection, asks: Sequence[tuple[str, AccountPace]], now: datetime,
+                      ) -> list[float | None]:
+    """GCRA for each (key, pace), in order: None when that post may go now (and it is counted),
+    else the seconds to wait. Reads the keys' rows (locking them on MySQL), decides in order, and
+    writes each changed key once."""
+    if not asks:
+        return []
+    now_ms = _ms(now)
+    keys = sorted({key for key, _ in asks})
+    tats = await _read_tats(conn, keys)
+    missing = [k for k in keys if k not in tats]
+    if missing:
+        # First posts of these accounts: create their rows (a concurrent first post may win the
+        # insert; reading again takes whichever row exists, locked).
+        await conn.execute(_insert_ignore(conn, pacing, [{"key": k, "tat_ms": now_ms} for k in missing], ["key"]))
+        tats.update(await _read_tats(conn, missing))
+    before = dict(tats)
+    waits: list[float | None] = []
+    for key, pace in asks:
+        step = max(1, round(pace.interval * 1000))
+        tolerance = (pace.burst - 1) * step
+        tat = tats[key]
+        if tat <= now_ms + tolerance:
+            tats[key] = max(tat, now_ms) + step
+            waits.append(None)
+        else:
+            waits.append(max(0.001, (tat - tolerance - now_ms) / 1000))
+    changed = [{"k": k, "tat": v} for k, v in tats.items() if v != before[k]]
+    if changed:
+        await conn.execute(_SET_TAT, changed)
+    return waits
+
+
+async def _read_tats(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, int]:
+    query = _TATS_LOCKED if conn.dialect.name == "mysql" else _TATS
+    return {key: int(tat) for key, tat in (await conn.execute(query, {"keys": list(keys)})).all()}
+
+
+async def _take_slots(conn: AsyncConnection, network: str, cap: int, holders: Sequence[str], now: datetime,
+                      ) -> list[int | None]:
+    """Take free (or lease-expired) slots of `network` for `holders`, in order: a slot each while
+    any is free, None for the rest.
+
+    MySQL/MariaDB: `SELECT ... FOR UPDATE SKIP LOCKED LIMIT n`, so concurrent publishers never wait
+    on (or deadlock over) slots another is taking; then each is given its holder. On SQLite the
+    UPDATE is fenced on the slot being free, and what it did is read back when it did not take
+    them all (another process took one since our read).
     """
-    free = sa.or_(pacing_slots.c.holder.is_(None), pacing_slots.c.until < now)
     mysql = conn.dialect.name == "mysql"
-    find = (
-        sa.select(pacing_slots.c.slot)
-        .where(pacing_slots.c.network == network, pacing_slots.c.slot < cap, free)
-        .order_by(pacing_slots.c.slot)
-        .limit(1 if mysql else SLOT_CANDIDATES)
-    )
-    if mysql:
-        find = find.with_for_update(skip_locked=True)
-    candidates = list((await conn.execute(find)).scalars())
-    if not candidates and await _create_missing_slots(conn, network, cap):
-        candidates = list((await conn.execute(find)).scalars())
-    # Random order (SQLite): concurrent publishers reading the same free slots mostly try different ones.
-    random.shuffle(candidates)
+    find, params = (_FREE_SLOTS_SKIP_LOCKED if mysql else _FREE_SLOTS), {
+        "network": network, "cap": cap, "now": now, "wanted": len(holders)}
+    candidates = [int(s) for s in (await conn.execute(find, params)).scalars()]
+    if len(candidates) < len(holders) and await _create_missing_slots(conn, network, cap):
+        candidates = [int(s) for s in (await conn.execute(find, params)).scalars()]
+    if not candidates:
+        return [None] * len(holders)
+    if not mysql:
+        random.shuffle(candidates)  # concurrent publishers reading the same free slots mostly differ
+    assigned = dict(zip(candidates, (h[:100] for h in holders), strict=False))
     until = now + timedelta(seconds=SLOT_LEASE_SECONDS)
-    for slot in candidates[:4]:
-        taken = await conn.execute(
-            pacing_slots.update()
-            .where(pacing_slots.c.network == network, pacing_slots.c.slot == slot, free)
-            .values(holder=holder[:100], until=until)
-        )
-        if taken.rowcount:
-            return int(slot)
-    return None
+    taken = await conn.execute(_TAKE_SLOT, [{"b_network": network, "b_slot": slot, "b_holder": holder, "b_until": until,
+                                             "now": now} for slot, holder in assigned.items()])
+    if taken.rowcount != len(assigned):
+        held = dict((await conn.execute(_HELD_BY, {"network": network, "holders": list(assigned.values())})).all())
+        return [held.get(h[:100]) for h in holders]
+    slot_of = {h: s for s, h in assigned.items()}
+    return [slot_of.get(h[:100]) for h in holders]
 
 
-async def _free_slot(conn: AsyncConnection, network: str, slot: int, holder: str) -> None:
-    # Fenced on the holder: a slot whose lease expired and was taken by another is not freed by us.
-    await conn.execute(
-        pacing_slots.update()
-        .where(pacing_slots.c.network == network, pacing_slots.c.slot == slot, pacing_slots.c.holder == holder[:100])
-        .values(holder=None, until=None)
-    )
+async def _free_slots(conn: AsyncConnection, holders: Sequence[str]) -> None:
+    await conn.execute(_FREE_BY_HOLDER, {"holders": [h[:100] for h in holders]})
 
 
 async def _create_missing_slots(conn: AsyncConnection, network: str, cap: int) -> bool:
     """Create the slot rows 0..cap-1 of `network` that do not exist yet (first use, or a raised cap).
 
-    Only runs when no free slot was found, so the common path costs nothing. Returns whether rows
-    were added (then it is worth looking again).
+    Runs when fewer free slots were found than asked for, once per network and cap in a process
+    (busy networks would otherwise pay a read for it on every admission). Returns whether rows were
+    added (then it is worth looking again).
     """
+    complete = _COMPLETE_SLOTS.setdefault(conn.sync_engine, set())
+    if (network, cap) in complete:
+        return False
     have = set((await conn.execute(
         sa.select(pacing_slots.c.slot).where(pacing_slots.c.network == network, pacing_slots.c.slot < cap)
     )).scalars())
     missing = [{"network": network, "slot": n, "holder": None, "until": None} for n in range(cap) if n not in have]
     if missing:
         await conn.execute(_insert_ignore(conn, pacing_slots, missing, ["network", "slot"]))
+    else:
+        complete.add((network, cap))  # (rows added now are only sure once this transaction commits)
     return bool(missing)
+
+
+# Per database (engine): the (network, cap) whose slot rows are known to exist.
+_COMPLETE_SLOTS: weakref.WeakKeyDictionary[Any, set[tuple[str, int]]] = weakref.WeakKeyDictionary()
 
 
 def _insert_ignore(conn: AsyncConnection, table: sa.Table, values: object, keys: list[str]) -> sa.Insert:

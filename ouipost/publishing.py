@@ -12,18 +12,21 @@ published), partially_published (some), failed (none).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import analytics, errors, queue
+from ouipost import analytics, errors, pacing, queue
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import post_targets, posts, social_accounts
-from ouipost.events import record_event
+from ouipost.db.types import UTCDateTime
+from ouipost.events import record_event, record_events
 from ouipost.posts import service, validation
 from ouipost.posts.rules import default_accounts
 
@@ -261,6 +264,268 @@ async def mark_target_pending(conn: AsyncConnection, target_id: str, message: st
     await conn.execute(post_targets.update().where(post_targets.c.id == target_id).values(
         status="pending", error_code="RETRYING", error_message=message[:2000], updated_at=now,
     ))
+
+
+# --- the worker, in batches (workers/publish_post.py writes many posts' steps per transaction) ------
+
+
+@dataclass
+class RunPlan:
+    """What one run of a post's publish job does now: `post` None when there is nothing to do.
+    `send` and `holds` hold (target, account, pacing's answer)."""
+
+    post: dict[str, Any] | None
+    send: list[tuple[dict[str, Any], dict[str, Any], pacing.Admission]] = field(default_factory=list)
+    holds: list[tuple[dict[str, Any], dict[str, Any], pacing.Hold]] = field(default_factory=list)
+    media: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A post's run asks to start (`again` None), or asks pacing again for targets of a run already
+    started (`again`: the plan whose busy targets to ask for, so nothing is read again)."""
+
+    post_id: str
+    job_id: int
+    skip: frozenset[str] = frozenset()  # targets this run must leave alone (sent, or waiting a retry-after)
+    again: RunPlan | None = None
+
+
+def slot_holder(job_id: int, target_id: str) -> str:
+    return f"job {job_id} {target_id}"
+
+
+# The batch statements are built once: a statement object reused keeps its compiled form and cache
+# key, and an expanding IN takes any number of ids without a new statement (most of a batch's cost
+# in Python is otherwise building and compiling SQL).
+def _ids(name: str = "ids") -> sa.BindParameter[Any]:
+    return sa.bindparam(name, expanding=True)
+
+
+_NOW = sa.bindparam("now", type_=UTCDateTime())
+_POSTS_BY_ID = sa.select(posts).where(posts.c.id.in_(_ids())).order_by(posts.c.id)
+_POSTS_BY_ID_LOCKED = _POSTS_BY_ID.with_for_update()
+_PUBLISHING_BY_ID = _POSTS_BY_ID.where(posts.c.status == "publishing")
+_PUBLISHING_BY_ID_LOCKED = _PUBLISHING_BY_ID.with_for_update()
+_START_POSTS = (posts.update().where(posts.c.id.in_(_ids()), posts.c.status == "scheduled")
+                .values(status="publishing", updated_at=_NOW))
+_TARGETS_TO_RUN = (sa.select(post_targets).where(post_targets.c.post_id.in_(_ids()),
+                                                  post_targets.c.status.in_(("pending", "publishing")))
+                   .order_by(post_targets.c.id))
+_TARGETS_TO_RUN_LOCKED = _TARGETS_TO_RUN.with_for_update()
+_TARGETS_OF = sa.select(post_targets).where(post_targets.c.post_id.in_(_ids())).order_by(post_targets.c.id)
+_PUBLISHING_TARGETS = sa.select(post_targets.c.id).where(post_targets.c.id.in_(_ids()),
+                                                         post_targets.c.status == "publishing")
+_ACCOUNTS_BY_ID = sa.select(social_accounts).where(social_accounts.c.id.in_(_ids()))
+_MEDIA_OF = sa.select(media_table).where(media_table.c.post_id.in_(_ids())).order_by(media_table.c.id)
+_TARGETS_TO_PUBLISHING = (
+    post_targets.update().where(post_targets.c.id.in_(_ids()), post_targets.c.status == "pending")
+    .values(status="publishing", attempts=post_targets.c.attempts + 1, updated_at=_NOW)
+)
+_BY_TARGET_ID = post_targets.c.id == sa.bindparam("target_id")
+_TARGET_PUBLISHED = post_targets.update().where(_BY_TARGET_ID).values(
+    status="published", remote_id=sa.bindparam("b_remote_id"), remote_url=sa.bindparam("b_remote_url"),
+    published_at=_NOW, error_code=None, error_message=None, updated_at=_NOW,
+)
+_TARGET_FAILED = post_targets.update().where(_BY_TARGET_ID).values(
+    status="failed", error_code=sa.bindparam("code"), error_message=sa.bindparam("message"), updated_at=_NOW,
+)
+_TARGET_RETRYING = post_targets.update().where(_BY_TARGET_ID).values(
+    status="pending", error_code="RETRYING", error_message=sa.bindparam("message"), updated_at=_NOW,
+)
+_POST_FINISHED = posts.update().where(posts.c.id == sa.bindparam("post_id")).values(
+    status=sa.bindparam("final"), published_at=sa.bindparam("b_published_at", type_=UTCDateTime()), updated_at=_NOW,
+)
+
+
+def _locked(conn: AsyncConnection, plain: Any, locked: Any) -> Any:
+    return locked if conn.dialect.name == "mysql" else plain
+
+
+async def start_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now: datetime,
+                     config: pacing.PacingConfig) -> list[RunPlan]:
+    """Begin a run of many posts' publish jobs in the caller's transaction (`write_transaction`):
+    due scheduled posts move to publishing; each pending target gets pacing's answer, and the
+    admitted ones move pending -> publishing (so they are committed as such before any network
+    call). A target found in `publishing` (its last run died mid-call) fails OUTCOME_UNKNOWN; a
+    target whose account is gone or not active fails ACCOUNT_UNAVAILABLE. One plan per request.
+    """
+    plans = await _begin_runs(conn, [r for r in requests if r.again is None], now)
+    failures: list[tuple[str, str, str]] = []
+    asks: list[tuple[RunPlan, dict[str, Any], dict[str, Any], pacing.Ask]] = []
+    for request in requests:
+        if request.again is not None:
+            plan = RunPlan(request.again.post, media=request.again.media)
+            plans[(request.post_id, request.job_id)] = plan
+            candidates = [(t, a) for t, a, _ in request.again.holds if t["id"] not in request.skip]
+        else:
+            plan = plans.get((request.post_id, request.job_id)) or RunPlan(None)
+            candidates = [(t, a) for t, a, _ in plan.holds if t["id"] not in request.skip]
+            plan.holds = []
+        for target, account in candidates:
+            if target["status"] == "publishing":
+                failures.append((target["id"], "OUTCOME_UNKNOWN", INTERRUPTED_MESSAGE))
+            elif account is None or account["status"] != "active":
+                failures.append((target["id"], "ACCOUNT_UNAVAILABLE",
+                                 "The account is disconnected or needs reconnecting"))
+            else:
+                asks.append((plan, target, account, pacing.Ask(target["network"], account["id"],
+                                                               slot_holder(request.job_id, target["id"]))))
+    answers = await pacing.admit_many(conn, [a for *_, a in asks], now=now, config=config)
+    admitted: dict[str, tuple[RunPlan, dict[str, Any], dict[str, Any], pacing.Admission]] = {}
+    for (plan, target, account, _), answer in zip(asks, answers, strict=True):
+        if isinstance(answer, pacing.Hold):
+            plan.holds.append((target, account, answer))
+        else:
+            admitted[target["id"]] = (plan, target, account, answer)
+    if admitted:
+        moved = await conn.execute(_TARGETS_TO_PUBLISHING, {"ids": list(admitted), "now": now})
+        if moved.rowcount != len(admitted):
+            # Only a target asked for again can have changed since it was read (its post was
+            # deleted meanwhile): it is not sent, and its slot goes back.
+            now_publishing = set((await conn.execute(_PUBLISHING_TARGETS, {"ids": list(admitted)})).scalars())
+            gone = [entry[3] for target_id, entry in admitted.items() if target_id not in now_publishing]
+            await pacing.release_many(conn, gone)
+            admitted = {k: v for k, v in admitted.items() if k in now_publishing}
+        for plan, target, account, admission in admitted.values():
+            target["status"] = "publishing"
+            plan.send.append((target, account, admission))
+    await mark_targets_failed(conn, failures, now)
+    return [plans.get((r.post_id, r.job_id)) or RunPlan(None) for r in requests]
+
+
+async def _begin_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now: datetime,
+                      ) -> dict[tuple[str, int], RunPlan]:
+    """The plans of posts to run now, keyed by (post, job), each with its targets to run and their
+    accounts in `holds` (pacing not asked yet); due scheduled posts move to publishing."""
+    if not requests:
+        return {}
+    ids = sorted({r.post_id for r in requests})
+    found = {r["id"]: dict(r) for r in (await conn.execute(
+        _locked(conn, _POSTS_BY_ID, _POSTS_BY_ID_LOCKED), {"ids": ids})).mappings()}
+    due = [p for p in found.values() if p["status"] == "scheduled"
+           and (p["scheduled_at"] is None or p["scheduled_at"] <= now + timedelta(seconds=1))]
+    held = await _held_by_paused_schedule(conn, [p["id"] for p in due])
+    starting = [p["id"] for p in due if p["id"] not in held]
+    if starting:
+        await conn.execute(_START_POSTS, {"ids": starting, "now": now})
+        for post_id in starting:
+            found[post_id]["status"] = "publishing"
+    running = {pid: p for pid, p in found.items() if p["status"] == "publishing"}
+    if not running:
+        return {}
+    plans = {(r.post_id, r.job_id): RunPlan(running[r.post_id]) for r in requests if r.post_id in running}
+    targets = [dict(r) for r in (await conn.execute(
+        _locked(conn, _TARGETS_TO_RUN, _TARGETS_TO_RUN_LOCKED), {"ids": sorted(running)})).mappings()]
+    account_ids = sorted({t["account_id"] for t in targets if t["account_id"]})
+    accounts = {r["id"]: dict(r) for r in (await conn.execute(_ACCOUNTS_BY_ID, {"ids": account_ids})).mappings()} \
+        if account_ids else {}
+    by_post = {key[0]: plan for key, plan in plans.items()}
+    for target in targets:
+        by_post[target["post_id"]].holds.append((target, accounts.get(target["account_id"] or ""), _NOT_ASKED))
+    for row in (await conn.execute(_MEDIA_OF, {"ids": sorted(running)})).mappings():
+        by_post[row["post_id"]].media.append(dict(row))
+    return plans
+
+
+_NOT_ASKED = pacing.Hold(0.0, "not asked yet")
+
+
+INTERRUPTED_MESSAGE = ("Publishing was interrupted after the request may have reached the network; check the account "
+                       "and publish again if the post is missing")
+
+
+async def _held_by_paused_schedule(conn: AsyncConnection, post_ids: Sequence[str]) -> set[str]:
+    """The posts among `post_ids` queued in a paused schedule (they must not be published now)."""
+    if not post_ids:
+        return set()
+    return set((await conn.execute(_held_query(), {"ids": list(post_ids)})).scalars())
+
+
+@functools.cache
+def _held_query() -> sa.Select[Any]:
+    from ouipost.db.schedule_tables import schedule_entries, schedules
+
+    return (
+        sa.select(schedule_entries.c.post_id)
+        .join(schedules, schedule_entries.c.schedule_id == schedules.c.id)
+        .where(schedule_entries.c.post_id.in_(_ids()), schedules.c.is_active.is_(False))
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the network said about one target: published (remote id and URL), failed (a code), or
+    pending again (a retryable error: nothing was published)."""
+
+    target_id: str
+    status: str  # published | failed | pending
+    remote_id: str | None = None
+    url: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """Store many targets' outcomes (one statement per kind of outcome, run for each row); published
+    targets get their analytics rows and first sync in the same transaction."""
+    published = [o for o in outcomes if o.status == "published"]
+    if published:
+        await conn.execute(_TARGET_PUBLISHED, [
+            {"target_id": o.target_id, "b_remote_id": o.remote_id, "b_remote_url": o.url, "now": now} for o in published
+        ])
+        await analytics.on_targets_published(conn, [o.target_id for o in published], now)
+    await mark_targets_failed(conn, [(o.target_id, o.code or "OUTCOME_UNKNOWN", o.message or "")
+                                     for o in outcomes if o.status == "failed"], now)
+    retrying = [{"target_id": o.target_id, "message": (o.message or "")[:2000], "now": now} for o in outcomes
+                if o.status == "pending"]
+    if retrying:
+        await conn.execute(_TARGET_RETRYING, retrying)
+
+
+async def mark_targets_failed(conn: AsyncConnection, failures: Sequence[tuple[str, str, str]], now: datetime) -> None:
+    """Fail many targets (id, code, message)."""
+    if failures:
+        await conn.execute(_TARGET_FAILED, [{"target_id": t, "code": code[:64], "message": message[:2000], "now": now}
+                                            for t, code, message in failures])
+
+
+async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: datetime) -> dict[str, str | None]:
+    """`finish_post` for many posts: each publishing post whose targets are all done gets its final
+    status and its event. Returns each post's final status, or None while targets remain pending."""
+    ids = sorted(set(post_ids))
+    if not ids:
+        return {}
+    targets: dict[str, list[dict[str, Any]]] = {pid: [] for pid in ids}
+    for row in (await conn.execute(_TARGETS_OF, {"ids": ids})).mappings():
+        targets[row["post_id"]].append(dict(row))
+    finals: dict[str, str | None] = {}
+    for post_id in ids:
+        statuses = [t["status"] for t in targets[post_id] if t["status"] != "cancelled"]
+        if any(s in ("pending", "publishing") for s in statuses):
+            finals[post_id] = None
+            continue
+        published = [t for t in targets[post_id] if t["status"] == "published"]
+        finals[post_id] = ("published" if statuses and len(published) == len(statuses)
+                           else "partially_published" if published else "failed")
+    done = [pid for pid, final in finals.items() if final is not None]
+    if not done:
+        return finals
+    moving = [dict(r) for r in (await conn.execute(
+        _locked(conn, _PUBLISHING_BY_ID, _PUBLISHING_BY_ID_LOCKED), {"ids": done})).mappings()]
+    if not moving:
+        return finals
+    for post in moving:
+        stamps = [t["published_at"] for t in targets[post["id"]] if t["status"] == "published"]
+        post.update(status=finals[post["id"]], published_at=min(stamps) if stamps else None, updated_at=now)
+    await conn.execute(_POST_FINISHED, [{"post_id": p["id"], "final": p["status"], "b_published_at": p["published_at"],
+                                         "now": now} for p in moving])
+    kinds = {"published": "post.published", "partially_published": "post.partial", "failed": "post.failed"}
+    await record_events(conn, [
+        (kinds[post["status"]], {"post": service.post_view(post, targets=targets[post["id"]], detail=True)},
+         post["workspace_id"]) for post in moving
+    ], now=now)
+    return finals
 
 
 async def finish_post(conn: AsyncConnection, post_id: str, now: datetime) -> str | None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -158,6 +159,22 @@ async def enqueue_many(conn: AsyncConnection, new_jobs: Iterable[NewJob], *, now
     if rows:
         await conn.execute(sa.insert(jobs), rows)
     return len(rows)
+
+
+async def enqueue_unique_many(conn: AsyncConnection, new_jobs: Sequence[tuple[NewJob, str]], *, now: datetime) -> None:
+    """Insert many jobs, each with its unique key, in one multi-row INSERT in the caller's
+    transaction; a job whose key already has a live job is skipped (the others are inserted).
+    Nothing is returned: which ones were skipped is not known (use `enqueue` when it matters)."""
+    rows = [_new_job_values(job, now=now, unique_key=key) for job, key in new_jobs]
+    if not rows:
+        return
+    await conn.execute(_INSERT_UNLESS_LIVE_SQLITE if conn.dialect.name == "sqlite" else _INSERT_UNLESS_LIVE_MYSQL, rows)
+
+
+_INSERT_UNLESS_LIVE_SQLITE = sqlite_dialect.insert(jobs).on_conflict_do_nothing(index_elements=["live_key"])
+# ON DUPLICATE KEY UPDATE live_key = live_key: the live job stays as it is (INSERT IGNORE would also
+# hide other errors).
+_INSERT_UNLESS_LIVE_MYSQL = mysql_dialect.insert(jobs).on_duplicate_key_update(live_key=jobs.c.live_key)
 
 
 def _new_job_values(job: NewJob, *, now: datetime, unique_key: str | None) -> dict[str, Any]:

@@ -4,19 +4,34 @@ Per target: pending -> publishing (committed before the network is called) -> pu
 or back to pending after a retryable error (the job then retries, honouring the network's
 retry-after). See ouipost/publishing.py for the state machine and why a target found in
 `publishing` is never sent again blindly.
+
+Throughput: a job is one post, but its database steps are not its own transactions. Each worker
+process has one `Publisher` whose two group commits (ouipost/db/batch.py) write the steps of every
+post in flight together: "start" (move due posts to publishing, pacing's answers, targets to
+publishing) and "finish" (outcomes, analytics rows, slots given back, platform calls, final
+statuses and events). A post's targets are sent concurrently. So a burst of posts costs a few
+transactions per batch of posts instead of a dozen per target, and an idle worker still writes
+each step at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import accounts, pacing, publishing
 from ouipost.admin.monitoring import PlatformCallLog
 from ouipost.crypto import Cipher
-from ouipost.events import record_event
+from ouipost.db.admin_tables import platform_calls
+from ouipost.db.batch import GroupCommit
+from ouipost.events import record_events
 from ouipost.platforms import NetworkNotConfigured, make_adapter
 from ouipost.platforms.base import (
     MediaFile,
@@ -31,7 +46,8 @@ from ouipost.platforms.base import (
 from ouipost.platforms.http import PlatformHttp
 from ouipost.platforms.registry import get_platform
 from ouipost.posts import validation
-from ouipost.queue import RetryJob
+from ouipost.publishing import Outcome, RunPlan, RunRequest
+from ouipost.queue import Job, RetryJob
 from ouipost.storage import Storage, storage_from_settings
 from ouipost.text import effective_text
 from workers.periodic import hand_over_unique_key
@@ -40,180 +56,245 @@ from workers.worker import JobContext
 KIND = publishing.PUBLISH_KIND
 log = logging.getLogger(__name__)
 MEDIA_URL_TTL = 6 * 3600  # networks fetch pull-from-URL media minutes to hours after the call
+# Every slot of a network busy: the run waits in place (rounds of a moment each) this long at most,
+# then hands the post to a fresh job instead of keeping its worker slot.
+BUSY_WAIT_SECONDS = 30.0
+EXHAUSTED_MESSAGE = "The network kept answering with temporary errors"
 
 
 async def handle(context: JobContext) -> None:
     """Publish every pending target of the post in the payload. Raises RetryJob while some target
     waits for a retryable error to pass; the post reaches a final status otherwise.
 
-    A target held back by pacing stays pending and the post gets a fresh job at the time pacing
-    names (this one hands it its unique key and ends), so waiting never uses up attempts. Every
-    adapter call is recorded for platform health, in the transaction that finishes the run."""
-    engine, now = context.engine, context.clock.now()
+    A target held back by account pacing stays pending and the post gets a fresh job at the time
+    pacing names (this one hands it its unique key and ends), so waiting never uses up attempts.
+    A target that finds every slot of its network busy waits in this run for a moment and asks
+    again, while the targets already admitted are on their way. Each network's answer is written
+    (and its slot given back) as soon as it arrives; every adapter call is recorded for platform
+    health."""
+    publisher = Publisher.of(context)
     post_id = context.payload["post_id"]
-    async with engine.begin() as conn:
-        post = await publishing.begin_run(conn, post_id, now)
-        if post is None:
-            return
-        targets = await publishing.targets_to_run(conn, post_id)
-        media = await publishing.media_rows(conn, post_id)
-    settings = context.settings
-    if settings is None or context.http is None:
-        raise RuntimeError("publish_post needs the worker's settings and HTTP session")
-    storage = storage_from_settings(settings)
-    cipher = Cipher(settings.secret_key)
-    calls = PlatformCallLog(context.clock.now)
-    http = PlatformHttp(context.http, base_url=settings.effective_platform_base_url, observer=calls.observe)
-    retry_after: list[float] = []
-    errored: list[str] = []
+    started = time.monotonic()
+    sending: dict[str, asyncio.Task[tuple[Outcome, float | None]]] = {}
     held: list[float] = []
-    try:
-        for target in targets:
-            outcome = await _publish_target(context, post, target, media, storage, cipher, http)
-            if isinstance(outcome, pacing.Hold):
-                held.append(outcome.seconds)
-            elif outcome is not None:
-                retry_after.append(outcome)
-                errored.append(target["id"])
-    except BaseException:
-        await _flush_calls(engine, calls)
-        raise
-    finally:
-        await storage.close()
-    async with engine.begin() as conn:
-        await calls.flush(conn)
-        now = context.clock.now()
-        if retry_after and context.attempts >= context.job.max_attempts:
-            message = "The network kept answering with temporary errors"
-            if held:  # only the targets that erred give up; the held ones are merely late
-                for target_id in errored:
-                    await publishing.mark_target_failed(conn, target_id, "RETRIES_EXHAUSTED", message, now)
-            else:
-                await publishing.fail_remaining(conn, post_id, message, now)
-            retry_after = []
-        final = await publishing.finish_post(conn, post_id, now)
-        if held and not retry_after and final is None:
-            # Late, not failed: a fresh job (attempts from zero) takes over this job's unique key.
-            await hand_over_unique_key(conn, context.job)
-            await publishing.upsert_publish_job(conn, post_id, now + timedelta(seconds=min(held)),
-                                                priority=publishing.PUBLISH_PRIORITY_NOW, now=now)
-    if retry_after and final is None:
-        raise RetryJob("some networks asked to try again later", retry_after=max(retry_after))
+    again: RunPlan | None = None
+    while True:
+        plan = await publisher.starts.submit(RunRequest(post_id, context.id, frozenset(sending), again))
+        if plan.post is None:
+            break
+        for target, account, admission in plan.send:
+            sending[target["id"]] = asyncio.create_task(publisher.publish(context, plan, target, account, admission))
+        waited_enough = time.monotonic() - started > BUSY_WAIT_SECONDS
+        held += [h.seconds for _, _, h in plan.holds if not h.busy or waited_enough]
+        busy = [h for _, _, h in plan.holds if h.busy]
+        if not busy or waited_enough:
+            break
+        # Ask again for the busy targets only (with what this plan read), once a slot comes back.
+        again = RunPlan(plan.post, holds=[entry for entry in plan.holds if entry[2].busy], media=plan.media)
+        await publisher.slot_freed([h.network for h in busy], timeout=min(h.seconds for h in busy))
+    if plan.post is None and not sending:
+        return  # nothing to do: deleted, unscheduled, not due yet, or held by a paused schedule
+    if sending:
+        await asyncio.wait(sending.values())
+    retry_after: list[float] = []
+    errored: set[str] = set()
+    crashed: BaseException | None = None
+    for target_id, task in sending.items():
+        if task.exception() is not None:
+            crashed = crashed or task.exception()  # its outcome is unknown: the next run says so
+            continue
+        _, wait = task.result()
+        if wait is not None:
+            retry_after.append(wait)
+            errored.add(target_id)
+    finished = await publisher.finishes.submit(Finish(context.job, conclude=True, held=held, retry_after=retry_after,
+                                                      errored=errored))
+    if crashed is not None:
+        raise crashed
+    if finished.retry_after is not None:
+        raise RetryJob("some networks asked to try again later", retry_after=finished.retry_after)
 
 
-async def _flush_calls(engine: Any, calls: PlatformCallLog) -> None:
-    # The run failed before its final transaction: record its calls on their own (best effort).
-    try:
-        async with engine.begin() as conn:
-            await calls.flush(conn)
-    except Exception as exc:
-        log.warning("could not record %d platform call(s): %s", len(calls.calls), exc)
+@dataclass
+class Finish:
+    """What to write: a network's answers (as they arrive), or the end of a run (`conclude`: the
+    post's final status, or what the run learnt: held targets, retry-afters)."""
+
+    job: Job
+    outcomes: list[Outcome] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    expired_accounts: list[dict[str, Any]] = field(default_factory=list)
+    conclude: bool = False
+    held: list[float] = field(default_factory=list)
+    retry_after: list[float] = field(default_factory=list)
+    errored: set[str] = field(default_factory=set)
 
 
-async def _publish_target(
-    context: JobContext, post: Mapping[str, Any], target: Mapping[str, Any], media: list[dict[str, Any]],
-    storage: Storage, cipher: Cipher, http: PlatformHttp,
-) -> float | pacing.Hold | None:
-    """Run one target; returns a retry-after (seconds, 0 for backoff) when it should be tried again,
-    or a pacing Hold when it must wait its turn (nothing was sent; it stays pending)."""
-    engine, clock = context.engine, context.clock
-    if target["status"] == "publishing":
-        async with engine.begin() as conn:
-            await publishing.mark_target_failed(
-                conn, target["id"], "OUTCOME_UNKNOWN",
-                "Publishing was interrupted after the request may have reached the network; check the account "
-                "and publish again if the post is missing", clock.now(),
+@dataclass(frozen=True)
+class Finished:
+    final: str | None  # the post's final status, None while some target is still to run
+    retry_after: float | None  # raise RetryJob with this, None when the job is done
+
+
+class Publisher:
+    """A worker process's publishing machinery, shared by all its publish jobs (see the module doc)."""
+
+    def __init__(self, context: JobContext) -> None:
+        settings = context.settings
+        if settings is None or context.http is None:
+            raise RuntimeError("publish_post needs the worker's settings and HTTP session")
+        self.settings = settings
+        self.clock = context.clock
+        self.cipher = Cipher(settings.secret_key)
+        self._slot_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self.starts: GroupCommit[RunRequest, RunPlan] = GroupCommit(context.engine, self._start, name="publish-start")
+        self.finishes: GroupCommit[Finish, Finished] = GroupCommit(context.engine, self._finish,
+                                                                   name="publish-finish")
+        self.releases: GroupCommit[pacing.Admission, None] = GroupCommit(context.engine, self._release,
+                                                                         name="publish-release")
+
+    @classmethod
+    def of(cls, context: JobContext) -> Publisher:
+        publisher = context.shared.get(KIND)
+        if publisher is None:
+            publisher = context.shared[KIND] = cls(context)
+        return publisher  # type: ignore[no-any-return]
+
+    async def _start(self, conn: AsyncConnection, requests: list[RunRequest]) -> list[RunPlan]:
+        return await publishing.start_runs(conn, requests, self.clock.now(), self.settings.pacing)
+
+    async def _release(self, conn: AsyncConnection, admissions: list[pacing.Admission]) -> list[None]:
+        await pacing.release_many(conn, admissions)
+        return [None] * len(admissions)
+
+    async def _finish(self, conn: AsyncConnection, items: list[Finish]) -> list[Finished]:
+        now = self.clock.now()
+        await publishing.record_outcomes(conn, [o for item in items for o in item.outcomes], now)
+        calls = [c for item in items for c in item.calls]
+        if calls:
+            await conn.execute(platform_calls.insert(), calls)
+        expired = [a for item in items for a in item.expired_accounts]
+        if expired:
+            await record_events(conn, [
+                ("account.expired", {"account": accounts.account_view({**a, "status": "expired"}, now=now)},
+                 a["workspace_id"]) for a in expired
+            ], now=now)
+        concluding = [item for item in items if item.conclude]
+        for item in concluding:
+            if item.retry_after and item.job.attempts >= item.job.max_attempts:
+                post_id = item.job.payload["post_id"]
+                if item.held:  # only the targets that erred give up; the held ones are merely late
+                    await publishing.mark_targets_failed(
+                        conn, [(t, "RETRIES_EXHAUSTED", EXHAUSTED_MESSAGE) for t in sorted(item.errored)], now)
+                else:
+                    await publishing.fail_remaining(conn, post_id, EXHAUSTED_MESSAGE, now)
+                item.retry_after = []
+        finals = await publishing.finish_posts(conn, [item.job.payload["post_id"] for item in concluding], now)
+        answers = []
+        for item in items:
+            post_id = item.job.payload["post_id"]
+            final = finals.get(post_id)
+            if not item.conclude:
+                answers.append(Finished(final, None))
+                continue
+            if item.held and not item.retry_after and final is None:
+                # Late, not failed: a fresh job (attempts from zero) takes over this job's unique key.
+                await hand_over_unique_key(conn, item.job)
+                await publishing.upsert_publish_job(conn, post_id, now + timedelta(seconds=min(item.held)),
+                                                    priority=publishing.PUBLISH_PRIORITY_NOW, now=now)
+            answers.append(Finished(final, max(item.retry_after) if item.retry_after and final is None else None))
+        return answers
+
+    async def publish(self, context: JobContext, plan: RunPlan, target: Mapping[str, Any],
+                      account: dict[str, Any], admission: pacing.Admission) -> tuple[Outcome, float | None]:
+        """Send one admitted target and write its answer (giving its network slot back) at once:
+        its outcome, and the seconds to wait before sending again after a retryable error."""
+        calls = PlatformCallLog(context.clock.now)
+        try:
+            outcome, wait = await self.send(context, plan, target, account, calls)
+        except Exception:
+            # Not an answer we understand: the target stays `publishing` (the next run reports
+            # OUTCOME_UNKNOWN rather than sending it again); its slot and calls are written now.
+            await self._give_back(admission)
+            await self.finishes.submit(Finish(context.job, calls=calls.calls))
+            raise
+        # The call is over: its slot goes back at once (in a small transaction of its own, so the
+        # next call does not wait for the outcomes' bigger one), then the answer is written.
+        await asyncio.gather(self._give_back(admission), self.finishes.submit(Finish(
+            context.job, [outcome], calls.calls, [account] if outcome.code == "TOKEN_EXPIRED" else [],
+        )))
+        return outcome, wait
+
+    async def _give_back(self, admission: pacing.Admission) -> None:
+        if admission.slot is None:
+            return
+        await self.releases.submit(admission)
+        self._slot_given_back(admission.network)
+
+    async def slot_freed(self, networks: list[str], *, timeout: float) -> None:
+        """Wait until this process gives back a slot of one of `networks`, at most `timeout` seconds
+        (slots freed by other processes are found by asking again after the timeout)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for network in set(networks):
+            self._slot_waiters.setdefault(network, []).append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            for network in set(networks):
+                waiters = self._slot_waiters.get(network, [])
+                if waiter in waiters:
+                    waiters.remove(waiter)
+
+    def _slot_given_back(self, network: str) -> None:
+        # One slot: one waiter goes (its next admission may still lose the slot to another process).
+        waiters = self._slot_waiters.get(network, [])
+        while waiters:
+            waiter = waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def send(self, context: JobContext, plan: RunPlan, target: Mapping[str, Any], account: Mapping[str, Any],
+                   calls: PlatformCallLog) -> tuple[Outcome, float | None]:
+        """Call the network for a target already marked `publishing`: its outcome, and the seconds
+        to wait before trying again (None unless the network answered with a retryable error)."""
+        target_id = target["id"]
+        http = PlatformHttp(context.http, base_url=self.settings.effective_platform_base_url,  # type: ignore[arg-type]
+                            observer=calls.observe)
+        try:
+            adapter = make_adapter(target["network"], http, self.settings)
+        except NetworkNotConfigured as exc:
+            return Outcome(target_id, "failed", code="NETWORK_NOT_CONFIGURED", message=str(exc)), None
+        storage = storage_from_settings(self.settings) if plan.media else None
+        try:
+            request = _publish_request(plan.post, account, target["network"], plan.media, storage)  # type: ignore[arg-type]
+            result = await accounts.call_with_refresh(
+                context.engine, adapter, account, self.cipher, self.clock.now(),
+                lambda auth: adapter.publish(auth, request),
             )
-        return None
-    async with engine.begin() as conn:
-        account = await _account(conn, target)
-        if account is None or account["status"] != "active":
-            await publishing.mark_target_failed(
-                conn, target["id"], "ACCOUNT_UNAVAILABLE", "The account is disconnected or needs reconnecting",
-                clock.now(),
-            )
-            return None
-        # Pacing's turn and the move to `publishing` commit together: a held target is untouched.
-        admission = await pacing.admit(conn, network=target["network"], account_id=account["id"],
-                                       holder=f"job {context.id} {target['id']}", now=clock.now(),
-                                       config=context.settings.pacing)
-        if isinstance(admission, pacing.Hold):
-            return admission
-        if not await publishing.mark_target_publishing(conn, target["id"], clock.now()):
-            await pacing.release(conn, admission)
-            return None  # another run took it
-    try:
-        return await _send(context, post, target, account, media, storage, cipher, http)
-    finally:
-        if admission.slot is not None:
-            try:
-                async with engine.begin() as conn:
-                    await pacing.release(conn, admission)
-            except Exception as exc:  # the slot's lease frees it later
-                log.warning("could not free %s slot %s: %s", admission.network, admission.slot, exc)
-
-
-async def _send(
-    context: JobContext, post: Mapping[str, Any], target: Mapping[str, Any], account: Mapping[str, Any],
-    media: list[dict[str, Any]], storage: Storage, cipher: Cipher, http: PlatformHttp,
-) -> float | None:
-    """Call the network for a target already marked `publishing`, and store its outcome."""
-    engine, clock = context.engine, context.clock
-    try:
-        adapter = make_adapter(target["network"], http, context.settings)  # type: ignore[arg-type]
-    except NetworkNotConfigured as exc:
-        async with engine.begin() as conn:
-            await publishing.mark_target_failed(conn, target["id"], "NETWORK_NOT_CONFIGURED", str(exc), clock.now())
-        return None
-    request = _publish_request(post, account, target["network"], media, storage)
-    try:
-        result = await accounts.call_with_refresh(
-            engine, adapter, account, cipher, clock.now(), lambda auth: adapter.publish(auth, request)
-        )
-    except RetryableError as exc:
-        async with engine.begin() as conn:
-            await publishing.mark_target_pending(conn, target["id"], exc.message, clock.now())
-        return exc.retry_after or 0.0
-    except TokenExpiredError as exc:
-        async with engine.begin() as conn:
-            await publishing.mark_target_failed(conn, target["id"], "TOKEN_EXPIRED",
-                                                f"Reconnect the account: {exc.message}", clock.now())
-            await record_event(conn, "account.expired", {"account": accounts.account_view(
-                {**account, "status": "expired"}, now=clock.now())}, workspace_id=account["workspace_id"],
-                now=clock.now())
-        return None
-    except UnknownOutcomeError as exc:
-        async with engine.begin() as conn:
-            await publishing.mark_target_failed(conn, target["id"], "OUTCOME_UNKNOWN", exc.message, clock.now())
-        return None
-    except (PermanentError, NotSupportedError) as exc:
-        code = "NOT_SUPPORTED" if isinstance(exc, NotSupportedError) else (exc.code or "REJECTED_BY_NETWORK")
-        async with engine.begin() as conn:
-            await publishing.mark_target_failed(conn, target["id"], str(code), exc.message, clock.now())
-        return None
-    except PlatformError as exc:  # any other outcome an adapter reports: never re-sent blindly
-        async with engine.begin() as conn:
-            await publishing.mark_target_failed(conn, target["id"], "OUTCOME_UNKNOWN", exc.message, clock.now())
-        return None
-    async with engine.begin() as conn:
-        await publishing.mark_target_published(conn, target["id"], result.remote_id, result.url, clock.now())
-    return None
-
-
-async def _account(conn: Any, target: Mapping[str, Any]) -> dict[str, Any] | None:
-    import sqlalchemy as sa
-
-    from ouipost.db.tables import social_accounts
-
-    if not target["account_id"]:
-        return None
-    row = (await conn.execute(sa.select(social_accounts).where(social_accounts.c.id == target["account_id"])))\
-        .mappings().first()
-    return dict(row) if row else None
+        except RetryableError as exc:
+            return Outcome(target_id, "pending", message=exc.message), exc.retry_after or 0.0
+        except TokenExpiredError as exc:
+            return Outcome(target_id, "failed", code="TOKEN_EXPIRED",
+                           message=f"Reconnect the account: {exc.message}"), None
+        except UnknownOutcomeError as exc:
+            return Outcome(target_id, "failed", code="OUTCOME_UNKNOWN", message=exc.message), None
+        except (PermanentError, NotSupportedError) as exc:
+            code = "NOT_SUPPORTED" if isinstance(exc, NotSupportedError) else (exc.code or "REJECTED_BY_NETWORK")
+            return Outcome(target_id, "failed", code=str(code), message=exc.message), None
+        except PlatformError as exc:  # any other outcome an adapter reports: never re-sent blindly
+            return Outcome(target_id, "failed", code="OUTCOME_UNKNOWN", message=exc.message), None
+        finally:
+            if storage is not None:
+                await storage.close()
+        return Outcome(target_id, "published", remote_id=result.remote_id, url=result.url), None
 
 
 def _publish_request(
-    post: Mapping[str, Any], account: Mapping[str, Any], network: str, media: list[dict[str, Any]], storage: Storage,
+    post: Mapping[str, Any], account: Mapping[str, Any], network: str, media: list[dict[str, Any]],
+    storage: Storage | None,
 ) -> PublishRequest:
     """The post as this network gets it: its override, hashtags (plus the account's automatic ones),
     the link in the text or apart, and the media it selects."""
@@ -234,7 +315,7 @@ def _publish_request(
         text=text,
         title=override.get("title", post["title"]),
         link=link if spec.separate_link_field else None,
-        media=[_media_file(by_id[item.id], storage) for item in selected],
+        media=[_media_file(by_id[item.id], storage) for item in selected] if storage else [],
         options=dict(override.get("options") or {}),
     )
 

@@ -24,7 +24,7 @@ import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +39,8 @@ from workers.periodic import ensure_periodic_jobs
 
 log = logging.getLogger("ouipost.worker")
 
+CLAIM_GATHER_SECONDS = 0.02  # under a backlog, how long freed slots may wait to be claimed together
+
 
 @dataclass(frozen=True)
 class JobContext:
@@ -49,6 +51,8 @@ class JobContext:
     clock: Clock
     settings: Settings | None
     http: aiohttp.ClientSession | None
+    # The worker's own objects that handlers share across jobs (batchers, caches), by handler name.
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> int:
@@ -121,6 +125,7 @@ class Worker:
         self.prune_interval = prune_interval
         self.id = f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
         self.counters = WorkerCounters()
+        self.shared: dict[str, Any] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._acks: list[int] = []
         self._released: list[int] = []
@@ -158,6 +163,7 @@ class Worker:
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(self._pruner(), name="pruner"),
         ]
+        backlog = False  # the last claim took all it asked for: more jobs are probably due
         try:
             while not self._stop.is_set():
                 self._slot_freed.clear()
@@ -165,16 +171,36 @@ class Worker:
                 if free == 0:
                     await self._wait_for(self._slot_freed, timeout=None)
                     continue
+                if backlog and free < self._claim_low_water:
+                    # Under a backlog, claim a few slots' worth at once rather than one job per
+                    # freed slot (each claim is a transaction); waiting is bounded by a moment.
+                    await self._gather_free_slots()
+                    free = self.concurrency - len(self._running)
                 wanted = min(free, self.batch_size)
                 self._wake.clear()
                 jobs = await self._claim(wanted)
                 for job in jobs:
                     self._start(job)
-                if len(jobs) == wanted:
+                backlog = len(jobs) == wanted
+                if backlog:
                     continue  # probably more due: claim again as soon as slots allow
                 await self._wait_for(self._wake, timeout=await self._idle_seconds())
         finally:
             await self._shutdown(side_tasks)
+
+    @property
+    def _claim_low_water(self) -> int:
+        return max(1, min(self.batch_size, self.concurrency // 4))
+
+    async def _gather_free_slots(self) -> None:
+        """Wait until a quarter of the slots are free, at most CLAIM_GATHER_SECONDS."""
+        deadline = asyncio.get_running_loop().time() + CLAIM_GATHER_SECONDS
+        while self.concurrency - len(self._running) < self._claim_low_water and not self._stop.is_set():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            self._slot_freed.clear()
+            await self._wait_for(self._slot_freed, timeout=left)
 
     async def _claim(self, wanted: int) -> list[Job]:
         try:
@@ -221,7 +247,7 @@ class Worker:
         self._running[job.id] = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
 
     async def _run_job(self, job: Job) -> None:
-        context = JobContext(job, self.engine, self.clock, self.settings, self.http)
+        context = JobContext(job, self.engine, self.clock, self.settings, self.http, self.shared)
         try:
             handler = self.handlers.get(job.kind)
             if handler is None:
