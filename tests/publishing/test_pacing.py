@@ -154,3 +154,53 @@ async def test_every_adapter_call_is_recorded_for_platform_health(client: Any, k
     by_network = {r["network"] for r in rows}
     assert by_network == {"twitter", "bluesky"}
     assert all(r["ok"] and r["status"] in (200, 201) and r["latency_ms"] >= 0 for r in rows)
+
+
+async def test_many_asks_at_once_take_slots_up_to_the_cap_and_an_accounts_turns_in_order(engine: Any) -> None:
+    cfg = pacing.PacingConfig(account={"twitter": pacing.AccountPace(interval=10.0, burst=2)},
+                              concurrency={"twitter": 3}, default_concurrency=None)
+    asks = [pacing.Ask("twitter", "acc_1", "a1"), pacing.Ask("twitter", "acc_1", "a2"),
+            pacing.Ask("twitter", "acc_1", "a3"), pacing.Ask("twitter", "acc_2", "b1")]
+    async with engine.begin() as conn:
+        first, second, third, fourth = await pacing.admit_many(conn, asks, now=T0, config=cfg)
+    assert isinstance(first, pacing.Admission) and isinstance(second, pacing.Admission)
+    assert {first.slot, second.slot} <= {0, 1, 2} and first.slot != second.slot
+    # acc_1's burst of 2 is spent: its third post waits one interval, and gives its slot back.
+    assert isinstance(third, pacing.Hold) and not third.busy and third.seconds == pytest.approx(10.0)
+    # Three slots went to the first three asks: the fourth found the network full (a moment's wait).
+    assert isinstance(fourth, pacing.Hold) and fourth.busy and fourth.seconds < 1
+    async with engine.connect() as conn:
+        holders = set((await conn.execute(sa.select(pacing.pacing_slots.c.holder)
+                                          .where(pacing.pacing_slots.c.holder.is_not(None)))).scalars())
+    assert holders == {"a1", "a2"}
+    async with engine.begin() as conn:
+        await pacing.release_many(conn, [first, second])
+        again = await pacing.admit_many(conn, [pacing.Ask("twitter", "acc_2", "b2")], now=T0, config=cfg)
+    assert isinstance(again[0], pacing.Admission)  # acc_2 was never counted while it was held
+
+
+async def test_posts_beyond_a_networks_cap_wait_for_a_slot_and_all_publish_once(
+    aiohttp_client: Any, settings: Any, key: Any, engine: Any, sandbox: Any
+) -> None:
+    import asyncio
+
+    from ouipost.app import create_app
+
+    capped = settings.with_overrides(pacing=pacing.PacingConfig(account={}, concurrency={"bluesky": 1}))
+    client = await aiohttp_client(create_app(capped, engine=engine))
+    await connect(client, key, "bluesky")
+    sandbox.add_fault("bluesky", "slow", delay=0.2, count=None)  # each call holds the only slot a while
+    ids = [(await create_post(client, key, ["bluesky"], content=f"Capped post {n}"))["id"] for n in range(5)]
+    answers = await asyncio.gather(*(publish(client, key, post_id) for post_id in ids))
+    assert all(status in (200, 202) for status, _ in answers)
+    from tests.test_publishing import wait_for_status
+
+    final = [await wait_for_status(client, key, post_id, {"published", "failed"}) for post_id in ids]
+    assert [p["status"] for p in final] == ["published"] * 5
+    assert len(publications(sandbox, "bluesky")) == 5  # each exactly once
+    async with engine.connect() as conn:
+        attempts = (await conn.execute(sa.select(jobs.c.attempts).where(jobs.c.kind == "publish_post"))).scalars()
+        busy = await conn.scalar(sa.select(sa.func.count()).select_from(pacing.pacing_slots)
+                                 .where(pacing.pacing_slots.c.holder.is_not(None)))
+    assert set(attempts) == {1}  # waiting for the slot spent no attempt
+    assert busy == 0  # every slot was given back
