@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost.context import WORKER
 from ouipost.db.queue_tables import jobs, workers
+from ouipost.db.types import UTCDateTime
 
 log = logging.getLogger("ouipost.queue")
 
@@ -206,6 +207,7 @@ def notify_enqueued(app: web.Application) -> None:
 # --- claim -------------------------------------------------------------------------------------
 
 CLAIM_INDEX = "ix_jobs_status_priority_run_at_id"
+QUEUE_CLAIM_INDEX = "ix_jobs_queue_status_priority_run_at_id"
 
 _JOB_COLUMNS = (
     jobs.c.id, jobs.c.queue, jobs.c.kind, jobs.c.payload, jobs.c.attempts, jobs.c.max_attempts,
@@ -221,6 +223,8 @@ def claim_query(queues: Sequence[str] | None, limit: int, now: datetime) -> sa.S
         WHERE status = 'queued' AND run_at <= :now [AND queue IN (:queues)]
         ORDER BY priority, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
 
+    or, for a single queue, by ix_jobs_queue_status_priority_run_at_id with `queue = :queue`.
+
     SQLite ignores FOR UPDATE; its claim runs inside BEGIN IMMEDIATE instead.
     """
     query = (
@@ -232,11 +236,18 @@ def claim_query(queues: Sequence[str] | None, limit: int, now: datetime) -> sa.S
         # On a small table the optimizer prefers a table scan and a filesort, and a filesort under
         # FOR UPDATE locks every due row, not `limit` of them: concurrent claims would then find
         # everything skipped. Forcing the index keeps the plan the same at every size.
-        .with_hint(jobs, f"FORCE INDEX ({CLAIM_INDEX})", dialect_name="mysql")
+        .with_hint(jobs, f"FORCE INDEX ({claim_index(queues)})", dialect_name="mysql")
     )
-    if queues:
+    if queues and len(queues) == 1:
+        query = query.where(jobs.c.queue == queues[0])
+    elif queues:
         query = query.where(jobs.c.queue.in_(list(queues)))
     return query
+
+
+def claim_index(queues: Sequence[str] | None) -> str:
+    """The index a claim of `queues` uses: the per-queue one for a single queue, else the shared one."""
+    return QUEUE_CLAIM_INDEX if queues and len(queues) == 1 else CLAIM_INDEX
 
 
 async def claim_due_jobs(
@@ -424,13 +435,23 @@ async def complete_jobs(engine: AsyncEngine, ids: Sequence[int], worker_id: str,
     if not ids:
         return 0
     async with engine.begin() as conn:
-        result = await conn.execute(
-            sa.update(jobs)
-            .where(jobs.c.id.in_(list(ids)), jobs.c.status == "running", jobs.c.locked_by == worker_id)
-            .values(status="done", live_key=None, locked_until=None, finished_at=now)
-        )
-    log.debug("completed %d of %d job(s) for %s", result.rowcount, len(ids), worker_id)
-    return result.rowcount
+        done = await complete_jobs_in(conn, ids, worker_id, now)
+    log.debug("completed %d of %d job(s) for %s", done, len(ids), worker_id)
+    return done
+
+
+_COMPLETE = (
+    sa.update(jobs)
+    .where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)), jobs.c.status == "running",
+           jobs.c.locked_by == sa.bindparam("worker_id"))
+    .values(status="done", live_key=None, locked_until=None, finished_at=sa.bindparam("now", type_=UTCDateTime()))
+)
+
+
+async def complete_jobs_in(conn: AsyncConnection, ids: Sequence[int], worker_id: str, now: datetime) -> int:
+    """`complete_jobs` in the caller's transaction: a handler can acknowledge its job together with
+    the work it did, so the two commit or roll back as one."""
+    return (await conn.execute(_COMPLETE, {"ids": list(ids), "worker_id": worker_id, "now": now})).rowcount
 
 
 def retry_delay(attempts: int, *, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_CAP_SECONDS) -> float:

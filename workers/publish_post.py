@@ -20,13 +20,13 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import accounts, pacing, publishing
+from ouipost import accounts, pacing, publishing, queue
 from ouipost.admin.monitoring import PlatformCallLog
 from ouipost.crypto import Cipher
 from ouipost.db.admin_tables import platform_calls
@@ -75,18 +75,24 @@ async def handle(context: JobContext) -> None:
     publisher = Publisher.of(context)
     post_id = context.payload["post_id"]
     started = time.monotonic()
-    sending: dict[str, asyncio.Task[tuple[Outcome, float | None]]] = {}
+    sending: dict[str, asyncio.Task[Sent]] = {}
     held: list[float] = []
     again: RunPlan | None = None
+    write_each = False  # True once a target waits for a slot: answers are then written as they come
     while True:
         plan = await publisher.starts.submit(RunRequest(post_id, context.id, frozenset(sending), again))
         if plan.post is None:
             break
-        for target, account, admission in plan.send:
-            sending[target["id"]] = asyncio.create_task(publisher.publish(context, plan, target, account, admission))
         waited_enough = time.monotonic() - started > BUSY_WAIT_SECONDS
-        held += [h.seconds for _, _, h in plan.holds if not h.busy or waited_enough]
         busy = [h for _, _, h in plan.holds if h.busy]
+        # A run that waits for slots must give back those it holds as each call ends (holding them
+        # while waiting for others could starve every run); one that does not writes all its
+        # answers, the slots they free and its conclusion in one go.
+        write_each = write_each or (bool(busy) and not waited_enough)
+        for target, account, admission in plan.send:
+            sending[target["id"]] = asyncio.create_task(
+                publisher.publish(context, plan, target, account, admission, write=write_each))
+        held += [h.seconds for _, _, h in plan.holds if not h.busy or waited_enough]
         if not busy or waited_enough:
             break
         # Ask again for the busy targets only (with what this plan read), once a slot comes back.
@@ -96,23 +102,45 @@ async def handle(context: JobContext) -> None:
         return  # nothing to do: deleted, unscheduled, not due yet, or held by a paused schedule
     if sending:
         await asyncio.wait(sending.values())
-    retry_after: list[float] = []
-    errored: set[str] = set()
+    finish = Finish(context.job, conclude=True, held=held)
     crashed: BaseException | None = None
     for target_id, task in sending.items():
         if task.exception() is not None:
             crashed = crashed or task.exception()  # its outcome is unknown: the next run says so
             continue
-        _, wait = task.result()
-        if wait is not None:
-            retry_after.append(wait)
-            errored.add(target_id)
-    finished = await publisher.finishes.submit(Finish(context.job, conclude=True, held=held, retry_after=retry_after,
-                                                      errored=errored))
+        sent = task.result()
+        if sent.retry_after is not None:
+            finish.retry_after.append(sent.retry_after)
+            finish.errored.add(target_id)
+        if not sent.written:
+            finish.outcomes.append(sent.outcome)
+            finish.admissions.append(sent.admission)
+            finish.calls += sent.calls
+            if sent.outcome.code == "TOKEN_EXPIRED":
+                finish.expired_accounts.append(sent.account)
+    finish.acknowledge = crashed is None
+    finished = await publisher.finishes.submit(finish)
+    context.ack.written = finished.acknowledged
+    for admission in finish.admissions:
+        if admission.slot is not None:
+            publisher.slot_given_back(admission.network)
     if crashed is not None:
         raise crashed
     if finished.retry_after is not None:
         raise RetryJob("some networks asked to try again later", retry_after=finished.retry_after)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One target's call: its outcome, the seconds to wait before sending again (retryable errors
+    only), and whether its answer was written already (else the run's conclusion writes it)."""
+
+    outcome: Outcome
+    retry_after: float | None
+    written: bool
+    admission: pacing.Admission
+    account: dict[str, Any]
+    calls: list[dict[str, Any]]
 
 
 @dataclass
@@ -122,18 +150,21 @@ class Finish:
 
     job: Job
     outcomes: list[Outcome] = field(default_factory=list)
+    admissions: list[pacing.Admission] = field(default_factory=list)  # slots to give back
     calls: list[dict[str, Any]] = field(default_factory=list)
     expired_accounts: list[dict[str, Any]] = field(default_factory=list)
     conclude: bool = False
     held: list[float] = field(default_factory=list)
     retry_after: list[float] = field(default_factory=list)
     errored: set[str] = field(default_factory=set)
+    acknowledge: bool = False  # the run ends well unless it must retry: mark its job done with it
 
 
 @dataclass(frozen=True)
 class Finished:
     final: str | None  # the post's final status, None while some target is still to run
     retry_after: float | None  # raise RetryJob with this, None when the job is done
+    acknowledged: bool = False  # the job was marked done in this transaction
 
 
 class Publisher:
@@ -170,6 +201,7 @@ class Publisher:
     async def _finish(self, conn: AsyncConnection, items: list[Finish]) -> list[Finished]:
         now = self.clock.now()
         await publishing.record_outcomes(conn, [o for item in items for o in item.outcomes], now)
+        await pacing.release_many(conn, [a for item in items for a in item.admissions])
         calls = [c for item in items for c in item.calls]
         if calls:
             await conn.execute(platform_calls.insert(), calls)
@@ -203,12 +235,25 @@ class Publisher:
                 await publishing.upsert_publish_job(conn, post_id, now + timedelta(seconds=min(item.held)),
                                                     priority=publishing.PUBLISH_PRIORITY_NOW, now=now)
             answers.append(Finished(final, max(item.retry_after) if item.retry_after and final is None else None))
+        # Runs that end well mark their jobs done in this same transaction (one statement for all).
+        done = [n for n, (item, answer) in enumerate(zip(items, answers, strict=True))
+                if item.conclude and item.acknowledge and answer.retry_after is None]
+        by_worker: dict[str, list[int]] = {}
+        for n in done:
+            by_worker.setdefault(items[n].job.locked_by, []).append(n)
+        for worker_id, indexes in by_worker.items():
+            ids = [items[n].job.id for n in indexes]
+            if await queue.complete_jobs_in(conn, ids, worker_id, now) == len(ids):
+                for n in indexes:
+                    answers[n] = replace(answers[n], acknowledged=True)
+            # else some lease was lost: the worker's own (fenced) acknowledgement reports it
         return answers
 
     async def publish(self, context: JobContext, plan: RunPlan, target: Mapping[str, Any],
-                      account: dict[str, Any], admission: pacing.Admission) -> tuple[Outcome, float | None]:
-        """Send one admitted target and write its answer (giving its network slot back) at once:
-        its outcome, and the seconds to wait before sending again after a retryable error."""
+                      account: dict[str, Any], admission: pacing.Admission, *, write: bool) -> Sent:
+        """Send one admitted target. With `write`, its answer is written and its network slot given
+        back as soon as the call ends (the slot in a small transaction of its own, so the next call
+        does not wait for the answers' bigger one)."""
         calls = PlatformCallLog(context.clock.now)
         try:
             outcome, wait = await self.send(context, plan, target, account, calls)
@@ -218,18 +263,18 @@ class Publisher:
             await self._give_back(admission)
             await self.finishes.submit(Finish(context.job, calls=calls.calls))
             raise
-        # The call is over: its slot goes back at once (in a small transaction of its own, so the
-        # next call does not wait for the outcomes' bigger one), then the answer is written.
-        await asyncio.gather(self._give_back(admission), self.finishes.submit(Finish(
-            context.job, [outcome], calls.calls, [account] if outcome.code == "TOKEN_EXPIRED" else [],
-        )))
-        return outcome, wait
+        if write:
+            await asyncio.gather(self._give_back(admission), self.finishes.submit(Finish(
+                context.job, [outcome], calls=calls.calls,
+                expired_accounts=[account] if outcome.code == "TOKEN_EXPIRED" else [],
+            )))
+        return Sent(outcome, wait, write, admission, account, calls.calls)
 
     async def _give_back(self, admission: pacing.Admission) -> None:
         if admission.slot is None:
             return
         await self.releases.submit(admission)
-        self._slot_given_back(admission.network)
+        self.slot_given_back(admission.network)
 
     async def slot_freed(self, networks: list[str], *, timeout: float) -> None:
         """Wait until this process gives back a slot of one of `networks`, at most `timeout` seconds
@@ -247,7 +292,7 @@ class Publisher:
                 if waiter in waiters:
                     waiters.remove(waiter)
 
-    def _slot_given_back(self, network: str) -> None:
+    def slot_given_back(self, network: str) -> None:
         # One slot: one waiter goes (its next admission may still lose the slot to another process).
         waiters = self._slot_waiters.get(network, [])
         while waiters:

@@ -53,6 +53,7 @@ class JobContext:
     http: aiohttp.ClientSession | None
     # The worker's own objects that handlers share across jobs (batchers, caches), by handler name.
     shared: dict[str, Any] = field(default_factory=dict)
+    ack: Acknowledgement = field(default_factory=lambda: Acknowledgement())
 
     @property
     def id(self) -> int:
@@ -70,6 +71,14 @@ class JobContext:
     def attempts(self) -> int:
         """This attempt's number, from 1."""
         return self.job.attempts
+
+
+@dataclass
+class Acknowledgement:
+    """Set by a handler that marked its own job done (queue.complete_jobs_in, fenced) in the
+    transaction of its work: the worker then does not acknowledge it again."""
+
+    written: bool = False
 
 
 Handler = Callable[[JobContext], Awaitable[None]]
@@ -264,8 +273,11 @@ class Worker:
             log.exception("job %s (%s) raised", job.id, job.kind)
             await self._record_failure(job, f"{type(exc).__name__}: {exc}")
         else:
-            self._acks.append(job.id)
-            self._ack_ready.set()
+            if context.ack.written:
+                self.counters.completed += 1
+            else:
+                self._acks.append(job.id)
+                self._ack_ready.set()
         finally:
             self._running.pop(job.id, None)
             self._slot_freed.set()

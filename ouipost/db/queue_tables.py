@@ -51,6 +51,10 @@ jobs = sa.Table(
     # Cost to know: a job of a lower priority number whose run_at is far away is stepped over by
     # every claim until it is due; keep priorities to a few levels.
     sa.Index(None, "status", "priority", "run_at", "id"),
+    # The same for a worker serving one queue (`run.py worker --queues publish`): with the queue
+    # first, its claims never step over another queue's jobs (a publish worker over the thousands
+    # of analytics syncs queued for later, say).
+    sa.Index(None, "queue", "status", "priority", "run_at", "id"),
     # Pruning: finished jobs by age (NULL while live, so live jobs are not in the range).
     sa.Index(None, "finished_at"),
 )

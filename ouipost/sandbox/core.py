@@ -102,6 +102,7 @@ class Sandbox:
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
         self.publications: list[Publication] = []
+        self._by_remote_id: dict[tuple[str, str], Publication] = {}  # publication() without a scan
         self.tokens: dict[str, TokenInfo] = {}
         self.codes: dict[str, dict[str, Any]] = {}
         self.state: dict[str, dict[str, Any]] = {}  # per network module, free-form
@@ -156,13 +157,12 @@ class Sandbox:
                 media: list[dict[str, Any]] | None = None, **extra: Any) -> Publication:
         pub = Publication(network, account_id, remote_id, text, media or [], self.now(), extra=extra)
         self.publications.append(pub)
+        self._by_remote_id[(network, remote_id)] = pub
         return pub
 
     def publication(self, network: str, remote_id: str) -> Publication | None:
-        for pub in self.publications:
-            if pub.network == network and pub.remote_id == remote_id and not pub.deleted:
-                return pub
-        return None
+        pub = self._by_remote_id.get((network, remote_id))
+        return pub if pub is not None and not pub.deleted else None
 
     # faults ------------------------------------------------------------------------------------
     def add_fault(self, network: str, kind: FaultKind, *, count: int | None = 1,
@@ -188,6 +188,7 @@ class Sandbox:
         self.faults.clear()
         self.requests.clear()
         self.publications.clear()
+        self._by_remote_id.clear()
         self.tokens.clear()
         self.codes.clear()
         self.state.clear()

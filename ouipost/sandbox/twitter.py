@@ -524,10 +524,11 @@ class TwitterSandbox:
         kinds = {m["category"].split("_")[-1] for m in attached}
         if len(attached) > 4 or len(kinds) > 1 or (kinds and kinds != {"image"} and len(attached) > 1):
             raise invalid_request("Your media IDs are invalid.")
-        if text.strip() and any(t["author"] == info.subject and not t["deleted"] and t["text"] == text
-                                for t in self.state["tweets"].values()):
+        live_texts = self.state.setdefault("live_texts", {})  # (author, text) -> live tweets: no O(n) scan
+        if text.strip() and live_texts.get((info.subject, text)):
             raise _Reject(problem(403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."))
         tweet_id = str(1_900_000_000_000_000_000 + self.sandbox.next_id())
+        live_texts[(info.subject, text)] = live_texts.get((info.subject, text), 0) + 1
         self.state["tweets"][tweet_id] = {"author": info.subject, "text": text, "deleted": False,
                                           "media_ids": media_ids, "reply": body.get("reply")}
         self.sandbox.publish(
@@ -584,6 +585,9 @@ class TwitterSandbox:
         if tweet["author"] != info.subject:
             return problem(403, "Forbidden", "You are not authorized to delete this Tweet.")
         tweet["deleted"] = True
+        live_texts = self.state.setdefault("live_texts", {})
+        if live_texts.get((tweet["author"], tweet["text"])):
+            live_texts[(tweet["author"], tweet["text"])] -= 1
         pub = self.sandbox.publication(NETWORK, tweet_id)
         if pub is not None:
             pub.deleted = True
