@@ -1,8 +1,9 @@
 """Publishing: schedule, unschedule and publish posts; the target state machine the worker drives.
 
 A post has one target per requested entry. Before a network is called its target moves
-pending -> publishing (committed); the network's answer is stored as soon as it arrives
-(published with remote id, or failed with a code). A target found in `publishing` by a later run
+pending -> publishing (committed); the network's answer is stored once the post's calls have ended
+(published with remote id, or failed with a code; the post's calls run together, so that is the
+slowest of them). A target found in `publishing` by a later run
 means a worker died mid-call: the post may or may not exist on the network, so it is failed with
 OUTCOME_UNKNOWN rather than sent again; the user can retry explicitly.
 
@@ -201,72 +202,7 @@ async def request_publish(conn: AsyncConnection, post: Mapping[str, Any], now: d
     return {**post, **values}
 
 
-# --- what the worker does -------------------------------------------------------------------------
-
-
-async def begin_run(conn: AsyncConnection, post_id: str, now: datetime) -> dict[str, Any] | None:
-    """The post to work on now, or None when there is nothing to do (deleted, unscheduled, not due)."""
-    row = (await conn.execute(sa.select(posts).where(posts.c.id == post_id))).mappings().first()
-    if row is None:
-        return None
-    post = dict(row)
-    if post["status"] == "scheduled":
-        if post["scheduled_at"] is not None and post["scheduled_at"] > now + timedelta(seconds=1):
-            return None  # rescheduled later; its job moved with it
-        from ouipost.schedules import service as schedules
-
-        if await schedules.is_held(conn, post_id):
-            return None  # its schedule is paused; resuming re-plans it and gives it a new job
-        moved = await conn.execute(posts.update().where(posts.c.id == post_id, posts.c.status == "scheduled")
-                                   .values(status="publishing", updated_at=now))
-        if not moved.rowcount:
-            return None
-        post["status"] = "publishing"
-    return post if post["status"] == "publishing" else None
-
-
-async def targets_to_run(conn: AsyncConnection, post_id: str) -> list[dict[str, Any]]:
-    rows = await conn.execute(
-        sa.select(post_targets).where(
-            post_targets.c.post_id == post_id, post_targets.c.status.in_(("pending", "publishing"))
-        ).order_by(post_targets.c.id)
-    )
-    return [dict(r) for r in rows.mappings()]
-
-
-async def mark_target_publishing(conn: AsyncConnection, target_id: str, now: datetime) -> bool:
-    """pending -> publishing, fenced: False when another run took the target first."""
-    result = await conn.execute(
-        post_targets.update().where(post_targets.c.id == target_id, post_targets.c.status == "pending")
-        .values(status="publishing", attempts=post_targets.c.attempts + 1, updated_at=now)
-    )
-    return result.rowcount == 1
-
-
-async def mark_target_published(conn: AsyncConnection, target_id: str, remote_id: str, url: str | None,
-                                now: datetime) -> None:
-    await conn.execute(post_targets.update().where(post_targets.c.id == target_id).values(
-        status="published", remote_id=remote_id, remote_url=url, published_at=now, error_code=None,
-        error_message=None, updated_at=now,
-    ))
-    # Same transaction: a published target always has its analytics row and its first sync job.
-    await analytics.on_target_published(conn, target_id, now)
-
-
-async def mark_target_failed(conn: AsyncConnection, target_id: str, code: str, message: str, now: datetime) -> None:
-    await conn.execute(post_targets.update().where(post_targets.c.id == target_id).values(
-        status="failed", error_code=code[:64], error_message=message[:2000], updated_at=now,
-    ))
-
-
-async def mark_target_pending(conn: AsyncConnection, target_id: str, message: str, now: datetime) -> None:
-    """Back to pending after a retryable error: nothing was published, so sending again is safe."""
-    await conn.execute(post_targets.update().where(post_targets.c.id == target_id).values(
-        status="pending", error_code="RETRYING", error_message=message[:2000], updated_at=now,
-    ))
-
-
-# --- the worker, in batches (workers/publish_post.py writes many posts' steps per transaction) ------
+# --- what the worker does, in batches (workers/publish_post.py writes many posts' steps at once) -----
 
 
 @dataclass
@@ -490,9 +426,16 @@ async def mark_targets_failed(conn: AsyncConnection, failures: Sequence[tuple[st
                                             for t, code, message in failures])
 
 
+async def mark_target_published(conn: AsyncConnection, target_id: str, remote_id: str, url: str | None,
+                                now: datetime) -> None:
+    """One target published (with its analytics row and first sync): see `record_outcomes`."""
+    await record_outcomes(conn, [Outcome(target_id, "published", remote_id=remote_id, url=url)], now)
+
+
 async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: datetime) -> dict[str, str | None]:
-    """`finish_post` for many posts: each publishing post whose targets are all done gets its final
-    status and its event. Returns each post's final status, or None while targets remain pending."""
+    """Each publishing post among `post_ids` whose targets are all done gets its final status and
+    its event (post.published / post.partial / post.failed). Returns each post's final status, or
+    None while targets remain to run."""
     ids = sorted(set(post_ids))
     if not ids:
         return {}
@@ -528,48 +471,11 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
     return finals
 
 
-async def finish_post(conn: AsyncConnection, post_id: str, now: datetime) -> str | None:
-    """Derive the post's status from its targets once none is left to run; record the event.
-
-    Returns the final status, or None while targets remain pending.
-    """
-    rows = (await conn.execute(
-        sa.select(post_targets.c.status, post_targets.c.published_at).where(
-            post_targets.c.post_id == post_id, post_targets.c.status != "cancelled"
-        )
-    )).all()
-    statuses = [r.status for r in rows]
-    if any(s in ("pending", "publishing") for s in statuses):
-        return None
-    published = [r.published_at for r in rows if r.status == "published"]
-    if statuses and len(published) == len(statuses):
-        final = "published"
-    elif published:
-        final = "partially_published"
-    else:
-        final = "failed"
-    moved = await conn.execute(posts.update().where(posts.c.id == post_id, posts.c.status == "publishing").values(
-        status=final, published_at=min(published) if published else None, updated_at=now,
-    ))
-    if moved.rowcount:
-        post = dict((await conn.execute(sa.select(posts).where(posts.c.id == post_id))).mappings().one())
-        targets = (await service.targets_of(conn, [post_id]))[post_id]
-        event = {"published": "post.published", "partially_published": "post.partial", "failed": "post.failed"}[final]
-        await record_event(conn, event, {"post": service.post_view(post, targets=targets, detail=True)},
-                           workspace_id=post["workspace_id"], now=now)
-    return final
-
-
 async def fail_remaining(conn: AsyncConnection, post_id: str, message: str, now: datetime) -> None:
     """The job gave up: targets still pending fail, so the post reaches a final status."""
     await conn.execute(post_targets.update().where(
         post_targets.c.post_id == post_id, post_targets.c.status == "pending",
     ).values(status="failed", error_code="RETRIES_EXHAUSTED", error_message=message[:2000], updated_at=now))
-
-
-async def media_rows(conn: AsyncConnection, post_id: str) -> list[dict[str, Any]]:
-    rows = await conn.execute(sa.select(media_table).where(media_table.c.post_id == post_id).order_by(media_table.c.id))
-    return [dict(r) for r in rows.mappings()]
 
 
 def platform_results(targets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,8 @@ What callers outside this module use (always inside a transaction, `engine.begin
 - `replan(conn, schedule_id, now)`: give every queued post the next free fitting slot, in queue order;
   answers the moves, so the caller can move the publish jobs.
 - `remove_account_from_slots(conn, account_id, now)`: on account disconnection.
-- `is_held(conn, post_id)`: the publishing side asks it before publishing a queued post.
+- `is_held(conn, post_id)`: whether a queued post is held (publishing asks the same of a batch of
+  posts in one query before starting them).
 """
 
 from __future__ import annotations
