@@ -80,3 +80,12 @@ async def test_a_write_transaction_reads_and_writes_under_one_lock(engine: Any) 
 
     await asyncio.gather(*(bump() for _ in range(8)))
     assert (await _stored(engine))["counter"] == 8
+
+
+async def test_waiting_for_idle_returns_once_everything_submitted_is_written(engine: Any) -> None:
+    batcher: GroupCommit[tuple[str, int], str] = GroupCommit(engine, _insert, name="test")
+    tasks = [asyncio.ensure_future(batcher.submit((f"w{n}", n))) for n in range(5)]
+    await asyncio.sleep(0)  # the tasks submit; nobody awaits them
+    await batcher.wait_idle()  # what a stopping worker does before its process ends
+    assert await _stored(engine) == {f"w{n}": n for n in range(5)}
+    assert [t.result() for t in tasks] == [f"stored w{n}" for n in range(5)]

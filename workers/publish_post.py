@@ -191,6 +191,12 @@ class Publisher:
             publisher = context.shared[KIND] = cls(context)
         return publisher  # type: ignore[no-any-return]
 
+    async def drain(self) -> None:
+        """Wait for the writes in progress (the worker calls it when it stops, so that answers
+        already received are written before the process ends)."""
+        for batcher in (self.starts, self.releases, self.finishes):
+            await batcher.wait_idle()
+
     async def _start(self, conn: AsyncConnection, requests: list[RunRequest]) -> list[RunPlan]:
         return await publishing.start_runs(conn, requests, self.clock.now(), self.settings.pacing)
 

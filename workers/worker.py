@@ -385,6 +385,14 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        # Handlers' shared writers (group commits) finish what they were given, bounded likewise.
+        for shared in self.shared.values():
+            drain = getattr(shared, "drain", None)
+            if drain is not None:
+                try:
+                    await asyncio.wait_for(drain(), timeout=max(1.0, self.grace_seconds))
+                except Exception as exc:
+                    log.warning("worker %s: writes of %s not finished (%s)", self.id, type(shared).__name__, exc)
         # No job can finish any more: let the acknowledger write what is left (bounded, in case
         # the database is away), then stop the other side tasks.
         acknowledger, *others = side_tasks

@@ -110,6 +110,11 @@ class GroupCommit(Generic[T, R]):
             self._draining = asyncio.create_task(self._drain(), name=f"group-commit-{self.name}")
         return await asyncio.shield(future)
 
+    async def wait_idle(self) -> None:
+        """Return once every item submitted so far is written (or has failed)."""
+        while self._draining is not None and not self._draining.done():
+            await asyncio.shield(self._draining)
+
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:self.max_items], self._pending[self.max_items:]
