@@ -19,9 +19,10 @@ worker processes share them:
   one row per allowed call; a publisher takes a free slot (conditional UPDATE by primary key, with
   a lease so a killed worker's slot comes back) and gives it back after the network answered.
 
-A target held back by pacing is late, not failed: it stays `pending` and its post gets a fresh
-publish job at the time pacing names (see workers/publish_post.py), so waiting never uses up the
-job's attempts.
+A target held back by pacing is late, not failed: it stays `pending`. Held by its account's pace,
+its post gets a fresh publish job at the time pacing names; held because every slot of its network
+is busy, its run waits a moment and asks again (see workers/publish_post.py). Waiting never uses up
+the job's attempts. `admit_many` decides many targets in one go (the worker's batches).
 
 Defaults come from shared/platforms.md; every value can be overridden (see `load_pacing`):
 
