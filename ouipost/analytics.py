@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost import errors, queue
 from ouipost.clock import isoformat
 from ouipost.db.analytics_tables import account_snapshots, insight_snapshots, target_insights
+from ouipost.db.batch import expanding
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.platforms.base import AccountStats, Insights
@@ -91,10 +92,10 @@ def next_sync_at(published_at: datetime, now: datetime) -> datetime | None:
 _PUBLISHED_TARGETS = (
     sa.select(post_targets.c.id, post_targets.c.post_id, post_targets.c.workspace_id, post_targets.c.network,
               post_targets.c.account_id, post_targets.c.published_at)
-    .where(post_targets.c.id.in_(sa.bindparam("ids", expanding=True))).order_by(post_targets.c.id)
+    .where(post_targets.c.id.in_(expanding())).order_by(post_targets.c.id)
 )
 _SIBLINGS = (sa.select(target_insights.c.target_id, target_insights.c.post_id, target_insights.c.network)
-             .where(target_insights.c.post_id.in_(sa.bindparam("ids", expanding=True))))
+             .where(target_insights.c.post_id.in_(expanding())))
 
 
 async def on_target_published(conn: AsyncConnection, target_id: str, now: datetime) -> None:

@@ -26,29 +26,21 @@ async def record_event(
     conn: AsyncConnection, event_type: str, data: Mapping[str, Any], *, workspace_id: str | None, now: datetime
 ) -> str:
     """Add an event to the outbox; it is delivered only if the caller's transaction commits."""
-    if event_type not in TYPES:
-        raise ValueError(f"unknown event type {event_type!r}")
-    event_id = new_id("evt")
-    # Webhooks: a dispatch job follows in this transaction, or the event needs none (no subscriber).
-    pending = await dispatch_events.prepare_dispatch(conn, event_type, now=now)
-    await conn.execute(events.insert().values(
-        id=event_id, type=event_type, workspace_id=workspace_id, payload=dict(data), created_at=now,
-        dispatched_at=None if pending else now,
-    ))
-    return event_id
+    return (await record_events(conn, [(event_type, data, workspace_id)], now=now))[0]
 
 
 async def record_events(
     conn: AsyncConnection, items: Sequence[tuple[str, Mapping[str, Any], str | None]], *, now: datetime
 ) -> list[str]:
-    """Add many events (type, data, workspace id) to the outbox in one INSERT; as `record_event`."""
+    """Add events (type, data, workspace id) to the outbox in one INSERT, in the caller's transaction."""
     for event_type, _, _ in items:
         if event_type not in TYPES:
             raise ValueError(f"unknown event type {event_type!r}")
-    pending = {t: await dispatch_events.prepare_dispatch(conn, t, now=now) for t in sorted({i[0] for i in items})}
+    # Webhooks: a dispatch job follows in this transaction, or the event needs none (no subscriber).
+    pending = await dispatch_events.prepare_dispatch_many(conn, {t for t, _, _ in items}, now=now)
     rows = [
         {"id": new_id("evt"), "type": event_type, "workspace_id": workspace_id, "payload": dict(data),
-         "created_at": now, "dispatched_at": None if pending[event_type] else now}
+         "created_at": now, "dispatched_at": None if event_type in pending else now}
         for event_type, data, workspace_id in items
     ]
     if rows:

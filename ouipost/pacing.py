@@ -48,6 +48,7 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ouipost.db.batch import NOW, expanding
 from ouipost.db.pacing_tables import pacing, pacing_slots
 from ouipost.db.types import UTCDateTime
 from ouipost.platforms.registry import NETWORKS
@@ -322,12 +323,11 @@ async def release_many(conn: AsyncConnection, admissions: Sequence[Admission]) -
 
 
 # Statements built once (see ouipost/publishing.py on why).
-_NOW = sa.bindparam("now", type_=UTCDateTime())
-_TATS = (sa.select(pacing.c.key, pacing.c.tat_ms).where(pacing.c.key.in_(sa.bindparam("keys", expanding=True)))
+_TATS = (sa.select(pacing.c.key, pacing.c.tat_ms).where(pacing.c.key.in_(expanding("keys")))
          .order_by(pacing.c.key))
 _TATS_LOCKED = _TATS.with_for_update()
 _SET_TAT = pacing.update().where(pacing.c.key == sa.bindparam("k")).values(tat_ms=sa.bindparam("tat"))
-_SLOT_FREE = sa.or_(pacing_slots.c.holder.is_(None), pacing_slots.c.until < _NOW)
+_SLOT_FREE = sa.or_(pacing_slots.c.holder.is_(None), pacing_slots.c.until < NOW)
 _FREE_SLOTS = (
     sa.select(pacing_slots.c.slot)
     .where(pacing_slots.c.network == sa.bindparam("network"), pacing_slots.c.slot < sa.bindparam("cap"), _SLOT_FREE)
@@ -343,10 +343,10 @@ _TAKE_SLOT = (
 )
 _HELD_BY = sa.select(pacing_slots.c.holder, pacing_slots.c.slot).where(
     pacing_slots.c.network == sa.bindparam("network"),
-    pacing_slots.c.holder.in_(sa.bindparam("holders", expanding=True)),
+    pacing_slots.c.holder.in_(expanding("holders")),
 )
 _FREE_BY_HOLDER = pacing_slots.update().where(
-    pacing_slots.c.holder.in_(sa.bindparam("holders", expanding=True))).values(holder=None, until=None)
+    pacing_slots.c.holder.in_(expanding("holders"))).values(holder=None, until=None)
 
 
 async def _take_turns(conn: AsyncConnection, asks: Sequence[tuple[str, AccountPace]], now: datetime,

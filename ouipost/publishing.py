@@ -13,7 +13,6 @@ published), partially_published (some), failed (none).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import analytics, errors, pacing, queue
+from ouipost.db.batch import NOW, expanding
 from ouipost.db.queue_tables import jobs
-from ouipost.db.tables import media as media_table
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.db.types import UTCDateTime
 from ouipost.events import record_event, record_events
@@ -231,46 +230,37 @@ def slot_holder(job_id: int, target_id: str) -> str:
     return f"job {job_id} {target_id}"
 
 
-# The batch statements are built once: a statement object reused keeps its compiled form and cache
-# key, and an expanding IN takes any number of ids without a new statement (most of a batch's cost
-# in Python is otherwise building and compiling SQL).
-def _ids(name: str = "ids") -> sa.BindParameter[Any]:
-    return sa.bindparam(name, expanding=True)
-
-
-_NOW = sa.bindparam("now", type_=UTCDateTime())
-_POSTS_BY_ID = sa.select(posts).where(posts.c.id.in_(_ids())).order_by(posts.c.id)
+# The batch statements, built once (see ouipost/db/batch.py).
+_POSTS_BY_ID = sa.select(posts).where(posts.c.id.in_(expanding())).order_by(posts.c.id)
 _POSTS_BY_ID_LOCKED = _POSTS_BY_ID.with_for_update()
 _PUBLISHING_BY_ID = _POSTS_BY_ID.where(posts.c.status == "publishing")
 _PUBLISHING_BY_ID_LOCKED = _PUBLISHING_BY_ID.with_for_update()
-_START_POSTS = (posts.update().where(posts.c.id.in_(_ids()), posts.c.status == "scheduled")
-                .values(status="publishing", updated_at=_NOW))
-_TARGETS_TO_RUN = (sa.select(post_targets).where(post_targets.c.post_id.in_(_ids()),
+_START_POSTS = (posts.update().where(posts.c.id.in_(expanding()), posts.c.status == "scheduled")
+                .values(status="publishing", updated_at=NOW))
+_TARGETS_TO_RUN = (sa.select(post_targets).where(post_targets.c.post_id.in_(expanding()),
                                                   post_targets.c.status.in_(("pending", "publishing")))
                    .order_by(post_targets.c.id))
 _TARGETS_TO_RUN_LOCKED = _TARGETS_TO_RUN.with_for_update()
-_TARGETS_OF = sa.select(post_targets).where(post_targets.c.post_id.in_(_ids())).order_by(post_targets.c.id)
-_PUBLISHING_TARGETS = sa.select(post_targets.c.id).where(post_targets.c.id.in_(_ids()),
+_PUBLISHING_TARGETS = sa.select(post_targets.c.id).where(post_targets.c.id.in_(expanding()),
                                                          post_targets.c.status == "publishing")
-_ACCOUNTS_BY_ID = sa.select(social_accounts).where(social_accounts.c.id.in_(_ids()))
-_MEDIA_OF = sa.select(media_table).where(media_table.c.post_id.in_(_ids())).order_by(media_table.c.id)
+_ACCOUNTS_BY_ID = sa.select(social_accounts).where(social_accounts.c.id.in_(expanding()))
 _TARGETS_TO_PUBLISHING = (
-    post_targets.update().where(post_targets.c.id.in_(_ids()), post_targets.c.status == "pending")
-    .values(status="publishing", attempts=post_targets.c.attempts + 1, updated_at=_NOW)
+    post_targets.update().where(post_targets.c.id.in_(expanding()), post_targets.c.status == "pending")
+    .values(status="publishing", attempts=post_targets.c.attempts + 1, updated_at=NOW)
 )
 _BY_TARGET_ID = post_targets.c.id == sa.bindparam("target_id")
 _TARGET_PUBLISHED = post_targets.update().where(_BY_TARGET_ID).values(
     status="published", remote_id=sa.bindparam("b_remote_id"), remote_url=sa.bindparam("b_remote_url"),
-    published_at=_NOW, error_code=None, error_message=None, updated_at=_NOW,
+    published_at=NOW, error_code=None, error_message=None, updated_at=NOW,
 )
 _TARGET_FAILED = post_targets.update().where(_BY_TARGET_ID).values(
-    status="failed", error_code=sa.bindparam("code"), error_message=sa.bindparam("message"), updated_at=_NOW,
+    status="failed", error_code=sa.bindparam("code"), error_message=sa.bindparam("message"), updated_at=NOW,
 )
 _TARGET_RETRYING = post_targets.update().where(_BY_TARGET_ID).values(
-    status="pending", error_code="RETRYING", error_message=sa.bindparam("message"), updated_at=_NOW,
+    status="pending", error_code="RETRYING", error_message=sa.bindparam("message"), updated_at=NOW,
 )
 _POST_FINISHED = posts.update().where(posts.c.id == sa.bindparam("post_id")).values(
-    status=sa.bindparam("final"), published_at=sa.bindparam("b_published_at", type_=UTCDateTime()), updated_at=_NOW,
+    status=sa.bindparam("final"), published_at=sa.bindparam("b_published_at", type_=UTCDateTime()), updated_at=NOW,
 )
 
 
@@ -341,7 +331,9 @@ async def _begin_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now
         _locked(conn, _POSTS_BY_ID, _POSTS_BY_ID_LOCKED), {"ids": ids})).mappings()}
     due = [p for p in found.values() if p["status"] == "scheduled"
            and (p["scheduled_at"] is None or p["scheduled_at"] <= now + timedelta(seconds=1))]
-    held = await _held_by_paused_schedule(conn, [p["id"] for p in due])
+    from ouipost.schedules import service as schedules
+
+    held = await schedules.held_posts(conn, [p["id"] for p in due])
     starting = [p["id"] for p in due if p["id"] not in held]
     if starting:
         await conn.execute(_START_POSTS, {"ids": starting, "now": now})
@@ -359,8 +351,8 @@ async def _begin_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now
     by_post = {key[0]: plan for key, plan in plans.items()}
     for target in targets:
         by_post[target["post_id"]].holds.append((target, accounts.get(target["account_id"] or ""), _NOT_ASKED))
-    for row in (await conn.execute(_MEDIA_OF, {"ids": sorted(running)})).mappings():
-        by_post[row["post_id"]].media.append(dict(row))
+    for post_id, media in (await service.media_of(conn, sorted(running))).items():
+        by_post[post_id].media = media
     return plans
 
 
@@ -369,24 +361,6 @@ _NOT_ASKED = pacing.Hold(0.0, "not asked yet")
 
 INTERRUPTED_MESSAGE = ("Publishing was interrupted after the request may have reached the network; check the account "
                        "and publish again if the post is missing")
-
-
-async def _held_by_paused_schedule(conn: AsyncConnection, post_ids: Sequence[str]) -> set[str]:
-    """The posts among `post_ids` queued in a paused schedule (they must not be published now)."""
-    if not post_ids:
-        return set()
-    return set((await conn.execute(_held_query(), {"ids": list(post_ids)})).scalars())
-
-
-@functools.cache
-def _held_query() -> sa.Select[Any]:
-    from ouipost.db.schedule_tables import schedule_entries, schedules
-
-    return (
-        sa.select(schedule_entries.c.post_id)
-        .join(schedules, schedule_entries.c.schedule_id == schedules.c.id)
-        .where(schedule_entries.c.post_id.in_(_ids()), schedules.c.is_active.is_(False))
-    )
 
 
 @dataclass(frozen=True)
@@ -439,9 +413,7 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
     ids = sorted(set(post_ids))
     if not ids:
         return {}
-    targets: dict[str, list[dict[str, Any]]] = {pid: [] for pid in ids}
-    for row in (await conn.execute(_TARGETS_OF, {"ids": ids})).mappings():
-        targets[row["post_id"]].append(dict(row))
+    targets = await service.targets_of(conn, ids)
     finals: dict[str, str | None] = {}
     for post_id in ids:
         statuses = [t["status"] for t in targets[post_id] if t["status"] != "cancelled"]

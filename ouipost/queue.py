@@ -36,8 +36,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost.context import WORKER
+from ouipost.db.batch import NOW, expanding
 from ouipost.db.queue_tables import jobs, workers
-from ouipost.db.types import UTCDateTime
 
 log = logging.getLogger("ouipost.queue")
 
@@ -442,9 +442,8 @@ async def complete_jobs(engine: AsyncEngine, ids: Sequence[int], worker_id: str,
 
 _COMPLETE = (
     sa.update(jobs)
-    .where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)), jobs.c.status == "running",
-           jobs.c.locked_by == sa.bindparam("worker_id"))
-    .values(status="done", live_key=None, locked_until=None, finished_at=sa.bindparam("now", type_=UTCDateTime()))
+    .where(jobs.c.id.in_(expanding()), jobs.c.status == "running", jobs.c.locked_by == sa.bindparam("worker_id"))
+    .values(status="done", live_key=None, locked_until=None, finished_at=NOW)
 )
 
 

@@ -2,8 +2,8 @@
 
 How an event reaches a webhook:
 
-1. `record_event` (ouipost/events.py) calls `prepare_dispatch` in the caller's transaction. When no
-   active webhook subscribes to the event's type, the event is stored already dispatched (nobody
+1. `record_events` (ouipost/events.py) calls `prepare_dispatch_many` in the caller's transaction.
+   When no active webhook subscribes to the event's type, the event is stored already dispatched (nobody
    to tell; it also keeps the outbox from growing for nothing). Otherwise a `dispatch_events` job
    is enqueued with the live unique key `dispatch_events`: one pending run serves every event, so a
    burst of events makes one job, not one per event.
@@ -38,7 +38,7 @@ that clocks of different processes a little apart never lose an event).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -70,24 +70,24 @@ log = logging.getLogger(__name__)
 # --- called from the domain (record_event) -------------------------------------------------
 
 
-async def prepare_dispatch(conn: AsyncConnection, event_type: str, *, now: datetime) -> bool:
-    """In the caller's transaction: enqueue a dispatch run when an active webhook subscribes to
-    `event_type`, and return True; return False (the event needs no dispatch) otherwise.
+async def prepare_dispatch_many(conn: AsyncConnection, event_types: Iterable[str], *, now: datetime) -> set[str]:
+    """In the caller's transaction: enqueue a dispatch run when an active webhook subscribes to one
+    of `event_types`, and return the subscribed types (events of the others need no dispatch).
 
     The enqueue is deduplicated on the live key: when a run is already queued or running, it (or
-    the run it leads to, see the module docstring) picks this event up. Call it BEFORE inserting
-    the event: on MariaDB the enqueue may wait for a running dispatch transaction (which holds the
+    the run it leads to, see the module docstring) picks these events up. Call it BEFORE inserting
+    the events: on MariaDB the enqueue may wait for a running dispatch transaction (which holds the
     key it released), and that transaction's locking read of the outbox must not find an
     uncommitted event of ours to wait for in turn (a deadlock). While it waits, the caller's
     transaction is delayed by one dispatch batch at most. Database errors propagate, so the
-    caller's change is rolled back with its event rather than recorded without it.
+    caller's change is rolled back with its events rather than recorded without them.
     """
-    if not await _has_subscriber(conn, event_type):
-        return False
-    await queue.enqueue(
-        conn, kind=KIND, payload={}, now=now, queue=QUEUE, unique_key=DISPATCH_KEY, max_attempts=MAX_ATTEMPTS,
-    )
-    return True
+    subscribed = set(event_types) & await _subscribed_types(conn)
+    if subscribed:
+        await queue.enqueue(
+            conn, kind=KIND, payload={}, now=now, queue=QUEUE, unique_key=DISPATCH_KEY, max_attempts=MAX_ATTEMPTS,
+        )
+    return subscribed
 
 
 # --- the job -------------------------------------------------------------------------------------
@@ -228,11 +228,11 @@ async def sweep_needed(conn: AsyncConnection) -> bool:
     return found is not None
 
 
-async def _has_subscriber(conn: AsyncConnection, event_type: str) -> bool:
+async def _subscribed_types(conn: AsyncConnection) -> set[str]:
     # The events column is JSON, which the two databases query differently; the table is small
-    # (endpoints, not deliveries), so the subscription is checked here.
+    # (endpoints, not deliveries), so the subscriptions are gathered here.
     rows = await conn.execute(sa.select(webhooks_table.c.events).where(webhooks_table.c.is_active.is_(True)))
-    return any(event_type in (subscribed or ()) for subscribed in rows.scalars())
+    return {event_type for subscribed in rows.scalars() for event_type in (subscribed or ())}
 
 
 async def _existing_deliveries(conn: AsyncConnection, event_ids: Sequence[str]) -> set[tuple[str, str]]:

@@ -20,13 +20,27 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ouipost.db.types import UTCDateTime
 
 log = logging.getLogger("ouipost.batch")
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+# Statements on the hot paths are built once, with these parameters: a statement object reused keeps
+# its compiled form and cache key, and an expanding IN takes any number of values without a new
+# statement (building and compiling SQL is otherwise most of a batch's cost in Python).
+NOW = sa.bindparam("now", type_=UTCDateTime())
+
+
+def expanding(name: str = "ids") -> sa.BindParameter[Any]:
+    """An IN parameter given a list at execution: `column.in_(expanding())` with {"ids": [...]}."""
+    return sa.bindparam(name, expanding=True)
+
 
 TRANSIENT_MYSQL_CODES = frozenset({1205, 1213})  # lock wait timeout, deadlock: the transaction may run again
 TRANSIENT_ATTEMPTS = 4

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import errors
 from ouipost.clock import isoformat
+from ouipost.db.batch import expanding
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.ids import new_id
@@ -181,14 +182,15 @@ async def list_posts(
     return [dict(r) for r in rows.mappings()], int(total or 0)
 
 
+_TARGETS_OF = sa.select(post_targets).where(post_targets.c.post_id.in_(expanding())).order_by(post_targets.c.id)
+_MEDIA_OF = sa.select(media_table).where(media_table.c.post_id.in_(expanding())).order_by(media_table.c.id)
+
+
 async def targets_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in post_ids}
     if not post_ids:
         return found
-    rows = await conn.execute(
-        sa.select(post_targets).where(post_targets.c.post_id.in_(post_ids)).order_by(post_targets.c.id)
-    )
-    for r in rows.mappings():
+    for r in (await conn.execute(_TARGETS_OF, {"ids": list(post_ids)})).mappings():
         found[r["post_id"]].append(dict(r))
     return found
 
@@ -197,10 +199,7 @@ async def media_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, 
     found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in post_ids}
     if not post_ids:
         return found
-    rows = await conn.execute(
-        sa.select(media_table).where(media_table.c.post_id.in_(post_ids)).order_by(media_table.c.id)
-    )
-    for r in rows.mappings():
+    for r in (await conn.execute(_MEDIA_OF, {"ids": list(post_ids)})).mappings():
         found[r["post_id"]].append(dict(r))
     return found
 

@@ -14,8 +14,8 @@ What callers outside this module use (always inside a transaction, `engine.begin
 - `replan(conn, schedule_id, now)`: give every queued post the next free fitting slot, in queue order;
   answers the moves, so the caller can move the publish jobs.
 - `remove_account_from_slots(conn, account_id, now)`: on account disconnection.
-- `is_held(conn, post_id)`: whether a queued post is held (publishing asks the same of a batch of
-  posts in one query before starting them).
+- `is_held(conn, post_id)` / `held_posts(conn, ids)`: whether queued posts are held (publishing asks
+  before starting them).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import errors
 from ouipost.clock import isoformat
+from ouipost.db.batch import expanding
 from ouipost.db.schedule_tables import schedule_entries, schedule_slots, schedules
 from ouipost.db.tables import posts, social_accounts, workspaces
 from ouipost.ids import new_id
@@ -390,12 +391,21 @@ async def entry_of(conn: AsyncConnection, post_id: str) -> dict[str, Any] | None
 
 async def is_held(conn: AsyncConnection, post_id: str) -> bool:
     """True when the post is queued in a paused schedule: it must not be published now."""
-    held = await conn.scalar(
-        sa.select(schedules.c.is_active)
-        .join(schedule_entries, schedule_entries.c.schedule_id == schedules.c.id)
-        .where(schedule_entries.c.post_id == post_id)
-    )
-    return held is not None and not held
+    return post_id in await held_posts(conn, [post_id])
+
+
+_HELD = (
+    sa.select(schedule_entries.c.post_id)
+    .join(schedules, schedule_entries.c.schedule_id == schedules.c.id)
+    .where(schedule_entries.c.post_id.in_(expanding()), schedules.c.is_active.is_(False))
+)
+
+
+async def held_posts(conn: AsyncConnection, post_ids: Sequence[str]) -> set[str]:
+    """The posts among `post_ids` queued in a paused schedule (one query for any number)."""
+    if not post_ids:
+        return set()
+    return set((await conn.execute(_HELD, {"ids": list(post_ids)})).scalars())
 
 
 async def replan(conn: AsyncConnection, schedule_id: str, now: datetime, *, keep_fitting: bool = False) -> list[Move]:
