@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost.context import WORKER
-from ouipost.db.batch import NOW, expanding
+from ouipost.db.batch import NOW, expanding, run_transaction
 from ouipost.db.queue_tables import jobs, workers
 
 log = logging.getLogger("ouipost.queue")
@@ -268,8 +268,8 @@ async def claim_due_jobs(
         return []
     until = now + timedelta(seconds=lease_seconds)
     select = claim_query(queues, limit, now)
-    async with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite":
+        async with engine.connect() as conn:
             # Peek first without the writer lock: an idle poll must not queue behind writers.
             peek = sa.select(jobs.c.id).where(select.whereclause).limit(1)  # type: ignore[arg-type]
             if (await conn.execute(peek)).first() is None:
@@ -277,10 +277,16 @@ async def claim_due_jobs(
                 return []
             await conn.rollback()
             return await _claim_sqlite(conn, select, worker_id, until)
-        async with conn.begin():
-            rows = (await conn.execute(select)).all()
-            if rows:
-                await conn.execute(_mark_claimed([r.id for r in rows], worker_id, until))
+
+    async def take(conn: AsyncConnection) -> Sequence[sa.Row[Any]]:
+        rows = (await conn.execute(select)).all()
+        if rows:
+            await conn.execute(_mark_claimed([r.id for r in rows], worker_id, until))
+        return rows
+
+    # Concurrent claims lock disjoint rows (SKIP LOCKED), but updating their index entries can still
+    # meet in a deadlock now and then; a claim rolled back claimed nothing, so it simply runs again.
+    rows = await run_transaction(engine, take)
     claimed = _claimed(rows, worker_id)
     if claimed:
         log.debug("claimed %d job(s) for %s", len(claimed), worker_id)
