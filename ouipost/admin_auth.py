@@ -143,6 +143,13 @@ async def authenticate_token(conn: AsyncConnection, token: str, *, secret_key: s
     claims = decode_token(token, secret_key=secret_key, now=now)
     if claims is None:
         return None
+    return await authenticate_session(conn, claims["jti"], claims["sub"], now=now)
+
+
+async def authenticate_session(conn: AsyncConnection, jti: str, user_id: str, *, now: datetime) -> AdminUser | None:
+    """The user of session `jti` when it belongs to `user_id`, is neither revoked nor expired, and
+    its user is active; None otherwise. Bearer tokens and the admin UI's cookie both end here, so a
+    revocation (logout, deactivation, deletion) ends either kind of session in every process."""
     row = (
         await conn.execute(
             sa.select(
@@ -151,16 +158,16 @@ async def authenticate_token(conn: AsyncConnection, token: str, *, secret_key: s
                 admin_sessions.c.revoked_at, admin_sessions.c.expires_at,
             )
             .join(admin_sessions, admin_sessions.c.user_id == users_table.c.id)
-            .where(admin_sessions.c.jti == claims["jti"])
+            .where(admin_sessions.c.jti == jti)
         )
     ).mappings().first()
-    if row is None or row["id"] != claims["sub"] or not row["is_active"]:
+    if row is None or row["id"] != user_id or not row["is_active"]:
         return None
     if row["revoked_at"] is not None or row["expires_at"] <= now:
         return None
     return AdminUser(
         id=row["id"], email=row["email"], name=row["name"], role=row["role"],
-        permissions=effective_permissions(row["role"], row["permissions"]), jti=claims["jti"],
+        permissions=effective_permissions(row["role"], row["permissions"]), jti=jti,
     )
 
 

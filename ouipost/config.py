@@ -57,6 +57,8 @@ class Settings:
     max_document_mb: int = 100
     auto_migrate: bool = False
     log_level: str = "INFO"
+    # The admin UI's signed-in sessions end after this many minutes without a request.
+    ui_idle_minutes: int = 30
     # Per-account pacing, per-network concurrency and token refresh windows (OUIPOST_PACING*,
     # OUIPOST_REFRESH_WINDOWS; see ouipost/pacing.py).
     pacing: PacingConfig = field(default_factory=PacingConfig)
@@ -152,6 +154,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         max_document_mb=reader.integer("OUIPOST_MAX_DOCUMENT_MB", 100, 1, 10 * 1024),
         auto_migrate=reader.boolean("OUIPOST_AUTO_MIGRATE", default=False),
         log_level=reader.choice("OUIPOST_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        ui_idle_minutes=reader.integer("OUIPOST_UI_IDLE_MINUTES", 30, 1, 7 * 24 * 60),
         pacing=pacing,
     )
     settings_kwargs.update(overrides)
