@@ -27,6 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import users
+from ouipost.audit import Actor, record_audit
+from ouipost.clock import isoformat
 from ouipost.crypto import derive_key
 from ouipost.db.admin_tables import admin_sessions, login_failures
 from ouipost.db.tables import users as users_table
@@ -259,3 +261,30 @@ async def login(
     await prune_sessions(conn, now)
     token = await issue_token(conn, user, secret_key=secret_key, now=now)
     return LoginOutcome({**user, "last_login_at": now}, token)
+
+
+async def sign_in(
+    conn: AsyncConnection, email: str, password: str, *, ip_address: str | None, user_agent: str | None,
+    secret_key: str, now: datetime,
+) -> LoginOutcome:
+    """`login`, with its audit entry (auth.login_succeeded or auth.login_failed) written in the same
+    transaction. The admin API and the admin UI both sign people in through here, so both keep one
+    lockout count and one audit trail."""
+    email = email.strip().lower()
+    outcome = await login(conn, email, password, ip_address=ip_address, secret_key=secret_key, now=now)
+    user = outcome.user
+    actor = Actor(user_id=user["id"] if user else None, user_email=email, ip_address=ip_address, user_agent=user_agent)
+    if outcome.token is None:
+        details: dict[str, Any] = {"reason": outcome.failure}
+        if outcome.locked_until is not None:
+            details["locked_until"] = isoformat(outcome.locked_until)
+        await record_audit(
+            conn, action="auth.login_failed", actor=actor, now=now, resource_type="user",
+            resource_id=user["id"] if user else None, details=details,
+        )
+    else:
+        await record_audit(
+            conn, action="auth.login_succeeded", actor=actor, now=now, resource_type="user",
+            resource_id=user["id"] if user else None,
+        )
+    return outcome

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from ouipost import admin_auth, errors
 from ouipost.admin.common import ADMIN_USER, admin_route, request_actor
 from ouipost.admin.users_service import get_user, user_view, workspaces_by_user
-from ouipost.audit import Actor, record_audit
+from ouipost.audit import record_audit
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, SETTINGS
 from ouipost.web import load_body, ok
@@ -30,28 +30,11 @@ async def login(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     email = body["email"].strip().lower()
     async with request.app[DB].begin() as conn:
-        outcome = await admin_auth.login(
-            conn, email, body["password"], ip_address=request.remote,
+        outcome = await admin_auth.sign_in(
+            conn, email, body["password"], ip_address=request.remote, user_agent=request.headers.get("User-Agent"),
             secret_key=request.app[SETTINGS].secret_key, now=now,
         )
-        user = outcome.user
-        actor = Actor(
-            user_id=user["id"] if user else None, user_email=email,
-            ip_address=request.remote, user_agent=request.headers.get("User-Agent"),
-        )
-        if outcome.token is None:
-            details = {"reason": outcome.failure}
-            if outcome.locked_until is not None:
-                details["locked_until"] = isoformat(outcome.locked_until)
-            await record_audit(
-                conn, action="auth.login_failed", actor=actor, now=now, resource_type="user",
-                resource_id=user["id"] if user else None, details=details,
-            )
-        else:
-            await record_audit(
-                conn, action="auth.login_succeeded", actor=actor, now=now, resource_type="user",
-                resource_id=user["id"] if user else None,
-            )
+    user = outcome.user
     # Raised after the block so that the failure and its audit entry are committed.
     if outcome.token is None:
         if outcome.failure == "locked" and outcome.locked_until is not None:
