@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import __version__, rate_limits
+from ouipost import __version__, errors, rate_limits, usage
 from ouipost import admin as admin_api
+from ouipost.admin.common import authenticate
 from ouipost.api import accounts as accounts_api
 from ouipost.api import analytics as analytics_api
 from ouipost.api import media as media_api
@@ -23,13 +24,15 @@ from ouipost.api import workspaces as workspaces_api
 from ouipost.api.auth import api_key_middleware
 from ouipost.clock import Clock
 from ouipost.config import Settings
-from ouipost.context import CIPHER, CLOCK, DB, HTTP_CLIENT, PLATFORM_HTTP, SETTINGS, STORAGE, WORKER
+from ouipost.context import CIPHER, CLOCK, DB, HTTP_CLIENT, PASSWORDS, PLATFORM_HTTP, SETTINGS, STORAGE, WORKER
 from ouipost.crypto import Cipher
 from ouipost.db.engine import create_engine
 from ouipost.platforms.http import PlatformHttp
 from ouipost.storage import storage_from_settings
 from ouipost.storage.local import FILE_ROUTE, LocalStorage, make_file_handler
-from ouipost.web import error_middleware, error_response, ok, request_id_middleware
+from ouipost.ui import setup_ui
+from ouipost.users import PasswordHashing
+from ouipost.web import add_security_headers, error_middleware, error_response, ok, request_id_middleware
 from workers.registry import load_handlers
 from workers.worker import Worker
 
@@ -48,7 +51,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app[CIPHER] = Cipher(settings.secret_key)
     app[STORAGE] = storage_from_settings(settings)
     app.on_cleanup.append(_close_storage)
+    app[PASSWORDS] = PasswordHashing()
+    app.on_cleanup.append(_close_passwords)
     app.cleanup_ctx.append(_database(engine))
+    app.cleanup_ctx.append(rate_limits.limiter_ctx)
+    app.cleanup_ctx.append(usage.recorder_ctx)  # after the database: its last flush precedes the dispose
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_embedded_worker)
 
@@ -64,18 +71,33 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
         app.router.add_get(FILE_ROUTE, make_file_handler(app[STORAGE]))
     app.add_routes(admin_api.routes)
     app.on_response_prepare.append(rate_limits.add_rate_limit_headers)
+    app.on_response_prepare.append(add_security_headers)
+    setup_ui(app, settings)
 
     if settings.sandbox:
         from ouipost.sandbox import create_sandbox_app, set_mount_prefix
 
-        sandbox_app = create_sandbox_app()
+        # The control routes (request log, faults) are off on the API port unless asked for, and
+        # then for admin tokens only (the standalone sandbox of tests and benchmarks keeps them open).
+        sandbox_app = create_sandbox_app(control=settings.sandbox_control, control_guard=_sandbox_control_guard)
         set_mount_prefix(sandbox_app, "/sandbox")
         app.add_subapp("/sandbox", sandbox_app)
     return app
 
 
+async def _sandbox_control_guard(request: web.Request) -> None:
+    """Only a valid admin token of the admin role may read the sandbox's log or inject faults."""
+    user = await authenticate(request)
+    if user.role != "admin":
+        raise errors.Forbidden("Only the admin role may use the sandbox controls", details={"required_role": "admin"})
+
+
 async def _close_storage(app: web.Application) -> None:
     await app[STORAGE].close()
+
+
+async def _close_passwords(app: web.Application) -> None:
+    app[PASSWORDS].close()
 
 
 def _database(given: AsyncEngine | None):
