@@ -11,10 +11,14 @@ revoke.
 - Five failed logins for one e-mail within 15 minutes lock that e-mail for 15 minutes, counted in
   the database (every process sees the same count). Unknown e-mails count too, and are verified
   against a dummy hash, so neither the answer, the lock nor the timing tells whether a user exists.
+- Password checks never run on the event loop, and a login route waits for its turn among a bounded
+  number of them before it takes a database connection (`attempt_sign_in`), so a flood of logins
+  neither freezes the process nor takes the connections other requests need.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import secrets
 from collections.abc import Mapping
@@ -24,13 +28,14 @@ from typing import Any
 
 import jwt
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost import users
 from ouipost.audit import Actor, record_audit
 from ouipost.clock import isoformat
 from ouipost.crypto import derive_key
 from ouipost.db.admin_tables import admin_sessions, login_failures
+from ouipost.db.batch import run_transaction
 from ouipost.db.tables import users as users_table
 
 TOKEN_TTL = timedelta(hours=24)
@@ -42,6 +47,7 @@ LOCK_DURATION = timedelta(minutes=15)
 # Failures older than this are of no use for any lock and are pruned.
 FAILURE_RETENTION = FAILURE_WINDOW + LOCK_DURATION
 INVALID_CREDENTIALS = "Invalid e-mail or password"
+PRUNE_BATCH = 200  # old rows deleted per login, at most
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,8 @@ def _signing_key(secret_key: str) -> bytes:
 
 @functools.lru_cache(maxsize=1)
 def _dummy_hash() -> str:
-    # Verified against when the e-mail is unknown, so that such attempts cost what real ones cost.
+    # Verified against when the e-mail is unknown, so that such attempts cost what real ones cost
+    # (PasswordHashing keeps its own; this one serves callers without it, from a worker thread).
     return users.hash_password(secrets.token_urlsafe(24))
 
 
@@ -193,7 +200,7 @@ async def revoke_user_sessions(conn: AsyncConnection, user_id: str, now: datetim
 
 async def prune_sessions(conn: AsyncConnection, now: datetime) -> None:
     """Expired sessions prove nothing any more: their tokens fail on exp already."""
-    await conn.execute(admin_sessions.delete().where(admin_sessions.c.expires_at < now))
+    await _delete_rows(conn, admin_sessions, admin_sessions.c.jti, admin_sessions.c.expires_at < now)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -210,11 +217,27 @@ async def locked_until(conn: AsyncConnection, email: str, now: datetime) -> date
     return until if until is not None and until > now else None
 
 
+async def _delete_rows(
+    conn: AsyncConnection, table: sa.Table, key: sa.Column[Any], where: sa.ColumnElement[bool]
+) -> None:
+    """Delete the rows `where` picks, by primary key, a batch at a time.
+
+    Found first with a plain read, then deleted by key: a ranged or unindexed DELETE would lock every
+    row it scans, among them other logins' fresh, uncommitted rows, and two logins each waiting for
+    the other's row is the MariaDB deadlock of concurrent failed logins. By key, a login waits (in
+    key order) only for old rows another login is deleting too, never in a cycle.
+    """
+    ids = (await conn.execute(sa.select(key).where(where).order_by(key).limit(PRUNE_BATCH))).scalars().all()
+    if ids:
+        await conn.execute(table.delete().where(key.in_(ids)))
+
+
 async def _record_failure(conn: AsyncConnection, email: str, ip_address: str | None, now: datetime) -> datetime | None:
     """Record a failed attempt; returns the end of the lock when this failure starts one.
 
     Only failures since the previous lock ended count towards the next one.
     """
+    await _delete_rows(conn, login_failures, login_failures.c.id, login_failures.c.at < now - FAILURE_RETENTION)
     previous_lock_end = await conn.scalar(
         sa.select(sa.func.max(login_failures.c.locked_until)).where(login_failures.c.email == email)
     )
@@ -233,45 +256,57 @@ async def _record_failure(conn: AsyncConnection, email: str, ip_address: str | N
     await conn.execute(
         login_failures.insert().values(email=email, ip_address=ip_address, at=now, locked_until=lock)
     )
-    await conn.execute(login_failures.delete().where(login_failures.c.at < now - FAILURE_RETENTION))
     return lock
 
 
-async def login(
-    conn: AsyncConnection, email: str, password: str, *, ip_address: str | None, secret_key: str, now: datetime
-) -> LoginOutcome:
-    """Check the credentials and issue a token.
+@dataclass(frozen=True)
+class _Attempt:
+    """What the database says about a login attempt before its password is checked."""
 
-    Fails (no token) when the e-mail is locked (locked_until set), unknown, the
-    password is wrong, or the user is inactive; the last three are indistinguishable to the client.
-    """
-    email = email.strip().lower()
+    email: str
+    locked_until: datetime | None
+    user: dict[str, Any] | None
+
+
+async def _look_up(conn: AsyncConnection, email: str, now: datetime) -> _Attempt:
     lock = await locked_until(conn, email, now)
-    if lock is not None:
-        return LoginOutcome(None, None, "locked", lock)
-    user = await users.find_by_email(conn, email)
-    # Verify even for unknown e-mails (against a dummy hash) so that timing reveals nothing.
-    password_ok = users.verify_password(user["password_hash"] if user else _dummy_hash(), password)
+    return _Attempt(email, lock, None if lock is not None else await users.find_by_email(conn, email))
+
+
+async def _check_password(attempt: _Attempt, password: str, passwords: users.PasswordHashing | None) -> bool:
+    """The argon2id check, off the event loop. Unknown e-mails are checked against a dummy hash, so
+    that neither the answer nor its timing tells whether a user exists."""
+    if passwords is None:
+        # Callers without the app's PasswordHashing: still off the loop, in the default thread pool.
+        stored = attempt.user["password_hash"] if attempt.user else await asyncio.to_thread(_dummy_hash)
+        return await asyncio.to_thread(users.verify_password, stored, password)
+    stored = attempt.user["password_hash"] if attempt.user else await passwords.dummy_hash()
+    return await passwords.verify(stored, password)
+
+
+async def _conclude(
+    conn: AsyncConnection, attempt: _Attempt, password_ok: bool, *, ip_address: str | None, secret_key: str,
+    now: datetime,
+) -> LoginOutcome:
+    """Write what the attempt's outcome changes: a failure (and maybe a lock), or a new session."""
+    user = attempt.user
+    if attempt.locked_until is not None:
+        return LoginOutcome(None, None, "locked", attempt.locked_until)
     if user is None or not password_ok or not user["is_active"]:
         reason = "unknown_email" if user is None else ("wrong_password" if not password_ok else "inactive_user")
-        lock = await _record_failure(conn, email, ip_address, now)
+        lock = await _record_failure(conn, attempt.email, ip_address, now)
         return LoginOutcome(user, None, reason, lock)
-    await conn.execute(login_failures.delete().where(login_failures.c.email == email))
+    await _delete_rows(conn, login_failures, login_failures.c.id, login_failures.c.email == attempt.email)
     await conn.execute(users_table.update().where(users_table.c.id == user["id"]).values(last_login_at=now))
     await prune_sessions(conn, now)
     token = await issue_token(conn, user, secret_key=secret_key, now=now)
     return LoginOutcome({**user, "last_login_at": now}, token)
 
 
-async def sign_in(
-    conn: AsyncConnection, email: str, password: str, *, ip_address: str | None, user_agent: str | None,
-    secret_key: str, now: datetime,
-) -> LoginOutcome:
-    """`login`, with its audit entry (auth.login_succeeded or auth.login_failed) written in the same
-    transaction. The admin API and the admin UI both sign people in through here, so both keep one
-    lockout count and one audit trail."""
-    email = email.strip().lower()
-    outcome = await login(conn, email, password, ip_address=ip_address, secret_key=secret_key, now=now)
+async def _audit_login(
+    conn: AsyncConnection, outcome: LoginOutcome, email: str, *, ip_address: str | None, user_agent: str | None,
+    now: datetime,
+) -> None:
     user = outcome.user
     actor = Actor(user_id=user["id"] if user else None, user_email=email, ip_address=ip_address, user_agent=user_agent)
     if outcome.token is None:
@@ -287,4 +322,60 @@ async def sign_in(
             conn, action="auth.login_succeeded", actor=actor, now=now, resource_type="user",
             resource_id=user["id"] if user else None,
         )
+
+
+async def login(
+    conn: AsyncConnection, email: str, password: str, *, ip_address: str | None, secret_key: str, now: datetime,
+    passwords: users.PasswordHashing | None = None,
+) -> LoginOutcome:
+    """Check the credentials and issue a token, within the caller's transaction.
+
+    Fails (no token) when the e-mail is locked (locked_until set), unknown, the
+    password is wrong, or the user is inactive; the last three are indistinguishable to the client.
+    The password check runs off the event loop (bounded by `passwords`, the app's PasswordHashing,
+    when given), but the caller's connection stays checked out meanwhile: `attempt_sign_in` does not.
+    """
+    attempt = await _look_up(conn, email.strip().lower(), now)
+    password_ok = attempt.locked_until is None and await _check_password(attempt, password, passwords)
+    return await _conclude(conn, attempt, password_ok, ip_address=ip_address, secret_key=secret_key, now=now)
+
+
+async def sign_in(
+    conn: AsyncConnection, email: str, password: str, *, ip_address: str | None, user_agent: str | None,
+    secret_key: str, now: datetime, passwords: users.PasswordHashing | None = None,
+) -> LoginOutcome:
+    """`login`, with its audit entry (auth.login_succeeded or auth.login_failed) written in the same
+    transaction. The admin API and the admin UI both sign people in through here (or through
+    `attempt_sign_in`), so both keep one lockout count and one audit trail."""
+    email = email.strip().lower()
+    outcome = await login(
+        conn, email, password, ip_address=ip_address, secret_key=secret_key, now=now, passwords=passwords
+    )
+    await _audit_login(conn, outcome, email, ip_address=ip_address, user_agent=user_agent, now=now)
     return outcome
+
+
+async def attempt_sign_in(
+    engine: AsyncEngine, email: str, password: str, *, passwords: users.PasswordHashing, ip_address: str | None,
+    user_agent: str | None, secret_key: str, now: datetime,
+) -> LoginOutcome:
+    """`sign_in` as a login route should run it: what a flood of attempts cannot turn against the rest.
+
+    The attempt first waits its turn among the bounded password checks, holding nothing; then reads
+    the lock and the user, checks the password off the event loop with no connection checked out,
+    and writes the outcome and its audit entry in one short transaction, run again when MariaDB
+    reports a deadlock or a lock wait timeout (so no attempt ends in a 500 for that). Raises only
+    for a database that is unreachable or broken.
+    """
+    email = email.strip().lower()
+    async with passwords.turn():
+        async with engine.connect() as conn:
+            attempt = await _look_up(conn, email, now)
+        password_ok = attempt.locked_until is None and await _check_password(attempt, password, passwords)
+
+        async def conclude(conn: AsyncConnection) -> LoginOutcome:
+            outcome = await _conclude(conn, attempt, password_ok, ip_address=ip_address, secret_key=secret_key, now=now)
+            await _audit_login(conn, outcome, email, ip_address=ip_address, user_agent=user_agent, now=now)
+            return outcome
+
+        return await run_transaction(engine, conclude)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import signal
@@ -15,14 +16,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from aiohttp import web
-
 from ouipost import api_keys, users
 from ouipost.bootstrap import StartupError, first_start, first_start_banner, prepare_database
 from ouipost.clock import Clock, isoformat
 from ouipost.config import Settings, SettingsError, load_settings
 from ouipost.db.engine import create_engine
 from ouipost.db.migrations import MigrationError, upgrade
+from ouipost.server import run_app
 from ouipost.web import AccessLogger
 
 
@@ -150,13 +150,32 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings)
     print(f"Oui Post listening on {settings.public_url} (database: {_db_kind(settings)}, "
           f"sandbox: {'on' if settings.sandbox else 'off'})", flush=True)
+    if settings.sandbox and not _is_loopback(settings.host):
+        warning = (
+            f"WARNING: sandbox mode is on and the server listens on {settings.host}, not only on this machine: "
+            "every network is imitated, nothing reaches a real one. Set network credentials (or "
+            "OUIPOST_SANDBOX=0) for real use, or listen on 127.0.0.1."
+        )
+        logging.getLogger("ouipost").warning(warning)
+        print(warning, file=sys.stderr, flush=True)
     if banner:
         print(banner, flush=True)
-    web.run_app(
-        app, host=settings.host, port=settings.port, print=None,
+    # ouipost.server.run_app: aiohttp's run_app with protocol errors answered in the JSON envelope.
+    run_app(
+        app, host=settings.host, port=settings.port,
         access_log_class=AccessLogger, access_log=logging.getLogger("ouipost.access"),
     )
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` (an address or name to listen on) reaches this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another name: it may resolve to any interface
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:

@@ -46,6 +46,8 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     sandbox: bool = True
+    # Expose the mounted sandbox's /_sandbox/ control routes (request log, faults), to admin tokens only.
+    sandbox_control: bool = False
     platform_base_url: str | None = None
     credentials: Mapping[str, NetworkCredentials] = field(default_factory=dict)
     webhook_allow_private: bool = False
@@ -143,6 +145,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         s3_endpoint_url=reader.text("OUIPOST_S3_ENDPOINT_URL", "") or None,
         s3_region=reader.text("OUIPOST_S3_REGION", "") or None,
         sandbox=sandbox,
+        sandbox_control=reader.boolean("OUIPOST_SANDBOX_CONTROL", default=False),
         platform_base_url=platform_base_url,
         credentials=credentials,
         webhook_allow_private=reader.boolean("OUIPOST_WEBHOOK_ALLOW_PRIVATE", default=False),

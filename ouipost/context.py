@@ -14,6 +14,7 @@ from ouipost.config import Settings
 from ouipost.crypto import Cipher
 from ouipost.platforms.http import PlatformHttp
 from ouipost.storage import Storage
+from ouipost.users import PasswordHashing
 
 if TYPE_CHECKING:  # workers.worker imports the queue, which imports this module
     from workers.worker import Worker
@@ -39,6 +40,8 @@ WORKER: web.AppKey[Worker] = web.AppKey("worker")
 PLATFORM_HTTP = web.AppKey("platform_http", PlatformHttp)
 CIPHER = web.AppKey("cipher", Cipher)
 STORAGE = web.AppKey("storage", Storage)
+# argon2id checks off the event loop, a bounded number at once (see ouipost/users.py).
+PASSWORDS = web.AppKey("passwords", PasswordHashing)
 
 API_KEY = web.RequestKey("api_key", ApiKey)
 WORKSPACE_ID = web.RequestKey("workspace_id", str)

@@ -20,6 +20,7 @@ from typing import Any
 import marshmallow
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from sqlalchemy import exc as sa_exc
 
 from ouipost import errors
 
@@ -92,10 +93,58 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise  # redirects and the like are answers, not errors
         code, message = _HTTP_CODES.get(exc.status, ("ERROR", exc.reason))
         return error_response(exc.status, code, message)
-    except Exception:
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            # The database went away (or is restarting): say so, and when to try again. Pools check
+            # connections before use, so answers come back by themselves once it is reachable.
+            log.warning("database unavailable in %s %s (request %s): %s", request.method, request.path,
+                        request.get(REQUEST_ID, "-"), type(exc).__name__)
+            return error_response(
+                503, "SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly",
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+            )
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path,
                       request.get(REQUEST_ID, "-"))
         return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side")
+
+
+DATABASE_RETRY_AFTER = 5  # seconds: about how long a database restart or failover takes
+# MySQL/MariaDB client and server errors that say the server cannot be reached or is overloaded,
+# not that the statement is wrong: can't connect (2002, 2003), gone away (2006), lost connection
+# (2013, 2055), too many connections (1040), shutdown in progress (1053), connection killed (1927),
+# lock wait timeout (1205) and deadlock (1213).
+_UNAVAILABLE_MYSQL_CODES = frozenset({1040, 1053, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055})
+_UNAVAILABLE_SQLITE_MESSAGES = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached right now (503), as opposed to a statement
+    the database refused (IntegrityError, unknown column: a bug, 500)."""
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return False  # IntegrityError, ProgrammingError, DataError...: the statement is at fault
+        args = getattr(exc.orig, "args", ())
+        if args and isinstance(args[0], int):
+            return args[0] in _UNAVAILABLE_MYSQL_CODES
+        return any(m in str(exc.orig).lower() for m in _UNAVAILABLE_SQLITE_MESSAGES)
+    # A connect that fails below the driver (refused, reset, unreachable).
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+_API_PREFIXES = ("/api/", "/admin/")
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer: no server banner, no content sniffing; API and admin data is not stored by
+    browsers or proxies (it holds keys, tokens and workspace data)."""
+    response.headers.popall("Server", None)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.path.startswith(_API_PREFIXES) or request.path in ("/api", "/admin"):
+        response.headers["Cache-Control"] = "no-store"
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -124,9 +173,47 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         raise errors.InvalidJson("The request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
+    except RecursionError as exc:
+        raise errors.InvalidJson(f"The request body nests deeper than {MAX_JSON_DEPTH} levels") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.InvalidJson(f"The request body is not valid JSON: {exc}") from exc
+    check_json_text(data)
+    return data
+
+
+MAX_JSON_DEPTH = 32  # far beyond any body the API takes; deeper ones could only exhaust the stack later
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_json_text(data: Any) -> None:
+    """Refuse what parses as JSON but no database or encoder can hold: nesting deeper than
+    MAX_JSON_DEPTH (400 INVALID_JSON) and strings with lone UTF-16 surrogates such as "\\ud800", in
+    values or keys (422 VALIDATION_ERROR naming the field by its path). Iterative, so depth is no risk
+    to the check itself."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            if _LONE_SURROGATE.search(value):
+                _refuse_surrogate(path)
+            continue
+        if isinstance(value, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise errors.InvalidJson(f"The request body nests deeper than {MAX_JSON_DEPTH} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                child = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and _LONE_SURROGATE.search(key):
+                    _refuse_surrogate(path or "_body")
+                stack.append((item, child, depth + 1))
+
+
+def _refuse_surrogate(path: str) -> None:
+    raise errors.ValidationError(
+        f"{path or 'The body'} is not valid Unicode text",
+        details={path or "_body": ["Contains a lone surrogate (\\ud800-\\udfff); send valid Unicode text."]},
+    )
 
 
 async def load_body(request: web.Request, schema: marshmallow.Schema, *, partial: bool = False) -> dict[str, Any]:

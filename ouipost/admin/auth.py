@@ -12,7 +12,7 @@ from ouipost.admin.common import ADMIN_USER, admin_route, request_actor
 from ouipost.admin.users_service import get_user, user_view, workspaces_by_user
 from ouipost.audit import record_audit
 from ouipost.clock import isoformat
-from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.context import CLOCK, DB, PASSWORDS, SETTINGS
 from ouipost.web import load_body, ok
 
 routes = web.RouteTableDef()
@@ -29,13 +29,12 @@ async def login(request: web.Request) -> web.Response:
     body = await load_body(request, LoginBody())
     now = request.app[CLOCK].now()
     email = body["email"].strip().lower()
-    async with request.app[DB].begin() as conn:
-        outcome = await admin_auth.sign_in(
-            conn, email, body["password"], ip_address=request.remote, user_agent=request.headers.get("User-Agent"),
-            secret_key=request.app[SETTINGS].secret_key, now=now,
-        )
+    outcome = await admin_auth.attempt_sign_in(
+        request.app[DB], email, body["password"], passwords=request.app[PASSWORDS], ip_address=request.remote,
+        user_agent=request.headers.get("User-Agent"), secret_key=request.app[SETTINGS].secret_key, now=now,
+    )
     user = outcome.user
-    # Raised after the block so that the failure and its audit entry are committed.
+    # attempt_sign_in committed the failure and its audit entry; only now is the answer decided.
     if outcome.token is None:
         if outcome.failure == "locked" and outcome.locked_until is not None:
             retry_after = max(1, math.ceil((outcome.locked_until - now).total_seconds()))

@@ -40,10 +40,11 @@ async def authenticate(request: web.Request) -> AdminUser:
     token = bearer_token(request)
     if token is None:
         raise errors.Unauthorized("Missing Authorization: Bearer <token> header", headers=dict(_CHALLENGE))
+    config = request.config_dict  # the app's keys, also from a sub-app (the sandbox's controls)
     try:
-        async with request.app[DB].connect() as conn:
+        async with config[DB].connect() as conn:
             user = await admin_auth.authenticate_token(
-                conn, token, secret_key=request.app[SETTINGS].secret_key, now=request.app[CLOCK].now()
+                conn, token, secret_key=config[SETTINGS].secret_key, now=config[CLOCK].now()
             )
     except (sa.exc.DBAPIError, OSError) as exc:
         raise errors.ServiceUnavailable("The database is unavailable") from exc

@@ -161,7 +161,7 @@ async def update_user(
     if "name" in changes and changes["name"] != user["name"]:
         values["name"] = changes["name"]
     if "password" in changes:
-        values["password_hash"] = users.hash_password(changes["password"])
+        values["password_hash"] = await users.hash_password_off_loop(changes["password"])
     role = changes.get("role", user["role"])
     if role != user["role"]:
         values["role"] = role

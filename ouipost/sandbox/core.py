@@ -12,6 +12,13 @@ Each network lives in `ouipost/sandbox/<network>.py` and exposes:
 The app below routes `/{host}/...` to those handlers, records every request, applies faults
 (rate limit, expired token, 5xx, slow answer, dropped connection before or after handling) and
 exposes a control API under `/_sandbox/` so tests in other processes can steer it.
+
+The record never keeps a secret: the Authorization header keeps only its scheme, and tokens, codes,
+PKCE verifiers, client secrets, passwords and signatures in the query or body read "[redacted]"
+(they are checked by the handlers, never by reading the record). The control API can be left out
+(`control=False`) or put behind a guard (`control_guard`, awaited before each control call, raising
+to refuse it): the API server mounts the sandbox with control off unless OUIPOST_SANDBOX_CONTROL=1,
+and then only for admin tokens. The standalone sandbox (tests, benchmarks) keeps it open.
 """
 
 from __future__ import annotations
@@ -219,8 +226,19 @@ def load_network_modules(networks: Iterable[str] = NETWORKS) -> list[ModuleType]
     return modules
 
 
-def create_sandbox_app(sandbox: Sandbox | None = None, networks: Iterable[str] = NETWORKS) -> web.Application:
-    """The sandbox as an aiohttp app: mount it at /sandbox or run it standalone."""
+ControlGuard = Callable[[web.Request], Awaitable[None]]
+_Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def create_sandbox_app(
+    sandbox: Sandbox | None = None, networks: Iterable[str] = NETWORKS, *, control: bool = True,
+    control_guard: ControlGuard | None = None,
+) -> web.Application:
+    """The sandbox as an aiohttp app: mount it at /sandbox or run it standalone.
+
+    `control=False` leaves out the `/_sandbox/` control routes (they answer 404); `control_guard` is
+    awaited before each control call and refuses it by raising (for example an HTTP 401).
+    """
     sandbox = sandbox or Sandbox()
     modules = load_network_modules(networks)
     by_host: dict[str, ModuleType] = {host: mod for mod in modules for host in mod.HOSTS}
@@ -261,7 +279,8 @@ def create_sandbox_app(sandbox: Sandbox | None = None, networks: Iterable[str] =
 
     app = web.Application(middlewares=[faults_and_records], client_max_size=1 << 31)
     app[SANDBOX_KEY] = sandbox
-    _add_control_routes(app, sandbox)
+    if control:
+        _add_control_routes(app, sandbox, control_guard)
     for module in modules:
         module.setup(app, sandbox)
     return app
@@ -289,24 +308,44 @@ async def _record(request: web.Request, network: str, path: str) -> RecordedRequ
             raw = await request.read()  # cached: handlers can still call .json()/.post()
             if ctype == "application/json":
                 try:
-                    body = await request.json()
+                    body = redact(await request.json())
                 except ValueError:
-                    body = {"invalid_json": raw[:200].decode("utf-8", "replace")}
+                    body = {"invalid_json": True, "bytes": len(raw)}
             else:
-                body = dict((await request.post()).items())
+                body = redact(dict((await request.post()).items()))
         else:
             body = {"bytes": request.content_length}
+    authorization = request.headers.get("Authorization")
     return RecordedRequest(
         id=len(request.app[SANDBOX_KEY].requests) + 1,
         network=network,
         method=request.method,
         path=path,
-        query=dict(request.query),
+        query=redact(dict(request.query)),
         content_type=ctype,
         body=body,
-        authorization=request.headers.get("Authorization"),
+        # The scheme tells tests what kind of credential was sent; the credential itself stays out.
+        authorization=None if authorization is None else f"{authorization.partition(' ')[0]} {REDACTED}".strip(),
         at=request.app[SANDBOX_KEY].now(),
     )
+
+
+REDACTED = "[redacted]"
+# Names of query, form and JSON fields that carry credentials in the nine networks' APIs.
+SECRET_FIELDS = frozenset({
+    "access_token", "refresh_token", "id_token", "token", "input_token", "fb_exchange_token", "code",
+    "code_verifier", "client_secret", "client_assertion", "appsecret_proof", "password", "app_password",
+    "signature", "x-amz-signature", "x-amz-credential", "x-amz-security-token", "policy",
+})
+
+
+def redact(value: Any) -> Any:
+    """`value` with every field named in SECRET_FIELDS (at any depth) replaced by "[redacted]"."""
+    if isinstance(value, dict):
+        return {k: REDACTED if str(k).lower() in SECRET_FIELDS else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
 
 
 def _drop(request: web.Request) -> None:
@@ -315,7 +354,17 @@ def _drop(request: web.Request) -> None:
         transport.abort()
 
 
-def _add_control_routes(app: web.Application, sandbox: Sandbox) -> None:
+def _add_control_routes(app: web.Application, sandbox: Sandbox, guard: ControlGuard | None) -> None:
+    def guarded(handler: _Handler) -> _Handler:
+        if guard is None:
+            return handler
+
+        async def check_then_handle(request: web.Request) -> web.Response:
+            await guard(request)
+            return await handler(request)
+
+        return check_then_handle
+
     async def add_fault(request: web.Request) -> web.Response:
         data = await request.json()
         try:
@@ -351,9 +400,9 @@ def _add_control_routes(app: web.Application, sandbox: Sandbox) -> None:
         sandbox.clock_offset += float(data.get("advance", 0))
         return web.json_response({"now": sandbox.now(), "offset": sandbox.clock_offset})
 
-    app.router.add_post("/_sandbox/faults", add_fault)
-    app.router.add_delete("/_sandbox/faults", clear_faults)
-    app.router.add_get("/_sandbox/requests", list_requests)
-    app.router.add_get("/_sandbox/publications", list_publications)
-    app.router.add_post("/_sandbox/reset", reset)
-    app.router.add_post("/_sandbox/clock", clock)
+    app.router.add_post("/_sandbox/faults", guarded(add_fault))
+    app.router.add_delete("/_sandbox/faults", guarded(clear_faults))
+    app.router.add_get("/_sandbox/requests", guarded(list_requests))
+    app.router.add_get("/_sandbox/publications", guarded(list_publications))
+    app.router.add_post("/_sandbox/reset", guarded(reset))
+    app.router.add_post("/_sandbox/clock", guarded(clock))
