@@ -41,3 +41,13 @@ def test_the_sign_in_form_works_with_the_keyboard_alone(page: Any) -> None:
     page.keyboard.press("Enter")
     page.wait_for_url("**/ui")
     assert "/ui/login" not in page.url
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(page: Any) -> None:
+    sign_in(page)
+    # The browser's own cookies, but no token: what a forged cross-site form would send.
+    answer = page.request.post("/ui/logout", form={"anything": "1"})
+    assert answer.status == 403
+    assert "did not come from this site" in answer.text()
+    page.goto("/ui/profile")
+    assert page.get_by_role("heading", name="Your profile").is_visible()  # still signed in

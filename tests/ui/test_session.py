@@ -223,3 +223,14 @@ async def test_static_files_are_served_with_a_version_and_nosniff(client: Any) -
     assert response.status == 200
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "Cache-Control" not in response.headers or response.headers["Cache-Control"] != "no-store"
+
+
+def test_the_cookie_is_secure_behind_https() -> None:
+    from pathlib import Path
+
+    from ouipost.config import Settings
+    from ouipost.ui.session import cookie_storage
+
+    base = Settings(data_dir=Path("/tmp"), database_url="sqlite+aiosqlite://", secret_key="k" * 40)
+    assert cookie_storage(base.with_overrides(public_url="https://posts.example.com")).cookie_params["secure"] is True
+    assert cookie_storage(base.with_overrides(public_url="http://127.0.0.1:8080")).cookie_params["secure"] is False
