@@ -28,7 +28,7 @@ from ouipost import admin_auth
 from ouipost.admin_auth import AdminUser, LoginOutcome
 from ouipost.audit import Actor, record_audit
 from ouipost.config import Settings
-from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.context import CLOCK, DB, PASSWORDS, SETTINGS
 from ouipost.crypto import derive_key
 
 COOKIE_NAME = "ouipost_ui"
@@ -54,14 +54,14 @@ def cookie_storage(settings: Settings) -> EncryptedCookieStorage:
 
 
 async def sign_in(request: web.Request, email: str, password: str) -> LoginOutcome:
-    """Check the credentials with the admin API's own login (argon2id, lockout, audit entries) and,
-    when they hold, start a fresh session bound to the new `admin_sessions` row."""
+    """Check the credentials with the admin API's own login (argon2id off the event loop and bounded,
+    lockout, audit entries) and, when they hold, start a fresh session bound to the new
+    `admin_sessions` row."""
     now = request.app[CLOCK].now()
-    async with request.app[DB].begin() as conn:
-        outcome = await admin_auth.sign_in(
-            conn, email, password, ip_address=request.remote, user_agent=request.headers.get("User-Agent"),
-            secret_key=request.app[SETTINGS].secret_key, now=now,
-        )
+    outcome = await admin_auth.attempt_sign_in(
+        request.app[DB], email, password, passwords=request.app[PASSWORDS], ip_address=request.remote,
+        user_agent=request.headers.get("User-Agent"), secret_key=request.app[SETTINGS].secret_key, now=now,
+    )
     if outcome.token is not None and outcome.user is not None:
         session = await new_session(request)
         session["uid"] = outcome.user["id"]
