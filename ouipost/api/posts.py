@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import analytics, errors, publishing, workspaces
+from ouipost import analytics, publishing
 from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, pagination, validate_timezone
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, WORKSPACE_ID
-from ouipost.events import record_event
 from ouipost.idempotency import idempotent
 from ouipost.platforms.registry import NETWORKS
-from ouipost.posts import rules, service
+from ouipost.posts import actions, rules, service
 from ouipost.queue import notify_enqueued
 from ouipost.web import load_body, load_query, ok
 
@@ -88,15 +83,8 @@ async def list_posts(request: web.Request) -> web.Response:
 @idempotent
 async def create_post(request: web.Request) -> web.Response:
     body = await load_body(request, PostBody())
-    workspace_id = request[WORKSPACE_ID]
     async with request.app[DB].begin() as conn:
-        targets = await service.resolve_targets(conn, workspace_id, body["platforms"])
-        await _check_rules(conn, workspace_id, body, targets, media=[])
-        post = await service.insert_post(
-            conn, workspace_id=workspace_id, fields=body, targets=targets, now=request.app[CLOCK].now()
-        )
-        await record_event(conn, "post.created", {"post": service.post_view(post)}, workspace_id=workspace_id,
-                           now=request.app[CLOCK].now())
+        post = await actions.create_draft(conn, request[WORKSPACE_ID], body, request.app[CLOCK].now())
     return ok({"post": service.post_view(post)}, status=201)
 
 
@@ -105,10 +93,8 @@ async def create_post(request: web.Request) -> web.Response:
 async def validate_post(request: web.Request) -> web.Response:
     """The checks of create, and those of scheduling, on a body that is not saved."""
     body = await load_body(request, PostBody())
-    workspace_id = request[WORKSPACE_ID]
     async with request.app[DB].connect() as conn:
-        targets = await service.resolve_targets(conn, workspace_id, body["platforms"])
-        report = await rules.check(conn, workspace_id, body, targets, media=[])
+        report = await actions.validate_body(conn, request[WORKSPACE_ID], body)
     return ok(report.as_dict())
 
 
@@ -129,16 +115,9 @@ async def get_post(request: web.Request) -> web.Response:
 @api_route("posts.write")
 async def update_post(request: web.Request) -> web.Response:
     changes = await load_body(request, PostBody(), partial=True)
-    workspace_id = request[WORKSPACE_ID]
     async with request.app[DB].begin() as conn:
-        post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
-        service.ensure_editable(post)
-        merged = {**post, **changes}
-        targets = await service.resolve_targets(conn, workspace_id, merged["platforms"])
-        media = (await service.media_of(conn, [post["id"]]))[post["id"]]
-        await _check_rules(conn, workspace_id, merged, targets, media=media)
-        post = await service.update_post(
-            conn, post, changes, targets if "platforms" in changes else None, request.app[CLOCK].now()
+        post, media = await actions.update_draft(
+            conn, request[WORKSPACE_ID], request.match_info["id"], changes, request.app[CLOCK].now()
         )
     return ok({"post": service.post_view(post, media=media, media_urls=rules.media_urls(request.app, media))})
 
@@ -147,31 +126,14 @@ async def update_post(request: web.Request) -> web.Response:
 @api_route("posts.write")
 async def delete_post(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
-        post = await service.get_post(conn, request[WORKSPACE_ID], request.match_info["id"], for_update=True)
-        media = (await service.media_of(conn, [post["id"]]))[post["id"]]
-        await service.delete_post(conn, post["id"])
-        await publishing.drop_publish_job(conn, post["id"])
+        post, media = await actions.delete(conn, request[WORKSPACE_ID], request.match_info["id"])
     await rules.forget_media_files(request.app, media)
-    if post["status"] in ("published", "partially_published"):
-        message = ("Post deleted from Oui Post; it remains on the social networks, where it must be removed "
-                   "separately")
-    else:
-        message = "Post deleted successfully"
-    return ok({"message": message})
-
-
-async def _check_rules(
-    conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], targets: Sequence[service.Target],
-    media: Sequence[Mapping[str, Any]],
-) -> None:
-    report = await rules.check(conn, workspace_id, body, targets, media=media)
-    if report.errors:
-        raise errors.ValidationError("The post breaks the rules of some networks", details=report.errors)
+    return ok({"message": actions.deletion_message(post)})
 
 
 # --- scheduling and publishing ----------------------------------------------------------------------
 
-PUBLISH_WAIT_SECONDS = 5.0  # how long POST /publish waits for the outcome before answering 202
+PUBLISH_WAIT_SECONDS = actions.PUBLISH_WAIT_SECONDS  # how long POST /publish waits before answering 202
 
 
 class ScheduleBody(Schema):
@@ -187,24 +149,6 @@ class ScheduleBody(Schema):
             raise ValidationError("A schedule has its own time zone", field_name="timezone")
 
 
-def _scheduled_instant(value: str, zone: str) -> datetime:
-    """An ISO 8601 time; without an offset it is a wall-clock time in `zone` (an explicit offset wins)."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise errors.ValidationError(
-            "scheduled_at is not an ISO 8601 date and time", details={"scheduled_at": ["e.g. 2025-01-25T09:00:00Z"]}
-        ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo(zone))
-    return parsed.astimezone(UTC)
-
-
-async def _workspace_timezone(conn: AsyncConnection, workspace_id: str) -> str:
-    workspace = await workspaces.get_workspace(conn, workspace_id)
-    return str(((workspace or {}).get("settings") or {}).get("timezone") or "UTC")
-
-
 @routes.post("/api/posts/{id}/schedule")
 @api_route("posts.write")
 async def schedule_post(request: web.Request) -> web.Response:
@@ -212,12 +156,7 @@ async def schedule_post(request: web.Request) -> web.Response:
     workspace_id, now = request[WORKSPACE_ID], request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
         post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
-        if "schedule_id" in body:
-            post = await publishing.queue_into_schedule(conn, post, body["schedule_id"], now)
-        else:
-            zone = body.get("timezone") or await _workspace_timezone(conn, workspace_id)
-            instant = _scheduled_instant(body["scheduled_at"], zone)
-            post = await publishing.schedule_post(conn, post, instant, zone, now)
+        post = await actions.schedule(conn, post, body, now)
     notify_enqueued(request.app)
     return ok({"post": {
         "id": post["id"], "status": post["status"], "scheduled_at": isoformat(post["scheduled_at"]),
@@ -243,15 +182,9 @@ async def publish_post(request: web.Request) -> web.Response:
         post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
         await publishing.request_publish(conn, post, request.app[CLOCK].now())
     notify_enqueued(request.app)
-    deadline = asyncio.get_running_loop().time() + PUBLISH_WAIT_SECONDS
-    while True:
-        async with engine.connect() as conn:
-            post = await service.get_post(conn, workspace_id, request.match_info["id"])
-            targets = (await service.targets_of(conn, [post["id"]]))[post["id"]]
-        done = post["status"] in publishing.FINAL_STATUSES
-        if done or asyncio.get_running_loop().time() >= deadline:
-            break
-        await asyncio.sleep(0.1)
+    post, targets, done = await actions.wait_for_outcome(
+        engine, workspace_id, request.match_info["id"], PUBLISH_WAIT_SECONDS
+    )
     view = {
         "id": post["id"], "status": post["status"], "published_at": isoformat(post["published_at"]),
         "platform_results": publishing.platform_results([t for t in targets if t["status"] != "cancelled"]),
