@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import errors
 from ouipost.admin_auth import AdminUser
+from ouipost.audit import Actor
 from ouipost.context import DB
 from ouipost.db.tables import workspace_members, workspaces
 from ouipost.ui.session import csrf_ok, csrf_token, current_user, flash, take_flashes
@@ -249,3 +250,22 @@ def accepts_multipart(handler: Handler) -> Handler:
     """Mark a view that reads a multipart body itself through `multipart_with_csrf`."""
     handler.multipart_csrf = True  # type: ignore[attr-defined]
     return handler
+
+
+# ------------------------------------------------------------------------------------------------
+# Who acts, and what they may see, for the domain functions
+
+
+def member_scope(user: AdminUser) -> str | None:
+    """The `member_of` argument of scoped domain queries: None (every workspace) for the admin
+    role, the user's id otherwise (the workspaces they are a member of) — the rule of
+    `visible_workspaces`."""
+    return None if user.role == "admin" else user.id
+
+
+def ui_actor(request: web.Request) -> Actor:
+    """The signed-in user as the audit log's actor, with the client's address and user agent: the
+    same entry the admin API's `request_actor` writes for a bearer token."""
+    user = request[UI_USER]
+    return Actor(user_id=user.id, user_email=user.email, ip_address=request.remote,
+                 user_agent=request.headers.get("User-Agent"))
