@@ -38,12 +38,21 @@ def new_state() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _owner(api_key_id: str | None, user_id: str | None) -> dict[str, str | None]:
+    # A state belongs to exactly one starter: an API key (the API) or an admin user (the UI).
+    if (api_key_id is None) == (user_id is None):
+        raise ValueError("an OAuth state needs exactly one of api_key_id and user_id")
+    return {"api_key_id": api_key_id, "user_id": user_id}
+
+
 async def save_state(
-    conn: AsyncConnection, *, state: str, workspace_id: str, api_key_id: str, platform: str, redirect_uri: str,
+    conn: AsyncConnection, *, state: str, workspace_id: str, platform: str, redirect_uri: str,
     scopes: Sequence[str], code_verifier: str | None, cipher: Cipher, now: datetime,
+    api_key_id: str | None = None, user_id: str | None = None,
 ) -> None:
+    """Keep a new state for STATE_TTL, bound to the workspace and to its starter (a key or a user)."""
     await conn.execute(oauth_states.insert().values(
-        state_hash=_hash(state), workspace_id=workspace_id, api_key_id=api_key_id, platform=platform,
+        state_hash=_hash(state), workspace_id=workspace_id, **_owner(api_key_id, user_id), platform=platform,
         redirect_uri=redirect_uri, scopes=list(scopes),
         code_verifier=cipher.encrypt(code_verifier, context=_hash(state)) if code_verifier else None,
         created_at=now, expires_at=now + STATE_TTL,
@@ -51,10 +60,12 @@ async def save_state(
 
 
 async def consume_state(
-    conn: AsyncConnection, *, state: str, workspace_id: str, api_key_id: str, cipher: Cipher, now: datetime
+    conn: AsyncConnection, *, state: str, workspace_id: str, cipher: Cipher, now: datetime,
+    api_key_id: str | None = None, user_id: str | None = None,
 ) -> dict[str, Any]:
-    """Take a state once. Reused, expired, unknown (forged) or another workspace's/key's state:
-    400 INVALID_OAUTH_STATE, with one message so that nothing is learnt from the difference."""
+    """Take a state once. Reused, expired, unknown (forged) or another workspace's/key's/user's
+    state: 400 INVALID_OAUTH_STATE, with one message so that nothing is learnt from the difference."""
+    owner = _owner(api_key_id, user_id)
     invalid = errors.BadRequest(
         "The OAuth state is unknown, expired, already used or belongs to another workspace; start again "
         "with POST /api/accounts", code="INVALID_OAUTH_STATE",
@@ -67,7 +78,7 @@ async def consume_state(
         .where(
             oauth_states.c.state_hash == state_hash, oauth_states.c.used_at.is_(None),
             oauth_states.c.expires_at > now, oauth_states.c.workspace_id == workspace_id,
-            oauth_states.c.api_key_id == api_key_id,
+            *(oauth_states.c[name] == value for name, value in owner.items() if value is not None),
         )
         .values(used_at=now)
     )

@@ -10,22 +10,13 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ouipost import accounts, errors, publishing
+from ouipost import accounts, connections, errors
 from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, pagination
+from ouipost.audit import Actor
 from ouipost.context import API_KEY, CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS, WORKSPACE_ID
-from ouipost.events import record_event
-from ouipost.platforms import NetworkNotConfigured, make_adapter
-from ouipost.platforms.base import (
-    PermanentError,
-    PlatformAdapter,
-    PlatformError,
-    RetryableError,
-    TokenExpiredError,
-    UnknownOutcomeError,
-)
+from ouipost.platforms.base import PlatformAdapter, PlatformError
 from ouipost.platforms.registry import NETWORKS, get_platform
-from ouipost.schedules.service import remove_account_from_slots
 from ouipost.web import load_body, load_query, ok
 
 log = logging.getLogger(__name__)
@@ -83,17 +74,7 @@ class AccountUpdate(Schema):
 
 
 def _adapter(request: web.Request, network: str) -> PlatformAdapter:
-    try:
-        return make_adapter(network, request.app[PLATFORM_HTTP], request.app[SETTINGS])
-    except NetworkNotConfigured as exc:
-        raise errors.ValidationError(str(exc), details={"platform": [str(exc)]}) from exc
-
-
-def _unavailable(network: str, exc: PlatformError) -> errors.ApiError:
-    retry = getattr(exc, "retry_after", None)
-    headers = {"Retry-After": str(max(1, int(retry)))} if retry else None
-    return errors.ServiceUnavailable(f"{get_platform(network).name} did not answer usefully; try again",
-                                     details={"platform": network}, headers=headers)
+    return connections.adapter_for(request.app[PLATFORM_HTTP], request.app[SETTINGS], network)
 
 
 @routes.get("/api/accounts")
@@ -119,79 +100,31 @@ async def connect_account(request: web.Request) -> web.Response:
     body = await load_body(request, ConnectBody())
     network = body["platform"]
     adapter = _adapter(request, network)
-    now = request.app[CLOCK].now()
+    engine, cipher, now = request.app[DB], request.app[CIPHER], request.app[CLOCK].now()
     if not get_platform(network).oauth_supported:
-        try:
-            identity = await adapter.login_with_password(body["identifier"], body["app_password"])
-        except (PermanentError, TokenExpiredError) as exc:
-            raise errors.ValidationError(
-                f"{get_platform(network).name} refused these credentials: {exc.message}",
-                details={"app_password": [exc.message]},
-            ) from exc
-        except (RetryableError, UnknownOutcomeError) as exc:
-            raise _unavailable(network, exc) from exc
-        async with request.app[DB].begin() as conn:
-            account = await accounts.upsert_identity(
-                conn, workspace_id=request[WORKSPACE_ID], platform=network, identity=identity,
-                cipher=request.app[CIPHER], now=now,
-            )
-            await record_event(conn, "account.connected", {"account": accounts.account_view(account, now=now)},
-                               workspace_id=request[WORKSPACE_ID], now=now)
-        return ok({"account": accounts.account_view(account, now=now, detail=True)}, status=201)
-
-    state = accounts.new_state()
-    scopes = body.get("scopes") or list(adapter.default_scopes)
-    authorization = adapter.authorization_url(state=state, redirect_uri=body["callback_url"], scopes=scopes)
-    async with request.app[DB].begin() as conn:
-        await accounts.save_state(
-            conn, state=state, workspace_id=request[WORKSPACE_ID], api_key_id=request[API_KEY].id,
-            platform=network, redirect_uri=body["callback_url"], scopes=scopes,
-            code_verifier=authorization.code_verifier, cipher=request.app[CIPHER], now=now,
+        account = await connections.connect_with_password(
+            engine, adapter, workspace_id=request[WORKSPACE_ID], network=network, identifier=body["identifier"],
+            app_password=body["app_password"], cipher=cipher, now=now,
         )
-    return ok({
-        "auth_url": authorization.url, "state": state,
-        "expires_in": int(accounts.STATE_TTL.total_seconds()),
-    })
+        return ok({"account": accounts.account_view(account, now=now, detail=True)}, status=201)
+    started = await connections.start_oauth(
+        engine, adapter, workspace_id=request[WORKSPACE_ID], network=network, callback_url=body["callback_url"],
+        scopes=body.get("scopes"), owner=connections.StateOwner(api_key_id=request[API_KEY].id), cipher=cipher,
+        now=now,
+    )
+    return ok({"auth_url": started.auth_url, "state": started.state, "expires_in": started.expires_in})
 
 
 @routes.post("/api/accounts/callback")
 @api_route("accounts.manage")
 async def oauth_callback(request: web.Request) -> web.Response:
     body = await load_body(request, CallbackBody())
-    engine, cipher, now = request.app[DB], request.app[CIPHER], request.app[CLOCK].now()
-    async with engine.begin() as conn:
-        pending = await accounts.consume_state(
-            conn, state=body["state"], workspace_id=request[WORKSPACE_ID], api_key_id=request[API_KEY].id,
-            cipher=cipher, now=now,
-        )
-    network = pending["platform"]
-    adapter = _adapter(request, network)
-    try:
-        identities = await adapter.exchange_code(
-            code=body["code"], redirect_uri=pending["redirect_uri"], code_verifier=pending["code_verifier"]
-        )
-    except (PermanentError, TokenExpiredError) as exc:
-        raise errors.BadRequest(
-            f"{get_platform(network).name} refused the authorization code: {exc.message}",
-            code="OAUTH_EXCHANGE_FAILED",
-        ) from exc
-    except (RetryableError, UnknownOutcomeError) as exc:
-        raise _unavailable(network, exc) from exc
-    if not identities:
-        raise errors.BadRequest(
-            f"The {get_platform(network).name} grant gives no account that can publish",
-            code="OAUTH_EXCHANGE_FAILED",
-        )
-    async with engine.begin() as conn:
-        connected = [
-            await accounts.upsert_identity(
-                conn, workspace_id=request[WORKSPACE_ID], platform=network, identity=identity, cipher=cipher, now=now,
-            )
-            for identity in identities
-        ]
-        for account in connected:
-            await record_event(conn, "account.connected", {"account": accounts.account_view(account, now=now)},
-                               workspace_id=request[WORKSPACE_ID], now=now)
+    now = request.app[CLOCK].now()
+    connected = await connections.finish_oauth(
+        request.app[DB], lambda network: _adapter(request, network), workspace_id=request[WORKSPACE_ID],
+        state=body["state"], code=body["code"], owner=connections.StateOwner(api_key_id=request[API_KEY].id),
+        cipher=request.app[CIPHER], now=now,
+    )
     return ok({"accounts": [accounts.account_view(a, now=now, detail=True) for a in connected]}, status=201)
 
 
@@ -242,17 +175,21 @@ async def update_account(request: web.Request) -> web.Response:
 @routes.delete("/api/accounts/{id}")
 @api_route("accounts.manage")
 async def disconnect_account(request: web.Request) -> web.Response:
-    engine, now = request.app[DB], request.app[CLOCK].now()
+    engine = request.app[DB]
     async with engine.connect() as conn:
         account = await accounts.get_account(conn, request[WORKSPACE_ID], request.match_info["id"])
-    try:
-        # Best effort: the account is disconnected here whatever the network answers.
-        await _adapter(request, account["platform"]).revoke(accounts.auth_of(account, request.app[CIPHER]))
-    except Exception as exc:  # revocation must never block disconnecting
-        log.info("revoking %s at %s failed: %s", account["id"], account["platform"], exc)
-    async with engine.begin() as conn:
-        cancelled = await accounts.disconnect(conn, account, now)
-        await publishing.apply_moves(conn, await remove_account_from_slots(conn, account["id"], now), now)
-        await record_event(conn, "account.disconnected", {"account": accounts.account_view(account, now=now)},
-                           workspace_id=request[WORKSPACE_ID], now=now)
+    cancelled = await connections.disconnect_account(
+        engine, _revoking_adapter(request, account["platform"]), account, cipher=request.app[CIPHER],
+        now=request.app[CLOCK].now(),
+        actor=Actor(user_id=None, user_email=None, ip_address=request.remote,
+                    user_agent=request.headers.get("User-Agent")),
+    )
     return ok({"message": "Account disconnected successfully", "cancelled_posts": cancelled})
+
+
+def _revoking_adapter(request: web.Request, network: str) -> PlatformAdapter | None:
+    # Disconnecting works even when the network lost its app credentials: only revocation is skipped.
+    try:
+        return _adapter(request, network)
+    except errors.ApiError:
+        return None

@@ -212,7 +212,8 @@ oauth_states = sa.Table(
     metadata,
     sa.Column("state_hash", sa.String(64), primary_key=True),
     sa.Column("workspace_id", Id(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("api_key_id", Id(), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    # Who started the flow and alone may finish it: an API key (the API) or an admin user (the UI).
+    sa.Column("api_key_id", Id(), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=True),
     sa.Column("platform", sa.String(20), nullable=False),
     sa.Column("redirect_uri", sa.Text, nullable=False),
     sa.Column("scopes", JSON, nullable=False),
@@ -220,6 +221,7 @@ oauth_states = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("used_at", UTCDateTime, nullable=True),
+    sa.Column("user_id", Id(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
     sa.Index(None, "expires_at"),
 )
 
