@@ -483,20 +483,27 @@ class ReceivedFile:
     filename: str
 
 
-_UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
+_UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|\ud800-\udfff]+")
+
+
+MAX_FILENAME_BYTES = 255  # what file systems and the media.filename column take
 
 
 def safe_filename(name: str | None, extension: str) -> str:
     """A display file name: the last path component of `name` (percent-escapes decoded), without control
-    or path characters, at most 200 characters; `upload.<extension>` when nothing usable is left."""
+    or path characters or lone surrogates, at most MAX_FILENAME_BYTES bytes of UTF-8 (cut in the stem,
+    between characters, keeping a short extension); `upload.<extension>` when nothing usable is left."""
     # Browsers escape quotes and newlines as %22/%0D/%0A and some clients (aiohttp) percent-encode
     # the whole name: decode first, so separators hidden as %2F are stripped too.
-    name = unicodedata.normalize("NFC", unquote(name or ""))
+    name = unicodedata.normalize("NFC", unquote(name or "", errors="replace"))
     name = re.split(r"[/\\]", name)[-1]
     name = _UNSAFE_FILENAME.sub("_", name).strip(" ._")
-    if len(name) > 200:
+    if len(name.encode("utf-8")) > MAX_FILENAME_BYTES:
         stem, dot, ext = name.rpartition(".")
-        name = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else name[:200]
+        if not dot or len(ext.encode("utf-8")) > 10:
+            stem, dot, ext = name, "", ""
+        room = MAX_FILENAME_BYTES - len((dot + ext).encode("utf-8"))
+        name = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(" ._") + dot + ext
     return name or f"upload.{extension}"
 
 

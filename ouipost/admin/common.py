@@ -20,7 +20,7 @@ from ouipost.admin_auth import AdminUser
 from ouipost.audit import Actor
 from ouipost.context import CLOCK, DB, SETTINGS
 from ouipost.users import ADMIN_PERMISSIONS
-from ouipost.web import Handler
+from ouipost.web import DATABASE_RETRY_AFTER, Handler
 
 ADMIN_USER = web.RequestKey("admin_user", AdminUser)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ouipost-admin"'}
@@ -47,7 +47,9 @@ async def authenticate(request: web.Request) -> AdminUser:
                 conn, token, secret_key=config[SETTINGS].secret_key, now=config[CLOCK].now()
             )
     except (sa.exc.DBAPIError, OSError) as exc:
-        raise errors.ServiceUnavailable("The database is unavailable") from exc
+        raise errors.ServiceUnavailable(
+            "The database is unavailable", headers={"Retry-After": str(DATABASE_RETRY_AFTER)}
+        ) from exc
     if user is None:
         raise errors.Unauthorized("Invalid, expired or revoked token", headers=dict(_CHALLENGE))
     return user

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ouipost import errors, idempotency
 from ouipost import media as media_files
@@ -112,11 +113,14 @@ async def _read_form(
     request: web.Request, limits: dict[str, int], tmp_dir: Path
 ) -> tuple[media_files.ReceivedFile, dict[str, str]]:
     """The file part streamed to disk, and the small text fields; 422 for unknown or missing fields."""
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except ValueError as exc:  # no boundary, or one over 70 characters
+        raise errors.BadRequest("The multipart/form-data body needs a valid boundary parameter") from exc
     received: media_files.ReceivedFile | None = None
     fields: dict[str, str] = {}
     try:
-        while (part := await reader.next()) is not None:
+        while (part := await _next_part(reader)) is not None:
             if not isinstance(part, BodyPartReader):
                 raise errors.ValidationError("Nested multipart bodies are not accepted")
             if part.name == "file":
@@ -156,6 +160,14 @@ async def _read_form(
     return received, fields
 
 
+async def _next_part(reader: MultipartReader) -> Any:
+    """The next part, or None after the last; 400 when the body does not follow its boundary."""
+    try:
+        return await reader.next()
+    except (ValueError, HttpProcessingError) as exc:  # no starting boundary; a NUL in a part's headers
+        raise errors.BadRequest("The multipart/form-data body is malformed") from exc
+
+
 def _probe(received: media_files.ReceivedFile, tmp_dir: Path) -> dict[str, Any]:
     """Dimensions, duration and a thumbnail, read from the file itself (415 when it is corrupt)."""
     kind = received.sniffed.kind
@@ -186,7 +198,9 @@ async def _store(
         "mime_type": received.sniffed.mime_type, "sha256": received.sha256,
         "width": probed["width"], "height": probed["height"], "duration": probed["duration"],
         "alt_text": fields.get("alt_text") or None,
-        "storage_key": f"{post['workspace_id']}/{media_id}/{received.filename}",
+        # Our own name, never the client's: any byte length, character or extension they send is
+        # only the display name; the stored file is named after the type its bytes are.
+        "storage_key": f"{post['workspace_id']}/{media_id}/original.{received.sniffed.extension}",
         "thumbnail_key": f"{post['workspace_id']}/{media_id}/thumbnail" if probed["thumbnail"] else None,
         "created_at": now,
     }

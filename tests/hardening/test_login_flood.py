@@ -86,7 +86,9 @@ async def test_password_checks_in_flight_are_bounded(
     assert most == 2
 
 
-async def test_a_flood_of_failed_logins_never_answers_500_and_still_locks(client: TestClient, engine: AsyncEngine) -> None:
+async def test_a_flood_of_failed_logins_never_answers_500_and_still_locks(
+    client: TestClient, engine: AsyncEngine
+) -> None:
     await _make_admin(engine, "admin@example.com")
     emails = ["admin@example.com"] * 10 + [f"other{i % 5}@example.com" for i in range(10)]
     answers = await asyncio.gather(*[
