@@ -9,8 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ouipost.audit import Actor, record_audit
 from ouipost.clock import isoformat
-from ouipost.db.tables import api_key_workspaces, posts, social_accounts, workspace_members, workspaces
+from ouipost.db.schedule_tables import schedules
+from ouipost.db.tables import api_key_workspaces, media, posts, social_accounts, workspace_members, workspaces
 from ouipost.ids import new_id
 
 DEFAULT_SETTINGS: dict[str, Any] = {"timezone": "UTC", "default_hashtags": []}
@@ -125,10 +127,35 @@ async def update_workspace(
     return {**workspace, **values}
 
 
-async def delete_workspace(conn: AsyncConnection, workspace_id: str) -> bool:
-    """Delete the workspace; every table it owns cascades (posts, accounts, grants, members...)."""
+async def owned_counts(conn: AsyncConnection, workspace_id: str) -> dict[str, int]:
+    """What deleting the workspace deletes with it: its posts, accounts, schedules and media."""
+    counts: dict[str, int] = {}
+    for name, table in (("posts", posts), ("accounts", social_accounts), ("schedules", schedules),
+                        ("media", media)):
+        stmt = sa.select(sa.func.count()).select_from(table).where(table.c.workspace_id == workspace_id)
+        counts[name] = int(await conn.scalar(stmt) or 0)
+    return counts
+
+
+async def add_member(conn: AsyncConnection, workspace_id: str, user_id: str, now: datetime) -> None:
+    """Make an admin user a member of the workspace (so that a non-admin who creates one sees it)."""
+    await conn.execute(workspace_members.insert().values(workspace_id=workspace_id, user_id=user_id, created_at=now))
+
+
+async def delete_workspace(conn: AsyncConnection, workspace_id: str, *, actor: Actor, now: datetime) -> bool:
+    """Delete the workspace (False when there is none); every table it owns cascades (posts,
+    accounts, schedules, media, grants, members...). The `workspace.deleted` audit entry, with its
+    name and what went with it, commits with the deletion."""
+    row = await get_workspace(conn, workspace_id)
+    if row is None:
+        return False
+    counts = await owned_counts(conn, workspace_id)
     result = await conn.execute(workspaces.delete().where(workspaces.c.id == workspace_id))
-    return result.rowcount > 0
+    if result.rowcount == 0:  # deleted by a concurrent request since it was read
+        return False
+    await record_audit(conn, action="workspace.deleted", actor=actor, now=now, resource_type="workspace",
+                       resource_id=workspace_id, details={"name": row["name"], **counts})
+    return True
 
 
 def workspace_view(row: Mapping[str, Any], counts: Mapping[str, int] | None = None) -> dict[str, Any]:
