@@ -41,12 +41,14 @@ _SECRET_WORDS = ("password", "secret", "token", "api_key")
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts and from where. user_id/user_email are None for anonymous attempts."""
+    """Who acts and from where. user_id/user_email are None for anonymous attempts and for API keys;
+    api_key_id names the API key that acted through /api (written to the entry's details)."""
 
     user_id: str | None
     user_email: str | None
     ip_address: str | None
     user_agent: str | None
+    api_key_id: str | None = None
 
 
 async def record_audit(
@@ -67,7 +69,10 @@ async def record_audit(
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     details = dict(details or {})
-    leaking = [k for k in details if any(word in k.lower() for word in _SECRET_WORDS)]
+    if actor.api_key_id is not None:
+        details.setdefault("api_key_id", actor.api_key_id)
+    # An id names a secret without being one (api_key_id): only other secret-sounding keys are refused.
+    leaking = [k for k in details if any(word in k.lower() for word in _SECRET_WORDS) and not k.endswith("_id")]
     if leaking:
         raise ValueError(f"audit details must not carry secrets: {leaking}")
     log_id = new_id("log")

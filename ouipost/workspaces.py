@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost.audit import Actor, record_audit
 from ouipost.clock import isoformat
 from ouipost.db.schedule_tables import schedules
 from ouipost.db.tables import api_key_workspaces, media, posts, social_accounts, workspace_members, workspaces
 from ouipost.ids import new_id
+from ouipost.storage import Storage, StorageError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SETTINGS: dict[str, Any] = {"timezone": "UTC", "default_hashtags": []}
 
@@ -158,6 +162,33 @@ async def delete_workspace(conn: AsyncConnection, workspace_id: str, *, actor: A
     return True
 
 
+async def media_keys(conn: AsyncConnection, workspace_id: str) -> list[str]:
+    """The storage keys of every file the workspace's media hold (originals and thumbnails)."""
+    rows = await conn.execute(
+        sa.select(media.c.storage_key, media.c.thumbnail_key).where(media.c.workspace_id == workspace_id)
+    )
+    return [key for row in rows for key in row if key]
+
+
+async def delete_workspace_and_media(
+    engine: AsyncEngine, storage: Storage, workspace_id: str, *, actor: Actor, now: datetime
+) -> bool:
+    """`delete_workspace` in a transaction of its own, then its media files from the storage (local
+    disk or S3), so that their signed URLs answer 404 from then on. False when there is no such
+    workspace. The files go only after the commit (a rolled-back deletion keeps them); a file that
+    cannot be deleted is logged and left, never failing the deletion already done."""
+    async with engine.begin() as conn:
+        keys = await media_keys(conn, workspace_id)
+        if not await delete_workspace(conn, workspace_id, actor=actor, now=now):
+            return False
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except (StorageError, OSError) as exc:
+            log.warning("could not delete media file %s of deleted workspace %s: %s", key, workspace_id, exc)
+    return True
+
+
 def workspace_view(row: Mapping[str, Any], counts: Mapping[str, int] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": row["id"],
@@ -170,3 +201,12 @@ def workspace_view(row: Mapping[str, Any], counts: Mapping[str, int] | None = No
     if counts is not None:
         view.update(counts)
     return view
+
+
+async def names_by_id(conn: AsyncConnection, workspace_ids: Sequence[str]) -> dict[str, str]:
+    """The names of the workspaces among `workspace_ids` that exist, in one query."""
+    wanted = list(dict.fromkeys(workspace_ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(sa.select(workspaces.c.id, workspaces.c.name).where(workspaces.c.id.in_(wanted)))
+    return {workspace_id: name for workspace_id, name in rows}

@@ -12,8 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ouipost import accounts, connections, errors
 from ouipost.api.auth import api_route
-from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, pagination
-from ouipost.audit import Actor
+from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, api_actor, pagination
 from ouipost.context import API_KEY, CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS, WORKSPACE_ID
 from ouipost.platforms.base import PlatformAdapter, PlatformError
 from ouipost.platforms.registry import NETWORKS, get_platform
@@ -181,8 +180,7 @@ async def disconnect_account(request: web.Request) -> web.Response:
     cancelled = await connections.disconnect_account(
         engine, _revoking_adapter(request, account["platform"]), account, cipher=request.app[CIPHER],
         now=request.app[CLOCK].now(),
-        actor=Actor(user_id=None, user_email=None, ip_address=request.remote,
-                    user_agent=request.headers.get("User-Agent")),
+        actor=api_actor(request),
     )
     return ok({"message": "Account disconnected successfully", "cancelled_posts": cancelled})
 

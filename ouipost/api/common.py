@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from aiohttp import web
 from marshmallow import Schema, fields, validate
+
+from ouipost.audit import Actor
+from ouipost.context import API_KEY
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -14,6 +18,12 @@ DEFAULT_PAGE_SIZE = 20
 class PageQuery(Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     limit = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+
+
+def api_actor(request: web.Request) -> Actor:
+    """The audit actor of an /api request: its API key (no admin user acts there), and where from."""
+    return Actor(user_id=None, user_email=None, ip_address=request.remote,
+                 user_agent=request.headers.get("User-Agent"), api_key_id=request[API_KEY].id)
 
 
 def pagination(page: int, limit: int, total: int) -> dict[str, int]:

@@ -7,9 +7,8 @@ from marshmallow import Schema, fields, validate
 
 from ouipost import api_keys, workspaces
 from ouipost.api.auth import api_route
-from ouipost.api.common import HashtagList, PageQuery, TrimmedString, pagination, validate_timezone
-from ouipost.audit import Actor
-from ouipost.context import API_KEY, CLOCK, DB, WORKSPACE_ID
+from ouipost.api.common import HashtagList, PageQuery, TrimmedString, api_actor, pagination, validate_timezone
+from ouipost.context import API_KEY, CLOCK, DB, STORAGE, WORKSPACE_ID
 from ouipost.errors import NotFound
 from ouipost.web import load_body, load_query, ok
 
@@ -89,11 +88,10 @@ async def update_workspace(request: web.Request) -> web.Response:
 @routes.delete("/api/workspaces/{id}")
 @api_route("workspaces.manage", workspace="path")
 async def delete_workspace(request: web.Request) -> web.Response:
-    # An API key is no admin user: the audit entry names no user, only where the request came from.
-    actor = Actor(user_id=None, user_email=None, ip_address=request.remote,
-                  user_agent=request.headers.get("User-Agent"))
-    async with request.app[DB].begin() as conn:
-        if not await workspaces.delete_workspace(conn, request[WORKSPACE_ID], actor=actor,
-                                                 now=request.app[CLOCK].now()):
-            raise NotFound("Workspace not found")
+    # The audit entry names the API key that acted (no admin user acts on /api) and where from.
+    if not await workspaces.delete_workspace_and_media(
+        request.app[DB], request.app[STORAGE], request[WORKSPACE_ID], actor=api_actor(request),
+        now=request.app[CLOCK].now(),
+    ):
+        raise NotFound("Workspace not found")
     return ok({"message": "Workspace deleted successfully"})
