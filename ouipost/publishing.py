@@ -523,6 +523,29 @@ async def apply_moves(conn: AsyncConnection, moves: Sequence[Any], now: datetime
             await upsert_publish_job(conn, move.post_id, move.slot_time, priority=PUBLISH_PRIORITY_SCHEDULED, now=now)
 
 
+async def change_schedule(
+    conn: AsyncConnection, schedule: Mapping[str, Any], changes: Mapping[str, Any], now: datetime
+) -> tuple[dict[str, Any], list[Any], list[Any]]:
+    """Update a schedule (see schedules.service.update_schedule) and move its posts' publish jobs
+    with the re-plan; answers (row, slots, moves). Shared by PUT /api/schedules/{id} and the UI."""
+    from ouipost.schedules import service as schedules
+
+    row, slots, moves = await schedules.update_schedule(conn, schedule, changes, now)
+    await apply_moves(conn, moves, now)
+    await sync_schedule_jobs(conn, row["id"], now)
+    return row, slots, moves
+
+
+async def remove_schedule(conn: AsyncConnection, schedule: Mapping[str, Any], now: datetime) -> list[str]:
+    """Delete a schedule; its queued posts return to draft and lose their publish jobs. Answers
+    their ids. Shared by DELETE /api/schedules/{id} and the UI."""
+    from ouipost.schedules import service as schedules
+
+    drafted = await schedules.delete_schedule(conn, schedule, now)
+    await drop_jobs_of_drafts(conn, drafted)
+    return drafted
+
+
 async def queue_into_schedule(
     conn: AsyncConnection, post: Mapping[str, Any], schedule_id: str, now: datetime
 ) -> dict[str, Any]:

@@ -139,9 +139,7 @@ async def update_schedule(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
         row = await service.get_schedule(conn, request[WORKSPACE_ID], request.match_info["id"], for_update=True)
-        row, slots, moves = await service.update_schedule(conn, row, changes, now)
-        await publishing.apply_moves(conn, moves, now)
-        await publishing.sync_schedule_jobs(conn, row["id"], now)
+        row, slots, moves = await publishing.change_schedule(conn, row, changes, now)
         view = await _detail(conn, row, slots, now)
     return ok({"schedule": view, "unscheduled_posts": [m.post_id for m in moves if m.slot_time is None]})
 
@@ -152,8 +150,7 @@ async def delete_schedule(request: web.Request) -> web.Response:
     """Deletes the schedule; its queued posts go back to draft."""
     async with request.app[DB].begin() as conn:
         row = await service.get_schedule(conn, request[WORKSPACE_ID], request.match_info["id"], for_update=True)
-        drafted = await service.delete_schedule(conn, row, request.app[CLOCK].now())
-        await publishing.drop_jobs_of_drafts(conn, drafted)
+        await publishing.remove_schedule(conn, row, request.app[CLOCK].now())
     return ok({"message": "Schedule deleted successfully"})
 
 

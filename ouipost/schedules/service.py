@@ -536,6 +536,37 @@ async def upcoming_posts(conn: AsyncConnection, schedule: Mapping[str, Any]) -> 
     ]
 
 
+async def queued_counts(conn: AsyncConnection, schedule_ids: Sequence[str]) -> dict[str, int]:
+    """How many posts wait in each schedule's queue (one grouped query, for list pages)."""
+    if not schedule_ids:
+        return {}
+    rows = await conn.execute(
+        sa.select(schedule_entries.c.schedule_id, sa.func.count())
+        .join(posts, posts.c.id == schedule_entries.c.post_id)
+        .where(schedule_entries.c.schedule_id.in_(list(schedule_ids)), posts.c.status == "scheduled")
+        .group_by(schedule_entries.c.schedule_id)
+    )
+    return {schedule_id: int(count) for schedule_id, count in rows}
+
+
+async def queue_with_posts(
+    conn: AsyncConnection, schedule: Mapping[str, Any], *, limit: int
+) -> list[dict[str, Any]]:
+    """The first `limit` posts of the queue in the order of `upcoming_posts`, with their text:
+    slot_time (UTC), post_id, content, platforms."""
+    rows = await conn.execute(
+        sa.select(schedule_entries.c.post_id, schedule_entries.c.slot_time, posts.c.content, posts.c.platforms)
+        .join(posts, posts.c.id == schedule_entries.c.post_id)
+        .where(
+            schedule_entries.c.schedule_id == schedule["id"], posts.c.status == "scheduled",
+            schedule_entries.c.slot_time.is_not(None),
+        )
+        .order_by(schedule_entries.c.slot_time, schedule_entries.c.position)
+        .limit(limit)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
 async def schedule_stats(
     conn: AsyncConnection, schedule: Mapping[str, Any], slots: Sequence[Slot], now: datetime
 ) -> dict[str, Any]:
