@@ -16,7 +16,7 @@ from aiohttp import web
 from ouipost import errors, workspaces
 from ouipost.api.common import DEFAULT_PAGE_SIZE
 from ouipost.api.workspaces import WorkspaceBody
-from ouipost.context import CLOCK, DB
+from ouipost.context import CLOCK, DB, STORAGE
 from ouipost.ui.common import (
     UI_USER,
     UI_WORKSPACE,
@@ -157,8 +157,9 @@ async def confirm_delete_workspace(request: web.Request) -> web.Response:
 @ui_view(MANAGE, workspace=True)
 async def delete_workspace(request: web.Request) -> web.Response:
     target = request[UI_WORKSPACE]
-    async with request.app[DB].begin() as conn:
-        if not await workspaces.delete_workspace(conn, target["id"], actor=ui_actor(request),
-                                                 now=request.app[CLOCK].now()):
-            raise errors.NotFound("Workspace not found")
+    # The API's own deletion: rows and audit entry in one transaction, then the media files.
+    if not await workspaces.delete_workspace_and_media(
+        request.app[DB], request.app[STORAGE], target["id"], actor=ui_actor(request), now=request.app[CLOCK].now(),
+    ):
+        raise errors.NotFound("Workspace not found")
     return await redirect(request, "/ui/workspaces", f"Workspace “{target['name']}” deleted.")
