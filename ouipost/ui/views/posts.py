@@ -1,0 +1,741 @@
+"""Posts in the admin UI: the composer (/ui/w/{ws}/compose, /posts/{id}/edit) with its live
+validation endpoint, media upload and removal, the post page with its actions (publish now, retry,
+unschedule, delete), the filterable posts list and the calendar (month and week).
+
+Every form runs the API's own schemas (PostBody, ScheduleBody, PostQuery of ouipost/api/posts.py)
+on the form's values turned into the API's JSON shape, then the same domain functions
+(ouipost.posts.actions, ouipost.publishing); errors come back in the API's words next to their
+fields. Mutations need posts.manage, as the API's posts.write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar as calendar_module
+import contextlib
+import functools
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, available_timezones
+
+import sqlalchemy as sa
+from aiohttp import BodyPartReader, web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ouipost import errors, publishing
+from ouipost import media as media_files
+from ouipost.api import media as media_api
+from ouipost.api.posts import PostBody, PostQuery, ScheduleBody
+from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.db.tables import media as media_table
+from ouipost.db.tables import posts, social_accounts
+from ouipost.platforms.registry import NETWORKS, PLATFORMS
+from ouipost.posts import actions, rules, service
+from ouipost.queue import notify_enqueued
+from ouipost.schedules import service as schedules_service
+from ouipost.text import COUNTING_LABELS
+from ouipost.ui import localtime
+from ouipost.ui.common import (
+    UI_USER,
+    UI_WORKSPACE,
+    accepts_multipart,
+    can_mutate,
+    field_errors,
+    form_dict,
+    multipart_with_csrf,
+    page_numbers,
+    redirect,
+    render,
+    split_list,
+    ui_view,
+)
+from ouipost.web import dumps, error_response, run_schema
+
+routes = web.RouteTableDef()
+
+PAGE_SIZE = 20
+CALENDAR_LIMIT = 1000  # posts shown in one calendar view; beyond that the list is the place to look
+EVENTS_PER_DAY = 6  # a month cell shows this many, then "+N more" linking to that day's list
+OVERRIDE_FIELDS = ("content", "title", "link")
+ACTIONS = ("draft", "schedule", "queue", "publish")
+MANAGE = "posts.manage"
+
+
+def _zone_name(workspace: Mapping[str, Any]) -> str:
+    return str((workspace.get("settings") or {}).get("timezone") or "UTC")
+
+
+def _zone(workspace: Mapping[str, Any]) -> ZoneInfo:
+    try:
+        return ZoneInfo(_zone_name(workspace))
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+@functools.cache
+def _timezones() -> list[str]:
+    return sorted(z for z in available_timezones() if "/" in z or z == "UTC")
+
+
+def _base(request: web.Request) -> str:
+    return f"/ui/w/{request[UI_WORKSPACE]['id']}"
+
+
+# ------------------------------------------------------------------------------------------------
+# The composer's form, as the API's JSON body
+
+
+def _text(value: Any) -> str:
+    # Browsers send a textarea's line breaks as CRLF; the API counts what clients send as JSON.
+    return str(value or "").replace("\r\n", "\n")
+
+
+def post_body_from_form(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The composer's fields in the shape of the API's PostBody: lists from checkboxes and comma
+    lists, None for empty optional fields, platform_content only for overrides that say something."""
+    body: dict[str, Any] = {
+        "content": _text(values.get("content")),
+        "platforms": list(values.get("platforms") or []),
+        "title": str(values.get("title") or "").strip() or None,
+        "link": str(values.get("link") or "").strip() or None,
+        "hashtags": split_list(str(values.get("hashtags") or "")),
+    }
+    overrides: dict[str, dict[str, Any]] = {}
+    for network in NETWORKS:
+        override: dict[str, Any] = {}
+        for name in OVERRIDE_FIELDS:
+            raw = values.get(f"platform_content.{network}.{name}")
+            value = _text(raw) if name == "content" else str(raw or "").strip()
+            if value.strip():
+                override[name] = value
+        if override:
+            overrides[network] = override
+    if overrides:
+        body["platform_content"] = overrides
+    return body
+
+
+def schedule_body_from_form(values: Mapping[str, Any], action: str) -> dict[str, Any]:
+    """The scheduling fields as the API's ScheduleBody: a time (and zone) or a recurring schedule."""
+    if action == "queue":
+        schedule_id = str(values.get("schedule_id") or "").strip()
+        return {"schedule_id": schedule_id} if schedule_id else {}
+    body: dict[str, Any] = {}
+    if str(values.get("scheduled_at") or "").strip():
+        body["scheduled_at"] = str(values["scheduled_at"]).strip()
+    if str(values.get("timezone") or "").strip():
+        body["timezone"] = str(values["timezone"]).strip()
+    return body
+
+
+def form_errors_of(exc: errors.ApiError, action: str = "draft") -> dict[str, list[str]]:
+    """The API's error details keyed by the composer's field names (overrides are
+    `platform_content.<network>.<field>`; rule errors stay keyed by network)."""
+    found: dict[str, list[str]] = {}
+    for key, messages in field_errors(exc).items():
+        name = key.replace(".value.", ".").replace(".key", "")
+        if action == "queue" and name == "scheduled_at":
+            name = "schedule_id"  # "Give either scheduled_at or schedule_id": the queue form has the latter
+        found.setdefault(name, []).extend(messages)
+    return found
+
+
+def counters(report: rules.Report) -> list[dict[str, Any]]:
+    """Each targeted network's count against its limit, as the composer shows it (red when over the
+    limit or when the network's rules refuse the text)."""
+    shown = []
+    for network, info in report.platforms.items():
+        problems = report.errors.get(network, [])
+        shown.append({
+            "network": network,
+            "name": PLATFORMS[network].name,
+            "characters": info["characters"],
+            "max_characters": info["max_characters"],
+            "counting": COUNTING_LABELS.get(info["counting"], info["counting"]),
+            "over": info["characters"] > info["max_characters"] or bool(problems),
+            "errors": problems,
+            "publish_errors": report.publish_errors.get(network, []),
+        })
+    return shown
+
+
+def values_from_post(post: Mapping[str, Any], zone: str) -> dict[str, Any]:
+    """A saved post as the composer's field values."""
+    values: dict[str, Any] = {
+        "content": post["content"], "platforms": list(post["platforms"] or []),
+        "title": post["title"] or "", "link": post["link"] or "", "hashtags": ", ".join(post["hashtags"] or []),
+        "timezone": post["scheduled_timezone"] or zone, "scheduled_at": "", "schedule_id": "",
+    }
+    if post["scheduled_at"] is not None:
+        at = post["scheduled_at"]
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+        values["scheduled_at"] = at.astimezone(ZoneInfo(values["timezone"])).strftime("%Y-%m-%dT%H:%M")
+    for network, override in (post["platform_content"] or {}).items():
+        for name in OVERRIDE_FIELDS:
+            if override.get(name):
+                values[f"platform_content.{network}.{name}"] = override[name]
+    return values
+
+
+async def _accounts(conn: AsyncConnection, workspace_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        sa.select(social_accounts.c.id, social_accounts.c.platform, social_accounts.c.name,
+                  social_accounts.c.username, social_accounts.c.status, social_accounts.c.is_default)
+        .where(social_accounts.c.workspace_id == workspace_id)
+        .order_by(social_accounts.c.platform, social_accounts.c.name, social_accounts.c.id)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+def target_groups(accounts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Target checkboxes by network: the network's default account (its name as the target, which
+    is also how a draft names a network that has no account yet), then each connected account."""
+    by_network: dict[str, list[Mapping[str, Any]]] = {n: [] for n in NETWORKS}
+    for account in accounts:
+        by_network.setdefault(account["platform"], []).append(account)
+    groups = []
+    for network in NETWORKS:
+        owned = by_network[network]
+        options = [(network, "Default account" if owned else "No account connected yet (draft only)")]
+        for account in owned:
+            label = account["name"] + (f" (@{account['username']})" if account["username"] else "")
+            if account["status"] != "active":
+                label += f" — {account['status']}"
+            options.append((account["id"], label))
+        groups.append({"network": network, "name": PLATFORMS[network].name, "options": options,
+                       "has_accounts": bool(owned)})
+    return groups
+
+
+async def _composer_context(
+    conn: AsyncConnection, request: web.Request, post: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    workspace = request[UI_WORKSPACE]
+    accounts = await _accounts(conn, workspace["id"])
+    schedules = await schedules_service.list_schedules(conn, workspace["id"], page=1, limit=100)
+    context: dict[str, Any] = {
+        "groups": target_groups(accounts),
+        "networks": [(n, PLATFORMS[n].name) for n in NETWORKS],
+        "schedules": [(s["id"], s["name"] + ("" if s["is_active"] else " (paused)")) for s in schedules],
+        "timezones": _timezones(),
+        "zone": _zone_name(workspace),
+        "post": post,
+        "media": [],
+        "media_urls": {},
+    }
+    if post is not None:
+        media = (await service.media_of(conn, [post["id"]]))[post["id"]]
+        context["media"] = media
+        context["media_urls"] = rules.media_urls(request.app, media)
+    return context
+
+
+async def _render_composer(
+    request: web.Request, post: Mapping[str, Any] | None, values: Mapping[str, Any],
+    problems: Mapping[str, list[str]], shown: Sequence[Mapping[str, Any]] = (), status: int = 200,
+) -> web.Response:
+    async with request.app[DB].connect() as conn:
+        context = await _composer_context(conn, request, post)
+    return await render(request, "ui/posts/compose.html", {
+        **context, "values": values, "errors": problems, "counters": shown, "upload_errors": {},
+    }, status=status)
+
+
+async def _live_counters(request: web.Request, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The counters a re-rendered composer shows (as the live endpoint would); none when the
+    targets themselves are wrong."""
+    try:
+        async with request.app[DB].connect() as conn:
+            return counters(await actions.validate_body(conn, request[UI_WORKSPACE]["id"], body))
+    except errors.ApiError:
+        return []
+
+
+@routes.get("/ui/w/{ws}/compose")
+@ui_view(MANAGE, workspace=True)
+async def compose_page(request: web.Request) -> web.Response:
+    zone = _zone_name(request[UI_WORKSPACE])
+    values = {"content": "", "platforms": [], "timezone": zone, "hashtags": ", ".join(
+        (request[UI_WORKSPACE].get("settings") or {}).get("default_hashtags") or [])}
+    return await _render_composer(request, None, values, {})
+
+
+@routes.get("/ui/w/{ws}/posts/{id}/edit")
+@ui_view(MANAGE, workspace=True)
+async def edit_page(request: web.Request) -> web.Response:
+    async with request.app[DB].connect() as conn:
+        post = await service.get_post(conn, request[UI_WORKSPACE]["id"], request.match_info["id"])
+    service.ensure_editable(post)
+    values = values_from_post(post, _zone_name(request[UI_WORKSPACE]))
+    body = post_body_from_form(values)
+    return await _render_composer(request, post, values, {}, await _live_counters(request, body))
+
+
+@routes.post("/ui/w/{ws}/compose")
+@ui_view(MANAGE, workspace=True)
+async def compose_submit(request: web.Request) -> web.Response:
+    return await _save(request, None)
+
+
+@routes.post("/ui/w/{ws}/posts/{id}/edit")
+@ui_view(MANAGE, workspace=True)
+async def edit_submit(request: web.Request) -> web.Response:
+    async with request.app[DB].connect() as conn:
+        post = await service.get_post(conn, request[UI_WORKSPACE]["id"], request.match_info["id"])
+    return await _save(request, post)
+
+
+async def _save(request: web.Request, existing: Mapping[str, Any] | None) -> web.Response:
+    """Create or update the post and then, in the same transaction, schedule, queue or publish it
+    as the pressed button says; any error rolls everything back and re-renders the form."""
+    values = form_dict(await request.post(), lists=("platforms",))
+    action = str(values.get("action") or "draft")
+    if action not in ACTIONS:
+        action = "draft"
+    workspace_id, now = request[UI_WORKSPACE]["id"], request.app[CLOCK].now()
+    body = post_body_from_form(values)
+    problems: dict[str, list[str]] = {}
+    post_fields: dict[str, Any] = {}
+    schedule_fields: dict[str, Any] = {}
+    try:
+        post_fields = run_schema(PostBody(), body)
+    except errors.ValidationError as exc:
+        problems.update(form_errors_of(exc))
+    if action in ("schedule", "queue"):
+        try:
+            schedule_fields = run_schema(ScheduleBody(), schedule_body_from_form(values, action))
+        except errors.ValidationError as exc:
+            for key, messages in form_errors_of(exc, action).items():
+                problems.setdefault(key, []).extend(messages)
+    if not problems:
+        try:
+            async with request.app[DB].begin() as conn:
+                if existing is None:
+                    post = await actions.create_draft(conn, workspace_id, post_fields, now)
+                else:
+                    post, _ = await actions.update_draft(conn, workspace_id, existing["id"], post_fields, now)
+                if action in ("schedule", "queue"):
+                    if action == "queue":
+                        # A missing schedule is a wrong choice in this form, not a missing page.
+                        try:
+                            await schedules_service.get_schedule(conn, workspace_id, schedule_fields["schedule_id"])
+                        except errors.NotFound as exc:
+                            raise errors.ValidationError(
+                                exc.message, details={"schedule_id": [exc.message]}) from exc
+                    post = await actions.schedule(conn, post, schedule_fields, now)
+                elif action == "publish":
+                    post = await publishing.request_publish(conn, post, now)
+        except errors.ApiError as exc:
+            problems = form_errors_of(exc, action)
+            status = exc.status
+        else:
+            return await _after_save(request, post, action, created=existing is None)
+    else:
+        status = 422
+    shown = await _live_counters(request, post_fields) if post_fields else []
+    return await _render_composer(request, existing, values, problems, shown, status=status)
+
+
+async def _after_save(
+    request: web.Request, post: Mapping[str, Any], action: str, *, created: bool,
+) -> web.Response:
+    base = _base(request)
+    if action == "publish":
+        notify_enqueued(request.app)
+        return await _publish_outcome(request, post["id"])
+    if action in ("schedule", "queue"):
+        notify_enqueued(request.app)
+        zone = post["scheduled_timezone"] or _zone_name(request[UI_WORKSPACE])
+        when = localtime(post["scheduled_at"], zone) if post["scheduled_at"] else "its schedule's next free slot"
+        return await redirect(request, f"{base}/posts/{post['id']}", f"Scheduled for {when}.")
+    if created:
+        return await redirect(request, f"{base}/posts/{post['id']}/edit",
+                              "Draft saved. You can add media to it below.")
+    return await redirect(request, f"{base}/posts/{post['id']}", "Changes saved.")
+
+
+async def _publish_outcome(request: web.Request, post_id: str) -> web.Response:
+    """Wait a few seconds for the worker, as POST /api/posts/{id}/publish does, then show the post."""
+    post, _, done = await actions.wait_for_outcome(
+        request.app[DB], request[UI_WORKSPACE]["id"], post_id, actions.PUBLISH_WAIT_SECONDS)
+    messages = {
+        "published": ("Published.", "success"),
+        "partially_published": ("Published on some networks only; see each network's result below.", "warning"),
+        "failed": ("Publishing failed; see each network's error below.", "error"),
+    }
+    text, kind = messages.get(post["status"], ("Publishing is under way; reload this page for the result.", "info"))
+    if not done:
+        text, kind = "Publishing is under way; reload this page for the result.", "info"
+    return await redirect(request, f"{_base(request)}/posts/{post_id}", text, kind)
+
+
+@routes.post("/ui/w/{ws}/compose/validate")
+@ui_view(MANAGE, workspace=True)
+async def compose_validate(request: web.Request) -> web.Response:
+    """The composer's live check (JSON for posts.js): the same schema and the same domain check as
+    POST /api/posts/validate, on the form's fields; `data` is that endpoint's answer."""
+    values = form_dict(await request.post(), lists=("platforms",))
+    try:
+        body = run_schema(PostBody(), post_body_from_form(values))
+        async with request.app[DB].connect() as conn:
+            report = await actions.validate_body(conn, request[UI_WORKSPACE]["id"], body)
+    except errors.ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    # `data` is exactly what the API answers; `counters` is what the page draws from it.
+    return web.json_response({"success": True, "data": report.as_dict(), "counters": counters(report)}, dumps=dumps)
+
+
+# ------------------------------------------------------------------------------------------------
+# Media: upload to a post, remove
+
+
+@routes.post("/ui/w/{ws}/posts/{id}/media")
+@ui_view(MANAGE, workspace=True)
+@accepts_multipart
+async def upload_media(request: web.Request) -> web.Response:
+    """csrf_token, alt_text, then the file, streamed to disk as the API's upload does; the same
+    probing and the same attach step (its media rules per network) follow."""
+    workspace_id, settings = request[UI_WORKSPACE]["id"], request.app[SETTINGS]
+    async with request.app[DB].connect() as conn:
+        post = await service.get_post(conn, workspace_id, request.match_info["id"])
+    service.ensure_editable(post)
+    reader = await multipart_with_csrf(request)
+    tmp_dir = Path(settings.data_dir) / "tmp"
+    received: media_files.ReceivedFile | None = None
+    fields: dict[str, str] = {}
+    problems: dict[str, list[str]] = {}
+    try:
+        try:
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    raise errors.ValidationError("Nested multipart bodies are not accepted")
+                if part.name == "alt_text":
+                    raw = await part.read(decode=False)
+                    if len(raw) > media_api.MAX_TEXT_FIELD:
+                        raise errors.ValidationError("alt_text is too long", details={"alt_text": ["too long"]})
+                    fields["alt_text"] = raw.decode("utf-8", "replace").strip()
+                elif part.name == "file":
+                    if received is not None or not part.filename:
+                        continue  # one file per upload; an empty file input sends no filename
+                    try:
+                        received = await media_files.receive_upload(part, tmp_dir, media_api.caps(settings))
+                    except media_files.MediaTooLarge as exc:
+                        raise errors.PayloadTooLarge(str(exc), details={"file": [str(exc)]}) from exc
+                    except media_files.UnsupportedMedia as exc:
+                        raise errors.UnsupportedMediaType(f"Unsupported media: {exc}",
+                                                          details={"file": [f"Unsupported media: {exc}"]}) from exc
+                else:
+                    await part.release()
+            if received is None:
+                raise errors.ValidationError("The upload has invalid fields",
+                                             details={"file": ["Missing data for required field."]})
+            if len(fields.get("alt_text", "")) > 1000:
+                raise errors.ValidationError("The upload has invalid fields",
+                                             details={"alt_text": ["Longer than maximum length 1000."]})
+            probed = await asyncio.to_thread(media_api._probe, received, tmp_dir)
+            await media_api._store(request, post, received, probed, fields)
+        finally:
+            if received is not None:
+                for leftover in (received.path, media_api.probed_thumbnail(received)):
+                    with contextlib.suppress(FileNotFoundError):
+                        leftover.unlink()
+    except errors.ApiError as exc:
+        problems = field_errors(exc)
+        if "_form" in problems and len(problems) == 1:
+            problems = {"file": problems["_form"]}
+        values = values_from_post(post, _zone_name(request[UI_WORKSPACE]))
+        async with request.app[DB].connect() as conn:
+            context = await _composer_context(conn, request, post)
+        return await render(request, "ui/posts/compose.html", {
+            **context, "values": values, "errors": {}, "counters": [],
+            "upload_errors": problems, "upload_alt": fields.get("alt_text", ""),
+        }, status=exc.status)
+    return await redirect(request, f"{_base(request)}/posts/{post['id']}/edit", "Media added.")
+
+
+async def _media_row(conn: AsyncConnection, request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    post = await service.get_post(conn, request[UI_WORKSPACE]["id"], request.match_info["id"])
+    row = (await conn.execute(sa.select(media_table).where(
+        media_table.c.id == request.match_info["media_id"], media_table.c.post_id == post["id"],
+    ))).mappings().first()
+    if row is None:
+        raise errors.NotFound("Media not found")
+    return post, dict(row)
+
+
+@routes.get("/ui/w/{ws}/posts/{id}/media/{media_id}/delete")
+@ui_view(MANAGE, workspace=True)
+async def media_delete_page(request: web.Request) -> web.Response:
+    async with request.app[DB].connect() as conn:
+        post, row = await _media_row(conn, request)
+    return await render(request, "ui/posts/media_delete.html", {
+        "post": post, "item": row, "urls": rules.media_urls(request.app, [row])[row["id"]],
+        "locked": post["status"] in media_api.LOCKED_STATUSES,
+    })
+
+
+@routes.post("/ui/w/{ws}/posts/{id}/media/{media_id}/delete")
+@ui_view(MANAGE, workspace=True)
+async def media_delete(request: web.Request) -> web.Response:
+    """The API's DELETE /api/media/{id}: refused while the post is publishing or published."""
+    async with request.app[DB].begin() as conn:
+        post, row = await _media_row(conn, request)
+        if post["status"] in media_api.LOCKED_STATUSES:
+            raise errors.Conflict(f"This media belongs to a {post['status']} post and cannot be deleted",
+                                  details={"post_status": post["status"]})
+        await conn.execute(media_table.delete().where(media_table.c.id == row["id"]))
+    await rules.forget_media_files(request.app, [row])
+    return await redirect(request, f"{_base(request)}/posts/{post['id']}/edit", "Media removed.")
+
+
+# ------------------------------------------------------------------------------------------------
+# The post page and its actions
+
+
+async def _post_page_context(conn: AsyncConnection, request: web.Request) -> dict[str, Any]:
+    post = await service.get_post(conn, request[UI_WORKSPACE]["id"], request.match_info["id"])
+    targets = (await service.targets_of(conn, [post["id"]]))[post["id"]]
+    media = (await service.media_of(conn, [post["id"]]))[post["id"]]
+    account_ids = [t["account_id"] for t in targets if t["account_id"]]
+    names: dict[str, str] = {}
+    if account_ids:
+        rows = await conn.execute(sa.select(social_accounts.c.id, social_accounts.c.name).where(
+            social_accounts.c.id.in_(account_ids)))
+        names = {r.id: r.name for r in rows}
+    return {
+        "post": post, "targets": targets, "account_names": names, "media": media,
+        "media_urls": rules.media_urls(request.app, media),
+        "network_names": {n: PLATFORMS[n].name for n in NETWORKS},
+        "editable": post["status"] in service.EDITABLE_STATUSES,
+        "publishable": post["status"] in publishing.SCHEDULABLE,
+        "retryable": post["status"] in publishing.RETRYABLE_POST_STATUSES
+        and any(t["status"] == "failed" for t in targets),
+        "can_manage": can_mutate(request[UI_USER], MANAGE),
+        "zone": _zone_name(request[UI_WORKSPACE]),
+        "action_errors": {},
+    }
+
+
+async def _render_post(request: web.Request, problems: Mapping[str, list[str]] | None = None,
+                       status: int = 200) -> web.Response:
+    async with request.app[DB].connect() as conn:
+        context = await _post_page_context(conn, request)
+    context["action_errors"] = dict(problems or {})
+    return await render(request, "ui/posts/post.html", context, status=status)
+
+
+@routes.get("/ui/w/{ws}/posts/{id}")
+@ui_view(workspace=True)
+async def post_page(request: web.Request) -> web.Response:
+    return await _render_post(request)
+
+
+@routes.post("/ui/w/{ws}/posts/{id}/publish")
+@ui_view(MANAGE, workspace=True)
+async def publish_now(request: web.Request) -> web.Response:
+    """Publish now, or retry a failed/partially published post: POST /api/posts/{id}/publish's
+    function, which sends again only the targets that failed."""
+    workspace_id = request[UI_WORKSPACE]["id"]
+    try:
+        async with request.app[DB].begin() as conn:
+            post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
+            await publishing.request_publish(conn, post, request.app[CLOCK].now())
+    except (errors.ValidationError, errors.Conflict) as exc:
+        return await _render_post(request, field_errors(exc), status=exc.status)
+    notify_enqueued(request.app)
+    return await _publish_outcome(request, post["id"])
+
+
+@routes.post("/ui/w/{ws}/posts/{id}/unschedule")
+@ui_view(MANAGE, workspace=True)
+async def unschedule(request: web.Request) -> web.Response:
+    try:
+        async with request.app[DB].begin() as conn:
+            post = await service.get_post(conn, request[UI_WORKSPACE]["id"], request.match_info["id"], for_update=True)
+            await publishing.unschedule_post(conn, post, request.app[CLOCK].now())
+    except errors.Conflict as exc:
+        return await _render_post(request, field_errors(exc), status=exc.status)
+    return await redirect(request, f"{_base(request)}/posts/{post['id']}", "Unscheduled: the post is a draft again.")
+
+
+@routes.get("/ui/w/{ws}/posts/{id}/delete")
+@ui_view(MANAGE, workspace=True)
+async def delete_page(request: web.Request) -> web.Response:
+    async with request.app[DB].connect() as conn:
+        context = await _post_page_context(conn, request)
+    return await render(request, "ui/posts/delete.html", context)
+
+
+@routes.post("/ui/w/{ws}/posts/{id}/delete")
+@ui_view(MANAGE, workspace=True)
+async def delete_post(request: web.Request) -> web.Response:
+    async with request.app[DB].begin() as conn:
+        post, media = await actions.delete(conn, request[UI_WORKSPACE]["id"], request.match_info["id"])
+    await rules.forget_media_files(request.app, media)
+    return await redirect(request, f"{_base(request)}/posts", actions.deletion_message(post))
+
+
+# ------------------------------------------------------------------------------------------------
+# The posts list
+
+
+def _local_day(value: str, zone: ZoneInfo, *, end: bool) -> str:
+    """A YYYY-MM-DD of the workspace's zone as the instant the API's from/to expect (ISO, with its
+    offset): the day's first instant, or with `end` its last."""
+    day = date.fromisoformat(value)
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    if end:
+        start = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone) - timedelta(microseconds=1)
+    return start.isoformat()
+
+
+def list_query_from(request: web.Request, zone: ZoneInfo) -> tuple[dict[str, Any], dict[str, Any],
+                                                                  dict[str, list[str]]]:
+    """(the filters as typed, the loaded PostQuery plus `q`, errors by field)."""
+    typed = {name: request.query.get(name, "").strip() for name in ("status", "network", "from", "to", "q", "page")}
+    raw: dict[str, Any] = {"limit": PAGE_SIZE}
+    problems: dict[str, list[str]] = {}
+    if typed["page"]:
+        raw["page"] = typed["page"]
+    if typed["status"]:
+        raw["status"] = typed["status"]
+    if typed["network"]:
+        raw["platform"] = typed["network"]
+    for name in ("from", "to"):
+        if typed[name]:
+            try:
+                raw[name] = _local_day(typed[name], zone, end=name == "to")
+            except ValueError:
+                problems[name] = ["Not a valid date."]
+    loaded: dict[str, Any] = {"page": 1, "limit": PAGE_SIZE}
+    try:
+        loaded = run_schema(PostQuery(), raw)
+    except errors.ValidationError as exc:
+        for key, messages in field_errors(exc).items():
+            problems.setdefault({"platform": "network"}.get(key, key), []).extend(messages)
+    loaded["q"] = typed["q"][:200]
+    return typed, loaded, problems
+
+
+@routes.get("/ui/w/{ws}/posts")
+@ui_view(workspace=True)
+async def posts_list(request: web.Request) -> web.Response:
+    workspace = request[UI_WORKSPACE]
+    zone = _zone(workspace)
+    typed, query, problems = list_query_from(request, zone)
+    rows: list[dict[str, Any]] = []
+    targets: dict[str, list[dict[str, Any]]] = {}
+    total = 0
+    if not problems:
+        clauses = service.list_filter(
+            workspace["id"], status=query.get("status"), platform=query.get("platform"),
+            start=query.get("from_"), end=query.get("to"),
+        )
+        if query["q"]:
+            # Bound to the workspace by the clause above; LIKE with % and _ taken literally.
+            clauses.append(posts.c.content.icontains(query["q"], autoescape=True))
+        async with request.app[DB].connect() as conn:
+            rows, total = await service.list_posts(conn, clauses, page=query["page"], limit=PAGE_SIZE)
+            targets = await service.targets_of(conn, [r["id"] for r in rows])
+    filters = {k: v for k, v in typed.items() if v and k != "page"}
+
+    def page_url(number: int) -> str:
+        return f"/ui/w/{workspace['id']}/posts?" + urlencode({**filters, "page": number})
+
+    return await render(request, "ui/posts/list.html", {
+        "posts": rows, "targets": targets, "values": typed, "errors": problems,
+        "pages": page_numbers(query.get("page", 1), PAGE_SIZE, total), "page_url": page_url,
+        "status_options": [("", "Any status")] + [(s, s.replace("_", " ")) for s in service.STATUSES],
+        "network_options": [("", "Any network")] + [(n, PLATFORMS[n].name) for n in NETWORKS],
+        "network_names": {n: PLATFORMS[n].name for n in NETWORKS},
+        "zone": _zone_name(workspace), "can_manage": can_mutate(request[UI_USER], MANAGE),
+        "filtered": bool(filters),
+    }, status=422 if problems else 200)
+
+
+# ------------------------------------------------------------------------------------------------
+# The calendar
+
+
+def calendar_range(view: str, day: date) -> tuple[date, date, list[list[date]]]:
+    """(first day shown, the day after the last, the weeks as rows of 7 days from Monday)."""
+    if view == "week":
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=7), [[start + timedelta(days=i) for i in range(7)]]
+    first = day.replace(day=1)
+    start = first - timedelta(days=first.weekday())
+    last = day.replace(day=calendar_module.monthrange(day.year, day.month)[1])
+    end = last + timedelta(days=7 - last.weekday())
+    weeks = [[start + timedelta(days=w * 7 + i) for i in range(7)] for w in range((end - start).days // 7)]
+    return start, end, weeks
+
+
+async def calendar_posts(
+    conn: AsyncConnection, workspace_id: str, start: datetime, end: datetime, limit: int = CALENDAR_LIMIT,
+) -> list[dict[str, Any]]:
+    """Posts published (by published_at) or still to publish (by scheduled_at) in [start, end),
+    soonest first, with their first 80 characters."""
+    when = sa.case((posts.c.published_at.is_not(None), posts.c.published_at), else_=posts.c.scheduled_at)
+    rows = await conn.execute(
+        sa.select(posts.c.id, posts.c.status, sa.func.substr(posts.c.content, 1, 80).label("excerpt"),
+                  posts.c.published_at, posts.c.scheduled_at)
+        .where(
+            posts.c.workspace_id == workspace_id,
+            sa.or_(
+                sa.and_(posts.c.published_at >= start, posts.c.published_at < end),
+                sa.and_(posts.c.published_at.is_(None), posts.c.scheduled_at >= start, posts.c.scheduled_at < end),
+            ),
+        )
+        .order_by(when, posts.c.id).limit(limit)
+    )
+    found = []
+    for r in rows.mappings():
+        at = r["published_at"] or r["scheduled_at"]
+        found.append({**dict(r), "at": at.replace(tzinfo=UTC) if at.tzinfo is None else at})
+    return found
+
+
+@routes.get("/ui/w/{ws}/calendar")
+@ui_view(workspace=True)
+async def calendar_page(request: web.Request) -> web.Response:
+    workspace = request[UI_WORKSPACE]
+    zone = _zone(workspace)
+    today = request.app[CLOCK].now().astimezone(zone).date()
+    view = "week" if request.query.get("view") == "week" else "month"
+    day = today
+    with contextlib.suppress(ValueError):
+        day = date.fromisoformat(request.query.get("date", ""))
+    first, after, weeks = calendar_range(view, day)
+    start = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(after, time(0), tzinfo=zone).astimezone(UTC)
+    async with request.app[DB].connect() as conn:
+        found = await calendar_posts(conn, workspace["id"], start, end)
+    by_day: dict[date, list[dict[str, Any]]] = {}
+    for item in found:
+        local = item["at"].astimezone(zone)
+        by_day.setdefault(local.date(), []).append({**item, "local": local})
+    if view == "week":
+        prev_day, next_day = day - timedelta(days=7), day + timedelta(days=7)
+        title = f"Week of {first.strftime('%d %B %Y')}"
+    else:
+        prev_day = (day.replace(day=1) - timedelta(days=1)).replace(day=1)
+        next_day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        title = day.strftime("%B %Y")
+    base = f"/ui/w/{workspace['id']}"
+
+    def url(target_view: str, target: date) -> str:
+        return f"{base}/calendar?" + urlencode({"view": target_view, "date": target.isoformat()})
+
+    def day_list_url(target: date) -> str:
+        return f"{base}/posts?" + urlencode({"from": target.isoformat(), "to": target.isoformat()})
+
+    return await render(request, "ui/posts/calendar.html", {
+        "view": view, "day": day, "today": today, "weeks": weeks, "by_day": by_day, "title": title,
+        "url": url, "prev_day": prev_day, "next_day": next_day, "day_list_url": day_list_url,
+        "zone": _zone_name(workspace), "truncated": len(found) >= CALENDAR_LIMIT,
+        "events_per_day": EVENTS_PER_DAY, "weekdays": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+        "can_manage": can_mutate(request[UI_USER], MANAGE),
+    })
