@@ -9,11 +9,19 @@ Writing (workers and the publish flow):
   SYNC_SCHEDULE (offsets from publication), so a target is synced often while young and stops after
   the last offset. One live sync job per target (unique key `analytics:<target id>`).
 - `store_account_snapshot` keeps a daily account answer (followers, demographics).
+- The rollups of `target_insights` by hour and day (see ouipost/db/analytics_tables.py) change in the
+  same transactions, by the same amounts: a publication adds its targets, a snapshot the difference
+  from the figures it replaces, `forget_post` (called by post deletion) takes the post's targets out.
+  A deleted workspace's rollup rows cascade with it; disconnecting an account changes no published
+  target, hence no rollup.
 
 Reading (handlers): `post_totals` (post lists and views, one grouped query per page),
 `post_analytics` (one post), `workspace_analytics` (a workspace, or every workspace for the admin).
 Workspace periods select targets by their publication time and show their latest totals, so the
-timeline's buckets add up to the summary and a period with no publication is all zeros.
+timeline's buckets add up to the summary and a period with no publication is all zeros. A workspace's
+period reads the rollups for its whole UTC days (per-network totals) and whole UTC hours (timeline),
+and `target_insights` only for the partial days and hours at its ends (or for the whole timeline in a
+zone whose offset is not whole hours): the same sums, from a few hundred rows.
 
 What can go wrong: `resolve_period` raises 422 VALIDATION_ERROR (from after to, too many points);
 `request_refresh` raises 409 CONFLICT for a post with nothing published. Database errors propagate.
@@ -29,11 +37,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import errors, queue
 from ouipost.clock import isoformat
-from ouipost.db.analytics_tables import account_snapshots, insight_snapshots, target_insights
+from ouipost.db.analytics_tables import (
+    account_snapshots,
+    daily_network_insights,
+    hourly_insights,
+    hourly_network_insights,
+    insight_snapshots,
+    target_insights,
+)
 from ouipost.db.batch import expanding
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import post_targets, posts, social_accounts
@@ -135,6 +152,7 @@ async def on_targets_published(conn: AsyncConnection, target_ids: Sequence[str],
                                        PRIORITY, SYNC_MAX_ATTEMPTS), sync_job_key(target.id)))
     if rows:
         await conn.execute(sa.insert(target_insights), rows)
+        await add_to_rollups(conn, [{**row, "targets": 1} for row in rows])
         await queue.enqueue_unique_many(conn, sync_jobs, now=now)
 
 
@@ -166,7 +184,8 @@ async def target_for_sync(conn: AsyncConnection, target_id: str) -> dict[str, An
 async def store_snapshot(
     conn: AsyncConnection, target: Mapping[str, Any], insights: Insights, taken_at: datetime
 ) -> None:
-    """Keep one insights answer of a published target and make it the target's latest totals.
+    """Keep one insights answer of a published target and make it the target's latest totals, the
+    rollups changing by the difference.
 
     `target` is a post_targets row (id, post_id, workspace_id, network, account_id, published_at).
     An answer older than the totals already kept (a late retry) is kept as history only.
@@ -178,22 +197,116 @@ async def store_snapshot(
         workspace_id=target["workspace_id"], post_id=target["post_id"], target_id=target["id"],
         network=target["network"], account_id=target["account_id"], taken_at=taken_at, metrics=metrics, **common,
     ))
-    updated = await conn.execute(
-        target_insights.update()
-        .where(target_insights.c.target_id == target["id"],
-               sa.or_(target_insights.c.synced_at.is_(None), target_insights.c.synced_at <= taken_at))
-        .values(metrics=metrics, snapshots=target_insights.c.snapshots + 1, synced_at=taken_at, **common)
-    )
-    if updated.rowcount == 0 and not await _has_rollup(conn, target["id"]):
-        # Published before analytics existed (or its row was lost): create it from this answer.
+    # The figures being replaced, locked until commit: the rollups move by exactly their difference
+    # (on SQLite the INSERT above already holds the database's write lock).
+    current = (await conn.execute(_for_update(conn, _CURRENT_TOTALS), {"target_id": target["id"]})).first()
+    if current is None:
+        # Published before analytics existed (or its row was lost): create it (zeros), then update it.
         await on_target_published(conn, target["id"], taken_at)
-        await conn.execute(target_insights.update().where(target_insights.c.target_id == target["id"])
-                           .values(metrics=metrics, snapshots=1, synced_at=taken_at, **common))
+        current = (await conn.execute(_CURRENT_TOTALS, {"target_id": target["id"]})).first()
+        if current is None:  # the target is gone meanwhile: nothing to show it in
+            return
+    if current.synced_at is not None and current.synced_at > taken_at:
+        return
+    await conn.execute(target_insights.update().where(target_insights.c.target_id == target["id"])
+                       .values(metrics=metrics, snapshots=target_insights.c.snapshots + 1, synced_at=taken_at,
+                               **common))
+    await add_to_rollups(conn, [{
+        "workspace_id": current.workspace_id, "network": current.network, "published_at": current.published_at,
+        **{name: common[name] - int(getattr(current, name)) for name in COMMON},
+    }])
 
 
-async def _has_rollup(conn: AsyncConnection, target_id: str) -> bool:
-    found = await conn.scalar(sa.select(target_insights.c.target_id).where(target_insights.c.target_id == target_id))
-    return found is not None
+_CURRENT_TOTALS = sa.select(
+    target_insights.c.workspace_id, target_insights.c.network, target_insights.c.published_at,
+    target_insights.c.synced_at, *(target_insights.c[name] for name in COMMON),
+).where(target_insights.c.target_id == sa.bindparam("target_id"))
+
+
+def _for_update(conn: AsyncConnection, query: sa.Select[Any]) -> sa.Select[Any]:
+    return query if conn.dialect.name == "sqlite" else query.with_for_update()
+
+
+async def forget_post(conn: AsyncConnection, post_id: str) -> None:
+    """The post is being deleted (its targets' rows cascade away with it): take its published targets
+    out of the rollups, and drop the rollup rows left with no target. Call it in the deleting
+    transaction, before the DELETE."""
+    rows = (await conn.execute(_for_update(conn, sa.select(
+        target_insights.c.workspace_id, target_insights.c.network, target_insights.c.published_at,
+        target_insights.c.first_of_post, target_insights.c.first_of_network,
+        *(target_insights.c[name] for name in COMMON),
+    ).where(target_insights.c.post_id == post_id)))).all()
+    if not rows:
+        return
+    await add_to_rollups(conn, [{
+        "workspace_id": row.workspace_id, "network": row.network, "published_at": row.published_at,
+        "targets": -1, "first_of_post": -row.first_of_post, "first_of_network": -row.first_of_network,
+        **{name: -int(getattr(row, name)) for name in COMMON},
+    } for row in rows])
+    workspace_id = rows[0].workspace_id  # a post's targets are all of its workspace
+    hours = sorted({_utc_hour(row.published_at) for row in rows})
+    for table, column, values in (
+        (hourly_insights, "utc_hour", hours), (hourly_network_insights, "utc_hour", hours),
+        (daily_network_insights, "utc_day", sorted({hour // 24 for hour in hours})),
+    ):
+        await conn.execute(table.delete().where(
+            table.c.workspace_id == workspace_id, table.c[column].in_(values), table.c.targets == 0,
+        ))
+
+
+def _utc_hour(instant: datetime) -> int:
+    """Whole hours since the epoch (the rollups' time key); the database computes the same in the
+    migration's backfill (TIMESTAMPDIFF(HOUR, ...) / strftime('%s') / 3600)."""
+    return (instant - EPOCH) // timedelta(hours=1)
+
+
+_ROLLUP_FIGURES = ("targets", "posts", *COMMON)
+
+
+async def add_to_rollups(conn: AsyncConnection, changes: Sequence[Mapping[str, Any]]) -> None:
+    """Add changes of target_insights rows to the three rollups: one upsert per rollup, rows in key
+    order (concurrent writers lock shared rows in the same order).
+
+    Each change has workspace_id, network, published_at and the amounts by which the rows move:
+    `targets`, `first_of_post`, `first_of_network` and the four figures (absent: 0; negative to take
+    away). A change of nothing writes nothing.
+    """
+    levels: list[tuple[sa.Table, dict[tuple[Any, ...], dict[str, int]]]] = [
+        (hourly_insights, {}), (hourly_network_insights, {}), (daily_network_insights, {}),
+    ]
+    for change in changes:
+        amounts = {name: int(change.get(name) or 0) for name in ("targets", *COMMON)}
+        if not any(amounts.values()) and not change.get("first_of_post") and not change.get("first_of_network"):
+            continue
+        hour = _utc_hour(change["published_at"])
+        keys = ((change["workspace_id"], hour), (change["workspace_id"], change["network"], hour),
+                (change["workspace_id"], hour // 24, change["network"]))
+        posts_by_level = (int(change.get("first_of_post") or 0),) + (int(change.get("first_of_network") or 0),) * 2
+        for (_table, sums), key, posts_added in zip(levels, keys, posts_by_level, strict=True):
+            row = sums.setdefault(key, dict.fromkeys(_ROLLUP_FIGURES, 0))
+            row["posts"] += posts_added
+            for name, amount in amounts.items():
+                row[name] += amount
+    for table, sums in levels:
+        if not sums:
+            continue
+        key_names = [column.name for column in table.primary_key.columns]
+        values = [{**dict(zip(key_names, key, strict=True)), **sums[key]} for key in sorted(sums)]
+        await conn.execute(_upsert_adding(conn, table, values, key_names))
+
+
+def _upsert_adding(conn: AsyncConnection, table: sa.Table, values: list[dict[str, Any]],
+                   keys: list[str]) -> sa.Insert:
+    """INSERT the rows; a row whose key exists gets the amounts added to its own."""
+    if conn.dialect.name == "sqlite":
+        statement = sqlite_dialect.insert(table).values(values)
+        return statement.on_conflict_do_update(
+            index_elements=keys, set_={name: table.c[name] + statement.excluded[name] for name in _ROLLUP_FIGURES},
+        )
+    statement = mysql_dialect.insert(table).values(values)
+    return statement.on_duplicate_key_update(
+        {name: table.c[name] + statement.inserted[name] for name in _ROLLUP_FIGURES}
+    )
 
 
 async def release_live_key(conn: AsyncConnection, job_id: int, locked_by: str) -> None:
@@ -488,40 +601,14 @@ async def workspace_analytics(
     """Summary, by_platform, timeline (every bucket, zeros included), top_posts and audience of the
     targets published in the period (workspace_id None: every workspace, for the admin)."""
     clauses = _period_clauses(workspace_id, period, platform)
-    t = target_insights
-    sums = [sa.func.sum(t.c[name]).label(name) for name in COMMON]
-    by_network = (
-        sa.select(t.c.network, sa.func.sum(t.c.first_of_network).label("posts"), *sums)
-        .where(*clauses).group_by(t.c.network).order_by(t.c.network)
-    )
-    if workspace_id is not None and platform is None:
-        # MariaDB likes the (workspace, network, ...) index for GROUP BY network, which reads every
-        # target of the workspace; the period's range of the other index is a fraction of that.
-        by_network = by_network.with_hint(t, f"USE INDEX ({PERIOD_INDEX})", dialect_name="mysql")
-    platform_rows = (await conn.execute(by_network)).all()
+    network_sums = await _network_sums(conn, workspace_id, period, platform)
     by_platform = {
-        row.network: {
-            "posts": int(row.posts or 0), **{name: int(getattr(row, name) or 0) for name in COMMON},
-            "engagement_rate": engagement_rate(int(row.engagement or 0), int(row.impressions or 0)),
+        network: {
+            **values, "engagement_rate": engagement_rate(values["engagement"], values["impressions"]),
         }
-        for row in platform_rows
+        for network, values in sorted(network_sums.items())
     }
-
-    step = 3600 if _whole_hour_zone(period.zone, period.start, period.end) else 900
-    bucket = _bucket_column(conn, t.c.published_at, step)
-    counted = t.c.first_of_network if platform is not None else t.c.first_of_post
-    timeline_rows = (await conn.execute(
-        sa.select(bucket, sa.func.sum(counted).label("posts"), *sums).where(*clauses).group_by(sa.text("bucket"))
-    )).all()
-    timeline = {key: {"date": key, "posts": 0, **dict.fromkeys(COMMON, 0)} for key in bucket_keys(period, step)}
-    for row in timeline_rows:
-        key = bucket_key(EPOCH + timedelta(seconds=int(row.bucket) * step), period.granularity, period.zone)
-        point = timeline.get(key)
-        if point is None:  # cannot happen for rows inside the period; never invent a bucket
-            continue
-        point["posts"] += int(row.posts or 0)
-        for name in COMMON:
-            point[name] += int(getattr(row, name) or 0)
+    timeline = await _timeline(conn, workspace_id, period, platform)
 
     totals = {name: sum(p[name] for p in by_platform.values()) for name in COMMON}
     summary = {
@@ -541,6 +628,206 @@ async def workspace_analytics(
         "top_posts": await _top_posts(conn, clauses, with_workspace=workspace_id is None),
         "audience": await audience(conn, workspace_id, period, platform),
     }
+
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def _whole_units(period: Period, unit: timedelta) -> tuple[int, int]:
+    """[first, last): the `unit`s since the epoch that lie wholly inside the period (first >= last:
+    none). The period's end is inclusive to the microsecond."""
+    first = -(-(period.start - EPOCH) // unit)
+    last = (period.end + timedelta(microseconds=1) - EPOCH) // unit
+    return first, last
+
+
+def _target_clauses(
+    workspace_id: str | None, platform: str | None, ranges: Sequence[tuple[datetime, datetime]]
+) -> list[sa.ColumnElement[bool]]:
+    """target_insights published in any of the half-open ranges [from, until)."""
+    t = target_insights
+    clauses: list[sa.ColumnElement[bool]] = [
+        sa.or_(*(sa.and_(t.c.published_at >= since, t.c.published_at < until) for since, until in ranges))
+    ]
+    if workspace_id is not None:
+        clauses.append(t.c.workspace_id == workspace_id)
+    if platform is not None:
+        clauses.append(t.c.network == platform)
+    return clauses
+
+
+def _outside(period: Period, first: int, last: int, unit: timedelta) -> list[tuple[datetime, datetime]]:
+    """The parts of the period outside the whole units [first, last), as half-open ranges."""
+    until = period.end + timedelta(microseconds=1)
+    if first >= last:
+        return [(period.start, until)]
+    ranges = [(period.start, EPOCH + first * unit), (EPOCH + last * unit, until)]
+    return [(since, end) for since, end in ranges if since < end]
+
+
+def _figures(row: Any) -> dict[str, int]:
+    return {"posts": int(row.posts or 0), **{name: int(getattr(row, name) or 0) for name in COMMON}}
+
+
+def _add(into: dict[str, int], values: Mapping[str, int]) -> None:
+    for name, value in values.items():
+        into[name] = into.get(name, 0) + value
+
+
+async def _network_sums(
+    conn: AsyncConnection, workspace_id: str | None, period: Period, platform: str | None
+) -> dict[str, dict[str, int]]:
+    """{network: {posts, impressions, reach, engagement, clicks}} of the targets published in the
+    period; a network is present when it has at least one. A workspace's whole UTC days come from
+    daily_network_insights, the rest (and the admin's every workspace) from target_insights."""
+    sums: dict[str, dict[str, int]] = {}
+    first, last = _whole_units(period, DAY) if workspace_id is not None else (0, 0)
+    if first < last:
+        d = daily_network_insights
+        query = (
+            sa.select(d.c.network, sa.func.sum(d.c.posts).label("posts"),
+                      *(sa.func.sum(d.c[name]).label(name) for name in COMMON))
+            .where(d.c.workspace_id == workspace_id, d.c.utc_day >= first, d.c.utc_day < last)
+            .group_by(d.c.network).having(sa.func.sum(d.c.targets) > 0)
+        )
+        if platform is not None:
+            query = query.where(d.c.network == platform)
+        for row in await conn.execute(query):
+            _add(sums.setdefault(row.network, {}), _figures(row))
+    ranges = _outside(period, first, last, DAY)
+    if ranges:
+        t = target_insights
+        query = (
+            sa.select(t.c.network, sa.func.sum(t.c.first_of_network).label("posts"),
+                      *(sa.func.sum(t.c[name]).label(name) for name in COMMON))
+            .where(*_target_clauses(workspace_id, platform, ranges)).group_by(t.c.network)
+        )
+        if workspace_id is not None and platform is None:
+            # MariaDB likes the (workspace, network, ...) index for GROUP BY network, which reads every
+            # target of the workspace; the period's range of the other index is a fraction of that.
+            query = query.with_hint(t, f"USE INDEX ({PERIOD_INDEX})", dialect_name="mysql")
+        for row in await conn.execute(query):
+            _add(sums.setdefault(row.network, {}), _figures(row))
+    return sums
+
+
+async def _timeline(
+    conn: AsyncConnection, workspace_id: str | None, period: Period, platform: str | None
+) -> dict[str, dict[str, Any]]:
+    """{key: {date, posts, impressions, reach, engagement, clicks}} for every bucket of the period, in
+    order. A workspace's whole UTC hours come from hourly_insights (hourly_network_insights with a
+    platform filter) when the zone's offset is whole hours over the period; the rest from
+    target_insights."""
+    first, last = _whole_units(period, HOUR) if workspace_id is not None else (0, 0)
+    offsets = _hour_offsets(period.zone, first, last) if first < last else None
+    if offsets is None:
+        first = last = 0
+    step = 3600 if offsets is not None or _whole_hour_zone(period.zone, period.start, period.end) else 900
+    timeline = {key: {"date": key, "posts": 0, **dict.fromkeys(COMMON, 0)} for key in bucket_keys(period, step)}
+
+    def add(key: str, row: Any) -> None:
+        point = timeline.get(key)
+        if point is None:  # cannot happen for rows inside the period; never invent a bucket
+            return
+        for name, value in _figures(row).items():
+            point[name] += value
+
+    if offsets is not None:
+        table = hourly_insights if platform is None else hourly_network_insights
+        hour = table.c.utc_hour
+        by_day = period.granularity != "hour"
+        bucket = (_local_day(conn, hour, offsets) if by_day else hour).label("bucket")
+        query = (
+            sa.select(bucket, sa.func.sum(table.c.posts).label("posts"),
+                      *(sa.func.sum(table.c[name]).label(name) for name in COMMON))
+            .where(table.c.workspace_id == workspace_id, hour >= first, hour < last).group_by(sa.text("bucket"))
+        )
+        if platform is not None:
+            query = query.where(table.c.network == platform)
+        for row in await conn.execute(query):
+            if by_day:
+                add(_day_key(date(1970, 1, 1) + timedelta(days=int(row.bucket)), period.granularity), row)
+            else:
+                add(bucket_key(EPOCH + int(row.bucket) * HOUR, "hour", period.zone), row)
+    ranges = _outside(period, first, last, HOUR)
+    if ranges:
+        t = target_insights
+        counted = t.c.first_of_network if platform is not None else t.c.first_of_post
+        rows = await conn.execute(
+            sa.select(_bucket_column(conn, t.c.published_at, step), sa.func.sum(counted).label("posts"),
+                      *(sa.func.sum(t.c[name]).label(name) for name in COMMON))
+            .where(*_target_clauses(workspace_id, platform, ranges)).group_by(sa.text("bucket"))
+        )
+        for row in rows:
+            add(bucket_key(EPOCH + timedelta(seconds=int(row.bucket) * step), period.granularity, period.zone), row)
+    return timeline
+
+
+def _hour_offsets(zone: ZoneInfo, first: int, last: int) -> list[tuple[int, int]] | None:
+    """The zone's UTC offset in whole hours over the UTC hours [first, last): [(from hour, offset), ...],
+    the first from `first`. None when an offset there is not whole hours or changes inside an hour:
+    then a UTC hour may straddle two local hours or days, and only target_insights can tell.
+
+    Offsets are sampled once a day and each change is found by bisection, so a zone is assumed not to
+    change its offset twice within a day (none does).
+    """
+    def offset_at(instant: datetime) -> timedelta:
+        return instant.astimezone(zone).utcoffset() or timedelta(0)
+
+    previous_hour, previous = first, offset_at(EPOCH + first * HOUR)
+    if previous % HOUR:
+        return None
+    offsets = [(first, previous // HOUR)]
+    hour = first
+    while hour < last - 1:
+        hour = min(last - 1, hour + 24)
+        current = offset_at(EPOCH + hour * HOUR)
+        if current != previous:
+            low, high = previous_hour, hour  # offset(low) is the old one, offset(high) the new one
+            while high - low > 1:
+                middle = (low + high) // 2
+                if offset_at(EPOCH + middle * HOUR) == previous:
+                    low = middle
+                else:
+                    high = middle
+            changed_at = EPOCH + high * HOUR
+            if (current % HOUR or offset_at(changed_at) != current
+                    or offset_at(changed_at - timedelta(microseconds=1)) != previous):
+                return None
+            offsets.append((high, current // HOUR))
+            previous = current
+        previous_hour = hour
+    return offsets
+
+
+def _local_day(conn: AsyncConnection, hour: sa.ColumnElement[Any], offsets: Sequence[tuple[int, int]]
+               ) -> sa.ColumnElement[Any]:
+    """The local day (days since 1970-01-01) of a UTC hour column: (hour + its offset) DIV 24, the
+    offset a CASE over the period's changes. Constants are inline: the GROUP BY repeats the text."""
+    def number(value: int) -> sa.ColumnElement[Any]:
+        return sa.literal_column(str(int(value)))
+
+    if len(offsets) == 1:
+        offset: sa.ColumnElement[Any] = number(offsets[0][1])
+    else:
+        offset = sa.case(
+            *((hour < number(offsets[i + 1][0]), number(value)) for i, (_, value) in enumerate(offsets[:-1])),
+            else_=number(offsets[-1][1]),
+        )
+    local = (hour + offset).self_group()  # a custom operator would not parenthesize it
+    if conn.dialect.name == "sqlite":
+        return local.op("/")(number(24))  # integer operands: integer division
+    return local.op("DIV")(number(24))
+
+
+def _day_key(day: date, granularity: str) -> str:
+    """The timeline key of a local day: day -> YYYY-MM-DD, week -> its Monday, month -> YYYY-MM."""
+    if granularity == "day":
+        return day.isoformat()
+    if granularity == "week":
+        return (day - timedelta(days=day.weekday())).isoformat()
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 def best_platform(by_platform: Mapping[str, Mapping[str, Any]]) -> str | None:

@@ -8,6 +8,13 @@
   (zeros) and overwritten with each snapshot: its latest totals. Lists, post views and workspace
   analytics read only this table, so their cost follows the number of published targets in the
   period, never the number of snapshots.
+- `hourly_insights`, `hourly_network_insights`, `daily_network_insights`: sums of `target_insights`
+  by publication time (whole UTC hours or days since the epoch), per workspace, and per network for
+  the latter two; kept equal to those sums in the transactions that change `target_insights`
+  (publication, snapshot, post deletion; a workspace's rows cascade with it). A workspace period reads
+  a few hundred of their rows instead of every target of the period: `daily_network_insights` gives
+  the per-network totals, `hourly_insights` (or `hourly_network_insights` with a platform filter) the
+  timeline, which any zone with whole-hour offsets buckets exactly into its local hours and days.
 - `account_snapshots`: one row per account per daily sync (followers, following, posts, demographics).
 
 Snapshots keep `account_id` without a foreign key: history outlives a disconnected account.
@@ -88,6 +95,53 @@ target_insights = sa.Table(
         "ix_target_insights_period", "published_at", "network", "first_of_post", "first_of_network",
         "impressions", "reach", "engagement", "clicks",
     ),
+)
+
+
+def _rollup_columns() -> list[sa.Column[int]]:
+    """What every rollup row adds up over the targets published in its slice: how many targets, how
+    many posts (`first_of_post` for the whole workspace, `first_of_network` per network) and the
+    latest totals of the four common figures."""
+    return [
+        sa.Column("targets", sa.Integer, nullable=False),
+        sa.Column("posts", sa.Integer, nullable=False),
+        *(sa.Column(name, sa.BigInteger, nullable=False) for name in ("impressions", "reach", "engagement", "clicks")),
+    ]
+
+
+def _workspace_key() -> sa.Column[str]:
+    return sa.Column("workspace_id", Id(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
+
+
+# The timeline without a platform filter: WHERE workspace_id = ? AND utc_hour >= ? AND utc_hour < ?, one
+# range of the primary key (the clustered rows on InnoDB), at most 24 rows a day.
+hourly_insights = sa.Table(
+    "hourly_insights",
+    metadata,
+    _workspace_key(),
+    sa.Column("utc_hour", sa.Integer, primary_key=True, autoincrement=False),  # whole hours since 1970-01-01Z
+    *_rollup_columns(),
+)
+
+# The timeline of one network: WHERE workspace_id = ? AND network = ? AND utc_hour in a range.
+hourly_network_insights = sa.Table(
+    "hourly_network_insights",
+    metadata,
+    _workspace_key(),
+    sa.Column("network", sa.String(20), primary_key=True),
+    sa.Column("utc_hour", sa.Integer, primary_key=True, autoincrement=False),
+    *_rollup_columns(),
+)
+
+# Per-network totals of a period: WHERE workspace_id = ? AND utc_day in a range GROUP BY network, at most
+# one row per network a day (the network last: a platform filter only skips rows of that short range).
+daily_network_insights = sa.Table(
+    "daily_network_insights",
+    metadata,
+    _workspace_key(),
+    sa.Column("utc_day", sa.Integer, primary_key=True, autoincrement=False),  # whole days since 1970-01-01Z
+    sa.Column("network", sa.String(20), primary_key=True),
+    *_rollup_columns(),
 )
 
 account_snapshots = sa.Table(

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import errors
+from ouipost import analytics, errors
 from ouipost.clock import isoformat
 from ouipost.db.batch import expanding
 from ouipost.db.tables import media as media_table
@@ -145,6 +145,9 @@ async def update_post(
 
 
 async def delete_post(conn: AsyncConnection, post_id: str) -> None:
+    """Delete the post; its targets, snapshots and latest totals cascade, and its published targets
+    leave the analytics rollups in the same transaction."""
+    await analytics.forget_post(conn, post_id)
     await conn.execute(posts.delete().where(posts.c.id == post_id))
 
 
