@@ -19,6 +19,8 @@ from ouipost.platforms.registry import NETWORKS
 DEFAULT_RATE_LIMITS = {"starter": 60, "professional": 300, "enterprise": 1200}
 SECRET_FILE = "secret_key"
 MIN_SECRET_LENGTH = 32
+# The data dir holds the database, the secret key and media: readable by the service's user only.
+PRIVATE_DIR_MODE = 0o700
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -185,7 +187,7 @@ def _embedded_secret(data_dir: Path) -> str:
         existing = ""
     if len(existing) >= MIN_SECRET_LENGTH:
         return existing
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
     secret = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

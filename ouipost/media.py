@@ -516,7 +516,7 @@ async def receive_upload(part: BodyPartReader, tmp_dir: Path, caps: dict[str, in
     file or unaccepted bytes, MediaTooLarge as soon as the cap is passed (the rest is not read); in
     every failure the temp file is gone.
     """
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # uploads in flight are as private as stored ones
     fd, tmp_name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=tmp_dir)
     path = Path(tmp_name)
     digest = hashlib.sha256()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(url.database))
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @sa.event.listens_for(engine.sync_engine, "connect")
@@ -43,6 +44,25 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         isolation_level="READ COMMITTED",
         **kwargs,
     )
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Make the SQLite file (and its directory, when created here) readable by its owner only.
+
+    SQLite creates its -wal and -shm files with the database file's permissions, so a 0600 file
+    keeps every part of the database private. A file left world-readable by an older version is
+    tightened too. Raises OSError when the directory cannot be created.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file is an empty database
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if part.stat().st_mode & 0o077:
+                part.chmod(0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError:  # not ours to change (a shared, managed file): leave it as it is
+            pass
 
 
 def database_name(engine: AsyncEngine) -> str:

@@ -33,6 +33,15 @@ from ouipost.storage.base import (
 
 FILE_ROUTE = "/media/files/{key:.+}"
 _META_DIR = ".meta"  # content types, beside the files; keys cannot start with a dot, so no clash
+_DIR_MODE, _FILE_MODE = 0o700, 0o600
+
+
+def _make_dirs(path: Path) -> None:
+    """Create `path` and any missing parents, each readable by the owner only."""
+    if path.is_dir():
+        return
+    _make_dirs(path.parent)
+    path.mkdir(mode=_DIR_MODE, exist_ok=True)
 
 
 class LocalStorage(Storage):
@@ -47,7 +56,7 @@ class LocalStorage(Storage):
         if not secret:
             raise ValueError("LocalStorage needs a secret to sign media URLs")
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        _make_dirs(self.root)
         self.public_url = public_url.rstrip("/")
         raw = secret.encode() if isinstance(secret, str) else secret
         self._signing_key = hmac.new(raw, b"ouipost media url v1", hashlib.sha256).digest()
@@ -81,10 +90,15 @@ class LocalStorage(Storage):
         await asyncio.to_thread(self._put_file_sync, key, Path(path), dest, content_type)
 
     def _put_file_sync(self, key: str, source: Path, dest: Path, content_type: str) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(dest.parent)
         meta = self._meta_path(key)
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(content_type, "utf-8")
+        _make_dirs(meta.parent)
+        fd = os.open(meta, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(content_type)
+        # Every stored file is its owner's alone, whatever made it (a temp file is 0600, a thumbnail
+        # Pillow wrote follows the umask): only signed URLs hand them out.
+        source.chmod(_FILE_MODE)
         try:
             os.replace(source, dest)
         except OSError as exc:
@@ -93,6 +107,7 @@ class LocalStorage(Storage):
             # Temp dir on another filesystem: copy beside the target, then swap in atomically.
             partial = dest.with_name(f".{dest.name}.partial")
             shutil.copyfile(source, partial)
+            partial.chmod(_FILE_MODE)
             os.replace(partial, dest)
             source.unlink()
 
