@@ -42,7 +42,8 @@ from aiohttp.abc import ResolveResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks import Webhook
 
-from ouipost import __version__
+from ouipost import __version__, errors
+from ouipost.audit import Actor, record_audit
 from ouipost.clock import Clock, isoformat
 from ouipost.crypto import Cipher, DecryptionError
 from ouipost.db.admin_tables import webhook_deliveries, webhooks
@@ -201,6 +202,14 @@ async def check_url(url: str, *, allow_private: bool) -> str:
     if not addresses or not all(is_allowed_address(a) for a in addresses):
         raise InvalidWebhook(f"The host {host} is (or resolves to) a private, loopback or reserved address")
     return url
+
+
+async def checked_url(url: str, *, allow_private: bool) -> str:
+    """`check_url` for a form or a body: 422 VALIDATION_ERROR on the `url` field when refused."""
+    try:
+        return await check_url(url, allow_private=allow_private)
+    except InvalidWebhook as exc:
+        raise errors.ValidationError(str(exc), details={"url": [str(exc)]}) from exc
 
 
 # ------------------------------------------------------------------------------------------------
@@ -577,3 +586,52 @@ async def deliver_due_attempt(
     return await deliver(
         engine, delivery_id, secret_key=secret_key, allow_private=allow_private, clock=clock, session=session
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Test pings and the audit entries of endpoint changes (the admin API and the admin UI share them)
+
+
+async def send_test_ping(
+    engine: AsyncEngine, webhook_id: str, *, secret_key: str, allow_private: bool, clock: Clock,
+) -> dict[str, Any] | None:
+    """Send a `webhook.test` event to the endpoint now (one attempt, TIMEOUT_SECONDS, no retries)
+    and return the delivery with its outcome; None when the endpoint does not exist (or was
+    deleted meanwhile). Network errors are recorded on the delivery, never raised."""
+    async with engine.begin() as conn:
+        webhook = await get_webhook(conn, webhook_id)
+        if webhook is None:
+            return None
+        delivery = await create_delivery(
+            conn, webhook["id"], "webhook.test",
+            {"webhook": {"id": webhook["id"], "url": webhook["url"]}, "message": "Test event from Oui Post"},
+            now=clock.now(),
+        )
+    return await deliver(engine, delivery["id"], secret_key=secret_key, allow_private=allow_private, clock=clock,
+                         retry=False)
+
+
+async def audit_webhook_created(conn: AsyncConnection, actor: Actor, row: Mapping[str, Any], now: datetime) -> None:
+    await record_audit(conn, action="webhook.created", actor=actor, now=now, resource_type="webhook",
+                       resource_id=row["id"], details={"url": row["url"], "events": list(row["events"])})
+
+
+async def audit_webhook_updated(
+    conn: AsyncConnection, actor: Actor, row: Mapping[str, Any], changed: Sequence[str], now: datetime,
+) -> None:
+    """The entry for a change (nothing is written when nothing changed; never the secret)."""
+    if not changed:
+        return
+    details: dict[str, Any] = {"changed": list(changed)}
+    for field in ("url", "events", "is_active"):
+        if field in changed:
+            details[field] = row[field]
+    await record_audit(conn, action="webhook.updated", actor=actor, now=now, resource_type="webhook",
+                       resource_id=row["id"], details=details)
+
+
+async def audit_webhook_deleted(
+    conn: AsyncConnection, actor: Actor, webhook: Mapping[str, Any], now: datetime,
+) -> None:
+    await record_audit(conn, action="webhook.deleted", actor=actor, now=now, resource_type="webhook",
+                       resource_id=webhook["id"], details={"url": webhook["url"]})

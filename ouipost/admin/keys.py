@@ -13,7 +13,6 @@ from ouipost.admin import keys_service
 from ouipost.admin.common import Choice, StrictBoolean, UniqueList, admin_route, request_actor
 from ouipost.admin.users_service import require_workspaces
 from ouipost.api.common import PageQuery, TrimmedString, pagination
-from ouipost.audit import record_audit
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, SETTINGS
 from ouipost.web import load_body, load_query, ok
@@ -42,13 +41,7 @@ class KeyQuery(PageQuery):
 
 
 def _check_tier(request: web.Request, body: dict[str, Any]) -> None:
-    # Tiers are configuration (OUIPOST_RATE_LIMITS), so they are checked here rather than in the schema.
-    tiers = request.app[SETTINGS].rate_limits
-    if "tier" in body and body["tier"] not in tiers:
-        raise errors.ValidationError(
-            f"Unknown tier {body['tier']!r}",
-            details={"tier": [f"Unknown value {body['tier']!r}; choose from {', '.join(tiers)}"]},
-        )
+    keys_service.check_tier(body, request.app[SETTINGS].rate_limits)
 
 
 async def _view(conn: Any, row: dict[str, Any], now: Any) -> dict[str, Any]:
@@ -89,12 +82,7 @@ async def create_key(request: web.Request) -> web.Response:
             workspace_ids=body.get("workspaces", []), created_by=actor.user_id, now=now,
         )
         view = await _view(conn, new.record, now)
-        await record_audit(
-            conn, action="api_key.created", actor=actor, now=now, resource_type="api_key",
-            resource_id=new.record["id"],
-            details={"key_name": body["name"], "tier": body["tier"], "permissions": view["permissions"],
-                     "workspaces": view["workspaces"]},
-        )
+        await keys_service.audit_key_created(conn, actor, view, now)
     return ok({"key": {**view, "api_key": new.secret}}, status=201)
 
 
@@ -111,15 +99,7 @@ async def update_key(request: web.Request) -> web.Response:
         if "workspaces" in body:
             await require_workspaces(conn, body["workspaces"])
         row, changed = await keys_service.update_key(conn, key, body, now)
-        if changed:
-            details: dict[str, Any] = {"key_name": row["name"], "changed": changed}
-            for field in ("tier", "is_active", "permissions"):
-                if field in changed:
-                    details[field] = row[field]
-            await record_audit(
-                conn, action="api_key.updated", actor=request_actor(request), now=now, resource_type="api_key",
-                resource_id=row["id"], details=details,
-            )
+        await keys_service.audit_key_updated(conn, request_actor(request), row, changed, now)
         view = await _view(conn, row, now)
     return ok({"key": view})
 
@@ -132,10 +112,7 @@ async def delete_key(request: web.Request) -> web.Response:
         key = await keys_service.get_key(conn, request.match_info["id"])
         if key is None or not await keys_service.delete_key(conn, key["id"]):
             raise errors.NotFound("API key not found")
-        await record_audit(
-            conn, action="api_key.deleted", actor=request_actor(request), now=now, resource_type="api_key",
-            resource_id=key["id"], details={"key_name": key["name"], "tier": key["tier"]},
-        )
+        await keys_service.audit_key_deleted(conn, request_actor(request), key, now)
     return ok({"message": "API key deleted successfully"})
 
 
@@ -148,10 +125,7 @@ async def rotate_key(request: web.Request) -> web.Response:
         if key is None:
             raise errors.NotFound("API key not found")
         secret, old_expires_at = await keys_service.rotate_key(conn, key["id"], now)
-        await record_audit(
-            conn, action="api_key.rotated", actor=request_actor(request), now=now, resource_type="api_key",
-            resource_id=key["id"], details={"key_name": key["name"], "old_key_expires_at": isoformat(old_expires_at)},
-        )
+        await keys_service.audit_key_rotated(conn, request_actor(request), key, old_expires_at, now)
     return ok({
         "key": {
             "id": key["id"],

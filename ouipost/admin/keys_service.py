@@ -14,12 +14,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import api_keys
+from ouipost import api_keys, errors
+from ouipost.audit import Actor, record_audit
 from ouipost.clock import isoformat
 from ouipost.db.tables import api_key_secrets, api_key_workspaces
 from ouipost.db.tables import api_keys as keys_table
 
 ROTATION_GRACE = timedelta(hours=24)
+
+
+def check_tier(body: Mapping[str, Any], tiers: Iterable[str]) -> None:
+    """422 when `body` names a tier outside `tiers`. Tiers are configuration (OUIPOST_RATE_LIMITS),
+    so they are checked here rather than in the schema."""
+    tiers = list(tiers)
+    if "tier" in body and body["tier"] not in tiers:
+        raise errors.ValidationError(
+            f"Unknown tier {body['tier']!r}",
+            details={"tier": [f"Unknown value {body['tier']!r}; choose from {', '.join(tiers)}"]},
+        )
 
 
 async def get_key(conn: AsyncConnection, key_id: str) -> dict[str, Any] | None:
@@ -134,3 +146,43 @@ def key_view(row: Mapping[str, Any], workspace_ids: Sequence[str], usage: Mappin
         "last_used_at": isoformat(row["last_used_at"]),
         "usage": {"requests_today": usage["requests_today"], "requests_this_month": usage["requests_this_month"]},
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# The audit entries of key changes, written by the admin API and the admin UI alike (never the secret)
+
+
+async def audit_key_created(conn: AsyncConnection, actor: Actor, view: Mapping[str, Any], now: datetime) -> None:
+    await record_audit(
+        conn, action="api_key.created", actor=actor, now=now, resource_type="api_key", resource_id=view["id"],
+        details={"key_name": view["name"], "tier": view["tier"], "permissions": view["permissions"],
+                 "workspaces": view["workspaces"]},
+    )
+
+
+async def audit_key_updated(
+    conn: AsyncConnection, actor: Actor, row: Mapping[str, Any], changed: Sequence[str], now: datetime,
+) -> None:
+    """The entry for a change (nothing is written when nothing changed)."""
+    if not changed:
+        return
+    details: dict[str, Any] = {"key_name": row["name"], "changed": list(changed)}
+    for field in ("tier", "is_active", "permissions"):
+        if field in changed:
+            details[field] = row[field]
+    await record_audit(conn, action="api_key.updated", actor=actor, now=now, resource_type="api_key",
+                       resource_id=row["id"], details=details)
+
+
+async def audit_key_rotated(
+    conn: AsyncConnection, actor: Actor, key: Mapping[str, Any], old_expires_at: datetime, now: datetime,
+) -> None:
+    await record_audit(
+        conn, action="api_key.rotated", actor=actor, now=now, resource_type="api_key", resource_id=key["id"],
+        details={"key_name": key["name"], "old_key_expires_at": isoformat(old_expires_at)},
+    )
+
+
+async def audit_key_deleted(conn: AsyncConnection, actor: Actor, key: Mapping[str, Any], now: datetime) -> None:
+    await record_audit(conn, action="api_key.deleted", actor=actor, now=now, resource_type="api_key",
+                       resource_id=key["id"], details={"key_name": key["name"], "tier": key["tier"]})

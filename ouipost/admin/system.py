@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from aiohttp import web
 from marshmallow import Schema
@@ -54,16 +55,9 @@ async def health(request: web.Request) -> web.Response:
     lists the workers alive and the oldest due job; it is `degraded` when due jobs wait with no
     worker alive (GET /healthz stays a plain 200/503 for load balancers)."""
     _no_query(request)
-    database, storage, queue = await asyncio.gather(
-        monitoring.check_database(request.app[DB]),
-        asyncio.to_thread(monitoring.check_storage, request.app[SETTINGS].data_dir),
-        monitoring.check_queue(request.app[DB], request.app[CLOCK].now()),
-    )
-    components = {"database": database, "storage": storage, "queue": queue}
-    status = monitoring.overall(components.values())
-    body = {"status": status, "timestamp": isoformat(request.app[CLOCK].now()), "components": components}
-    if status == "unhealthy":
-        failing = [name for name, c in components.items() if c["status"] == "unhealthy"]
+    body = await health_report(request.app)
+    if body["status"] == "unhealthy":
+        failing = [name for name, c in body["components"].items() if c["status"] == "unhealthy"]
         return error_response(503, "SERVICE_UNAVAILABLE", f"Unhealthy: {', '.join(failing)}", body)
     return ok(body)
 
@@ -94,18 +88,39 @@ def _features(app: web.Application) -> dict[str, bool]:
 @admin_route(None, role="admin")
 async def system(request: web.Request) -> web.Response:
     _no_query(request)
+    return ok(await system_report(request.app))
+
+
+# ------------------------------------------------------------------------------------------------
+# The reports themselves, shared by these endpoints and the admin UI's system page
+
+
+async def health_report(app: web.Application) -> dict[str, Any]:
+    """Every component checked for real, at once, and the overall status (never raises: a failing
+    component is reported `unhealthy`)."""
+    database, storage, queue = await asyncio.gather(
+        monitoring.check_database(app[DB]),
+        asyncio.to_thread(monitoring.check_storage, app[SETTINGS].data_dir),
+        monitoring.check_queue(app[DB], app[CLOCK].now()),
+    )
+    components = {"database": database, "storage": storage, "queue": queue}
+    status = monitoring.overall(components.values())
+    return {"status": status, "timestamp": isoformat(app[CLOCK].now()), "components": components}
+
+
+async def system_report(app: web.Application) -> dict[str, Any]:
+    """Version, environment, Python and database versions, uptime, memory and features."""
     from ouipost.app import STARTED_AT  # the app module imports this one: import at call time
 
-    settings = request.app[SETTINGS]
-    async with request.app[DB].connect() as conn:
+    settings = app[SETTINGS]
+    async with app[DB].connect() as conn:
         database_version = await monitoring.database_version(conn)
-    return ok({
+    return {
         "version": __version__,
         "environment": "sandbox" if settings.sandbox else "production",
         "python_version": monitoring.python_version(),
         "database_version": database_version,
-        "uptime_seconds": int(time.time() - request.app[STARTED_AT]),
+        "uptime_seconds": int(time.time() - app[STARTED_AT]),
         "memory": monitoring.memory_mb(),
-        "features": _features(request.app),
-    })
-
+        "features": _features(app),
+    }

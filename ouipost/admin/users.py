@@ -11,7 +11,6 @@ from ouipost import errors, users
 from ouipost.admin import users_service
 from ouipost.admin.common import ADMIN_USER, Choice, StrictBoolean, UniqueList, admin_route, request_actor
 from ouipost.api.common import PageQuery, TrimmedString, pagination
-from ouipost.audit import record_audit
 from ouipost.context import CLOCK, DB
 from ouipost.web import load_body, load_query, ok
 
@@ -75,11 +74,7 @@ async def create_user(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
         row = await users_service.create_user(conn, body, now)
         grants = await users_service.workspaces_by_user(conn, [row["id"]])
-        await record_audit(
-            conn, action="user.created", actor=request_actor(request), now=now, resource_type="user",
-            resource_id=row["id"],
-            details={"email": row["email"], "role": row["role"], "workspaces": grants[row["id"]]},
-        )
+        await users_service.audit_user_created(conn, request_actor(request), row, grants[row["id"]], now)
     return ok({"user": users_service.user_view(row, grants[row["id"]])}, status=201)
 
 
@@ -94,16 +89,7 @@ async def update_user(request: web.Request) -> web.Response:
             raise errors.NotFound("User not found")
         row, changed = await users_service.update_user(conn, user, body, now)
         grants = await users_service.workspaces_by_user(conn, [row["id"]])
-        if changed:
-            details: dict[str, Any] = {"changed": changed}
-            if "role" in changed:
-                details["role"] = {"from": user["role"], "to": row["role"]}
-            if "is_active" in changed:
-                details["is_active"] = row["is_active"]
-            await record_audit(
-                conn, action="user.updated", actor=request_actor(request), now=now, resource_type="user",
-                resource_id=row["id"], details=details,
-            )
+        await users_service.audit_user_updated(conn, request_actor(request), user, row, changed, now)
     return ok({"user": users_service.user_view(row, grants[row["id"]])})
 
 
@@ -116,8 +102,5 @@ async def delete_user(request: web.Request) -> web.Response:
         if user is None:
             raise errors.NotFound("User not found")
         await users_service.delete_user(conn, user)
-        await record_audit(
-            conn, action="user.deleted", actor=request_actor(request, request[ADMIN_USER]), now=now,
-            resource_type="user", resource_id=user["id"], details={"email": user["email"], "role": user["role"]},
-        )
+        await users_service.audit_user_deleted(conn, request_actor(request, request[ADMIN_USER]), user, now)
     return ok({"message": "User deleted successfully"})

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import admin_auth, errors, users
+from ouipost.audit import Actor, record_audit
 from ouipost.clock import isoformat
 from ouipost.db.tables import users as users_table
 from ouipost.db.tables import workspace_members, workspaces
@@ -222,3 +223,35 @@ def user_view(row: Mapping[str, Any], workspace_ids: Sequence[str]) -> dict[str,
         "updated_at": isoformat(row["updated_at"]),
         "last_login": isoformat(row["last_login_at"]),
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# The audit entries of user changes, written by the admin API and the admin UI alike (never a password)
+
+
+async def audit_user_created(
+    conn: AsyncConnection, actor: Actor, row: Mapping[str, Any], workspace_ids: Sequence[str], now: datetime,
+) -> None:
+    await record_audit(conn, action="user.created", actor=actor, now=now, resource_type="user", resource_id=row["id"],
+                       details={"email": row["email"], "role": row["role"], "workspaces": list(workspace_ids)})
+
+
+async def audit_user_updated(
+    conn: AsyncConnection, actor: Actor, before: Mapping[str, Any], row: Mapping[str, Any], changed: Sequence[str],
+    now: datetime,
+) -> None:
+    """The entry for a change (nothing is written when nothing changed)."""
+    if not changed:
+        return
+    details: dict[str, Any] = {"changed": list(changed)}
+    if "role" in changed:
+        details["role"] = {"from": before["role"], "to": row["role"]}
+    if "is_active" in changed:
+        details["is_active"] = row["is_active"]
+    await record_audit(conn, action="user.updated", actor=actor, now=now, resource_type="user", resource_id=row["id"],
+                       details=details)
+
+
+async def audit_user_deleted(conn: AsyncConnection, actor: Actor, user: Mapping[str, Any], now: datetime) -> None:
+    await record_audit(conn, action="user.deleted", actor=actor, now=now, resource_type="user", resource_id=user["id"],
+                       details={"email": user["email"], "role": user["role"]})

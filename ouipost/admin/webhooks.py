@@ -11,7 +11,6 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from ouipost import errors, webhooks
 from ouipost.admin.common import Choice, StrictBoolean, UniqueList, admin_route, request_actor
 from ouipost.api.common import PageQuery, TrimmedString, pagination
-from ouipost.audit import record_audit
 from ouipost.context import CLOCK, DB, SETTINGS
 from ouipost.web import load_body, load_query, ok
 
@@ -46,10 +45,7 @@ class DeliveryQuery(PageQuery):
 
 
 async def _checked_url(request: web.Request, url: str) -> str:
-    try:
-        return await webhooks.check_url(url, allow_private=request.app[SETTINGS].webhook_allow_private)
-    except webhooks.InvalidWebhook as exc:
-        raise errors.ValidationError(str(exc), details={"url": [str(exc)]}) from exc
+    return await webhooks.checked_url(url, allow_private=request.app[SETTINGS].webhook_allow_private)
 
 
 async def _found(conn: Any, webhook_id: str) -> dict[str, Any]:
@@ -84,10 +80,7 @@ async def create_webhook(request: web.Request) -> web.Response:
             conn, url=url, events=body["events"], secret=body.get("secret"), description=body.get("description"),
             created_by=actor.user_id, secret_key=request.app[SETTINGS].secret_key, now=now,
         )
-        await record_audit(
-            conn, action="webhook.created", actor=actor, now=now, resource_type="webhook", resource_id=row["id"],
-            details={"url": url, "events": row["events"]},
-        )
+        await webhooks.audit_webhook_created(conn, actor, row, now)
     stats = {"total_deliveries": 0, "successful_deliveries": 0, "failed_deliveries": 0}
     # A generated secret is shown here, once; a secret the client chose is not echoed back.
     shown = secret if "secret" not in body else None
@@ -106,15 +99,7 @@ async def update_webhook(request: web.Request) -> web.Response:
         row, changed = await webhooks.update_webhook(
             conn, webhook, body, secret_key=request.app[SETTINGS].secret_key, now=now
         )
-        if changed:
-            details: dict[str, Any] = {"changed": changed}
-            for field in ("url", "events", "is_active"):
-                if field in changed:
-                    details[field] = row[field]
-            await record_audit(
-                conn, action="webhook.updated", actor=request_actor(request), now=now, resource_type="webhook",
-                resource_id=row["id"], details=details,
-            )
+        await webhooks.audit_webhook_updated(conn, request_actor(request), row, changed, now)
         stats = await webhooks.stats_by_webhook(conn, [row["id"]])
     return ok({"webhook": webhooks.webhook_view(row, stats[row["id"]])})
 
@@ -126,10 +111,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
         webhook = await _found(conn, request.match_info["id"])
         await webhooks.delete_webhook(conn, webhook["id"])
-        await record_audit(
-            conn, action="webhook.deleted", actor=request_actor(request), now=now, resource_type="webhook",
-            resource_id=webhook["id"], details={"url": webhook["url"]},
-        )
+        await webhooks.audit_webhook_deleted(conn, request_actor(request), webhook, now)
     return ok({"message": "Webhook deleted successfully"})
 
 
@@ -152,19 +134,11 @@ async def list_deliveries(request: web.Request) -> web.Response:
 @admin_route("webhooks.manage")
 async def test_webhook(request: web.Request) -> web.Response:
     """Send a webhook.test event now (one attempt, 15 s timeout, no retries) and answer its outcome."""
-    now = request.app[CLOCK].now()
     settings = request.app[SETTINGS]
-    async with request.app[DB].begin() as conn:
-        webhook = await _found(conn, request.match_info["id"])
-        delivery = await webhooks.create_delivery(
-            conn, webhook["id"], "webhook.test",
-            {"webhook": {"id": webhook["id"], "url": webhook["url"]}, "message": "Test event from Oui Post"},
-            now=now,
-        )
-    result = await webhooks.deliver(
-        request.app[DB], delivery["id"], secret_key=settings.secret_key,
-        allow_private=settings.webhook_allow_private, clock=request.app[CLOCK], retry=False,
+    result = await webhooks.send_test_ping(
+        request.app[DB], request.match_info["id"], secret_key=settings.secret_key,
+        allow_private=settings.webhook_allow_private, clock=request.app[CLOCK],
     )
-    if result is None:  # the webhook (and its deliveries) was deleted meanwhile
+    if result is None:  # no such webhook, or it (and its deliveries) was deleted meanwhile
         raise errors.NotFound("Webhook not found")
     return ok({"delivery": webhooks.delivery_view(result)})
