@@ -22,18 +22,16 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, available_timezones
 
 import sqlalchemy as sa
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import errors, publishing
-from ouipost import media as media_files
-from ouipost.api import media as media_api
 from ouipost.api.posts import PostBody, PostQuery, ScheduleBody
 from ouipost.context import CLOCK, DB, SETTINGS
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts, social_accounts
 from ouipost.platforms.registry import NETWORKS, PLATFORMS
-from ouipost.posts import actions, rules, service
+from ouipost.posts import actions, rules, service, uploads
 from ouipost.queue import notify_enqueued
 from ouipost.schedules import service as schedules_service
 from ouipost.text import COUNTING_LABELS
@@ -404,47 +402,18 @@ async def upload_media(request: web.Request) -> web.Response:
     service.ensure_editable(post)
     reader = await multipart_with_csrf(request)
     tmp_dir = Path(settings.data_dir) / "tmp"
-    received: media_files.ReceivedFile | None = None
     fields: dict[str, str] = {}
-    problems: dict[str, list[str]] = {}
     try:
+        received, fields = await uploads.read_form(reader, uploads.caps(settings), tmp_dir)
         try:
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader):
-                    raise errors.ValidationError("Nested multipart bodies are not accepted")
-                if part.name == "alt_text":
-                    raw = await part.read(decode=False)
-                    if len(raw) > media_api.MAX_TEXT_FIELD:
-                        raise errors.ValidationError("alt_text is too long", details={"alt_text": ["too long"]})
-                    fields["alt_text"] = raw.decode("utf-8", "replace").strip()
-                elif part.name == "file":
-                    if received is not None or not part.filename:
-                        continue  # one file per upload; an empty file input sends no filename
-                    try:
-                        received = await media_files.receive_upload(part, tmp_dir, media_api.caps(settings))
-                    except media_files.MediaTooLarge as exc:
-                        raise errors.PayloadTooLarge(str(exc), details={"file": [str(exc)]}) from exc
-                    except media_files.UnsupportedMedia as exc:
-                        raise errors.UnsupportedMediaType(f"Unsupported media: {exc}",
-                                                          details={"file": [f"Unsupported media: {exc}"]}) from exc
-                else:
-                    await part.release()
-            if received is None:
-                raise errors.ValidationError("The upload has invalid fields",
-                                             details={"file": ["Missing data for required field."]})
-            if len(fields.get("alt_text", "")) > 1000:
-                raise errors.ValidationError("The upload has invalid fields",
-                                             details={"alt_text": ["Longer than maximum length 1000."]})
-            probed = await asyncio.to_thread(media_api._probe, received, tmp_dir)
-            await media_api._store(request, post, received, probed, fields)
+            probed = await asyncio.to_thread(uploads.probe, received, tmp_dir)
+            await uploads.attach(request.app, post, received, probed, fields, request.app[CLOCK].now())
         finally:
-            if received is not None:
-                for leftover in (received.path, media_api.probed_thumbnail(received)):
-                    with contextlib.suppress(FileNotFoundError):
-                        leftover.unlink()
+            uploads.discard(received)
     except errors.ApiError as exc:
-        problems = field_errors(exc)
-        if "_form" in problems and len(problems) == 1:
+        # Size and type refusals are about the file; rule errors stay keyed by network.
+        problems = {"file": [exc.message]} if exc.status in (413, 415) else field_errors(exc)
+        if set(problems) == {"_form"}:
             problems = {"file": problems["_form"]}
         values = values_from_post(post, _zone_name(request[UI_WORKSPACE]))
         async with request.app[DB].connect() as conn:
@@ -473,7 +442,7 @@ async def media_delete_page(request: web.Request) -> web.Response:
         post, row = await _media_row(conn, request)
     return await render(request, "ui/posts/media_delete.html", {
         "post": post, "item": row, "urls": rules.media_urls(request.app, [row])[row["id"]],
-        "locked": post["status"] in media_api.LOCKED_STATUSES,
+        "locked": post["status"] in uploads.LOCKED_STATUSES,
     })
 
 
@@ -483,10 +452,7 @@ async def media_delete(request: web.Request) -> web.Response:
     """The API's DELETE /api/media/{id}: refused while the post is publishing or published."""
     async with request.app[DB].begin() as conn:
         post, row = await _media_row(conn, request)
-        if post["status"] in media_api.LOCKED_STATUSES:
-            raise errors.Conflict(f"This media belongs to a {post['status']} post and cannot be deleted",
-                                  details={"post_status": post["status"]})
-        await conn.execute(media_table.delete().where(media_table.c.id == row["id"]))
+        row = await uploads.remove(conn, post["workspace_id"], row["id"])
     await rules.forget_media_files(request.app, [row])
     return await redirect(request, f"{_base(request)}/posts/{post['id']}/edit", "Media removed.")
 
