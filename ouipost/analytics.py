@@ -889,14 +889,19 @@ async def _latest_snapshots(
     """Per connected account, its latest snapshot at or before `at_or_before` (or, with `earliest`,
     its first one in [since, at_or_before])."""
     s = account_snapshots
-    window = [s.c.taken_at <= at_or_before]
+    inner = account_snapshots.alias("inner_snapshots")
+    window = [inner.c.account_id == social_accounts.c.id, inner.c.taken_at <= at_or_before]
     if since is not None:
-        window.append(s.c.taken_at >= since)
-    pick = (sa.func.min if earliest else sa.func.max)(s.c.taken_at).label("at")
+        window.append(inner.c.taken_at >= since)
+    # Each account's instant is one step into the (account_id, taken_at) index (ORDER BY ... LIMIT 1
+    # stops at the first entry; MIN/MAX would read every snapshot up to the instant).
+    pick = (
+        sa.select(inner.c.taken_at).where(*window)
+        .order_by(inner.c.taken_at.asc() if earliest else inner.c.taken_at.desc()).limit(1)
+    )
     chosen = (
-        sa.select(s.c.account_id, pick)
-        .join(social_accounts, social_accounts.c.id == s.c.account_id)
-        .where(*window, *account_filter).group_by(s.c.account_id).subquery()
+        sa.select(social_accounts.c.id.label("account_id"), pick.scalar_subquery().label("at"))
+        .where(*account_filter).subquery()
     )
     rows = await conn.execute(
         sa.select(s.c.account_id, s.c.network, s.c.followers, s.c.demographics)
