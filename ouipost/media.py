@@ -489,15 +489,26 @@ _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|\ud800-\udfff]+")
 MAX_FILENAME_BYTES = 255  # what file systems and the media.filename column take
 
 
+# Extensions that name the same type as the sniffed one: a name with any other keeps its stem only.
+_SAME_TYPE_EXTENSIONS = {"jpg": {"jpg", "jpeg", "jpe", "jfif"}, "tiff": {"tif", "tiff"}, "mov": {"mov", "qt"},
+                         "bmp": {"bmp", "dib"}}
+_EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,10})$")
+
+
 def safe_filename(name: str | None, extension: str) -> str:
     """A display file name: the last path component of `name` (percent-escapes decoded), without control
-    or path characters or lone surrogates, at most MAX_FILENAME_BYTES bytes of UTF-8 (cut in the stem,
-    between characters, keeping a short extension); `upload.<extension>` when nothing usable is left."""
+    or path characters or lone surrogates, its extension made `extension` when it names another type
+    (a JPEG sent as photo.png is photo.jpg), at most MAX_FILENAME_BYTES bytes of UTF-8 (cut in the
+    stem, between characters, keeping a short extension); `upload.<extension>` when nothing usable is
+    left."""
     # Browsers escape quotes and newlines as %22/%0D/%0A and some clients (aiohttp) percent-encode
     # the whole name: decode first, so separators hidden as %2F are stripped too.
     name = unicodedata.normalize("NFC", unquote(name or "", errors="replace"))
     name = re.split(r"[/\\]", name)[-1]
     name = _UNSAFE_FILENAME.sub("_", name).strip(" ._")
+    given = _EXTENSION.search(name)
+    if given and given.group(1).lower() not in _SAME_TYPE_EXTENSIONS.get(extension, {extension}):
+        name = f"{name[: given.start()]}.{extension}"
     if len(name.encode("utf-8")) > MAX_FILENAME_BYTES:
         stem, dot, ext = name.rpartition(".")
         if not dot or len(ext.encode("utf-8")) > 10:

@@ -132,10 +132,25 @@ def is_allowed_address(address: str) -> bool:
     except ValueError:
         return False
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if ip in _LOCAL_USE_NAT64:  # an operator's own translator, IPv4 placed as they chose: never public
+            return False
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None) or _translated_ipv4(ip)
         if embedded is not None:
             return is_allowed_address(str(embedded))
     return ip.is_global and not ip.is_multicast and not ip.is_unspecified
+
+
+# IPv6 prefixes whose last 32 bits are an IPv4 address a translator or the stack connects to: the
+# NAT64 well-known prefix (RFC 6052), IPv4-translated addresses (RFC 2765) and the deprecated
+# IPv4-compatible form (::a.b.c.d). Python calls them global; they reach whatever IPv4 host they embed.
+_IPV4_TRANSLATING = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96"))
+_LOCAL_USE_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215
+
+
+def _translated_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if not any(ip in network for network in _IPV4_TRANSLATING):
+        return None
+    return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
 
 
 class GuardedConnector(aiohttp.TCPConnector):

@@ -366,7 +366,10 @@ def test_media_too_large_says_the_limit() -> None:
         ("photo.jpg", "photo.jpg"),
         ("C:\\Users\\me\\photo.jpg", "photo.jpg"),
         ("../../etc/passwd", "passwd"),
-        ("bad\x00name\n.png", "bad_name_.png"),
+        ("bad\x00name\n.jpg", "bad_name_.jpg"),
+        ("photo.png", "photo.jpg"),  # the bytes are a JPEG: the name follows them
+        ("scan.JPEG", "scan.JPEG"),
+        ("v1.2", "v1.jpg"),
         ("", "upload.jpg"),
         (None, "upload.jpg"),
         ("...", "upload.jpg"),
