@@ -11,7 +11,7 @@ import secrets
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,8 +35,6 @@ PERMISSIONS: tuple[str, ...] = (
 KEY_PREFIX = "pk_live_"
 VISIBLE_PREFIX_LENGTH = 11
 _ALPHABET = string.ascii_letters + string.digits
-# last_used_at is written at most this often per key, so authentication stays a read.
-LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -88,27 +86,50 @@ async def create_key(
     return NewKey(record, secret)
 
 
-async def authenticate(conn: AsyncConnection, secret: str, now: datetime) -> ApiKey | None:
-    """The active key this secret belongs to, or None (unknown, revoked, or rotated out and expired)."""
+_AUTHENTICATE = (
+    sa.select(
+        api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.tier, api_keys.c.permissions,
+        api_keys.c.is_active, api_keys.c.last_used_at, api_key_secrets.c.expires_at,
+    )
+    .join(api_key_secrets, api_key_secrets.c.key_id == api_keys.c.id)
+    .where(api_key_secrets.c.secret_hash == sa.bindparam("secret_hash"))
+)
+# The same lookup, and whether the key reaches one workspace (the request's X-Workspace-ID): one
+# round trip where the route guard would otherwise ask a second time.
+_AUTHENTICATE_FOR_WORKSPACE = _AUTHENTICATE.add_columns(
+    sa.exists().where(
+        api_key_workspaces.c.key_id == api_keys.c.id,
+        api_key_workspaces.c.workspace_id == sa.bindparam("workspace_id"),
+    ).label("reaches")
+)
+
+
+async def authenticate(
+    conn: AsyncConnection, secret: str, now: datetime, *, workspace_id: str | None = None
+) -> ApiKey | None:
+    """The active key this secret belongs to, or None (unknown, revoked, or rotated out and expired).
+
+    A read only, one query: nothing is cached, so a revoked or expired key is refused at once by
+    every process. With `workspace_id`, `ApiKey.reaches` tells whether the key reaches it (see
+    can_reach). Usage and last_used_at are written in batches by ouipost.usage.
+    """
     if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
         return None
-    row = (
-        await conn.execute(
-            sa.select(api_keys, api_key_secrets.c.expires_at)
-            .join(api_key_secrets, api_key_secrets.c.key_id == api_keys.c.id)
-            .where(api_key_secrets.c.secret_hash == hash_secret(secret))
+    if workspace_id is None:
+        result = await conn.execute(_AUTHENTICATE, {"secret_hash": hash_secret(secret)})
+    else:
+        result = await conn.execute(
+            _AUTHENTICATE_FOR_WORKSPACE, {"secret_hash": hash_secret(secret), "workspace_id": workspace_id}
         )
-    ).mappings().first()
-    if row is None or not row["is_active"]:
+    row = result.first()
+    if row is None or not row.is_active:
         return None
-    if row["expires_at"] is not None and row["expires_at"] <= now:
+    if row.expires_at is not None and row.expires_at <= now:
         return None
-    last_used = row["last_used_at"]
-    if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
-        await conn.execute(api_keys.update().where(api_keys.c.id == row["id"]).values(last_used_at=now))
     return ApiKey(
-        id=row["id"], name=row["name"], prefix=row["prefix"], tier=row["tier"],
-        permissions=frozenset(row["permissions"]),
+        id=row.id, name=row.name, prefix=row.prefix, tier=row.tier, permissions=frozenset(row.permissions),
+        last_used_at=row.last_used_at,
+        reaches=workspace_id if workspace_id is not None and row.reaches else None,
     )
 
 

@@ -55,7 +55,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.on_cleanup.append(_close_passwords)
     app.cleanup_ctx.append(_database(engine))
     app.cleanup_ctx.append(rate_limits.limiter_ctx)
-    app.cleanup_ctx.append(usage.recorder_ctx)  # after the database: its last flush precedes the dispose
+    app.cleanup_ctx.append(usage.recorder_ctx)  # API usage counted in memory, written every 2 s and at cleanup
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_embedded_worker)
 

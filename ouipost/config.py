@@ -55,6 +55,10 @@ class Settings:
     webhook_allow_private: bool = False
     workers: int = 4
     rate_limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    # Redis shared by every process for the rate limits (unset: each process counts on its own), and
+    # the prefix of the keys written there (several deployments or test runs can share one Redis).
+    redis_url: str | None = None
+    redis_key_prefix: str = "ouipost:"
     max_json_kb: int = 1024
     max_image_mb: int = 20
     max_video_mb: int = 1024
@@ -129,6 +133,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         problems.append(f"OUIPOST_PLATFORM_BASE_URL must be an http(s) URL (got {platform_base_url!r})")
 
     rate_limits = _parse_rate_limits(reader.text("OUIPOST_RATE_LIMITS", ""), problems)
+    redis_url = reader.text("OUIPOST_REDIS_URL", "") or None
+    if redis_url and not _is_redis_url(redis_url):
+        problems.append(
+            "OUIPOST_REDIS_URL must be a redis://, rediss:// or unix:// URL such as redis://127.0.0.1:6379/0 "
+            f"(got {_redact_url(redis_url)!r})"
+        )
     try:
         pacing = load_pacing(env)
     except ValueError as exc:
@@ -153,6 +163,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         webhook_allow_private=reader.boolean("OUIPOST_WEBHOOK_ALLOW_PRIVATE", default=False),
         workers=reader.integer("OUIPOST_WORKERS", 4, 0, 256),
         rate_limits=rate_limits,
+        redis_url=redis_url,
+        redis_key_prefix=reader.text("OUIPOST_REDIS_KEY_PREFIX", "") or "ouipost:",
         max_json_kb=reader.integer("OUIPOST_MAX_JSON_KB", 1024, 1, 1024 * 1024),
         max_image_mb=reader.integer("OUIPOST_MAX_IMAGE_MB", 20, 1, 10 * 1024),
         max_video_mb=reader.integer("OUIPOST_MAX_VIDEO_MB", 1024, 1, 100 * 1024),
@@ -209,6 +221,20 @@ def _parse_rate_limits(raw: str, problems: list[str]) -> dict[str, int]:
             continue
         limits[name.strip()] = int(value)
     return limits
+
+
+def _is_redis_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        return False
+    if parts.scheme == "unix":
+        return bool(parts.path)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        return False
+    database = parts.path.strip("/")
+    return not database or database.isdigit()
 
 
 def _url_host(host: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -29,6 +30,8 @@ class ApiKey:
     prefix: str
     tier: str
     permissions: frozenset[str]
+    last_used_at: datetime | None = None  # as stored when the request began
+    reaches: str | None = None  # the request's X-Workspace-ID, when the key reaches it
 
 
 SETTINGS = web.AppKey("settings", Settings)

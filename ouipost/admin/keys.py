@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ouipost import api_keys, errors, rate_limits
+from ouipost import api_keys, errors, usage
 from ouipost.admin import keys_service
 from ouipost.admin.common import Choice, StrictBoolean, UniqueList, admin_route, request_actor
 from ouipost.admin.users_service import require_workspaces
@@ -46,8 +46,8 @@ def _check_tier(request: web.Request, body: dict[str, Any]) -> None:
 
 async def _view(conn: Any, row: dict[str, Any], now: Any) -> dict[str, Any]:
     grants = await keys_service.workspaces_by_key(conn, [row["id"]])
-    usage = await rate_limits.usage_by_key(conn, [row["id"]], now.date())
-    return keys_service.key_view(row, grants[row["id"]], usage[row["id"]])
+    counts = await usage.usage_by_key(conn, [row["id"]], now.date())
+    return keys_service.key_view(row, grants[row["id"]], counts[row["id"]])
 
 
 @routes.get("/admin/keys")
@@ -55,15 +55,16 @@ async def _view(conn: Any, row: dict[str, Any], now: Any) -> dict[str, Any]:
 async def list_keys(request: web.Request) -> web.Response:
     query = load_query(request, KeyQuery())
     today = request.app[CLOCK].now().date()
+    await request.app[usage.USAGE].flush()  # this process's latest counts first; others' follow within 2 s
     async with request.app[DB].connect() as conn:
         rows, total = await keys_service.list_keys(
             conn, page=query["page"], limit=query["limit"], is_active=query.get("is_active")
         )
         ids = [r["id"] for r in rows]
         grants = await keys_service.workspaces_by_key(conn, ids)
-        usage = await rate_limits.usage_by_key(conn, ids, today)
+        counts = await usage.usage_by_key(conn, ids, today)
     return ok({
-        "keys": [keys_service.key_view(r, grants[r["id"]], usage[r["id"]]) for r in rows],
+        "keys": [keys_service.key_view(r, grants[r["id"]], counts[r["id"]]) for r in rows],
         "pagination": pagination(query["page"], query["limit"], total),
     })
 

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import queue, rate_limits
+from ouipost import queue, usage
 from ouipost.clock import isoformat
 from ouipost.db.admin_tables import platform_calls
 from ouipost.db.queue_tables import workers
@@ -78,7 +78,7 @@ async def dashboard(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
     """Counts for the dashboard. Days and weeks are UTC; the week starts on Monday."""
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     week = today - timedelta(days=today.weekday())
-    usage = await rate_limits.usage_totals(conn, now.date())
+    requests = await usage.usage_totals(conn, now.date())
     return {
         "overview": {
             "total_workspaces": await _count(conn, workspaces),
@@ -93,8 +93,8 @@ async def dashboard(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
             "failed_posts": await _count(conn, posts, posts.c.status == "failed"),
         },
         "api_usage": {
-            "requests_today": usage["requests_today"],
-            "requests_this_month": usage["requests_this_month"],
+            "requests_today": requests["requests_today"],
+            "requests_this_month": requests["requests_this_month"],
             "active_keys": await _count(conn, api_keys, api_keys.c.is_active.is_(True)),
         },
         "platform_distribution": top_with_other(await posts_by_network(conn)),
@@ -118,7 +118,7 @@ async def stats(conn: AsyncConnection, data_dir: Path, now: datetime) -> dict[st
     account_status = {s: 0 for s in ACCOUNT_STATUSES} | await _grouped(conn, social_accounts.c.status)
     used = await asyncio.to_thread(directory_size, data_dir)
     limit = await asyncio.to_thread(_disk_total, data_dir)
-    usage = await rate_limits.usage_totals(conn, now.date())
+    requests = await usage.usage_totals(conn, now.date())
     return {
         "posts": {
             "total": sum(post_status.values()),
@@ -129,7 +129,7 @@ async def stats(conn: AsyncConnection, data_dir: Path, now: datetime) -> dict[st
         "usage": {
             "storage_used_mb": round(used / 2**20, 1),
             "storage_limit_mb": round(limit / 2**20, 1) if limit else None,
-            "api_calls_this_month": usage["requests_this_month"],
+            "api_calls_this_month": requests["requests_this_month"],
         },
     }
 

@@ -16,6 +16,8 @@ from ouipost.admin.common import admin_route
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, SETTINGS
 from ouipost.platforms.registry import NETWORKS
+from ouipost.rate_limits import LIMITER
+from ouipost.usage import USAGE
 from ouipost.web import error_response, load_query, ok
 
 routes = web.RouteTableDef()
@@ -33,6 +35,7 @@ def _no_query(request: web.Request) -> None:
 @admin_route("analytics.view")
 async def dashboard(request: web.Request) -> web.Response:
     _no_query(request)
+    await request.app[USAGE].flush()  # this process's latest API usage first
     async with request.app[DB].connect() as conn:
         data = await monitoring.dashboard(conn, request.app[CLOCK].now())
     return ok(data)
@@ -42,6 +45,7 @@ async def dashboard(request: web.Request) -> web.Response:
 @admin_route("analytics.view")
 async def stats(request: web.Request) -> web.Response:
     _no_query(request)
+    await request.app[USAGE].flush()  # this process's latest API usage first
     async with request.app[DB].connect() as conn:
         data = await monitoring.stats(conn, request.app[SETTINGS].data_dir, request.app[CLOCK].now())
     return ok(data)
@@ -53,7 +57,9 @@ async def health(request: web.Request) -> web.Response:
     """Every component checked for real, at once. 503 SERVICE_UNAVAILABLE when the database (or
     anything else) is unhealthy, with the components in the error details. The queue component
     lists the workers alive and the oldest due job; it is `degraded` when due jobs wait with no
-    worker alive (GET /healthz stays a plain 200/503 for load balancers)."""
+    worker alive (GET /healthz stays a plain 200/503 for load balancers). The rate_limits component
+    says whether limits are shared through Redis or kept by each process, and is `degraded` while
+    Redis does not answer (requests are then served without limits)."""
     _no_query(request)
     body = await health_report(request.app)
     if body["status"] == "unhealthy":
@@ -98,12 +104,13 @@ async def system(request: web.Request) -> web.Response:
 async def health_report(app: web.Application) -> dict[str, Any]:
     """Every component checked for real, at once, and the overall status (never raises: a failing
     component is reported `unhealthy`)."""
-    database, storage, queue = await asyncio.gather(
+    database, storage, queue, limits = await asyncio.gather(
         monitoring.check_database(app[DB]),
         asyncio.to_thread(monitoring.check_storage, app[SETTINGS].data_dir),
         monitoring.check_queue(app[DB], app[CLOCK].now()),
+        app[LIMITER].health(),
     )
-    components = {"database": database, "storage": storage, "queue": queue}
+    components = {"database": database, "storage": storage, "queue": queue, "rate_limits": limits}
     status = monitoring.overall(components.values())
     return {"status": status, "timestamp": isoformat(app[CLOCK].now()), "components": components}
 

@@ -29,8 +29,11 @@ async def api_key_middleware(request: web.Request, handler: Handler) -> web.Stre
     secret = request.headers.get("X-API-Key", "").strip()
     if not secret:
         raise errors.Unauthorized("Missing X-API-Key header")
-    async with request.app[DB].begin() as conn:
-        key = await api_keys.authenticate(conn, secret, request.app[CLOCK].now())
+    # A read: usage and last use are counted in memory (ouipost.usage). The workspace a
+    # header-scoped route will check is asked in the same query.
+    workspace_id = request.headers.get("X-Workspace-ID", "").strip() or None
+    async with request.app[DB].connect() as conn:
+        key = await api_keys.authenticate(conn, secret, request.app[CLOCK].now(), workspace_id=workspace_id)
     if key is None:
         raise errors.Unauthorized("Invalid, revoked or expired API key")
     request[API_KEY] = key
@@ -63,8 +66,11 @@ def api_route(permission: str | None, *, workspace: WorkspaceSource = "header") 
                     f"This API key lacks the {permission} permission", details={"required": permission}
                 )
             if workspace_id is not None:
-                async with request.app[DB].connect() as conn:
-                    reachable = await api_keys.can_reach(conn, key.id, workspace_id)
+                # X-Workspace-ID was asked with the key lookup; a workspace from the path is asked here.
+                reachable = key.reaches == workspace_id
+                if not reachable and workspace == "path":
+                    async with request.app[DB].connect() as conn:
+                        reachable = await api_keys.can_reach(conn, key.id, workspace_id)
                 if not reachable:
                     raise errors.NotFound("Workspace not found")
                 request[WORKSPACE_ID] = workspace_id
