@@ -1,0 +1,189 @@
+"""Posts in a real browser against `python run.py serve` with its sandbox and embedded workers: write a
+post with an image and its alt text, watch the X counter turn red and back, schedule it and find it
+on the calendar, publish another now and see its link. Accounts are connected through the API (the
+accounts pages have browser tests of their own)."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.media_samples import png_bytes
+from tests.ui.conftest import UiServer, screenshot, sign_in
+
+pytestmark = pytest.mark.browser
+
+PARIS = ZoneInfo("Europe/Paris")
+CALLBACK = "https://app.example.com/oauth/callback"
+
+
+def api(server: UiServer, method: str, path: str, key: str, body: dict[str, Any] | None = None,
+        workspace: str | None = None) -> dict[str, Any]:
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    if workspace:
+        headers["X-Workspace-ID"] = workspace
+    request = urllib.request.Request(server.url + path, method=method, headers=headers,
+                                     data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return json.loads(response.read())["data"]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 302 surfaces as an HTTPError carrying its Location
+
+
+def consent(auth_url: str) -> dict[str, str]:
+    """What the browser would do at the sandbox's consent page: it redirects at once to the callback."""
+    try:
+        urllib.request.build_opener(_NoRedirect).open(auth_url, timeout=15)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 302, exc.read()[:500]
+        location = exc.headers["Location"]
+    else:
+        raise AssertionError("the sandbox's consent did not redirect")
+    assert location.startswith(CALLBACK)
+    return dict(parse_qsl(urlsplit(location).query))
+
+
+@pytest.fixture(scope="module")
+def workspace(ui_server: UiServer) -> dict[str, str]:
+    """A Paris workspace of this module's own, made through the API, with an X account (the sandbox's
+    OAuth) and a Bluesky account (handle and app password)."""
+    made = json.loads(ui_server.cli("create-key", "--name", f"posts-ui-{uuid.uuid4().hex[:8]}", "--json").stdout)
+    key = made["api_key"]
+    ws = api(ui_server, "POST", "/api/workspaces", key,
+             {"name": f"Posts {uuid.uuid4().hex[:6]}", "settings": {"timezone": "Europe/Paris"}})["workspace"]
+    started = api(ui_server, "POST", "/api/accounts", key, {"platform": "twitter", "callback_url": CALLBACK}, ws["id"])
+    params = consent(started["auth_url"])
+    [x] = api(ui_server, "POST", "/api/accounts/callback", key,
+              {"state": params["state"], "code": params["code"]}, ws["id"])["accounts"]
+    bluesky = api(ui_server, "POST", "/api/accounts", key, {
+        "platform": "bluesky", "identifier": "alice.bsky.social", "app_password": "abcd-efgh-ijkl-mnop",
+    }, ws["id"])["account"]
+    return {"id": ws["id"], "key": key, "x": x["id"], "bluesky": bluesky["id"]}
+
+
+def _x_counter(page: Any) -> Any:
+    return page.locator('#counters .counter[data-network="twitter"]')
+
+
+def test_write_with_an_image_watch_the_counter_schedule_and_find_it_on_the_calendar(
+    page: Any, workspace: dict[str, str],
+) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page)
+    base = f"/ui/w/{workspace['id']}"
+    page.goto(f"{base}/compose")
+    text = page.locator("#f-content")
+    text.fill("Fresh bread at 9, come early")
+    page.locator(f'input[name="platforms"][value="{workspace["x"]}"]').check()
+    page.locator(f'input[name="platforms"][value="{workspace["bluesky"]}"]').check()
+    expect(_x_counter(page)).to_have_text(re.compile(r"Twitter/X \d+/280"))
+    expect(_x_counter(page)).not_to_have_class(re.compile(r"\bover\b"))
+
+    # Past 280 weighted characters (an emoji weighs 2 on X, one grapheme on Bluesky): X turns red.
+    text.fill("🥖" * 145 + " bread")
+    expect(_x_counter(page)).to_have_class(re.compile(r"\bover\b"))
+    expect(_x_counter(page)).to_have_text("Twitter/X 296/280")
+    expect(page.locator("#network-errors")).to_contain_text("296 of 280 characters")
+    bluesky = page.locator('#counters .counter[data-network="bluesky"]')
+    expect(bluesky).to_have_text("Bluesky 151/300")
+    expect(bluesky).not_to_have_class(re.compile(r"\bover\b"))
+    screenshot(page, "composer")
+    text.fill("Fresh bread at 9, come early 🥖")
+    expect(_x_counter(page)).not_to_have_class(re.compile(r"\bover\b"))
+    expect(page.locator("#network-errors")).not_to_contain_text("of 280 characters")
+
+    page.get_by_role("button", name="Save draft").click()
+    page.wait_for_url(re.compile(r".*/posts/post_[^/]+/edit$"))
+    post_id = page.url.split("/posts/")[1].split("/")[0]
+    expect(page.get_by_role("status").first).to_contain_text("Draft saved")
+
+    # An image with its alt text, then its preview.
+    page.get_by_label("Alt text").fill("A golden baguette on a wooden board")
+    page.set_input_files("#f-file", files=[{"name": "baguette.png", "mimeType": "image/png",
+                                             "buffer": png_bytes(320, 240)}])
+    page.get_by_role("button", name="Add media").click()
+    page.wait_for_url(f"**{base}/posts/{post_id}/edit")
+    preview = page.get_by_role("img", name="A golden baguette on a wooden board")
+    expect(preview).to_be_visible()
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", preview.element_handle())
+    expect(page.locator("#media figcaption")).to_contain_text("Alt text: A golden baguette on a wooden board")
+
+    # The counter is live on the edit page too (red, then back).
+    text = page.locator("#f-content")
+    text.fill("x" * 281)
+    expect(_x_counter(page)).to_have_class(re.compile(r"\bover\b"))
+    screenshot(page, "composer-edit")
+    text.fill("Fresh bread at 9, come early 🥖")
+    expect(_x_counter(page)).not_to_have_class(re.compile(r"\bover\b"))
+
+    # Schedule it for 09:00 Paris time, two days from now.
+    when = (datetime.now(UTC) + timedelta(days=2)).astimezone(PARIS).replace(hour=9, minute=0, second=0,
+                                                                             microsecond=0)
+    page.get_by_label("Date and time").fill(when.strftime("%Y-%m-%dT%H:%M"))
+    expect(page.get_by_label("Time zone")).to_have_value("Europe/Paris")
+    page.get_by_role("button", name="Schedule at this time").click()
+    page.wait_for_url(f"**{base}/posts/{post_id}")
+    expect(page.get_by_role("status").first).to_contain_text(f"Scheduled for {when.strftime('%Y-%m-%d')} 09:00")
+    expect(page.get_by_role("img", name="A golden baguette on a wooden board")).to_be_visible()
+
+    # On the calendar's month view, on its day at 09:00, linking to its page.
+    day = when.date().isoformat()
+    page.goto(f"{base}/calendar?view=month&date={day}")
+    event = page.locator(f'td[data-date="{day}"] a.event[href="{base}/posts/{post_id}"]')
+    expect(event).to_contain_text("09:00")
+    expect(event).to_contain_text("Fresh bread at 9")
+    screenshot(page, "calendar-month")
+    page.get_by_role("link", name="Week", exact=True).click()
+    expect(page.locator(f'td[data-date="{day}"] a.event[href="{base}/posts/{post_id}"]')).to_be_visible()
+    screenshot(page, "calendar-week")
+    page.set_viewport_size({"width": 375, "height": 800})
+    expect(page.locator(f'td[data-date="{day}"] .day-label')).to_be_visible()  # the week stacks by day
+    screenshot(page, "calendar-week-narrow")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{base}/calendar?view=month&date={day}")
+    page.locator(f'td[data-date="{day}"] a.event[href="{base}/posts/{post_id}"]').click()
+    page.wait_for_url(f"**{base}/posts/{post_id}")
+    expect(page.get_by_role("heading", name=re.compile("Post"))).to_contain_text("scheduled")
+
+
+def test_publish_now_shows_each_networks_result_with_its_link(page: Any, workspace: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page)
+    base = f"/ui/w/{workspace['id']}"
+    page.goto(f"{base}/compose")
+    page.locator("#f-content").fill("Opening today! <b>not bold</b>")
+    page.locator(f'input[name="platforms"][value="{workspace["x"]}"]').check()
+    page.locator(f'input[name="platforms"][value="{workspace["bluesky"]}"]').check()
+    page.get_by_role("button", name="Publish now").click()
+    page.wait_for_url(re.compile(r".*/posts/post_[^/]+$"))
+    expect(page.get_by_role("status").first).to_contain_text("Published.")
+    expect(page.get_by_role("heading", name=re.compile("Post"))).to_contain_text("published")
+    expect(page.locator(".post-content")).to_have_text("Opening today! <b>not bold</b>")  # shown, not rendered
+    for network in ("Twitter/X", "Bluesky"):
+        row = page.locator("table.results tbody tr", has_text=network)
+        expect(row).to_contain_text("published")
+        link = row.get_by_role("link", name=f"Open on {network}")
+        expect(link).to_have_attribute("href", re.compile(r"^https?://"))
+    screenshot(page, "post-page")
+
+    page.get_by_role("link", name="← All posts").click()
+    page.wait_for_url(f"**{base}/posts")
+    expect(page.locator("tbody tr").first).to_contain_text("Opening today!")
+    page.get_by_label("Status").select_option("published")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    screenshot(page, "posts-list")
