@@ -26,6 +26,7 @@ PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00")
 AXIS_COLOUR = "#868e96"
 GRID_COLOUR = "#e9ecef"
 TEXT_COLOUR = "#495057"
+TICKS = 4  # intervals on a value axis
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,15 @@ def nice_ceiling(value: float) -> float:
         if candidate >= value:
             return candidate
     return 10 ** (exponent + 1)
+
+
+def tick_step(highest: float, *, counts: bool) -> float:
+    """The step between the TICKS intervals of an axis reaching `highest`: a nice number, and a
+    whole one (at least 1) for counts."""
+    step = nice_ceiling(highest / TICKS)
+    if counts:
+        step = max(1, 5 if step == 2.5 else step)
+    return step
 
 
 def format_number(value: float) -> str:
@@ -100,15 +110,16 @@ def _legend(series_names: Sequence[str], x: float, y: float) -> list[str]:
 
 def line_chart(
     chart_id: str, title: str, labels: Sequence[str], series: Sequence[Series], *, x_title: str = "",
-    y_title: str = "", width: int = 720, height: int = 300,
+    y_title: str = "", width: int = 720, height: int = 300, counts: bool = True,
 ) -> Markup:
-    """A line chart of `series` over `labels` (the first series filled as an area)."""
+    """A line chart of `series` over `labels` (the first series filled as an area). With `counts`
+    (whole numbers) the axis ticks are whole numbers too."""
     if not labels or not series:
         return _empty(chart_id, title, width, height)
-    left, right, top, bottom = 64, 16, 34, 58
+    left, right, top, bottom = 64, 44, 34, 58  # room for the last x label's second half
     plot_w, plot_h = width - left - right, height - top - bottom
     highest = max((max(s.values, default=0) for s in series), default=0)
-    y_max = nice_ceiling(highest)
+    y_max = TICKS * tick_step(highest, counts=counts)
     count = len(labels)
 
     def x_at(index: int) -> float:
@@ -119,8 +130,8 @@ def line_chart(
 
     body: list[str] = [*_legend([s.name for s in series], left, 18)]
     body.append('<g class="axis y-axis">')
-    for tick in range(5):
-        value = y_max * tick / 4
+    for tick in range(TICKS + 1):
+        value = y_max * tick / TICKS
         y = y_at(value)
         body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="{GRID_COLOUR}"/>')
         body.append(_text(left - 6, y + 4, format_number(value), anchor="end", css="tick"))

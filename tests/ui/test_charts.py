@@ -92,6 +92,9 @@ def test_empty_data_says_so_and_all_zero_data_stays_on_the_axis() -> None:
     assert len(ys) == 1  # flat, on the zero line
     assert "Impressions: none." in root.find(f"{SVG}desc").text
     assert "nan" not in str(root.attrib) and "inf" not in ET.tostring(root, encoding="unicode")
+    assert [t for t in texts(root) if t.isdigit()] == ["0", "1", "2", "3", "4"]  # whole-number ticks
+    fractions = parse(line_chart("f", "Rates", ["a", "b"], [Series("Rate", [0.2, 0.4])], counts=False))
+    assert {"0.1", "0.4"} <= set(texts(fractions))  # rates keep fractional ticks
     single = parse(line_chart("one", "One day", ["2025-03-28"], [Series("Impressions", [5])]))
     assert len(list(single.iter(f"{SVG}circle"))) == 1
 
