@@ -51,17 +51,19 @@ def _private_sqlite_file(path: Path) -> None:
 
     SQLite creates its -wal and -shm files with the database file's permissions, so a 0600 file
     keeps every part of the database private. A file left world-readable by an older version is
-    tightened too. Raises OSError when the directory cannot be created.
+    tightened too. Best effort: a path that cannot be prepared (not a file, not ours) is left for
+    SQLite to report when a connection is first made, where callers handle database errors.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file is an empty database
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file is an empty database
+    except OSError:
+        return
     for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
             if part.stat().st_mode & 0o077:
                 part.chmod(0o600)
-        except FileNotFoundError:
-            pass
-        except PermissionError:  # not ours to change (a shared, managed file): leave it as it is
+        except OSError:  # gone meanwhile, or not ours to change (a shared, managed file): leave it
             pass
 
 
