@@ -36,11 +36,13 @@ async def enforce_rules(
         raise errors.ValidationError("The post breaks the rules of some networks", details=report.errors)
 
 
-async def validate_body(conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any]) -> rules.Report:
-    """The checks of create, and those of scheduling, on a body (PostBody) that is not saved.
-    422 for unknown targets."""
+async def validate_body(
+    conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], media: Sequence[Mapping[str, Any]] = (),
+) -> rules.Report:
+    """The checks of create, and those of scheduling, on a body (PostBody) that is not saved, with
+    the media of the post it would become (none for a new one). 422 for unknown targets."""
     targets = await service.resolve_targets(conn, workspace_id, body["platforms"])
-    return await rules.check(conn, workspace_id, body, targets, media=[])
+    return await rules.check(conn, workspace_id, body, targets, media=media)
 
 
 async def create_draft(

@@ -241,6 +241,19 @@ async def test_media_upload_with_alt_text_preview_and_removal(client: Any, make_
     refused = await client.post(f"/ui/w/{s['ws']}/posts/{post_id}/media", data=bad)
     assert refused.status == 415 and "Unsupported media" in await refused.text()
 
+    # On the edit page the live check counts the post's media: Instagram has the image it needs.
+    form_fields = {"content": "Look", "platforms": ["instagram"]}
+    new_post = await (await client.post(f"/ui/w/{s['ws']}/compose/validate",
+                                        data=_form(s["csrf"], **form_fields))).json()
+    this_post = await (await client.post(f"/ui/w/{s['ws']}/compose/validate",
+                                         data=_form(s["csrf"], post_id=post_id, **form_fields))).json()
+    assert "Instagram needs media: attach an image or a video" in new_post["data"]["publish_errors"]["instagram"]
+    assert this_post["data"]["publish_errors"]["instagram"] == [
+        "No active Instagram account is connected to this workspace"]  # the media rule is met
+    foreign = await client.post(f"/ui/w/{s['ws']}/compose/validate",
+                                data=_form(s["csrf"], post_id="post_nope", **form_fields))
+    assert foreign.status == 404
+
     confirm = await client.get(f"/ui/w/{s['ws']}/posts/{post_id}/media/{item['id']}/delete")
     assert confirm.status == 200 and "Remove this media?" in await confirm.text()
     removed = await client.post(f"/ui/w/{s['ws']}/posts/{post_id}/media/{item['id']}/delete",

@@ -242,12 +242,26 @@ async def _render_composer(
     }, status=status)
 
 
-async def _live_counters(request: web.Request, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+async def _check_form(
+    conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], post_id: str | None,
+) -> rules.Report:
+    """POST /api/posts/validate's check of `body`; on the edit page with the media the post already
+    has (a network that needs an image then sees it)."""
+    media: list[dict[str, Any]] = []
+    if post_id:
+        post = await service.get_post(conn, workspace_id, post_id)
+        media = (await service.media_of(conn, [post["id"]]))[post["id"]]
+    return await actions.validate_body(conn, workspace_id, body, media)
+
+
+async def _live_counters(
+    request: web.Request, body: Mapping[str, Any], post_id: str | None = None,
+) -> list[dict[str, Any]]:
     """The counters a re-rendered composer shows (as the live endpoint would); none when the
     targets themselves are wrong."""
     try:
         async with request.app[DB].connect() as conn:
-            return counters(await actions.validate_body(conn, request[UI_WORKSPACE]["id"], body))
+            return counters(await _check_form(conn, request[UI_WORKSPACE]["id"], body, post_id))
     except errors.ApiError:
         return []
 
@@ -269,7 +283,7 @@ async def edit_page(request: web.Request) -> web.Response:
     service.ensure_editable(post)
     values = values_from_post(post, _zone_name(request[UI_WORKSPACE]))
     body = post_body_from_form(values)
-    return await _render_composer(request, post, values, {}, await _live_counters(request, body))
+    return await _render_composer(request, post, values, {}, await _live_counters(request, body, post["id"]))
 
 
 @routes.post("/ui/w/{ws}/compose")
@@ -333,7 +347,7 @@ async def _save(request: web.Request, existing: Mapping[str, Any] | None) -> web
             return await _after_save(request, post, action, created=existing is None)
     else:
         status = 422
-    shown = await _live_counters(request, post_fields) if post_fields else []
+    shown = await _live_counters(request, post_fields, existing and existing["id"]) if post_fields else []
     return await _render_composer(request, existing, values, problems, shown, status=status)
 
 
@@ -374,12 +388,13 @@ async def _publish_outcome(request: web.Request, post_id: str) -> web.Response:
 @ui_view(MANAGE, workspace=True)
 async def compose_validate(request: web.Request) -> web.Response:
     """The composer's live check (JSON for posts.js): the same schema and the same domain check as
-    POST /api/posts/validate, on the form's fields; `data` is that endpoint's answer."""
+    POST /api/posts/validate, on the form's fields; `data` is that endpoint's answer. On the edit
+    page (`post_id`) the post's media count as they will when it is scheduled."""
     values = form_dict(await request.post(), lists=("platforms",))
     try:
         body = run_schema(PostBody(), post_body_from_form(values))
         async with request.app[DB].connect() as conn:
-            report = await actions.validate_body(conn, request[UI_WORKSPACE]["id"], body)
+            report = await _check_form(conn, request[UI_WORKSPACE]["id"], body, values.get("post_id") or None)
     except errors.ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.details)
     # `data` is exactly what the API answers; `counters` is what the page draws from it.
