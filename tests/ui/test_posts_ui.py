@@ -395,6 +395,8 @@ async def test_the_list_filters_and_paginates_keeping_the_filters(client: Any, m
     bad = await client.get(f"{base}?status=lost&from=yesterday")
     html = await bad.text()
     assert bad.status == 422 and "Must be one of" in html and "Not a valid date." in html
+    bad_page = await client.get(f"{base}?page=0")
+    assert bad_page.status == 422 and "Must be greater than or equal to 1" in await bad_page.text()
 
 
 async def test_the_calendar_puts_posts_on_their_local_day_across_dst(client: Any, make_user: Any, engine: Any,

@@ -596,7 +596,9 @@ def list_query_from(request: web.Request, zone: ZoneInfo) -> tuple[dict[str, Any
         loaded = run_schema(PostQuery(), raw)
     except errors.ValidationError as exc:
         for key, messages in field_errors(exc).items():
-            problems.setdefault({"platform": "network"}.get(key, key), []).extend(messages)
+            # The form names the API's `platform` "network"; a bad page number has no field of its own.
+            problems.setdefault({"platform": "network", "page": "_form", "limit": "_form"}.get(key, key),
+                                []).extend(messages)
     loaded["q"] = typed["q"][:200]
     return typed, loaded, problems
 
