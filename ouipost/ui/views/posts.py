@@ -32,6 +32,7 @@ from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts, social_accounts
 from ouipost.platforms.registry import NETWORKS, PLATFORMS
 from ouipost.posts import actions, rules, service, uploads
+from ouipost.posts import calendar as posts_calendar
 from ouipost.queue import notify_enqueued
 from ouipost.schedules import service as schedules_service
 from ouipost.text import COUNTING_LABELS
@@ -656,31 +657,6 @@ def calendar_range(view: str, day: date) -> tuple[date, date, list[list[date]]]:
     return start, end, weeks
 
 
-async def calendar_posts(
-    conn: AsyncConnection, workspace_id: str, start: datetime, end: datetime, limit: int = CALENDAR_LIMIT,
-) -> list[dict[str, Any]]:
-    """Posts published (by published_at) or still to publish (by scheduled_at) in [start, end),
-    soonest first, with their first 80 characters."""
-    when = sa.case((posts.c.published_at.is_not(None), posts.c.published_at), else_=posts.c.scheduled_at)
-    rows = await conn.execute(
-        sa.select(posts.c.id, posts.c.status, sa.func.substr(posts.c.content, 1, 80).label("excerpt"),
-                  posts.c.published_at, posts.c.scheduled_at)
-        .where(
-            posts.c.workspace_id == workspace_id,
-            sa.or_(
-                sa.and_(posts.c.published_at >= start, posts.c.published_at < end),
-                sa.and_(posts.c.published_at.is_(None), posts.c.scheduled_at >= start, posts.c.scheduled_at < end),
-            ),
-        )
-        .order_by(when, posts.c.id).limit(limit)
-    )
-    found = []
-    for r in rows.mappings():
-        at = r["published_at"] or r["scheduled_at"]
-        found.append({**dict(r), "at": at.replace(tzinfo=UTC) if at.tzinfo is None else at})
-    return found
-
-
 @routes.get("/ui/w/{ws}/calendar")
 @ui_view(workspace=True)
 async def calendar_page(request: web.Request) -> web.Response:
@@ -695,7 +671,7 @@ async def calendar_page(request: web.Request) -> web.Response:
     start = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
     end = datetime.combine(after, time(0), tzinfo=zone).astimezone(UTC)
     async with request.app[DB].connect() as conn:
-        found = await calendar_posts(conn, workspace["id"], start, end)
+        found = await posts_calendar.posts_between(conn, workspace["id"], start, end, limit=CALENDAR_LIMIT)
     by_day: dict[date, list[dict[str, Any]]] = {}
     for item in found:
         local = item["at"].astimezone(zone)
