@@ -717,13 +717,14 @@ async def _timeline(
 ) -> dict[str, dict[str, Any]]:
     """{key: {date, posts, impressions, reach, engagement, clicks}} for every bucket of the period, in
     order. A workspace's whole UTC hours come from hourly_insights (hourly_network_insights with a
-    platform filter) when the zone's offset is whole hours over the period; the rest from
-    target_insights."""
+    platform filter), grouped into local days (or hours) in SQL, except the hours that straddle two
+    local days (zones whose offset is not whole hours); those and the partial hours at the period's
+    ends come from target_insights, as does everything when no plan fits (see `_rollup_plan`)."""
     first, last = _whole_units(period, HOUR) if workspace_id is not None else (0, 0)
-    offsets = _hour_offsets(period.zone, first, last) if first < last else None
-    if offsets is None:
+    plan = _rollup_plan(period, first, last) if first < last else None
+    if plan is None:
         first = last = 0
-    step = 3600 if offsets is not None or _whole_hour_zone(period.zone, period.start, period.end) else 900
+    step = 3600 if _whole_hour_zone(period.zone, period.start, period.end) else 900
     timeline = {key: {"date": key, "posts": 0, **dict.fromkeys(COMMON, 0)} for key in bucket_keys(period, step)}
 
     def add(key: str, row: Any) -> None:
@@ -733,7 +734,9 @@ async def _timeline(
         for name, value in _figures(row).items():
             point[name] += value
 
-    if offsets is not None:
+    ranges = _outside(period, first, last, HOUR)
+    if plan is not None:
+        offsets, straddling = plan
         table = hourly_insights if platform is None else hourly_network_insights
         hour = table.c.utc_hour
         by_day = period.granularity != "hour"
@@ -745,12 +748,14 @@ async def _timeline(
         )
         if platform is not None:
             query = query.where(table.c.network == platform)
+        if straddling:
+            query = query.where(hour.not_in(straddling))
+            ranges = _merged([*ranges, *((EPOCH + h * HOUR, EPOCH + (h + 1) * HOUR) for h in straddling)])
         for row in await conn.execute(query):
             if by_day:
                 add(_day_key(date(1970, 1, 1) + timedelta(days=int(row.bucket)), period.granularity), row)
             else:
                 add(bucket_key(EPOCH + int(row.bucket) * HOUR, "hour", period.zone), row)
-    ranges = _outside(period, first, last, HOUR)
     if ranges:
         t = target_insights
         counted = t.c.first_of_network if platform is not None else t.c.first_of_post
@@ -764,21 +769,59 @@ async def _timeline(
     return timeline
 
 
-def _hour_offsets(zone: ZoneInfo, first: int, last: int) -> list[tuple[int, int]] | None:
-    """The zone's UTC offset in whole hours over the UTC hours [first, last): [(from hour, offset), ...],
-    the first from `first`. None when an offset there is not whole hours or changes inside an hour:
-    then a UTC hour may straddle two local hours or days, and only target_insights can tell.
+def _merged(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Half-open ranges in order, touching ones joined."""
+    merged: list[tuple[datetime, datetime]] = []
+    for since, until in sorted(ranges):
+        if merged and since <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(until, merged[-1][1]))
+        else:
+            merged.append((since, until))
+    return merged
+
+
+# Hours left to target_insights in a zone whose offset is not whole hours: one a day (the hour holding
+# local midnight). Beyond this many (about a year by day), the whole timeline reads target_insights.
+MAX_STRADDLING_HOURS = 400
+
+
+def _rollup_plan(period: Period, first: int, last: int) -> tuple[list[tuple[int, int]], list[int]] | None:
+    """How the UTC hours [first, last) of the hourly rollups map to the period's local buckets:
+    (offsets, straddling). `offsets` are the zone's UTC offsets in seconds [(from hour, offset), ...];
+    `straddling` the hours that hold a local midnight or an offset change (only target_insights can
+    split them). None when the rollups cannot serve the timeline: hour granularity in a zone whose
+    offset is not whole hours (every UTC hour then straddles two local hours), or too many straddling
+    hours.
+    """
+    offsets, changing = _offset_changes(period.zone, first, last)
+    if period.granularity == "hour":
+        return None if changing or any(offset % 3600 for _, offset in offsets) else (offsets, [])
+    straddling = set(changing)
+    for index, (since, offset) in enumerate(offsets):
+        if offset % 3600 == 0:
+            continue  # local midnights are whole UTC hours: no hour holds one
+        until = offsets[index + 1][0] if index + 1 < len(offsets) else last
+        # The hour whose local span crosses midnight: its local start is in the day's last hour.
+        crossing = next(h for h in range(since, since + 24) if (h * 3600 + offset) % 86400 > 82800)
+        straddling.update(range(crossing, until, 24))
+    if len(straddling) > MAX_STRADDLING_HOURS:
+        return None
+    return offsets, sorted(straddling)
+
+
+def _offset_changes(zone: ZoneInfo, first: int, last: int) -> tuple[list[tuple[int, int]], list[int]]:
+    """The zone's UTC offset in seconds over the UTC hours [first, last): [(from hour, offset), ...],
+    the first from `first`, each later one from the first whole hour on which it holds; and the hours
+    inside which an offset changes (not at their start), whose hour-level figures cannot be split.
 
     Offsets are sampled once a day and each change is found by bisection, so a zone is assumed not to
     change its offset twice within a day (none does).
     """
-    def offset_at(instant: datetime) -> timedelta:
-        return instant.astimezone(zone).utcoffset() or timedelta(0)
+    def offset_at(instant: datetime) -> int:
+        return int((instant.astimezone(zone).utcoffset() or timedelta(0)).total_seconds())
 
     previous_hour, previous = first, offset_at(EPOCH + first * HOUR)
-    if previous % HOUR:
-        return None
-    offsets = [(first, previous // HOUR)]
+    offsets, changing = [(first, previous)], []
     hour = first
     while hour < last - 1:
         hour = min(last - 1, hour + 24)
@@ -791,20 +834,19 @@ def _hour_offsets(zone: ZoneInfo, first: int, last: int) -> list[tuple[int, int]
                     low = middle
                 else:
                     high = middle
-            changed_at = EPOCH + high * HOUR
-            if (current % HOUR or offset_at(changed_at) != current
-                    or offset_at(changed_at - timedelta(microseconds=1)) != previous):
-                return None
-            offsets.append((high, current // HOUR))
-            previous = current
+            if offset_at(EPOCH + high * HOUR - timedelta(microseconds=1)) != previous:
+                changing.append(high - 1)  # changed inside the hour before
+            offsets.append((high, offset_at(EPOCH + high * HOUR)))
+            previous = offsets[-1][1]
         previous_hour = hour
-    return offsets
+    return offsets, changing
 
 
 def _local_day(conn: AsyncConnection, hour: sa.ColumnElement[Any], offsets: Sequence[tuple[int, int]]
                ) -> sa.ColumnElement[Any]:
-    """The local day (days since 1970-01-01) of a UTC hour column: (hour + its offset) DIV 24, the
-    offset a CASE over the period's changes. Constants are inline: the GROUP BY repeats the text."""
+    """The local day (days since 1970-01-01) of the start of a UTC hour column: (hour x 3600 + its
+    offset) DIV 86400, the offset a CASE over the period's changes. Constants are inline: the GROUP BY
+    repeats the text."""
     def number(value: int) -> sa.ColumnElement[Any]:
         return sa.literal_column(str(int(value)))
 
@@ -815,10 +857,10 @@ def _local_day(conn: AsyncConnection, hour: sa.ColumnElement[Any], offsets: Sequ
             *((hour < number(offsets[i + 1][0]), number(value)) for i, (_, value) in enumerate(offsets[:-1])),
             else_=number(offsets[-1][1]),
         )
-    local = (hour + offset).self_group()  # a custom operator would not parenthesize it
+    local = (hour * number(3600) + offset).self_group()  # a custom operator would not parenthesize it
     if conn.dialect.name == "sqlite":
-        return local.op("/")(number(24))  # integer operands: integer division
-    return local.op("DIV")(number(24))
+        return local.op("/")(number(86400))  # integer operands: integer division
+    return local.op("DIV")(number(86400))
 
 
 def _day_key(day: date, granularity: str) -> str:

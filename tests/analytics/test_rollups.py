@@ -258,14 +258,24 @@ async def test_periods_cut_inside_hours_and_days_count_exactly_what_they_hold(
 
 
 async def test_a_half_hour_zone_is_bucketed_exactly(quiet_client: Any, make_key: Any, engine: AsyncEngine) -> None:
-    # Asia/Kolkata is UTC+05:30: a UTC hour holds the end of one local day and the start of the next.
+    # Asia/Kolkata is UTC+05:30: the UTC hour 18:00-19:00 holds the end of one local day and the start
+    # of the next (read from target_insights); the other hours come whole from the rollups.
     key = await make_key()
     await set_timezone(quiet_client, key, "Asia/Kolkata")
-    for at, impressions in (("2025-06-01T18:15:00Z", 1), ("2025-06-01T18:45:00Z", 2)):  # 23:45 and 00:15 IST
+    for at, impressions in (
+        ("2025-06-01T10:00:00Z", 1),  # 15:30 IST on the 1st
+        ("2025-06-01T18:15:00Z", 2),  # 23:45 IST on the 1st
+        ("2025-06-01T18:45:00Z", 4),  # 00:15 IST on the 2nd
+        ("2025-06-02T02:10:00Z", 8),  # 07:40 IST on the 2nd
+    ):
         post = await create_post(quiet_client, key, ["linkedin"], content=f"At {at}")
         target = await published_at(engine, post["id"], "linkedin", at)
-        await snapshot(engine, target, "2025-06-02T00:00:00Z", impressions=impressions)
+        await snapshot(engine, target, "2025-06-03T00:00:00Z", impressions=impressions)
     status, body = await get_analytics(quiet_client, key, **{"from": "2025-06-01", "to": "2025-06-02"})
     assert status == 200, body
     assert [(p["date"], p["posts"], p["impressions"]) for p in body["data"]["timeline"]] == [
-        ("2025-06-01", 1, 1), ("2025-06-02", 1, 2)]
+        ("2025-06-01", 2, 1 + 2), ("2025-06-02", 2, 4 + 8)]
+    status, body = await get_analytics(quiet_client, key, granularity="hour", platform="linkedin",
+                                       **{"from": "2025-06-01T23:00:00+05:30", "to": "2025-06-02T00:59:59+05:30"})
+    assert [(p["date"], p["impressions"]) for p in body["data"]["timeline"]] == [
+        ("2025-06-01T23:00:00+05:30", 2), ("2025-06-02T00:00:00+05:30", 4)]
