@@ -195,6 +195,36 @@ async def test_reconnecting_an_expired_account_updates_it_in_place(client: Any, 
     assert again["access_token"] != account["access_token"]
 
 
+async def test_reconnecting_a_bluesky_account_opens_its_form_with_the_handle(
+    client: Any, make_user: Any, key: Any, engine: Any,
+) -> None:
+    [account] = await api_connect(client, key, "bluesky")
+    token = await signed_in(client, make_user)
+    ws = key.workspace_id
+    response = await client.post(f"/ui/w/{ws}/accounts/{account['id']}/reconnect", data={"csrf_token": token},
+                                 allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == f"/ui/w/{ws}/accounts?identifier=alice.bsky.social#connect-password"
+    html = await (await client.get(response.headers["Location"])).text()
+    assert 'value="alice.bsky.social"' in html
+
+
+async def test_a_network_without_app_credentials_says_so_on_the_list(
+    aiohttp_client: Any, settings: Any, engine: Any, make_user: Any, key: Any,
+) -> None:
+    from ouipost.app import create_app
+
+    client = await aiohttp_client(create_app(settings.with_overrides(sandbox=False, platform_base_url=None),
+                                             engine=engine))
+    token = await signed_in(client, make_user)
+    response = await client.post(f"/ui/w/{key.workspace_id}/accounts/connect",
+                                 data={"csrf_token": token, "platform": "linkedin"}, allow_redirects=False)
+    assert response.status == 422
+    assert "OUIPOST_LINKEDIN_CLIENT_ID" in await response.text()
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(oauth_states)) == 0
+
+
 async def test_disconnect_confirmation_lists_the_posts_returning_to_draft(
     client: Any, make_user: Any, key: Any, engine: Any,
 ) -> None:

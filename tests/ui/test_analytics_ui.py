@@ -84,7 +84,7 @@ def test_filters_become_the_apis_query() -> None:
     now = datetime(2025, 4, 1, 22, 30, tzinfo=UTC)  # already the 2nd in Paris
     assert api_query(filter_values({}), "Europe/Paris", now) == {
         "granularity": "day", "from": "2025-03-04", "to": "2025-04-02"}
-    assert api_query(filter_values({"period": "7", "platform": "twitter", "granularity": "week"}), "UTC", now) == {
+    assert api_query(filter_values({"period": "7d", "platform": "twitter", "granularity": "week"}), "UTC", now) == {
         "granularity": "week", "from": "2025-03-26", "to": "2025-04-01", "platform": "twitter"}
     assert api_query(filter_values({"from": "2025-01-01"}), "UTC", now) == {"granularity": "day", "from": "2025-01-01"}
 

@@ -124,9 +124,9 @@ def test_analytics_shows_svg_charts(page: Any, workspace: dict[str, str]) -> Non
     for index in range(3):
         assert charts.nth(index).is_visible()
     assert page.get_by_role("img", name="Impressions and engagement over time").is_visible()
-    page.get_by_label("Period").select_option("7")
+    page.get_by_label("Period").select_option("7d")
     page.get_by_role("button", name="Show").click()
-    page.wait_for_url(re.compile(r".*period=7.*"))
+    page.wait_for_url(re.compile(r".*period=7d.*"))
     assert page.locator("#chart-timeline circle").count() == 14  # 7 days x impressions and engagement
     screenshot(page, "analytics")
     assert_fits_a_phone(page)

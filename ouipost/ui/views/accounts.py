@@ -119,7 +119,10 @@ async def connect(request: web.Request) -> web.Response:
     values = form_dict(await request.post())
     network = str(values.get("platform", ""))
     if network in OAUTH_NETWORKS:
-        return await _start_oauth(request, network)
+        try:
+            return await _start_oauth(request, network)
+        except errors.ValidationError as exc:  # the network has no app credentials here
+            return await _list_page(request, errors_={"_form": [exc.message]}, status=422)
     shown = {"identifier": str(values.get("identifier", ""))}
     payload = {
         "platform": network,

@@ -31,8 +31,9 @@ from ouipost.ui.common import UI_WORKSPACE, field_errors, render, ui_view
 routes = web.RouteTableDef()
 
 VIEW = "analytics.view"
-PRESETS = {"7": 7, "30": 30, "90": 90}
-PERIOD_CHOICES = [("7", "Last 7 days"), ("30", "Last 30 days"), ("90", "Last 90 days"), ("custom", "From … to …")]
+# The admin API's period names (GET /admin/analytics?period=30d); here the last N days, today included.
+PRESETS = {"7d": 7, "30d": 30, "90d": 90}
+PERIOD_CHOICES = [("7d", "Last 7 days"), ("30d", "Last 30 days"), ("90d", "Last 90 days"), ("custom", "From … to …")]
 GRANULARITY_CHOICES = [("day", "Day"), ("week", "Week"), ("month", "Month")]
 WORKSPACE_CHARTS = ("timeline", "networks", "top_posts")
 POST_CHARTS = ("timeline", "networks")
@@ -53,9 +54,9 @@ def _network_name(network: str) -> str:
 
 def filter_values(query: Mapping[str, str]) -> dict[str, str]:
     """The filter form's values as shown again (defaults: the last 30 days by day, every network)."""
-    period = query.get("period", "") or ("custom" if query.get("from") or query.get("to") else "30")
+    period = query.get("period", "") or ("custom" if query.get("from") or query.get("to") else "30d")
     return {
-        "period": period if period in PRESETS or period == "custom" else "30",
+        "period": period if period in PRESETS or period == "custom" else "30d",
         "from": query.get("from", "").strip()[:40],
         "to": query.get("to", "").strip()[:40],
         "granularity": query.get("granularity", "").strip() or "day",
