@@ -10,6 +10,7 @@ of the target's publication.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,6 +183,28 @@ async def test_the_migration_backfill_builds_the_same_rollups(
         await conn.run_sync(migration.backfill)
     assert await stored(engine) == maintained
     await assert_rollups_match(engine)
+
+
+async def test_concurrent_syncs_of_targets_in_one_hour_lose_no_update(
+    quiet_client: Any, make_key: Any, engine: AsyncEngine
+) -> None:
+    # Every snapshot of these targets moves the same rollup rows; each transaction adds its own
+    # difference under the rows' locks, so the sums end exactly at the latest figures.
+    key = await make_key()
+    targets = []
+    for n in range(6):
+        post = await create_post(quiet_client, key, ["twitter", "linkedin"], content=f"Post {n}")
+        for network in ("twitter", "linkedin"):
+            targets.append(await published_at(engine, post["id"], network, f"2025-06-01T10:{n:02d}:00Z"))
+    await asyncio.gather(*(
+        snapshot(engine, target, f"2025-06-0{round_ + 2}T00:00:00Z", impressions=10 * round_ + index,
+                 engagement=round_, clicks=index % 3)
+        for round_ in range(4) for index, target in enumerate(targets)
+    ))
+    await assert_rollups_match(engine)
+    hour = int((datetime(2025, 6, 1, 10, tzinfo=UTC) - EPOCH).total_seconds()) // 3600
+    row = (await stored(engine))["hourly_insights"][(key.workspace_id, hour)]
+    assert (row["targets"], row["posts"], row["impressions"]) == (12, 6, sum(30 + i for i in range(12)))
 
 
 # --- reading the rollups across DST changes ------------------------------------------------------------
