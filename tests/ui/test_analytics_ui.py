@@ -181,6 +181,7 @@ async def test_an_empty_period_draws_empty_charts(client: Any, make_user: Any, k
     html = await (await client.get(f"/ui/w/{key.workspace_id}/analytics")).text()
     charts = svgs(html)
     assert len(series_points(charts["chart-timeline"])["Impressions"]) == 30  # the last 30 days, all zero
+    assert re.search(r'name="from" type="date" value="\d{4}-\d{2}-\d{2}"', html)  # the preset's range is shown
     assert "No data for this period" in html  # by network and top posts have nothing
 
 

@@ -21,6 +21,7 @@ from ouipost import accounts, connections, errors
 from ouipost.admin.common import request_actor
 from ouipost.api.accounts import CallbackBody, ConnectBody
 from ouipost.context import CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS
+from ouipost.platforms.base import PlatformAdapter
 from ouipost.platforms.registry import NETWORKS, get_platform
 from ouipost.ui.common import (
     UI_USER,
@@ -54,7 +55,7 @@ def _callback_url(request: web.Request) -> str:
     return f"{request.app[SETTINGS].public_url.rstrip('/')}{_base(request)}/callback"
 
 
-def _adapter(request: web.Request, network: str) -> Any:
+def _adapter(request: web.Request, network: str) -> PlatformAdapter:
     return connections.adapter_for(request.app[PLATFORM_HTTP], request.app[SETTINGS], network)
 
 

@@ -145,6 +145,8 @@ async def workspace_page(request: web.Request) -> web.Response:
         context["errors"] = field_errors(exc)
         return await render(request, "ui/analytics/workspace.html", context, status=422)
     query = api_query(values, _zone(request), request.app[CLOCK].now())
+    # The date fields show the range a preset stands for, a starting point for a custom period.
+    values.update({k: query.get(k, values[k]) for k in ("from", "to")})
     context.update({
         "data": data,
         "period": {"from": period.start, "to": period.end, "granularity": period.granularity},
