@@ -517,7 +517,12 @@ async def test_a_post_past_editing_cannot_be_edited(client: Any, make_user: Any,
     response = await client.post(f"/ui/w/{s['ws']}/posts/{done}/edit", data=_form(
         s["csrf"], content="Rewrite", platforms=["twitter"], action="draft"))
     assert response.status == 409
+    assert "A published post cannot be changed" in await response.text()
     assert (await _posts(engine, s["ws"]))[0]["content"] == "Hello"
+    # An action the post's state refuses: the API's message on the post page.
+    response = await client.post(f"/ui/w/{s['ws']}/posts/{done}/unschedule", data={"csrf_token": s["csrf"]})
+    assert response.status == 409
+    assert "Only scheduled posts can be unscheduled; this one is published" in await response.text()
 
 
 async def test_csrf_token_is_required_on_the_composer(client: Any, make_user: Any, engine: Any, clock: Any) -> None:

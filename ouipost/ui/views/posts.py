@@ -132,7 +132,10 @@ def schedule_body_from_form(values: Mapping[str, Any], action: str) -> dict[str,
 
 def form_errors_of(exc: errors.ApiError, action: str = "draft") -> dict[str, list[str]]:
     """The API's error details keyed by the composer's field names (overrides are
-    `platform_content.<network>.<field>`; rule errors stay keyed by network)."""
+    `platform_content.<network>.<field>`; rule errors stay keyed by network). Errors that are not
+    about fields (409 for a post past editing, 404) are the form's, in the API's message."""
+    if not isinstance(exc, errors.ValidationError):
+        return {"_form": [exc.message]}
     found: dict[str, list[str]] = {}
     for key, messages in field_errors(exc).items():
         name = key.replace(".value.", ".").replace(".key", "")
@@ -428,7 +431,7 @@ async def upload_media(request: web.Request) -> web.Response:
             uploads.discard(received)
     except errors.ApiError as exc:
         # Size and type refusals are about the file; rule errors stay keyed by network.
-        problems = {"file": [exc.message]} if exc.status in (413, 415) else field_errors(exc)
+        problems = {"file": [exc.message]} if exc.status in (413, 415) else form_errors_of(exc)
         if set(problems) == {"_form"}:
             problems = {"file": problems["_form"]}
         values = values_from_post(post, _zone_name(request[UI_WORKSPACE]))
@@ -526,7 +529,7 @@ async def publish_now(request: web.Request) -> web.Response:
             post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
             await publishing.request_publish(conn, post, request.app[CLOCK].now())
     except (errors.ValidationError, errors.Conflict) as exc:
-        return await _render_post(request, field_errors(exc), status=exc.status)
+        return await _render_post(request, form_errors_of(exc), status=exc.status)
     notify_enqueued(request.app)
     return await _publish_outcome(request, post["id"])
 
@@ -539,7 +542,7 @@ async def unschedule(request: web.Request) -> web.Response:
             post = await service.get_post(conn, request[UI_WORKSPACE]["id"], request.match_info["id"], for_update=True)
             await publishing.unschedule_post(conn, post, request.app[CLOCK].now())
     except errors.Conflict as exc:
-        return await _render_post(request, field_errors(exc), status=exc.status)
+        return await _render_post(request, form_errors_of(exc), status=exc.status)
     return await redirect(request, f"{_base(request)}/posts/{post['id']}", "Unscheduled: the post is a draft again.")
 
 
