@@ -135,6 +135,20 @@ async def test_the_composer_saves_a_draft_through_the_form(
     assert "Draft saved" in edit and "Launch day on X" in edit and "#launch, #News" in edit
     assert re.search(r'class="counter" data-network="twitter"[^>]*>Twitter/X \d+/280<', edit)
 
+    # Overrides the form has no field for (set through the API) survive saving the form.
+    async with engine.begin() as conn:
+        await conn.execute(posts.update().where(posts.c.id == post["id"]).values(
+            platform_content={"twitter": {"content": "Launch day on X", "hashtags": ["#x"]}}))
+    response = await client.post(f"/ui/w/{s['ws']}/posts/{post['id']}/edit", data=_form(
+        s["csrf"], content="Launch day!", platforms=[s["x"]], hashtags="launch",
+        platform_content__twitter__content="Launch day on X, again", action="draft",
+    ), allow_redirects=False)
+    assert response.status == 303, await response.text()
+    assert response.headers["Location"] == f"/ui/w/{s['ws']}/posts/{post['id']}"
+    [post] = await _posts(engine, s["ws"])
+    assert post["platform_content"] == {"twitter": {"content": "Launch day on X, again", "hashtags": ["#x"]}}
+    assert post["platforms"] == [s["x"]] and post["content"] == "Launch day!"
+
 
 @pytest.mark.parametrize("case", ["x_too_long", "override_not_targeted", "past_time", "unknown_account"])
 async def test_bad_input_re_renders_with_values_kept_and_the_apis_words(

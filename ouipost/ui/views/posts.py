@@ -117,6 +117,16 @@ def post_body_from_form(values: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
+def keep_other_overrides(body: dict[str, Any], saved: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """`body` with the parts of the saved post's overrides the composer has no field for (hashtags,
+    media_ids set through the API), so that saving the form does not drop them."""
+    for network, override in (saved or {}).items():
+        others = {k: v for k, v in override.items() if k not in OVERRIDE_FIELDS}
+        if others:
+            body.setdefault("platform_content", {}).setdefault(network, {}).update(others)
+    return body
+
+
 def schedule_body_from_form(values: Mapping[str, Any], action: str) -> dict[str, Any]:
     """The scheduling fields as the API's ScheduleBody: a time (and zone) or a recurring schedule."""
     if action == "queue":
@@ -286,7 +296,7 @@ async def edit_page(request: web.Request) -> web.Response:
         post = await service.get_post(conn, request[UI_WORKSPACE]["id"], request.match_info["id"])
     service.ensure_editable(post)
     values = values_from_post(post, _zone_name(request[UI_WORKSPACE]))
-    body = post_body_from_form(values)
+    body = keep_other_overrides(post_body_from_form(values), post["platform_content"])
     return await _render_composer(request, post, values, {}, await _live_counters(request, body, post["id"]))
 
 
@@ -313,6 +323,8 @@ async def _save(request: web.Request, existing: Mapping[str, Any] | None) -> web
         action = "draft"
     workspace_id, now = request[UI_WORKSPACE]["id"], request.app[CLOCK].now()
     body = post_body_from_form(values)
+    if existing is not None:
+        body = keep_other_overrides(body, existing["platform_content"])
     problems: dict[str, list[str]] = {}
     post_fields: dict[str, Any] = {}
     schedule_fields: dict[str, Any] = {}
