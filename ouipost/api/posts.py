@@ -69,7 +69,7 @@ async def list_posts(request: web.Request) -> web.Response:
         rows, total = await service.list_posts(conn, clauses, page=query["page"], limit=query["limit"])
         ids = [r["id"] for r in rows]
         media = await service.media_of(conn, ids)
-        totals = await analytics.post_totals(conn, ids)
+        totals = await analytics.post_totals(conn, [r["id"] for r in rows if service.may_have_insights(r)])
     urls = rules.media_urls(request.app, [m for items in media.values() for m in items])
     return ok({
         "posts": [service.post_view(r, media=media[r["id"]], media_urls=urls, analytics=totals.get(r["id"]))

@@ -24,6 +24,9 @@ from ouipost.ids import new_id
 from ouipost.platforms.registry import NETWORKS
 
 EDITABLE_STATUSES = frozenset({"draft", "scheduled"})
+# A post is draft or scheduled only until it is published (it never returns to them afterwards), so
+# no target of such a post was ever published and none has insights.
+NEVER_PUBLISHED_STATUSES = frozenset({"draft", "scheduled"})
 STATUSES = ("draft", "scheduled", "publishing", "published", "partially_published", "failed")
 
 
@@ -64,6 +67,11 @@ async def resolve_targets(conn: AsyncConnection, workspace_id: str, platforms: S
     return targets
 
 
+def may_have_insights(post: Mapping[str, Any]) -> bool:
+    """False for a post none of whose targets was ever published: lists skip its insights query."""
+    return post["status"] not in NEVER_PUBLISHED_STATUSES
+
+
 def target_networks(targets: Sequence[Target]) -> list[str]:
     return list(dict.fromkeys(t.network for t in targets))
 
@@ -88,7 +96,7 @@ async def insert_post(
         "updated_at": now,
     }
     await conn.execute(posts.insert().values(**row))
-    await replace_targets(conn, row, targets, now)
+    await _insert_targets(conn, row, targets, now)  # a new post has no targets to replace
     return row
 
 
@@ -96,6 +104,12 @@ async def replace_targets(
     conn: AsyncConnection, post: Mapping[str, Any], targets: Sequence[Target], now: datetime
 ) -> None:
     await conn.execute(post_targets.delete().where(post_targets.c.post_id == post["id"]))
+    await _insert_targets(conn, post, targets, now)
+
+
+async def _insert_targets(
+    conn: AsyncConnection, post: Mapping[str, Any], targets: Sequence[Target], now: datetime
+) -> None:
     if targets:
         await conn.execute(
             post_targets.insert(),
@@ -176,13 +190,28 @@ def list_filter(
 async def list_posts(
     conn: AsyncConnection, clauses: Sequence[sa.ColumnElement[bool]], *, page: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page, newest first; ids are time-ordered, so ties never reorder between pages."""
-    total = await conn.scalar(sa.select(sa.func.count()).select_from(posts).where(*clauses))
-    rows = await conn.execute(
-        sa.select(posts).where(*clauses).order_by(posts.c.created_at.desc(), posts.c.id.desc())
-        .limit(limit).offset((page - 1) * limit)
+    """One page, newest first, and the number of posts on all pages; ids are time-ordered, so ties
+    never reorder between pages.
+
+    One statement: the total rides along as an uncorrelated scalar subquery (evaluated once, on the
+    same index as a separate count would be). Only a page past the end, which brings no row to
+    carry it, asks for the total apart.
+    """
+    offset = (page - 1) * limit
+    # correlate(None): the count reads a posts table of its own, not the outer query's row.
+    total_of_all = sa.select(sa.func.count()).select_from(posts).where(*clauses).correlate(None).scalar_subquery()
+    result = await conn.execute(
+        sa.select(posts, total_of_all.label("total_of_all")).where(*clauses)
+        .order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(limit).offset(offset)
     )
-    return [dict(r) for r in rows.mappings()], int(total or 0)
+    rows = [dict(r) for r in result.mappings()]
+    if rows:
+        total = rows[0]["total_of_all"]
+        for row in rows:
+            del row["total_of_all"]
+    else:
+        total = await conn.scalar(sa.select(sa.func.count()).select_from(posts).where(*clauses))
+    return rows, int(total or 0)
 
 
 _TARGETS_OF = sa.select(post_targets).where(post_targets.c.post_id.in_(expanding())).order_by(post_targets.c.id)
