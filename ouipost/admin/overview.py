@@ -88,7 +88,18 @@ async def publishing_outcomes(conn: AsyncConnection, member_of: str | None, sinc
 
 
 async def recent_failures(conn: AsyncConnection, member_of: str | None, *, limit: int = 10) -> list[dict[str, Any]]:
-    """The last failed post targets, newest first, with their post, workspace and error."""
+    """The last failed post targets, newest first, with their post, workspace and error.
+
+    The newest ids are picked first from the narrow target rows alone (a derived table), and only
+    those few are joined to their posts and workspaces: sorting whole joined rows, texts and JSON
+    included, would cost MySQL a temporary table on disk."""
+    newest = (
+        sa.select(post_targets.c.id)
+        .where(_in_scope(post_targets.c.workspace_id, member_of), post_targets.c.status == "failed")
+        .order_by(post_targets.c.updated_at.desc(), post_targets.c.id.desc())
+        .limit(limit)
+        .subquery("newest")
+    )
     rows = await conn.execute(
         sa.select(
             post_targets.c.id, post_targets.c.post_id, post_targets.c.network, post_targets.c.error_code,
@@ -96,11 +107,10 @@ async def recent_failures(conn: AsyncConnection, member_of: str | None, *, limit
             workspaces.c.name.label("workspace_name"), workspaces.c.settings.label("workspace_settings"),
             posts.c.content,
         )
+        .join(newest, newest.c.id == post_targets.c.id)
         .join(posts, posts.c.id == post_targets.c.post_id)
         .join(workspaces, workspaces.c.id == post_targets.c.workspace_id)
-        .where(_in_scope(post_targets.c.workspace_id, member_of), post_targets.c.status == "failed")
         .order_by(post_targets.c.updated_at.desc(), post_targets.c.id.desc())
-        .limit(limit)
     )
     return [dict(r) for r in rows.mappings()]
 
