@@ -234,6 +234,20 @@ async def test_creating_a_webhook_shows_the_secret_once_and_the_test_ping_lands_
     assert delivery["status"] == "succeeded" and delivery["response_status"] == 200
 
 
+async def test_a_failed_test_ping_says_why_and_shows_in_the_log(client: Any, make_user: Any, engine: Any) -> None:
+    admin = await make_user("admin")
+    token = await client_sign_in(client, admin["email"], PASSWORD)
+    await client.post("/ui/admin/webhooks/new", data={"csrf_token": token, "url": "http://127.0.0.1:9/closed",
+                                                       "events": "post.failed"})
+    [row] = await _rows(engine, webhooks_table)
+    response = await client.post(f"/ui/admin/webhooks/{row['id']}/test", data={"csrf_token": token})
+    html = await response.text()
+    assert "Test ping failed:" in html
+    assert "status-failed" in html and "<code>webhook.test</code>" in html
+    [delivery] = await _rows(engine, webhook_deliveries)
+    assert delivery["status"] == "failed" and delivery["attempts"] == 1  # a test ping is not retried
+
+
 async def test_bad_webhook_input_re_renders_with_the_apis_messages(client: Any, make_user: Any, engine: Any) -> None:
     admin = await make_user("admin")
     token = await client_sign_in(client, admin["email"], PASSWORD)

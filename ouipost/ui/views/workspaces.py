@@ -17,6 +17,7 @@ from ouipost import errors, workspaces
 from ouipost.api.common import DEFAULT_PAGE_SIZE
 from ouipost.api.workspaces import WorkspaceBody
 from ouipost.context import CLOCK, DB, STORAGE
+from ouipost.ui.admin_forms import page_arg
 from ouipost.ui.common import (
     UI_USER,
     UI_WORKSPACE,
@@ -41,18 +42,11 @@ TIMEZONES: tuple[str, ...] = tuple(sorted(zoneinfo.available_timezones()))
 _FIELDS = ("name", "description", "settings.timezone", "settings.default_hashtags")
 
 
-def _page(request: web.Request) -> int:
-    try:
-        return max(1, min(int(request.query.get("page", "1")), 1_000_000))
-    except ValueError:
-        return 1
-
-
 @routes.get("/ui/workspaces")
 @ui_view()
 async def list_workspaces(request: web.Request) -> web.Response:
     user = request[UI_USER]
-    page, limit = _page(request), DEFAULT_PAGE_SIZE
+    page, limit = page_arg(request), DEFAULT_PAGE_SIZE
     async with request.app[DB].connect() as conn:
         total = await count_visible_workspaces(conn, user)
         rows = await visible_workspaces(conn, user, limit=limit, offset=(page - 1) * limit)
