@@ -187,3 +187,31 @@ def test_publish_now_shows_each_networks_result_with_its_link(page: Any, workspa
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("tbody tr")).to_have_count(1)
     screenshot(page, "posts-list")
+
+
+def test_the_composer_works_without_javascript(browser: Any, ui_server: UiServer, workspace: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(base_url=ui_server.url, java_script_enabled=False)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        sign_in(page)
+        base = f"/ui/w/{workspace['id']}"
+        page.goto(f"{base}/compose")
+        page.locator("#f-content").fill("z" * 300)
+        page.locator(f'input[name="platforms"][value="{workspace["x"]}"]').check()
+        expect(page.locator("#counters .counter")).to_have_count(0)  # nothing live without the script
+        page.get_by_role("button", name="Schedule at this time").click()
+        # Checked on submit: each error by its field, the values kept, nothing saved.
+        expect(page.locator("#scheduled_at-errors")).to_contain_text("Give either scheduled_at or schedule_id")
+        expect(page.locator("#network-errors")).to_contain_text("300 of 280 characters")
+        expect(page.locator('#counters .counter.over[data-network="twitter"]')).to_have_text("Twitter/X 300/280")
+        expect(page.locator("#f-content")).to_have_value("z" * 300)
+        expect(page.locator(f'input[name="platforms"][value="{workspace["x"]}"]')).to_be_checked()
+        page.locator("#f-content").fill("Short and sweet")
+        page.get_by_role("button", name="Save draft").click()
+        page.wait_for_url(re.compile(r".*/posts/post_[^/]+/edit$"))
+        expect(page.get_by_role("status").first).to_contain_text("Draft saved")
+    finally:
+        context.close()
