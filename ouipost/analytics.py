@@ -891,25 +891,21 @@ async def _top_posts(
     conn: AsyncConnection, clauses: Sequence[sa.ColumnElement[bool]], *, with_workspace: bool
 ) -> list[dict[str, Any]]:
     """The publications (a post on one network) with the most impressions, then engagement (ties: the
-    newest target first). Two queries: the first walks ix_target_insights_top backwards and stops
-    after `TOP_POSTS` rows of the period; the posts' text is fetched for those few only."""
+    newest target first). One query: it walks ix_target_insights_top backwards, stops after
+    `TOP_POSTS` rows of the period, and joins each to its post (primary key) for the text."""
     t = target_insights
     rows = (await conn.execute(
         sa.select(t.c.target_id, t.c.post_id, t.c.workspace_id, t.c.network, t.c.impressions, t.c.engagement,
-                  t.c.reach, t.c.clicks, t.c.published_at)
+                  t.c.reach, t.c.clicks, t.c.published_at, posts.c.content)
+        .join(posts, posts.c.id == t.c.post_id)
         .where(*clauses)
         .order_by(t.c.impressions.desc(), t.c.engagement.desc(), t.c.target_id.desc())
         .limit(TOP_POSTS)
     )).all()
-    if not rows:
-        return []
-    contents = dict((await conn.execute(
-        sa.select(posts.c.id, posts.c.content).where(posts.c.id.in_({r.post_id for r in rows}))
-    )).all())
     top = []
     for row in rows:
         item: dict[str, Any] = {
-            "id": row.post_id, "content": contents.get(row.post_id, ""), "platform": row.network,
+            "id": row.post_id, "content": row.content, "platform": row.network,
             "impressions": int(row.impressions), "engagement": int(row.engagement), "reach": int(row.reach),
             "clicks": int(row.clicks),
             "engagement_rate": engagement_rate(int(row.engagement), int(row.impressions)),
