@@ -154,7 +154,7 @@ def test_a_webhook_test_ping_shows_in_its_deliveries(page: Any, receiver: tuple[
     screenshot(page, "webhooks")
 
 
-def test_audit_and_system_pages(page: Any) -> None:
+def test_audit_users_and_system_pages(page: Any) -> None:
     sign_in(page)
     page.goto("/ui/admin/audit")
     page.get_by_label("Action").select_option("auth.login_succeeded")
@@ -162,6 +162,10 @@ def test_audit_and_system_pages(page: Any) -> None:
     assert page.locator("td code", has_text="auth.login_succeeded").count() >= 1
     assert page.locator("td code", has_text="api_key.created").count() == 0
     screenshot(page, "audit")
+
+    page.goto("/ui/admin/users")
+    assert page.get_by_role("row").filter(has_text="admin@example.com").count() == 1
+    screenshot(page, "users")
 
     page.goto("/ui/admin/system")
     assert page.get_by_role("heading", name="Health", exact=True).is_visible()
