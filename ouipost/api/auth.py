@@ -5,21 +5,72 @@ that checks permissions and resolves the workspace, in the order clients rely on
 2. workspace-scoped route without X-Workspace-ID: 400 WORKSPACE_REQUIRED
 3. missing permission: 403 FORBIDDEN
 4. a workspace the key may not reach (or that does not exist): 404 NOT_FOUND, never revealing which
+
+A route marked `@shares_key_connection` does its database work on the connection the key was looked
+up on (`key_connection` / `key_transaction`): one pool checkout, ping and reset per request instead
+of two, which on MySQL is two round trips of the few such a request makes.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Literal
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import api_keys, errors
+from ouipost import api_keys, errors, idempotency
 from ouipost.context import API_KEY, CLOCK, DB, WORKSPACE_ID
 from ouipost.web import Handler
 
 WorkspaceSource = Literal["header", "path"] | None
+KEY_CONNECTION = web.RequestKey("key_connection", AsyncConnection)
+
+
+def shares_key_connection(handler: Handler) -> Handler:
+    """Mark a route (outermost, under the route decorator) whose handler takes its connection from
+    `key_connection` or `key_transaction`. Only for handlers that open no other connection while
+    they run: a request holding two could wait for a pool that requests holding one have emptied.
+    An Idempotency-Key request is therefore not shared (its claim commits on a connection of its own).
+    """
+    handler.shares_key_connection = True  # type: ignore[attr-defined]
+    return handler
+
+
+def _shares_connection(request: web.Request) -> bool:
+    return (getattr(request.match_info.handler, "shares_key_connection", False)
+            and idempotency.HEADER not in request.headers)
+
+
+@asynccontextmanager
+async def key_connection(request: web.Request) -> AsyncIterator[AsyncConnection]:
+    """For reads: the connection the key was looked up on when the route shares it, else a new one."""
+    shared = request.get(KEY_CONNECTION)
+    if shared is not None:
+        yield shared
+        return
+    async with request.app[DB].connect() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def key_transaction(request: web.Request) -> AsyncIterator[AsyncConnection]:
+    """Like engine.begin(): committed when the block ends, rolled back when it raises; on the key's
+    connection when the route shares it (the key lookup was a read in the same READ COMMITTED
+    transaction, so nothing of it is held)."""
+    shared = request.get(KEY_CONNECTION)
+    if shared is None:
+        async with request.app[DB].begin() as conn:
+            yield conn
+        return
+    try:
+        yield shared
+    except BaseException:
+        await shared.rollback()
+        raise
+    await shared.commit()
 
 
 @web.middleware
@@ -32,11 +83,23 @@ async def api_key_middleware(request: web.Request, handler: Handler) -> web.Stre
     # A read: usage and last use are counted in memory (ouipost.usage). The workspace a
     # header-scoped route will check is asked in the same query.
     workspace_id = request.headers.get("X-Workspace-ID", "").strip() or None
+    share = _shares_connection(request)
+    if share and request.body_exists:
+        # The body is read before the checkout (a slow client must not hold a pooled connection),
+        # when its declared length fits the cap; any other body takes the unshared path, which
+        # answers 401 or 413 in the usual order.
+        length = request.content_length
+        share = length is not None and length <= request.client_max_size
+        if share:
+            await request.read()
     async with request.app[DB].connect() as conn:
         key = await api_keys.authenticate(conn, secret, request.app[CLOCK].now(), workspace_id=workspace_id)
-    if key is None:
-        raise errors.Unauthorized("Invalid, revoked or expired API key")
-    request[API_KEY] = key
+        if key is None:
+            raise errors.Unauthorized("Invalid, revoked or expired API key")
+        request[API_KEY] = key
+        if share:
+            request[KEY_CONNECTION] = conn
+            return await handler(request)
     return await handler(request)
 
 

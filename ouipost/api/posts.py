@@ -9,7 +9,7 @@ from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ouipost import analytics, publishing
-from ouipost.api.auth import api_route
+from ouipost.api.auth import api_route, key_connection, key_transaction, shares_key_connection
 from ouipost.api.common import HashtagList, PageQuery, pagination, validate_timezone
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, WORKSPACE_ID
@@ -58,6 +58,7 @@ class PostQuery(PageQuery):
 
 
 @routes.get("/api/posts")
+@shares_key_connection
 @api_route("posts.read")
 async def list_posts(request: web.Request) -> web.Response:
     query = load_query(request, PostQuery())
@@ -65,7 +66,7 @@ async def list_posts(request: web.Request) -> web.Response:
         request[WORKSPACE_ID], status=query.get("status"), platform=query.get("platform"),
         start=query.get("from_"), end=query.get("to"),
     )
-    async with request.app[DB].connect() as conn:
+    async with key_connection(request) as conn:
         rows, total = await service.list_posts(conn, clauses, page=query["page"], limit=query["limit"])
         ids = [r["id"] for r in rows]
         media = await service.media_of(conn, ids)
@@ -79,11 +80,12 @@ async def list_posts(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/posts")
+@shares_key_connection
 @api_route("posts.write")
 @idempotent
 async def create_post(request: web.Request) -> web.Response:
     body = await load_body(request, PostBody())
-    async with request.app[DB].begin() as conn:
+    async with key_transaction(request) as conn:
         post = await actions.create_draft(conn, request[WORKSPACE_ID], body, request.app[CLOCK].now())
     return ok({"post": service.post_view(post)}, status=201)
 
