@@ -220,7 +220,7 @@ async def locked_until(conn: AsyncConnection, email: str, now: datetime) -> date
 async def _delete_rows(
     conn: AsyncConnection, table: sa.Table, key: sa.Column[Any], where: sa.ColumnElement[bool]
 ) -> None:
-    """Delete the rows `where` picks, by primary key, a batch at a time.
+    """Delete the rows `where` picks (at most PRUNE_BATCH of them per call), by primary key.
 
     Found first with a plain read, then deleted by key: a ranged or unindexed DELETE would lock every
     row it scans, among them other logins' fresh, uncommitted rows, and two logins each waiting for
