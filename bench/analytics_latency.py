@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Latency of the analytics reads on a large workspace (MariaDB).
+"""Latency of the analytics reads on a large workspace (MariaDB, or SQLite).
 
     .venv/bin/python bench/analytics_latency.py
-        [--database-url mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_analytics]
+        [--database-url mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_analytics
+                        | sqlite+aiosqlite:///var/bench/analytics.db]
         [--targets 100000] [--snapshots 1000000] [--days 365] [--requests 50] [--reuse]
 
 Seeds a scratch database (dropped and created again unless --reuse finds it seeded): one workspace
@@ -60,11 +61,16 @@ BATCH = 5000
 
 async def recreate(url: str) -> None:
     parsed = make_url(url)
-    server = create_engine(parsed.set(database="").render_as_string(hide_password=False))
-    async with server.connect() as conn:
-        await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
-        await conn.execute(sa.text(f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
-    await server.dispose()
+    if parsed.get_backend_name() == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{parsed.database}{suffix}").unlink(missing_ok=True)
+    else:
+        server = create_engine(parsed.set(database="").render_as_string(hide_password=False))
+        async with server.connect() as conn:
+            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
+            await conn.execute(sa.text(
+                f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+        await server.dispose()
     engine = create_engine(url)
     await upgrade(engine)
     await engine.dispose()
@@ -168,6 +174,9 @@ def rollup_migration() -> Any:
 
 async def analyze(engine: AsyncEngine, *tables: str) -> None:
     async with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.execute(sa.text("ANALYZE"))
+            return
         for table in (*tables, "hourly_insights", "hourly_network_insights", "daily_network_insights"):
             await conn.execute(sa.text(f"ANALYZE TABLE {table}"))
 
@@ -235,8 +244,8 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--reuse", action="store_true", help="keep the database when it is already seeded")
     args = parser.parse_args()
-    if not args.database_url.startswith("mysql"):
-        parser.error("this benchmark is for MySQL/MariaDB")
+    if not args.database_url.startswith(("mysql", "sqlite")):
+        parser.error("this benchmark is for MySQL/MariaDB or SQLite")
 
     engine = create_engine(args.database_url)
     found = await seeded(engine) if args.reuse else None
