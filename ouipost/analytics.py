@@ -20,8 +20,8 @@ Reading (handlers): `post_totals` (post lists and views, one grouped query per p
 Workspace periods select targets by their publication time and show their latest totals, so the
 timeline's buckets add up to the summary and a period with no publication is all zeros. A workspace's
 period reads the rollups for its whole UTC days (per-network totals) and whole UTC hours (timeline),
-and `target_insights` only for the partial days and hours at its ends (or for the whole timeline in a
-zone whose offset is not whole hours): the same sums, from a few hundred rows.
+and `target_insights` only for the partial days and hours at its ends and, in zones whose offset is
+not whole hours, for the UTC hours that hold a local midnight: the same sums, from a few hundred rows.
 
 What can go wrong: `resolve_period` raises 422 VALIDATION_ERROR (from after to, too many points);
 `request_refresh` raises 409 CONFLICT for a post with nothing published. Database errors propagate.

@@ -6,15 +6,15 @@
   under their own names. A post's timeline reads them.
 - `target_insights`: the rollup, one row per published target, created when the target is published
   (zeros) and overwritten with each snapshot: its latest totals. Lists, post views and workspace
-  analytics read only this table, so their cost follows the number of published targets in the
-  period, never the number of snapshots.
+  analytics read this table (or its rollups below), never the snapshots.
 - `hourly_insights`, `hourly_network_insights`, `daily_network_insights`: sums of `target_insights`
   by publication time (whole UTC hours or days since the epoch), per workspace, and per network for
   the latter two; kept equal to those sums in the transactions that change `target_insights`
   (publication, snapshot, post deletion; a workspace's rows cascade with it). A workspace period reads
   a few hundred of their rows instead of every target of the period: `daily_network_insights` gives
   the per-network totals, `hourly_insights` (or `hourly_network_insights` with a platform filter) the
-  timeline, which any zone with whole-hour offsets buckets exactly into its local hours and days.
+  timeline, grouped into the zone's local days or hours (an hour that straddles two local days, in
+  a zone whose offset is not whole hours, is read from `target_insights` instead).
 - `account_snapshots`: one row per account per daily sync (followers, following, posts, demographics).
 
 Snapshots keep `account_id` without a foreign key: history outlives a disconnected account.
