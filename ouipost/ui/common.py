@@ -66,11 +66,11 @@ def ui_view(
                 if request.method in ("GET", "HEAD"):
                     raise web.HTTPSeeOther(f"/ui/login?next={quote(request.path_qs, safe='')}")
                 raise errors.Unauthorized("Your session has ended; sign in again")
+            request[UI_USER] = user  # set first: a refusal page still shows who is signed in
             if permission is not None and not user.can(permission):
                 raise errors.Forbidden(f"Your account lacks the {permission} permission")
             if role is not None and user.role != role:
                 raise errors.Forbidden(f"Only the {role} role may do this")
-            request[UI_USER] = user
             async with request.app[DB].connect() as conn:
                 request[UI_WORKSPACES] = await visible_workspaces(conn, user, limit=SWITCHER_LIMIT)
                 if workspace:

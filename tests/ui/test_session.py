@@ -234,3 +234,13 @@ def test_the_cookie_is_secure_behind_https() -> None:
     base = Settings(data_dir=Path("/tmp"), database_url="sqlite+aiosqlite://", secret_key="k" * 40)
     assert cookie_storage(base.with_overrides(public_url="https://posts.example.com")).cookie_params["secure"] is True
     assert cookie_storage(base.with_overrides(public_url="http://127.0.0.1:8080")).cookie_params["secure"] is False
+
+
+async def test_a_refusal_page_still_shows_who_is_signed_in(client: Any, make_user: Any) -> None:
+    user = await make_user("viewer")
+    await client_sign_in(client, user["email"], PASSWORD)
+    response = await client.get("/ui/admin/users")
+    html = await response.text()
+    assert response.status == 403
+    assert "lacks the users.manage permission" in html
+    assert "Sign out" in html and user["email"] in html
