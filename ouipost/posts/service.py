@@ -204,7 +204,7 @@ async def list_posts(
         sa.select(posts, total_of_all.label("total_of_all")).where(*clauses)
         .order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(limit).offset(offset)
     )
-    rows = [dict(r) for r in result.mappings()]
+    rows = _as_dicts(result)
     if rows:
         total = rows[0]["total_of_all"]
         for row in rows:
@@ -222,8 +222,8 @@ async def targets_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str
     found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in post_ids}
     if not post_ids:
         return found
-    for r in (await conn.execute(_TARGETS_OF, {"ids": list(post_ids)})).mappings():
-        found[r["post_id"]].append(dict(r))
+    for r in _as_dicts(await conn.execute(_TARGETS_OF, {"ids": list(post_ids)})):
+        found[r["post_id"]].append(r)
     return found
 
 
@@ -231,9 +231,16 @@ async def media_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, 
     found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in post_ids}
     if not post_ids:
         return found
-    for r in (await conn.execute(_MEDIA_OF, {"ids": list(post_ids)})).mappings():
-        found[r["post_id"]].append(dict(r))
+    for r in _as_dicts(await conn.execute(_MEDIA_OF, {"ids": list(post_ids)})):
+        found[r["post_id"]].append(r)
     return found
+
+
+def _as_dicts(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
+    # The column names once per result: dict(RowMapping) builds a keys view for every row, which
+    # was a tenth of a page request's time.
+    keys = tuple(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
 
 
 def post_view(
