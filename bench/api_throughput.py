@@ -3,7 +3,7 @@
 handler doing the same key lookup and the same query or insert on the same database.
 
     .venv/bin/python bench/api_throughput.py [--databases sqlite,mysql] [--redis both|on|off]
-        [--mysql-url mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_api]
+        [--database-url mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_api]
         [--redis-url redis://127.0.0.1:6379/14] [--connections 32] [--seconds 4] [--rounds 3]
 
 For each database (a scratch SQLite file; MariaDB: the database is dropped and created again) the
@@ -323,7 +323,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--databases", default="sqlite,mysql", help="comma-separated: sqlite, mysql")
     parser.add_argument("--redis", choices=("both", "on", "off"), default="both")
-    parser.add_argument("--mysql-url", default="mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_api")
+    parser.add_argument("--database-url", default="mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_api")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=4.0, help="length of one round")
@@ -333,7 +333,7 @@ async def main() -> None:
     redis_modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.redis]
     for database in [d.strip() for d in args.databases.split(",") if d.strip()]:
         if database == "mysql":
-            url = args.mysql_url
+            url = args.database_url
         elif database == "sqlite":
             url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='ouipost-bench-api-')}/bench.db"
         else:
