@@ -448,6 +448,16 @@ async def test_the_calendar_puts_posts_on_their_local_day_across_dst(client: Any
         if name != "published" and day in week:
             assert link in week[day]
 
+    # A busy day shows its first posts and how many more, linking to that day in the list.
+    for minute in range(8):
+        await _insert_post(engine, s["ws"], status="scheduled", content=f"Busy {minute}",
+                           scheduled_at=datetime(2026, 3, 12, 9, minute, tzinfo=UTC))
+    busy = cells(await (await client.get(f"{base}/calendar?view=month&date=2026-03-15")).text())["2026-03-12"]
+    assert busy.count('class="event') == 6 and "Busy 5" in busy and "Busy 6" not in busy
+    assert f'href="{base}/posts?from=2026-03-12&amp;to=2026-03-12">+2 more</a>' in busy
+    busy_week = cells(await (await client.get(f"{base}/calendar?view=week&date=2026-03-12")).text())["2026-03-12"]
+    assert busy_week.count('class="event') == 8 and "more</a>" not in busy_week
+
     page = await client.get(f"{base}/calendar?view=month&date=2026-03-15")
     html = await page.text()
     assert "March 2026" in html and "date=2026-02-01" in html and "date=2026-04-01" in html

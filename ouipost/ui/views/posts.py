@@ -56,8 +56,8 @@ from ouipost.web import dumps, error_response, run_schema
 routes = web.RouteTableDef()
 
 PAGE_SIZE = 20
-CALENDAR_LIMIT = 1000  # posts shown in one calendar view; beyond that the list is the place to look
-EVENTS_PER_DAY = 6  # a month cell shows this many, then "+N more" linking to that day's list
+# A day shows this many posts, then "+N more" linking to that day in the posts list.
+PER_DAY = {"month": 6, "week": 50}
 OVERRIDE_FIELDS = ("content", "title", "link")
 ACTIONS = ("draft", "schedule", "queue", "publish")
 MANAGE = "posts.manage"
@@ -683,14 +683,15 @@ async def calendar_page(request: web.Request) -> web.Response:
     with contextlib.suppress(ValueError):
         day = date.fromisoformat(request.query.get("date", ""))
     first, after, weeks = calendar_range(view, day)
-    start = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
-    end = datetime.combine(after, time(0), tzinfo=zone).astimezone(UTC)
+    days = [first + timedelta(days=i) for i in range((after - first).days)]
+    # Each local midnight as an instant: DST days are 23 or 25 hours long, never shifted.
+    starts = [datetime.combine(d, time(0), tzinfo=zone).astimezone(UTC) for d in [*days, after]]
     async with request.app[DB].connect() as conn:
-        found = await posts_calendar.posts_between(conn, workspace["id"], start, end, limit=CALENDAR_LIMIT)
-    by_day: dict[date, list[dict[str, Any]]] = {}
-    for item in found:
-        local = item["at"].astimezone(zone)
-        by_day.setdefault(local.date(), []).append({**item, "local": local})
+        found = await posts_calendar.posts_by_day(conn, workspace["id"], starts, PER_DAY[view])
+    by_day = {
+        d: {"items": [{**item, "local": item["at"].astimezone(zone)} for item in items], "total": total}
+        for d, items, total in zip(days, found.posts, found.totals, strict=True)
+    }
     if view == "week":
         prev_day, next_day = day - timedelta(days=7), day + timedelta(days=7)
         title = f"Week of {first.strftime('%d %B %Y')}"
@@ -709,7 +710,6 @@ async def calendar_page(request: web.Request) -> web.Response:
     return await render(request, "ui/posts/calendar.html", {
         "view": view, "day": day, "today": today, "weeks": weeks, "by_day": by_day, "title": title,
         "url": url, "prev_day": prev_day, "next_day": next_day, "day_list_url": day_list_url,
-        "zone": _zone_name(workspace), "truncated": len(found) >= CALENDAR_LIMIT,
-        "events_per_day": EVENTS_PER_DAY, "weekdays": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+        "zone": _zone_name(workspace), "weekdays": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
         "can_manage": can_mutate(request[UI_USER], MANAGE),
     })
