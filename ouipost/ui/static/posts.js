@@ -3,6 +3,25 @@
 // as counters, red past a network's limit. Without this file the form checks everything on submit.
 "use strict";
 
+// A form marked data-once is sent once: publishing waits a few seconds for the networks, and a
+// second click would only be refused (the post is already publishing).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!form.matches("form[data-once]")) return;
+  if (form.dataset.sent) {
+    event.preventDefault();
+    return;
+  }
+  form.dataset.sent = "1";
+  form.setAttribute("aria-busy", "true");
+});
+window.addEventListener("pageshow", () => {
+  for (const form of document.querySelectorAll("form[data-once]")) {
+    delete form.dataset.sent;
+    form.removeAttribute("aria-busy");
+  }
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("composer");
   if (!form || !form.dataset.validateUrl) return;
