@@ -72,6 +72,14 @@ async def hash_password_off_loop(password: str) -> str:
     return await asyncio.to_thread(hash_password, password)
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, narrower than the machine's in containers)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class PasswordHashing:
     """argon2id hashing and checking off the event loop, with a bounded number in flight.
 
@@ -83,7 +91,7 @@ class PasswordHashing:
     """
 
     def __init__(self, concurrency: int | None = None) -> None:
-        self.concurrency = max(1, concurrency or os.cpu_count() or 1)
+        self.concurrency = max(1, concurrency or _usable_cpus())
         self._slots = asyncio.Semaphore(self.concurrency)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="argon2")
         self._holding: contextvars.ContextVar[bool] = contextvars.ContextVar(f"argon2_turn_{id(self)}", default=False)
