@@ -891,16 +891,19 @@ async def _top_posts(
     conn: AsyncConnection, clauses: Sequence[sa.ColumnElement[bool]], *, with_workspace: bool
 ) -> list[dict[str, Any]]:
     """The publications (a post on one network) with the most impressions, then engagement (ties: the
-    newest target first). One query: it walks ix_target_insights_top backwards, stops after
-    `TOP_POSTS` rows of the period, and joins each to its post (primary key) for the text."""
+    newest target first). One query: the inner SELECT walks ix_target_insights_top backwards on
+    MariaDB and stops after `TOP_POSTS` rows of the period; only those few are joined to their posts
+    for the text (joined before the LIMIT, SQLite would look up the post of every row it sorts)."""
     t = target_insights
-    rows = (await conn.execute(
+    order = (t.c.impressions.desc(), t.c.engagement.desc(), t.c.target_id.desc())
+    top = (
         sa.select(t.c.target_id, t.c.post_id, t.c.workspace_id, t.c.network, t.c.impressions, t.c.engagement,
-                  t.c.reach, t.c.clicks, t.c.published_at, posts.c.content)
-        .join(posts, posts.c.id == t.c.post_id)
-        .where(*clauses)
-        .order_by(t.c.impressions.desc(), t.c.engagement.desc(), t.c.target_id.desc())
-        .limit(TOP_POSTS)
+                  t.c.reach, t.c.clicks, t.c.published_at)
+        .where(*clauses).order_by(*order).limit(TOP_POSTS).subquery("top")
+    )
+    rows = (await conn.execute(
+        sa.select(top, posts.c.content).join(posts, posts.c.id == top.c.post_id)
+        .order_by(top.c.impressions.desc(), top.c.engagement.desc(), top.c.target_id.desc())
     )).all()
     top = []
     for row in rows:
