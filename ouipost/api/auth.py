@@ -46,21 +46,25 @@ def _shares_connection(request: web.Request) -> bool:
 
 @asynccontextmanager
 async def key_connection(request: web.Request) -> AsyncIterator[AsyncConnection]:
-    """For reads: the connection the key was looked up on when the route shares it, else a new one."""
-    shared = request.get(KEY_CONNECTION)
-    if shared is not None:
-        yield shared
+    """For reads: the connection the key was looked up on when the route shares it, else a new one.
+    Either goes back to the pool when the block ends (the rest of the answer needs none)."""
+    shared = request.pop(KEY_CONNECTION, None)
+    if shared is None:
+        async with request.app[DB].connect() as conn:
+            yield conn
         return
-    async with request.app[DB].connect() as conn:
-        yield conn
+    try:
+        yield shared
+    finally:
+        await shared.close()
 
 
 @asynccontextmanager
 async def key_transaction(request: web.Request) -> AsyncIterator[AsyncConnection]:
     """Like engine.begin(): committed when the block ends, rolled back when it raises; on the key's
     connection when the route shares it (the key lookup was a read in the same READ COMMITTED
-    transaction, so nothing of it is held)."""
-    shared = request.get(KEY_CONNECTION)
+    transaction, so nothing of it is held). The connection goes back to the pool at the end."""
+    shared = request.pop(KEY_CONNECTION, None)
     if shared is None:
         async with request.app[DB].begin() as conn:
             yield conn
@@ -70,7 +74,10 @@ async def key_transaction(request: web.Request) -> AsyncIterator[AsyncConnection
     except BaseException:
         await shared.rollback()
         raise
-    await shared.commit()
+    else:
+        await shared.commit()
+    finally:
+        await shared.close()
 
 
 @web.middleware
@@ -98,6 +105,8 @@ async def api_key_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise errors.Unauthorized("Invalid, revoked or expired API key")
         request[API_KEY] = key
         if share:
+            # The handler's key_connection/key_transaction block returns it to the pool; leaving
+            # this block closes it otherwise (an error before the handler reached it).
             request[KEY_CONNECTION] = conn
             return await handler(request)
     return await handler(request)

@@ -57,11 +57,17 @@ class PostQuery(PageQuery):
             raise ValidationError("from must not be after to", field_name="from")
 
 
+# One instance each, shared by every request: building a marshmallow Schema copies its declared
+# fields (about 0.1 ms, a few percent of a list request); loading with one keeps no state.
+POST_QUERY = PostQuery()
+POST_BODY = PostBody()
+
+
 @routes.get("/api/posts")
 @shares_key_connection
 @api_route("posts.read")
 async def list_posts(request: web.Request) -> web.Response:
-    query = load_query(request, PostQuery())
+    query = load_query(request, POST_QUERY)
     clauses = service.list_filter(
         request[WORKSPACE_ID], status=query.get("status"), platform=query.get("platform"),
         start=query.get("from_"), end=query.get("to"),
@@ -84,7 +90,7 @@ async def list_posts(request: web.Request) -> web.Response:
 @api_route("posts.write")
 @idempotent
 async def create_post(request: web.Request) -> web.Response:
-    body = await load_body(request, PostBody())
+    body = await load_body(request, POST_BODY)
     async with key_transaction(request) as conn:
         post = await actions.create_draft(conn, request[WORKSPACE_ID], body, request.app[CLOCK].now())
     return ok({"post": service.post_view(post)}, status=201)
@@ -94,7 +100,7 @@ async def create_post(request: web.Request) -> web.Response:
 @api_route("posts.read")
 async def validate_post(request: web.Request) -> web.Response:
     """The checks of create, and those of scheduling, on a body that is not saved."""
-    body = await load_body(request, PostBody())
+    body = await load_body(request, POST_BODY)
     async with request.app[DB].connect() as conn:
         report = await actions.validate_body(conn, request[WORKSPACE_ID], body)
     return ok(report.as_dict())
@@ -116,7 +122,7 @@ async def get_post(request: web.Request) -> web.Response:
 @routes.put("/api/posts/{id}")
 @api_route("posts.write")
 async def update_post(request: web.Request) -> web.Response:
-    changes = await load_body(request, PostBody(), partial=True)
+    changes = await load_body(request, POST_BODY, partial=True)
     async with request.app[DB].begin() as conn:
         post, media = await actions.update_draft(
             conn, request[WORKSPACE_ID], request.match_info["id"], changes, request.app[CLOCK].now()
