@@ -215,3 +215,27 @@ def test_the_composer_works_without_javascript(browser: Any, ui_server: UiServer
         expect(page.get_by_role("status").first).to_contain_text("Draft saved")
     finally:
         context.close()
+
+
+def test_the_posts_pages_fit_a_375px_screen(page: Any, ui_server: UiServer, workspace: dict[str, str]) -> None:
+    post = api(ui_server, "POST", "/api/posts", workspace["key"], {
+        "content": "A rather long line of text that would widen a narrow screen if it were not wrapped " * 3,
+        "platforms": [workspace["x"], "bluesky"],
+    }, workspace["id"])["post"]
+    when = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    api(ui_server, "POST", f"/api/posts/{post['id']}/schedule", workspace["key"],
+        {"scheduled_at": when.isoformat().replace("+00:00", "Z")}, workspace["id"])
+    sign_in(page)
+    page.set_viewport_size({"width": 375, "height": 800})
+    base = f"/ui/w/{workspace['id']}"
+    day = when.astimezone(PARIS).date().isoformat()
+    for path, name in ((f"{base}/posts", "posts-list-narrow"), (f"{base}/calendar?view=month&date={day}", None),
+                       (f"{base}/compose", "composer-narrow"), (f"{base}/posts/{post['id']}", None),
+                       (f"{base}/posts/{post['id']}/edit", None)):
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, (path, overflow)
+        if name:
+            screenshot(page, name)
+    page.goto(f"{base}/calendar?view=month&date={day}")
+    assert page.locator(f'td[data-date="{day}"] a.event[href="{base}/posts/{post["id"]}"]').is_visible()
