@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ouipost.pacing import PacingConfig, load_pacing
 from ouipost.platforms.registry import NETWORKS
+from ouipost.retention import Retention, load_retention
 
 DEFAULT_RATE_LIMITS = {"starter": 60, "professional": 300, "enterprise": 1200}
 SECRET_FILE = "secret_key"
@@ -70,6 +71,8 @@ class Settings:
     # Per-account pacing, per-network concurrency and token refresh windows (OUIPOST_PACING*,
     # OUIPOST_REFRESH_WINDOWS; see ouipost/pacing.py).
     pacing: PacingConfig = field(default_factory=PacingConfig)
+    # How long housekeeping keeps each kind of row (OUIPOST_RETENTION; see ouipost/retention.py).
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def is_sqlite(self) -> bool:
@@ -144,6 +147,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     except ValueError as exc:
         problems.append(str(exc))
         pacing = PacingConfig()
+    try:
+        retention = load_retention(env)
+    except ValueError as exc:
+        problems.append(str(exc))
+        retention = Retention()
 
     settings_kwargs = dict(
         data_dir=data_dir,
@@ -173,6 +181,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         log_level=reader.choice("OUIPOST_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         ui_idle_minutes=reader.integer("OUIPOST_UI_IDLE_MINUTES", 30, 1, 7 * 24 * 60),
         pacing=pacing,
+        retention=retention,
     )
     settings_kwargs.update(overrides)
 

@@ -13,7 +13,7 @@ lease (graceful shutdown) or an expired lease (the worker died).
   `recover_expired_leases` hands the jobs of a dead worker back to the queue.
 - `complete_jobs` acknowledges many jobs in one UPDATE; it, `fail_or_retry` and `release_jobs` are
   fenced on `locked_by`, so a worker whose lease expired cannot overwrite a newer claim.
-- `prune_finished_jobs` deletes done/failed jobs past the retention, in batches.
+- Finished jobs are deleted past their retention by the `housekeeping` job (ouipost/housekeeping.py).
 
 Times come from the caller (the injectable clock), so every process must keep its clock in sync
 (NTP); a skew shortens or lengthens leases by as much.
@@ -503,35 +503,6 @@ async def fail_or_retry(
         return None
     log.debug("job %s (%s) attempt %d/%d -> %s: %s", job.id, job.kind, job.attempts, job.max_attempts, status, error)
     return status
-
-
-# --- housekeeping ------------------------------------------------------------------------------
-
-
-async def prune_finished_jobs(engine: AsyncEngine, older_than: datetime, batch_size: int = 1000) -> int:
-    """Delete done and failed jobs finished before `older_than`, `batch_size` per transaction (so
-    no long lock is held). Returns how many were deleted.
-
-    SELECT id FROM jobs WHERE finished_at < :cutoff ORDER BY finished_at LIMIT :n (ix_jobs_finished_at),
-    then DELETE by primary key: MySQL takes no LIMIT inside an IN subquery.
-    """
-    total = 0
-    while True:
-        async with engine.begin() as conn:
-            ids = (await conn.execute(
-                sa.select(jobs.c.id).where(jobs.c.finished_at < older_than)
-                .order_by(jobs.c.finished_at).limit(batch_size)
-            )).scalars().all()
-            if ids:
-                await conn.execute(
-                    sa.delete(jobs).where(jobs.c.id.in_(ids), jobs.c.status.in_(("done", "failed")))
-                )
-        total += len(ids)
-        if len(ids) < batch_size:
-            break
-    if total:
-        log.debug("pruned %d finished job(s)", total)
-    return total
 
 
 async def queue_stats(engine: AsyncEngine, now: datetime, *, alive_within: float = 60.0) -> QueueStats:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import queue
+from ouipost import housekeeping, queue
 from ouipost.clock import Clock
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import social_accounts
@@ -30,9 +30,10 @@ from workers import dispatch_events
 log = logging.getLogger("ouipost.periodic")
 
 REFRESH_TOKENS_KIND = "refresh_tokens"
+HOUSEKEEPING_KIND = "housekeeping"
 
 
-async def _has_expiring_tokens(conn: AsyncConnection) -> bool:
+async def _has_expiring_tokens(conn: AsyncConnection, now: datetime) -> bool:
     """Any active account whose token expires at all: only then is a refresh chain worth running."""
     found = await conn.scalar(
         sa.select(social_accounts.c.id)
@@ -48,13 +49,19 @@ class Periodic:
     every_seconds: float
     queue: str = queue.DEFAULT_QUEUE
     # Started only when this says so (checked again at every ensure), so that an installation with
-    # nothing to do runs no chain, and the queue stays empty for tests that count jobs.
-    needed: Callable[[AsyncConnection], Awaitable[bool]] | None = None
+    # nothing to do runs no chain, and the queue stays empty for tests that count jobs. Given the
+    # clock's time, for predicates about age.
+    needed: Callable[[AsyncConnection, datetime], Awaitable[bool]] | None = None
+
+
+async def _webhook_active(conn: AsyncConnection, now: datetime) -> bool:
+    return await dispatch_events.sweep_needed(conn)
 
 
 PERIODIC: tuple[Periodic, ...] = (
     Periodic(REFRESH_TOKENS_KIND, 300.0, needed=_has_expiring_tokens),
-    Periodic(dispatch_events.KIND, 60.0, queue=dispatch_events.QUEUE, needed=dispatch_events.sweep_needed),
+    Periodic(dispatch_events.KIND, 60.0, queue=dispatch_events.QUEUE, needed=_webhook_active),
+    Periodic(HOUSEKEEPING_KIND, 600.0, needed=housekeeping.anything_to_prune),
 )
 
 
@@ -80,7 +87,7 @@ async def ensure_periodic_jobs(engine: AsyncEngine, clock: Clock, kinds: Collect
         if kinds is not None and entry.kind not in kinds:
             continue
         async with engine.begin() as conn:
-            if entry.needed is not None and not await entry.needed(conn):
+            if entry.needed is not None and not await entry.needed(conn, clock.now()):
                 continue
             job_id = await queue.enqueue(
                 conn, kind=entry.kind, payload={}, queue=entry.queue, now=clock.now(),

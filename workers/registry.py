@@ -21,6 +21,7 @@ from types import ModuleType
 from workers import (
     deliver_webhook,
     dispatch_events,
+    housekeeping,
     noop,
     publish_post,
     refresh_tokens,
@@ -39,6 +40,7 @@ MODULES: tuple[ModuleType, ...] = (
     deliver_webhook,
     sync_analytics,
     sync_accounts,
+    housekeeping,
 )
 
 HANDLERS: dict[str, Handler] = {module.KIND: module.handle for module in MODULES}

@@ -7,7 +7,8 @@ One loop, three side tasks:
 - acknowledger: writes the completions gathered meanwhile in one UPDATE (group commit);
 - heartbeat: extends the leases of in-flight jobs, refreshes the worker's row and hands back the
   jobs of dead workers (expired leases);
-- pruner: deletes finished jobs past the retention and the rows of dead workers.
+- pruner: starts the periodic jobs that are missing (finished jobs are pruned by one of them,
+  `housekeeping`) and deletes the rows of dead workers.
 
 `stop()` (SIGTERM/SIGINT in `run.py worker`, app cleanup in `serve`) stops claiming, waits for
 in-flight jobs up to `grace_seconds`, cancels what is left and releases those jobs to the queue
@@ -111,7 +112,6 @@ class Worker:
         lease_seconds: float = 30.0,
         poll_interval: float = 1.0,
         grace_seconds: float = 8.0,
-        retention: timedelta = timedelta(days=7),
         prune_interval: float = 600.0,
     ) -> None:
         """`queues` None takes every queue. `lease_seconds` is how long a dead worker's jobs wait
@@ -130,7 +130,6 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.grace_seconds = grace_seconds
-        self.retention = retention
         self.prune_interval = prune_interval
         self.id = f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
         self.counters = WorkerCounters()
@@ -349,12 +348,11 @@ class Worker:
         while True:
             now = self.clock.now()
             try:
-                # Periodic jobs (token refresh): started here, at start and then every prune
-                # interval, so a chain that was not needed at start (no accounts yet) begins later.
+                # Periodic jobs (token refresh, housekeeping): started here, at start and then every
+                # prune interval, so a chain that was not needed at start (no accounts yet) begins later.
                 await ensure_periodic_jobs(self.engine, self.clock, kinds=self.handlers)
-                pruned = await queue.prune_finished_jobs(self.engine, now - self.retention)
                 dead = await queue.prune_dead_workers(self.engine, now - timedelta(seconds=self.lease_seconds * 3))
-                log.debug("prune: %d finished job(s), %d dead worker row(s)", pruned, dead)
+                log.debug("prune: %d dead worker row(s)", dead)
             except Exception as exc:
                 log.warning("pruning failed (%s: %s)", type(exc).__name__, exc)
             await asyncio.sleep(self.prune_interval)

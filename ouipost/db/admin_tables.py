@@ -116,6 +116,7 @@ webhook_deliveries = sa.Table(
     sa.UniqueConstraint("webhook_id", "event_id"),
     sa.Index(None, "webhook_id", "created_at"),
     sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "created_at"),  # housekeeping: finished deliveries by age
 )
 
 # Outcomes of publish calls to the networks, written by the worker; /admin/platform-health reads them.
@@ -129,4 +130,5 @@ platform_calls = sa.Table(
     sa.Column("latency_ms", sa.Integer, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index(None, "network", "at"),
+    sa.Index(None, "at"),  # housekeeping: calls by age, whatever their network
 )

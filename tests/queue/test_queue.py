@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import queue
+from ouipost import housekeeping, queue
 from ouipost.db.queue_tables import jobs, workers
+from ouipost.retention import Retention
 from tests.queue.conftest import NOW, add_job, count_jobs, job_row
 
 LEASE = 30.0
@@ -228,14 +229,20 @@ async def _finish(engine: AsyncEngine, count: int, finished_at, status: str = "d
 
 async def test_pruning_deletes_finished_jobs_past_the_retention_in_batches(engine: AsyncEngine) -> None:
     await _finish(engine, 25, NOW - timedelta(days=8))
-    await _finish(engine, 2, NOW - timedelta(days=9), status="failed")
+    await _finish(engine, 2, NOW - timedelta(days=9), status="failed")  # failed jobs are kept 30 days
+    await _finish(engine, 1, NOW - timedelta(days=31), status="failed")
     await _finish(engine, 3, NOW - timedelta(days=1))
     await add_job(engine)
     await add_job(engine, run_at=NOW - timedelta(days=30))  # old but never run: kept
 
-    assert await queue.prune_finished_jobs(engine, NOW - timedelta(days=7), batch_size=10) == 27
-    assert await count_jobs(engine) == 5
+    reports = await housekeeping.run_housekeeping(
+        engine, NOW, Retention(), rules=[housekeeping.rule("done_jobs"), housekeeping.rule("failed_jobs")],
+        batch_size=10,
+    )
+    assert sum(r.deleted for r in reports) == 26
+    assert await count_jobs(engine) == 7
     assert await count_jobs(engine, status="done") == 3
+    assert await count_jobs(engine, status="failed") == 2
 
 
 async def test_queue_stats_show_due_jobs_their_age_and_live_workers(engine: AsyncEngine) -> None:
