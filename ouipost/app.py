@@ -27,6 +27,8 @@ from ouipost.config import Settings
 from ouipost.context import CIPHER, CLOCK, DB, HTTP_CLIENT, PASSWORDS, PLATFORM_HTTP, SETTINGS, STORAGE, WORKER
 from ouipost.crypto import Cipher
 from ouipost.db.engine import create_engine
+from ouipost.openapi import describe, views
+from ouipost.openapi.docs import setup_docs
 from ouipost.platforms.http import PlatformHttp
 from ouipost.storage import storage_from_settings
 from ouipost.storage.local import FILE_ROUTE, LocalStorage, make_file_handler
@@ -70,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     if isinstance(app[STORAGE], LocalStorage):
         app.router.add_get(FILE_ROUTE, make_file_handler(app[STORAGE]))
     app.add_routes(admin_api.routes)
+    setup_docs(app)
     app.on_response_prepare.append(rate_limits.add_rate_limit_headers)
     app.on_response_prepare.append(add_security_headers)
     setup_ui(app, settings)
@@ -144,6 +147,7 @@ async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
         await engine.dispose()
 
 
+@describe("Health probe for load balancers", data=views.Healthz)
 async def healthz(request: web.Request) -> web.Response:
     """For load balancers: 200 when the database answers, 503 otherwise. No auth, no details."""
     try:

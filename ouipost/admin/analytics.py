@@ -10,6 +10,7 @@ from ouipost import analytics
 from ouipost.admin.common import admin_route
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB
+from ouipost.openapi import describe, views
 from ouipost.web import load_query, ok
 
 routes = web.RouteTableDef()
@@ -20,6 +21,7 @@ class AdminAnalyticsQuery(Schema):
 
 
 @routes.get("/admin/analytics")
+@describe("Analytics of every workspace over a period", query=AdminAnalyticsQuery, data=views.WorkspaceAnalytics)
 @admin_route("analytics.view")
 async def admin_analytics(request: web.Request) -> web.Response:
     query = load_query(request, AdminAnalyticsQuery())

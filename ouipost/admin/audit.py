@@ -11,6 +11,7 @@ from ouipost import audit
 from ouipost.admin.common import admin_route
 from ouipost.api.common import PageQuery, pagination
 from ouipost.context import DB
+from ouipost.openapi import describe, views
 from ouipost.web import load_query, ok
 
 routes = web.RouteTableDef()
@@ -31,6 +32,7 @@ class AuditQuery(PageQuery):
 
 
 @routes.get("/admin/audit")
+@describe("List the audit log", query=AuditQuery, data={"logs": [views.AuditLog], "pagination": views.Pagination})
 @admin_route("audit.view")
 async def list_audit(request: web.Request) -> web.Response:
     query = load_query(request, AuditQuery())

@@ -13,6 +13,7 @@ from ouipost.admin.users_service import get_user, user_view, workspaces_by_user
 from ouipost.audit import record_audit
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, PASSWORDS, SETTINGS
+from ouipost.openapi import describe, views
 from ouipost.web import load_body, ok
 
 routes = web.RouteTableDef()
@@ -25,6 +26,7 @@ class LoginBody(Schema):
 
 
 @routes.post("/admin/login")
+@describe("Sign in: a bearer token for /admin", body=LoginBody, data=views.Login, errors=(401, 429))
 async def login(request: web.Request) -> web.Response:
     body = await load_body(request, LoginBody())
     now = request.app[CLOCK].now()
@@ -52,6 +54,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/logout")
+@describe("Sign out (the token is revoked)", data=views.Message)
 @admin_route(None)
 async def logout(request: web.Request) -> web.Response:
     user = request[ADMIN_USER]
@@ -66,6 +69,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/profile")
+@describe("The signed-in user", data={"user": views.User})
 @admin_route(None)
 async def profile(request: web.Request) -> web.Response:
     async with request.app[DB].connect() as conn:

@@ -15,6 +15,7 @@ from ouipost.admin.users_service import require_workspaces
 from ouipost.api.common import PageQuery, TrimmedString, pagination
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.openapi import describe, views
 from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
@@ -51,6 +52,7 @@ async def _view(conn: Any, row: dict[str, Any], now: Any) -> dict[str, Any]:
 
 
 @routes.get("/admin/keys")
+@describe("List API keys", query=KeyQuery, data={"keys": [views.Key], "pagination": views.Pagination})
 @admin_route("api_keys.manage")
 async def list_keys(request: web.Request) -> web.Response:
     query = load_query(request, KeyQuery())
@@ -70,6 +72,7 @@ async def list_keys(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/keys")
+@describe("Create an API key (its secret is shown once)", body=KeyBody, data={"key": views.NewKey}, status=201)
 @admin_route("api_keys.manage")
 async def create_key(request: web.Request) -> web.Response:
     body = await load_body(request, KeyBody())
@@ -88,6 +91,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/keys/{id}")
+@describe("Update an API key", body=KeyUpdateBody(partial=True), data={"key": views.Key})
 @admin_route("api_keys.manage")
 async def update_key(request: web.Request) -> web.Response:
     body = await load_body(request, KeyUpdateBody(), partial=True)
@@ -106,6 +110,7 @@ async def update_key(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/keys/{id}")
+@describe("Revoke an API key at once", data=views.Message)
 @admin_route("api_keys.manage")
 async def delete_key(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
@@ -118,6 +123,7 @@ async def delete_key(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/keys/{id}/rotate")
+@describe("Rotate an API key (the old one stays valid 24 h)", data={"key": views.RotatedKey})
 @admin_route("api_keys.manage")
 async def rotate_key(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()

@@ -15,6 +15,7 @@ from ouipost.admin import monitoring
 from ouipost.admin.common import admin_route
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
 from ouipost.rate_limits import LIMITER
 from ouipost.usage import USAGE
@@ -32,6 +33,7 @@ def _no_query(request: web.Request) -> None:
 
 
 @routes.get("/admin/dashboard")
+@describe("Dashboard counts", query=NoQuery, data=views.Dashboard)
 @admin_route("analytics.view")
 async def dashboard(request: web.Request) -> web.Response:
     _no_query(request)
@@ -42,6 +44,7 @@ async def dashboard(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/stats")
+@describe("Posts, accounts and usage figures", query=NoQuery, data=views.Stats)
 @admin_route("analytics.view")
 async def stats(request: web.Request) -> web.Response:
     _no_query(request)
@@ -52,6 +55,7 @@ async def stats(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/health")
+@describe("Every component checked (503 with the report in details when unhealthy)", query=NoQuery, data=views.Health)
 @admin_route(None, role="admin")
 async def health(request: web.Request) -> web.Response:
     """Every component checked for real, at once. 503 SERVICE_UNAVAILABLE when the database (or
@@ -69,6 +73,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/platform-health")
+@describe("Each network's API health over 24 h", query=NoQuery, data=views.PlatformHealth)
 @admin_route("analytics.view")
 async def platform_health(request: web.Request) -> web.Response:
     _no_query(request)
@@ -91,6 +96,7 @@ def _features(app: web.Application) -> dict[str, bool]:
 
 
 @routes.get("/admin/system")
+@describe("Version, environment, uptime, memory and features", query=NoQuery, data=views.System)
 @admin_route(None, role="admin")
 async def system(request: web.Request) -> web.Response:
     _no_query(request)

@@ -12,6 +12,7 @@ from ouipost.admin import users_service
 from ouipost.admin.common import ADMIN_USER, Choice, StrictBoolean, UniqueList, admin_route, request_actor
 from ouipost.api.common import PageQuery, TrimmedString, pagination
 from ouipost.context import CLOCK, DB
+from ouipost.openapi import describe, views
 from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
@@ -52,6 +53,7 @@ class UserQuery(PageQuery):
 
 
 @routes.get("/admin/users")
+@describe("List admin users", query=UserQuery, data={"users": [views.User], "pagination": views.Pagination})
 @admin_route("users.manage")
 async def list_users(request: web.Request) -> web.Response:
     query = load_query(request, UserQuery())
@@ -67,6 +69,7 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/users")
+@describe("Create an admin user", body=UserBody, data={"user": views.User}, status=201, errors=(409,))
 @admin_route("users.manage")
 async def create_user(request: web.Request) -> web.Response:
     body = await load_body(request, UserBody())
@@ -79,6 +82,7 @@ async def create_user(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/users/{id}")
+@describe("Update an admin user", body=UserUpdateBody(partial=True), data={"user": views.User}, errors=(409,))
 @admin_route("users.manage")
 async def update_user(request: web.Request) -> web.Response:
     body = await load_body(request, UserUpdateBody(), partial=True)
@@ -94,6 +98,7 @@ async def update_user(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/users/{id}")
+@describe("Delete an admin user", data=views.Message, errors=(409,))
 @admin_route("users.manage")
 async def delete_user(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()

@@ -12,6 +12,7 @@ from ouipost import errors, webhooks
 from ouipost.admin.common import Choice, StrictBoolean, UniqueList, admin_route, request_actor
 from ouipost.api.common import PageQuery, TrimmedString, pagination
 from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.openapi import describe, views
 from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
@@ -56,6 +57,7 @@ async def _found(conn: Any, webhook_id: str) -> dict[str, Any]:
 
 
 @routes.get("/admin/webhooks")
+@describe("List webhooks", query=PageQuery, data={"webhooks": [views.Webhook], "pagination": views.Pagination})
 @admin_route("webhooks.manage")
 async def list_webhooks(request: web.Request) -> web.Response:
     query = load_query(request, PageQuery())
@@ -69,6 +71,8 @@ async def list_webhooks(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/webhooks")
+@describe("Create a webhook (a generated secret is shown once)",
+          body=WebhookBody, data={"webhook": views.Webhook}, status=201)
 @admin_route("webhooks.manage")
 async def create_webhook(request: web.Request) -> web.Response:
     body = await load_body(request, WebhookBody())
@@ -88,6 +92,7 @@ async def create_webhook(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/webhooks/{id}")
+@describe("Update a webhook", body=WebhookUpdateBody(partial=True), data={"webhook": views.Webhook})
 @admin_route("webhooks.manage")
 async def update_webhook(request: web.Request) -> web.Response:
     body = await load_body(request, WebhookUpdateBody(), partial=True)
@@ -105,6 +110,7 @@ async def update_webhook(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/webhooks/{id}")
+@describe("Delete a webhook", data=views.Message)
 @admin_route("webhooks.manage")
 async def delete_webhook(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
@@ -116,6 +122,8 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/webhooks/{id}/deliveries")
+@describe("List a webhook's deliveries",
+          query=DeliveryQuery, data={"deliveries": [views.Delivery], "pagination": views.Pagination})
 @admin_route("webhooks.manage")
 async def list_deliveries(request: web.Request) -> web.Response:
     query = load_query(request, DeliveryQuery())
@@ -131,6 +139,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/webhooks/{id}/test")
+@describe("Send a webhook.test event now", data={"delivery": views.Delivery})
 @admin_route("webhooks.manage")
 async def test_webhook(request: web.Request) -> web.Response:
     """Send a webhook.test event now (one attempt, 15 s timeout, no retries) and answer its outcome."""

@@ -14,6 +14,7 @@ from ouipost import accounts, connections, errors
 from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, api_actor, pagination
 from ouipost.context import API_KEY, CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS, WORKSPACE_ID
+from ouipost.openapi import describe, views
 from ouipost.platforms.base import PlatformAdapter, PlatformError
 from ouipost.platforms.registry import NETWORKS, get_platform
 from ouipost.web import load_body, load_query, ok
@@ -77,6 +78,8 @@ def _adapter(request: web.Request, network: str) -> PlatformAdapter:
 
 
 @routes.get("/api/accounts")
+@describe("List social accounts",
+          query=AccountQuery, data={"accounts": [views.Account], "pagination": views.Pagination})
 @api_route("accounts.read")
 async def list_accounts(request: web.Request) -> web.Response:
     query = load_query(request, AccountQuery())
@@ -94,6 +97,9 @@ async def list_accounts(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/accounts")
+@describe("Connect an account: an OAuth URL to send the user to, or Bluesky at once",
+          body=ConnectBody, data=views.OAuthStart,
+          also={201: ("Bluesky connected with an app password", {"account": views.AccountDetail})}, errors=(400,))
 @api_route("accounts.manage")
 async def connect_account(request: web.Request) -> web.Response:
     body = await load_body(request, ConnectBody())
@@ -115,6 +121,7 @@ async def connect_account(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/accounts/callback")
+@describe("Finish an OAuth connection", body=CallbackBody, data={"accounts": [views.AccountDetail]}, status=201)
 @api_route("accounts.manage")
 async def oauth_callback(request: web.Request) -> web.Response:
     body = await load_body(request, CallbackBody())
@@ -128,6 +135,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/accounts/{id}")
+@describe("Get an account (stats refreshed when stale)", data={"account": views.AccountDetail})
 @api_route("accounts.read")
 async def get_account(request: web.Request) -> web.Response:
     engine, now = request.app[DB], request.app[CLOCK].now()
@@ -161,6 +169,7 @@ async def _refresh_stats(request: web.Request, account: dict[str, Any]) -> dict[
 
 
 @routes.put("/api/accounts/{id}")
+@describe("Update an account", body=AccountUpdate, data={"account": views.AccountDetail})
 @api_route("accounts.manage")
 async def update_account(request: web.Request) -> web.Response:
     changes = await load_body(request, AccountUpdate())
@@ -172,6 +181,7 @@ async def update_account(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/accounts/{id}")
+@describe("Disconnect an account (its pending targets are cancelled)", data=views.Disconnected)
 @api_route("accounts.manage")
 async def disconnect_account(request: web.Request) -> web.Response:
     engine = request.app[DB]

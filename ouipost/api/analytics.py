@@ -13,6 +13,7 @@ from ouipost import analytics, workspaces
 from ouipost.api.auth import api_route
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, WORKSPACE_ID
+from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
 from ouipost.posts import service
 from ouipost.queue import notify_enqueued
@@ -48,6 +49,7 @@ class NoQuery(Schema):
 
 
 @routes.get("/api/analytics")
+@describe("Analytics of the workspace over a period", query=AnalyticsQuery, data=views.WorkspaceAnalytics)
 @api_route("analytics.read")
 async def workspace_analytics(request: web.Request) -> web.Response:
     query = load_query(request, AnalyticsQuery())
@@ -66,6 +68,7 @@ async def workspace_analytics(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/posts/{id}/analytics")
+@describe("Analytics of one post", query=NoQuery, data=views.PostAnalytics)
 @api_route("analytics.read")
 async def post_analytics(request: web.Request) -> web.Response:
     load_query(request, NoQuery())
@@ -76,6 +79,7 @@ async def post_analytics(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/posts/{id}/analytics/refresh")
+@describe("Sync a post's analytics now", query=NoQuery, data=views.RefreshQueued, status=202, errors=(409,))
 @api_route("analytics.read")
 async def refresh_post_analytics(request: web.Request) -> web.Response:
     """202: every published target of the post is synced at once, in the background. 409 when nothing

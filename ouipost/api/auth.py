@@ -149,6 +149,7 @@ def api_route(permission: str | None, *, workspace: WorkspaceSource = "header") 
             return await handler(request)
 
         guarded.required_permission = permission  # type: ignore[attr-defined]
+        guarded.workspace_source = workspace  # type: ignore[attr-defined]
         return guarded
 
     return decorate

@@ -19,6 +19,7 @@ from ouipost import errors, idempotency
 from ouipost.api.auth import api_route
 from ouipost.clock import isoformat
 from ouipost.context import API_KEY, CLOCK, DB, SETTINGS, WORKSPACE_ID
+from ouipost.openapi import describe, views
 from ouipost.posts import rules, service, uploads
 from ouipost.web import ok
 
@@ -49,6 +50,8 @@ def media_view(row: Mapping[str, Any], urls: Mapping[str, str | None]) -> dict[s
 
 
 @routes.post("/api/posts/{id}/media")
+@describe("Upload a media file to a post (multipart/form-data)",
+          upload=views.MEDIA_UPLOAD, data={"media": views.Media}, status=201, errors=(409,), idempotent=True)
 @api_route("posts.write")
 async def upload_media(request: web.Request) -> web.Response:
     engine, settings = request.app[DB], request.app[SETTINGS]
@@ -91,6 +94,7 @@ async def upload_media(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/media/{id}")
+@describe("Delete a media file", data=views.Message, errors=(409,))
 @api_route("posts.write")
 async def delete_media(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:

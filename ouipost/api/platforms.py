@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ouipost.api.auth import api_route
+from ouipost.openapi import describe, views
 from ouipost.platforms.registry import PLATFORMS
 from ouipost.web import ok
 
@@ -12,6 +13,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/platforms")
+@describe("List the networks and what each supports", data={"platforms": [views.Platform]})
 @api_route(None, workspace=None)
 async def list_platforms(request: web.Request) -> web.Response:
     return ok({"platforms": [spec.public() for spec in PLATFORMS.values()]})

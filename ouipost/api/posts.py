@@ -14,6 +14,7 @@ from ouipost.api.common import HashtagList, PageQuery, pagination, validate_time
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, WORKSPACE_ID
 from ouipost.idempotency import idempotent
+from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
 from ouipost.posts import actions, rules, service
 from ouipost.queue import notify_enqueued
@@ -64,6 +65,7 @@ POST_BODY = PostBody()
 
 
 @routes.get("/api/posts")
+@describe("List posts", query=POST_QUERY, data={"posts": [views.Post], "pagination": views.Pagination})
 @shares_key_connection
 @api_route("posts.read")
 async def list_posts(request: web.Request) -> web.Response:
@@ -86,6 +88,7 @@ async def list_posts(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/posts")
+@describe("Create a draft post", body=POST_BODY, data={"post": views.Post}, status=201)
 @shares_key_connection
 @api_route("posts.write")
 @idempotent
@@ -97,6 +100,8 @@ async def create_post(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/posts/validate")
+@describe("Check a post body against every network's rules without saving it",
+          body=POST_BODY, data=views.ValidationReport)
 @api_route("posts.read")
 async def validate_post(request: web.Request) -> web.Response:
     """The checks of create, and those of scheduling, on a body that is not saved."""
@@ -107,6 +112,7 @@ async def validate_post(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/posts/{id}")
+@describe("Get a post with its per-network results and analytics", data={"post": views.PostDetail})
 @api_route("posts.read")
 async def get_post(request: web.Request) -> web.Response:
     async with request.app[DB].connect() as conn:
@@ -120,6 +126,7 @@ async def get_post(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/posts/{id}")
+@describe("Update a draft or scheduled post", body=PostBody(partial=True), data={"post": views.Post}, errors=(409,))
 @api_route("posts.write")
 async def update_post(request: web.Request) -> web.Response:
     changes = await load_body(request, POST_BODY, partial=True)
@@ -131,6 +138,7 @@ async def update_post(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/posts/{id}")
+@describe("Delete a post", data=views.Message, errors=(409,))
 @api_route("posts.write")
 async def delete_post(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
@@ -158,6 +166,8 @@ class ScheduleBody(Schema):
 
 
 @routes.post("/api/posts/{id}/schedule")
+@describe("Schedule a post at a time or in a schedule's next free slot",
+          body=ScheduleBody, data={"post": views.ScheduledPost}, errors=(409,))
 @api_route("posts.write")
 async def schedule_post(request: web.Request) -> web.Response:
     body = await load_body(request, ScheduleBody())
@@ -173,6 +183,7 @@ async def schedule_post(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/posts/{id}/unschedule")
+@describe("Return a scheduled post to draft", data={"post": views.Post}, errors=(409,))
 @api_route("posts.write")
 async def unschedule_post(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
@@ -182,6 +193,9 @@ async def unschedule_post(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/posts/{id}/publish")
+@describe("Publish a post now",
+          data={"post": views.PublishOutcome},
+          also={202: ("Still publishing: poll the post", {"post": views.PublishOutcome})}, errors=(409,))
 @api_route("posts.write")
 async def publish_post(request: web.Request) -> web.Response:
     """Enqueue at once and wait a few seconds: 200 with platform_results when done, else 202."""

@@ -21,6 +21,7 @@ from ouipost.api.auth import api_route
 from ouipost.api.common import PageQuery, TrimmedString, pagination, validate_timezone
 from ouipost.context import CLOCK, DB, WORKSPACE_ID
 from ouipost.idempotency import idempotent
+from ouipost.openapi import describe, views
 from ouipost.schedules import service
 from ouipost.schedules.slots import DAYS, Slot, parse_hhmm
 from ouipost.web import load_body, load_query, ok
@@ -93,6 +94,7 @@ class ScheduleUpdate(ScheduleBody):
 
 
 @routes.get("/api/schedules")
+@describe("List schedules", query=PageQuery, data={"schedules": [views.Schedule], "pagination": views.Pagination})
 @api_route("schedules.read")
 async def list_schedules(request: web.Request) -> web.Response:
     query = load_query(request, PageQuery())
@@ -108,6 +110,7 @@ async def list_schedules(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/schedules")
+@describe("Create a schedule", body=ScheduleBody, data={"schedule": views.ScheduleDetail}, status=201)
 @api_route("schedules.write")
 @idempotent
 async def create_schedule(request: web.Request) -> web.Response:
@@ -120,6 +123,7 @@ async def create_schedule(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/schedules/{id}")
+@describe("Get a schedule with its queue and stats", data={"schedule": views.ScheduleDetail})
 @api_route("schedules.read")
 async def get_schedule(request: web.Request) -> web.Response:
     async with request.app[DB].connect() as conn:
@@ -130,6 +134,9 @@ async def get_schedule(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/schedules/{id}")
+@describe("Update a schedule (re-plans its queue)",
+          body=ScheduleUpdate,
+          data={"schedule": views.ScheduleDetail, "unscheduled_posts": {"type": "array", "items": {"type": "string"}}})
 @api_route("schedules.write")
 async def update_schedule(request: web.Request) -> web.Response:
     """Partial update. New slots or a new zone re-plan the queue; is_active=false holds it; true
@@ -145,6 +152,7 @@ async def update_schedule(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/schedules/{id}")
+@describe("Delete a schedule (its queued posts return to draft)", data=views.Message)
 @api_route("schedules.write")
 async def delete_schedule(request: web.Request) -> web.Response:
     """Deletes the schedule; its queued posts go back to draft."""

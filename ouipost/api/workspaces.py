@@ -10,6 +10,7 @@ from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, TrimmedString, api_actor, pagination, validate_timezone
 from ouipost.context import API_KEY, CLOCK, DB, STORAGE, WORKSPACE_ID
 from ouipost.errors import NotFound
+from ouipost.openapi import describe, views
 from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
@@ -27,6 +28,8 @@ class WorkspaceBody(Schema):
 
 
 @routes.get("/api/workspaces")
+@describe("List the workspaces this key reaches",
+          query=PageQuery, data={"workspaces": [views.Workspace], "pagination": views.Pagination})
 @api_route("workspaces.read", workspace=None)
 async def list_workspaces(request: web.Request) -> web.Response:
     query = load_query(request, PageQuery())
@@ -42,6 +45,8 @@ async def list_workspaces(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/workspaces")
+@describe("Create a workspace (the key reaches it)",
+          body=WorkspaceBody, data={"workspace": views.Workspace}, status=201)
 @api_route("workspaces.manage", workspace=None)
 async def create_workspace(request: web.Request) -> web.Response:
     body = await load_body(request, WorkspaceBody())
@@ -57,6 +62,7 @@ async def create_workspace(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/workspaces/{id}")
+@describe("Get a workspace with its accounts and post counts", data={"workspace": views.WorkspaceDetail})
 @api_route("workspaces.read", workspace="path")
 async def get_workspace(request: web.Request) -> web.Response:
     workspace_id = request[WORKSPACE_ID]
@@ -72,6 +78,7 @@ async def get_workspace(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/workspaces/{id}")
+@describe("Update a workspace", body=WorkspaceBody(partial=True), data={"workspace": views.Workspace})
 @api_route("workspaces.manage", workspace="path")
 async def update_workspace(request: web.Request) -> web.Response:
     body = await load_body(request, WorkspaceBody(), partial=True)
@@ -86,6 +93,7 @@ async def update_workspace(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/workspaces/{id}")
+@describe("Delete a workspace and everything in it", data=views.Message)
 @api_route("workspaces.manage", workspace="path")
 async def delete_workspace(request: web.Request) -> web.Response:
     # The audit entry names the API key that acted (no admin user acts on /api) and where from.
