@@ -148,10 +148,11 @@ def xrpc_error(status: int, error: str, message: str, headers: dict[str, str] | 
     return web.json_response({"error": error, "message": message}, status=status, headers=headers)
 
 
-def fault_response(kind: str, sandbox: Sandbox) -> web.StreamResponse:
-    """Bluesky's own answers for sandbox faults."""
+def fault_response(kind: str, sandbox: Sandbox, wait: float | None = None) -> web.StreamResponse:
+    """Bluesky's own answers for sandbox faults (a rate limit resets in `wait` seconds, else 30)."""
     if kind == "rate_limit":
-        reset = int(sandbox.now()) + 30
+        # RateLimit-Reset is a whole epoch second: round up so that it never says sooner than `wait`.
+        reset = math.ceil(sandbox.now() + wait) if wait is not None else int(sandbox.now()) + 30
         return xrpc_error(429, "RateLimitExceeded", "Rate Limit Exceeded", headers={
             "RateLimit-Limit": "3000", "RateLimit-Remaining": "0", "RateLimit-Reset": str(reset),
             "RateLimit-Policy": "3000;w=300"})

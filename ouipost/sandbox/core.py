@@ -7,11 +7,16 @@ Each network lives in `ouipost/sandbox/<network>.py` and exposes:
     def setup(app: web.Application, sandbox: Sandbox) -> None
         # add routes at host-prefixed paths: f"/{host}/v25.0/{{page_id}}/feed"
     def fault_response(kind: str, sandbox: Sandbox) -> web.StreamResponse
-        # the network's own answer for "rate_limit", "expire_token" and "server_error"
+        # the network's own answer for "rate_limit", "expire_token" and "server_error"; networks
+        # whose rate-limit answer says how long to wait also take `wait` (seconds), which they
+        # express in their own headers (Retry-After, x-rate-limit-reset, RateLimit-Reset, ...)
 
 The app below routes `/{host}/...` to those handlers, records every request, applies faults
-(rate limit, expired token, 5xx, slow answer, dropped connection before or after handling) and
-exposes a control API under `/_sandbox/` so tests in other processes can steer it.
+(rate limit, expired token, 5xx, slow answer, dropped connection before or after handling, an
+answer that never comes) and exposes a control API under `/_sandbox/` so tests in other processes can
+steer it. A fault applies to every matching request, or at random to a share of them (`rate`), for
+fault drills; the record says which fault answered and, for a rate limit with a `wait`, the earliest
+moment the network allows the call again (`notes["retry_not_before"]`).
 
 The record never keeps a secret: the Authorization header keeps only its scheme, and tokens, codes,
 PKCE verifiers, client secrets, passwords and signatures in the query or body read "[redacted]"
@@ -26,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import itertools
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -37,8 +43,9 @@ from aiohttp import web
 
 from ouipost.platforms.registry import NETWORKS
 
-FaultKind = Literal["rate_limit", "expire_token", "server_error", "slow", "drop", "drop_after"]
-FAULT_KINDS: tuple[str, ...] = ("rate_limit", "expire_token", "server_error", "slow", "drop", "drop_after")
+FaultKind = Literal["rate_limit", "expire_token", "server_error", "slow", "drop", "drop_after", "timeout"]
+FAULT_KINDS: tuple[str, ...] = ("rate_limit", "expire_token", "server_error", "slow", "drop", "drop_after",
+                                "timeout")
 
 
 @dataclass
@@ -48,8 +55,10 @@ class Fault:
     remaining: int | None = 1  # None: until cleared
     path_contains: str | None = None
     method: str | None = None
-    delay: float = 0.0  # seconds, for "slow"
+    delay: float = 0.0  # seconds, for "slow" and "timeout"
     id: int = 0
+    rate: float | None = None  # the share of matching requests it hits at random; None: every one
+    wait: float | None = None  # "rate_limit": seconds the network asks to wait (None: its usual answer)
 
     def matches(self, network: str, method: str, path: str) -> bool:
         if self.network not in (network, "*"):
@@ -103,8 +112,9 @@ class TokenInfo:
 class Sandbox:
     """All sandbox state. One per sandbox app; tests may hold it directly when in-process."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, *, seed: int | None = None) -> None:
         self._clock = clock
+        self._random = random.Random(seed)  # which requests random-rate faults hit
         self.clock_offset = 0.0
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
@@ -174,16 +184,23 @@ class Sandbox:
     # faults ------------------------------------------------------------------------------------
     def add_fault(self, network: str, kind: FaultKind, *, count: int | None = 1,
                   path_contains: str | None = None, method: str | None = None,
-                  delay: float = 0.0) -> Fault:
+                  delay: float = 0.0, rate: float | None = None, wait: float | None = None) -> Fault:
+        """Add a fault. `count` matching requests get it (None: until cleared); with `rate`, each
+        matching request gets it with that probability (the others go on to the next fault, then
+        to the handler). Raises ValueError for an unknown kind or a rate outside (0, 1]."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}")
-        fault = Fault(network, kind, count, path_contains, method, delay, next(self._fault_ids))
+        if rate is not None and not 0 < rate <= 1:
+            raise ValueError(f"rate must be in (0, 1], not {rate!r}")
+        fault = Fault(network, kind, count, path_contains, method, delay, next(self._fault_ids), rate, wait)
         self.faults.append(fault)
         return fault
 
     def take_fault(self, network: str, method: str, path: str) -> Fault | None:
         for fault in self.faults:
             if fault.matches(network, method, path):
+                if fault.rate is not None and self._random.random() >= fault.rate:
+                    continue
                 if fault.remaining is not None:
                     fault.remaining -= 1
                     if fault.remaining <= 0:
@@ -266,13 +283,20 @@ def create_sandbox_app(
             elif fault.kind in ("rate_limit", "expire_token", "server_error"):
                 if fault.kind == "expire_token":
                     sandbox.expire_tokens(module.NETWORK)
-                response = module.fault_response(fault.kind, sandbox)
+                if fault.kind == "rate_limit" and fault.wait is not None:
+                    response = module.fault_response(fault.kind, sandbox, wait=fault.wait)
+                    record.notes["retry_not_before"] = record.at + fault.wait
+                else:
+                    response = module.fault_response(fault.kind, sandbox)
                 record.status = response.status
                 return response
         response = await handler(request)
         record.status = response.status
-        if fault is not None and fault.kind == "drop_after":
-            # The handler's effects happened; the client never hears about them.
+        if fault is not None and fault.kind in ("drop_after", "timeout"):
+            # The handler's effects happened; the client never hears about them ("timeout": it
+            # waits `delay` seconds for an answer first, as behind a gateway that gives up).
+            if fault.kind == "timeout":
+                await asyncio.sleep(fault.delay)
             _drop(request)
             raise asyncio.CancelledError
         return response
@@ -372,6 +396,8 @@ def _add_control_routes(app: web.Application, sandbox: Sandbox, guard: ControlGu
                 data["network"], data["kind"], count=data.get("count", 1),
                 path_contains=data.get("path_contains"), method=data.get("method"),
                 delay=float(data.get("delay", 0)),
+                rate=None if data.get("rate") is None else float(data["rate"]),
+                wait=None if data.get("wait") is None else float(data["wait"]),
             )
         except (KeyError, ValueError, TypeError) as exc:
             return web.json_response({"error": f"bad fault: {exc}"}, status=400)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -620,11 +621,14 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             app.router.add_route(method, f"/{host}{path}", x.api(limit, handler))
 
 
-def fault_response(kind: str, sandbox: Sandbox) -> web.Response:
-    """X's own answers: 429 with x-rate-limit headers, 401 Unauthorized, 503."""
+def fault_response(kind: str, sandbox: Sandbox, wait: float | None = None) -> web.Response:
+    """X's own answers: 429 with x-rate-limit headers (the window resets in `wait` seconds, else a
+    whole window), 401 Unauthorized, 503."""
     if kind == "rate_limit":
         response = problem(429, "Too Many Requests", "Too Many Requests")
-        _limit_headers(response, LIMITS["tweets_create"], 0, sandbox.now() + WINDOW)
+        # x-rate-limit-reset is a whole epoch second: round up so that it never says sooner than `wait`.
+        reset = math.ceil(sandbox.now() + wait) if wait is not None else sandbox.now() + WINDOW
+        _limit_headers(response, LIMITS["tweets_create"], 0, reset)
         return response
     if kind == "expire_token":
         return problem(401, "Unauthorized", "Unauthorized")

@@ -1,0 +1,282 @@
+"""Fault drills: real `run.py worker` processes, a sandbox process with identities of its own, faults
+injected while posts are in flight, and figures printed at the end of the run.
+
+The sandbox process and the accounts come from bench/publish_burst.py (the publishing benchmark):
+`--serve-sandbox` runs the nine networks plus a route that mints X, Bluesky and LinkedIn identities
+whose tokens it accepts, so that every workspace's accounts are distinct users and no network-side
+per-user limit is reached by a burst. Posts are scheduled in bulk the way that benchmark does it
+(the rows `schedule_post` leaves: scheduled post, pending targets, publish job).
+
+Each drill runs inside its own deadline (DRILL_SECONDS) and prints one line of figures (requests,
+posts, duplicates, lost, unknown outcomes, seconds); they are repeated in the terminal summary so the
+CI log shows them without -s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench import publish_burst
+from ouipost.clock import Clock
+from ouipost.db.queue_tables import jobs
+from ouipost.db.tables import post_targets, posts
+from ouipost.publishing import PUBLISH_KIND, PUBLISH_QUEUE
+from tests.admin.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DRILL_SECONDS = 90.0  # every drill, set-up included, ends within this or fails
+NETWORKS = publish_burst.NETWORKS  # the networks whose identities the drill sandbox mints
+FINAL = ("published", "partially_published", "failed")
+# A post's text carries its label and number: requests and publications are matched to it by them.
+POST_TEXT = re.compile(r"(\w+) post (\d+) at ")
+
+FIGURES = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[FIGURES] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(FIGURES, [])
+    if lines:
+        terminalreporter.section("fault drills")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def report_figures(request: pytest.FixtureRequest) -> Callable[..., str]:
+    """report_figures(drill, **figures): print the drill's figures and keep them for the summary."""
+
+    def report(drill: str, **figures: Any) -> str:
+        line = f"DRILL {drill}: " + ", ".join(
+            f"{name.replace('_', ' ')} {value:.1f}" if isinstance(value, float) else f"{name.replace('_', ' ')} {value}"
+            for name, value in figures.items())
+        print(line)
+        request.config.stash[FIGURES].append(line)
+        return line
+
+    return report
+
+
+@pytest.fixture
+def mariadb_only(test_database: Any) -> None:
+    if not test_database.is_mysql:
+        pytest.skip("drill of worker processes sharing a database server under a burst: it runs in the "
+                    "MariaDB pass (SQLite's single file is the one-process newcomer setup)")
+
+
+class DrillSandbox:
+    """The benchmark's sandbox process (`bench/publish_burst.py --serve-sandbox`) and its control API."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        with log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "publish_burst.py"), "--serve-sandbox", str(self.port)],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    async def started(self, session: aiohttp.ClientSession) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await self.get(session, "/_sandbox/publications?network=none")
+                return
+            except aiohttp.ClientError:
+                assert time.monotonic() < deadline, "the sandbox process did not start"
+                await asyncio.sleep(0.05)
+
+    async def get(self, session: aiohttp.ClientSession, path: str) -> Any:
+        async with session.get(self.url + path) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def post(self, session: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> Any:
+        async with session.post(self.url + path, json=body) as resp:
+            resp.raise_for_status()
+            return await resp.json()
+
+    async def add_fault(self, session: aiohttp.ClientSession, **fault: Any) -> None:
+        await self.post(session, "/_sandbox/faults", {"network": "*", "count": None, **fault})
+
+    async def clear_faults(self, session: aiohttp.ClientSession) -> None:
+        async with session.delete(self.url + "/_sandbox/faults") as resp:
+            resp.raise_for_status()
+
+    async def requests(self, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        return list((await self.get(session, "/_sandbox/requests"))["requests"])
+
+    async def publications(self, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        return list((await self.get(session, "/_sandbox/publications"))["publications"])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+async def control() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP session for the sandbox's control API (asynchronous: a drill's proxy shares the loop)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+@pytest.fixture
+async def drill_sandbox(tmp_path: Path, control: aiohttp.ClientSession) -> AsyncIterator[DrillSandbox]:
+    sandbox = DrillSandbox(tmp_path / "sandbox.log")
+    try:
+        await sandbox.started(control)
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path, drill_sandbox: DrillSandbox) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """spawn_worker(database_url, *args) -> a `run.py worker` process on the publish queue, on the
+    drill sandbox, without pacing (the drills are about faults, not about the networks' pace)."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(database_url: str, *args: str) -> subprocess.Popen[str]:
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+               "OUIPOST_DATABASE_URL": database_url, "OUIPOST_SECRET_KEY": publish_burst.SECRET,
+               "OUIPOST_DATA_DIR": str(tmp_path / "data"), "OUIPOST_PLATFORM_BASE_URL": drill_sandbox.url,
+               "OUIPOST_PACING": "off", "OUIPOST_LOG_LEVEL": "WARNING"}
+        with (tmp_path / f"worker-{len(processes)}.log").open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "run.py"), "worker", "--poll-interval", "0.1", "--queues", PUBLISH_QUEUE,
+                 "--concurrency", "48", *args],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def worker_logs(tmp_path: Path) -> str:
+    """The workers' output, for assertion messages."""
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(tmp_path.glob("worker-*.log")))
+
+
+async def make_accounts(database_url: str, sandbox: DrillSandbox, workspaces: int) -> list[dict[str, str]]:
+    """`workspaces` workspaces, each with an X, a Bluesky and a LinkedIn account of its own user."""
+    return await publish_burst.create_accounts(database_url, sandbox.url, workspaces, start=0)
+
+
+async def schedule_burst(database_url: str, owners: list[dict[str, str]], count: int, due: datetime,
+                         label: str) -> list[str]:
+    """`count` posts due at `due`, each to its workspace's three accounts (round-robin over the workspaces)."""
+    return await publish_burst.schedule_posts(database_url, owners, [due] * count, label)
+
+
+async def wait_all_final(engine: AsyncEngine, deadline: float) -> int:
+    """Wait until no post is short of a final status (polled every 200 ms); the count left when
+    `deadline` (time.monotonic()) passes."""
+    while True:
+        async with engine.connect() as conn:
+            left = int(await conn.scalar(
+                sa.select(sa.func.count()).select_from(posts).where(posts.c.status.not_in(FINAL))) or 0)
+        if not left or time.monotonic() >= deadline:
+            return left
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class Tally:
+    """Every target of the drill's posts set against what reached the sandbox."""
+
+    posts: int = 0
+    targets: int = 0
+    published: int = 0
+    unknown: int = 0  # failed with OUTCOME_UNKNOWN
+    other_failures: Counter[str] = field(default_factory=Counter)
+    not_final: int = 0
+    duplicates: int = 0  # publications beyond the first of one target's text on its network
+    lost: int = 0  # published targets whose publication the network does not have
+    resent_unknown: int = 0  # OUTCOME_UNKNOWN targets whose text reached the network more than once
+    requests: int = 0
+    creates: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (network, label, n) -> sends
+
+
+def post_key(text: str) -> tuple[str, str] | None:
+    match = POST_TEXT.search(text)
+    return (match.group(1), match.group(2)) if match else None
+
+
+async def tally(engine: AsyncEngine, sandbox: DrillSandbox, control: aiohttp.ClientSession) -> Tally:
+    """Targets (from the database) against publications and create calls (from the sandbox)."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            sa.select(post_targets.c.network, post_targets.c.status, post_targets.c.remote_id,
+                      post_targets.c.error_code, posts.c.content, posts.c.status.label("post_status"))
+            .join(posts, posts.c.id == post_targets.c.post_id))).all()
+    requests = await sandbox.requests(control)
+    publications = await sandbox.publications(control)
+    result = Tally(posts=len({r.content for r in rows}), targets=len(rows), requests=len(requests))
+    for req in requests:
+        # A create call is the one that carries the post's text (X, Bluesky and LinkedIn each send
+        # the text in exactly one call per attempt).
+        key = post_key(json.dumps(req["body"])) if req["method"] == "POST" and req["body"] else None
+        if key:
+            result.creates[(req["network"], *key)] += 1
+    published_texts: Counter[tuple[str, str, str]] = Counter()
+    remote_ids = set()
+    for pub in publications:
+        key = post_key(pub["text"])
+        if key and not pub["deleted"]:
+            published_texts[(pub["network"], *key)] += 1
+            remote_ids.add((pub["network"], pub["remote_id"]))
+    result.duplicates = sum(n - 1 for n in published_texts.values() if n > 1)
+    for row in rows:
+        key = post_key(row.content)
+        assert key is not None, row.content
+        if row.status == "published":
+            result.published += 1
+            if (row.network, row.remote_id) not in remote_ids:
+                result.lost += 1
+        elif row.status == "failed" and row.error_code == "OUTCOME_UNKNOWN":
+            result.unknown += 1
+            if result.creates[(row.network, *key)] > 1:
+                result.resent_unknown += 1
+        elif row.status == "failed":
+            result.other_failures[str(row.error_code)] += 1
+        else:
+            result.not_final += 1
+            result.lost += 1
+    return result
+
+
+async def publish_jobs_by_status(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            sa.select(jobs.c.status, sa.func.count()).where(jobs.c.kind == PUBLISH_KIND).group_by(jobs.c.status))).all()
+    return {str(status): int(count) for status, count in rows}
+
+
+def due_in(seconds: float) -> datetime:
+    return Clock().now().replace(microsecond=0) + timedelta(seconds=seconds)
