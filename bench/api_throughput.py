@@ -20,8 +20,10 @@ server processes run side by side on free ports:
 
 Rounds alternate (project GET, bare GET, project POST, bare POST, then again) so that both sides see
 the same machine state; each round runs `--connections` keep-alive connections for `--seconds`.
-Printed per database and Redis mode: requests/s, p50 and p99 latency of each side and the ratio
-project / bare. Goals (issue 13): GET >= 0.7, POST >= 0.5, p99 < 100 ms at 32 connections.
+Printed per database and Redis mode: requests/s, p50 and p99 latency and server CPU per request
+(user + system time of the server process during its rounds, from /proc) of each side, the ratio
+project / bare of requests/s and the same ratio computed from CPU per request (bare / project: the
+steadier figure on a shared machine). Goals (issue 13): GET >= 0.7, POST >= 0.5, p99 < 100 ms at 32 connections.
 The load generator runs in this process and shares the 2 cores with both servers; it loads both
 sides the same way, so the ratio is what to read, not the absolute figures.
 """
@@ -229,6 +231,13 @@ def start_bare(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
     return process, url
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc/<pid>/stat (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGINT)
     try:
@@ -247,6 +256,12 @@ class Tally:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)  # ms
     errors: int = 0
+    cpu: float = 0.0  # seconds of the server process's CPU (user + system) during the rounds
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU per answered request: steadier than req/s on a shared machine."""
+        return self.cpu * 1000 / self.requests if self.requests else 0.0
 
     @property
     def rate(self) -> float:
@@ -301,8 +316,10 @@ async def measure(database_url: str, redis_url: str | None, args: argparse.Names
                 await load(url + path, method, headers, args.connections, 0.5, Tally())
         for _ in range(args.rounds):
             for op, (method, path, headers) in requests.items():
-                for side, url in (("project", project_url), ("bare", bare_url)):
+                for side, url, pid in (("project", project_url, project.pid), ("bare", bare_url, bare.pid)):
+                    before = cpu_seconds(pid)
                     await load(url + path, method, headers, args.connections, args.seconds, tallies[side, op])
+                    tallies[side, op].cpu += cpu_seconds(pid) - before
     finally:
         stop(project)
         stop(bare)
@@ -313,9 +330,11 @@ async def measure(database_url: str, redis_url: str | None, args: argparse.Names
         for side, tally in (("project", mine), ("bare", theirs)):
             errors = f"  ({tally.errors} errors)" if tally.errors else ""
             print(f"  {op:<4} {side:<8} {tally.rate:8.0f} req/s   p50 {tally.pct(0.50):6.1f} ms   "
-                  f"p99 {tally.pct(0.99):6.1f} ms{errors}", flush=True)
+                  f"p99 {tally.pct(0.99):6.1f} ms   CPU {tally.cpu_ms:5.2f} ms/request{errors}", flush=True)
+        cpu_ratio = theirs.cpu_ms / mine.cpu_ms if mine.cpu_ms else 0.0
         verdict = "ok" if ratio >= GOALS[op] and mine.pct(0.99) < 100 else "below goal"
-        print(f"  {op:<4} ratio project/bare {ratio:.2f} (goal >= {GOALS[op]}, p99 < 100 ms: {verdict})",
+        print(f"  {op:<4} ratio project/bare {ratio:.2f}, by CPU per request {cpu_ratio:.2f} "
+              f"(goal >= {GOALS[op]}, p99 < 100 ms: {verdict})",
               flush=True)
 
 

@@ -70,14 +70,11 @@ POST_BODY = PostBody()
 @api_route("posts.read")
 async def list_posts(request: web.Request) -> web.Response:
     query = load_query(request, POST_QUERY)
-    clauses = service.list_filter(
-        request[WORKSPACE_ID], status=query.get("status"), platform=query.get("platform"),
-        start=query.get("from_"), end=query.get("to"),
-    )
     async with key_connection(request) as conn:
-        rows, total = await service.list_posts(conn, clauses, page=query["page"], limit=query["limit"])
-        ids = [r["id"] for r in rows]
-        media = await service.media_of(conn, ids)
+        rows, total, media = await service.list_page(
+            conn, request[WORKSPACE_ID], status=query.get("status"), platform=query.get("platform"),
+            start=query.get("from_"), end=query.get("to"), page=query["page"], limit=query["limit"],
+        )
         totals = await analytics.post_totals(conn, [r["id"] for r in rows if service.may_have_insights(r)])
     urls = rules.media_urls(request.app, [m for items in media.values() for m in items])
     return ok({

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -17,8 +20,9 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     SQLite gets foreign keys on (workspace deletion cascades), WAL (readers never wait for the
     writer) and a busy timeout (writers queue instead of failing). MySQL connections are checked
     before use and recycled, so a restarted server does not surface as errors. Both run in READ
-    COMMITTED or its SQLite equivalent.
+    COMMITTED or its SQLite equivalent. JSON columns are read by orjson (see json_loads).
     """
+    kwargs.setdefault("json_deserializer", json_loads)
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -44,6 +48,24 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         isolation_level="READ COMMITTED",
         **kwargs,
     )
+
+
+def json_loads(text: str | bytes) -> Any:
+    """JSON column values as json.loads reads them, parsed by orjson (several times faster: the JSON
+    columns of a page of posts were a few percent of a list request). What orjson refuses and the
+    json module takes (NaN and Infinity, escaped lone surrogates) goes through json.loads, and so does
+    text with a run of 20 digits or more (orjson reads integers beyond 64 bits as floats; a 19-digit
+    integer always fits), so every value reads exactly as before. Values are still written by
+    json.dumps: the stored text does not change. ValueError for text neither parses."""
+    if not _LONG_DIGITS.search(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{20}")
 
 
 def _private_sqlite_file(path: Path) -> None:

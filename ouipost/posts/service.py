@@ -7,6 +7,7 @@ Each entry becomes one `post_targets` row. Only draft and scheduled posts can ch
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,7 @@ from ouipost.clock import isoformat
 from ouipost.db.batch import expanding
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import post_targets, posts, social_accounts
+from ouipost.db.types import UTCDateTime
 from ouipost.ids import new_id
 from ouipost.platforms.registry import NETWORKS
 
@@ -212,6 +214,80 @@ async def list_posts(
     else:
         total = await conn.scalar(sa.select(sa.func.count()).select_from(posts).where(*clauses))
     return rows, int(total or 0)
+
+
+async def list_page(
+    conn: AsyncConnection, workspace_id: str, *, status: str | None, platform: str | None,
+    start: datetime | None, end: datetime | None, page: int, limit: int,
+) -> tuple[list[dict[str, Any]], int, dict[str, list[dict[str, Any]]]]:
+    """What GET /api/posts shows: the page of list_posts (the filters of list_filter), its total, and
+    each post's media in media_of's order ({post_id: [media, ...]}), with the columns a list shows
+    (LIST_MEDIA_COLUMNS: its view and its signed URLs).
+
+    One statement: the page (with its total) is a derived table left-joined to its media, so a post
+    with n media comes back n times and once without (on MySQL every column of a result costs a
+    descriptor parsed in Python, hence only the media columns the list needs). The statement is built
+    once per filter shape (which filters are given) with the values bound, so SQLAlchemy's compile
+    cache finds it without walking a new statement tree each request. A page past the end brings no
+    row: the total is asked apart, as list_posts does.
+    """
+    given = {"status": bool(status), "platform": bool(platform), "start": start is not None, "end": end is not None}
+    statement = _page_statement(**given)
+    params: dict[str, Any] = {"workspace_id": workspace_id, "limit": limit, "offset": (page - 1) * limit}
+    params.update((name, value) for name, value in
+                  (("status", status), ("platform", platform), ("start", start), ("end", end)) if given[name])
+    result = await conn.execute(statement, params)
+    keys = tuple(result.keys())
+    split = keys.index("total_of_all")
+    post_keys, media_keys = keys[:split], tuple(k[len(_MEDIA_PREFIX):] for k in keys[split + 1:])
+    rows: list[dict[str, Any]] = []
+    media: dict[str, list[dict[str, Any]]] = {}
+    total = None
+    for row in result:
+        post_id = row[0]
+        if post_id not in media:  # rows of one post are adjacent: the outer order starts with the page's
+            rows.append(dict(zip(post_keys, row[:split], strict=True)))
+            media[post_id] = []
+            total = row[split]
+        if row[split + 1] is not None:  # media.id: None when the post has no media
+            media[post_id].append(dict(zip(media_keys, row[split + 1:], strict=True)))
+    if not rows:
+        clauses = list_filter(workspace_id, status=status, platform=platform, start=start, end=end)
+        total = await conn.scalar(sa.select(sa.func.count()).select_from(posts).where(*clauses))
+    return rows, int(total or 0), media
+
+
+_MEDIA_PREFIX = "media__"
+LIST_MEDIA_COLUMNS = ("id", "type", "alt_text", "storage_key", "thumbnail_key")
+
+
+@functools.cache
+def _page_statement(status: bool, platform: bool, start: bool, end: bool) -> sa.Select[Any]:
+    """list_page's statement for one filter shape (which of the filters are given), values bound."""
+    # The clauses of list_filter, with bound values in place of the given ones.
+    clauses: list[sa.ColumnElement[bool]] = [posts.c.workspace_id == sa.bindparam("workspace_id")]
+    if status:
+        clauses.append(posts.c.status == sa.bindparam("status"))
+    if platform:
+        clauses.append(sa.exists().where(post_targets.c.post_id == posts.c.id,
+                                         post_targets.c.network == sa.bindparam("platform")))
+    if start:
+        clauses.append(effective_date() >= sa.bindparam("start", type_=UTCDateTime()))
+    if end:
+        clauses.append(effective_date() <= sa.bindparam("end", type_=UTCDateTime()))
+    # correlate(None): the count reads a posts table of its own, not the outer query's row.
+    total_of_all = sa.select(sa.func.count()).select_from(posts).where(*clauses).correlate(None).scalar_subquery()
+    page = (
+        sa.select(posts, total_of_all.label("total_of_all")).where(*clauses)
+        .order_by(posts.c.created_at.desc(), posts.c.id.desc())
+        .limit(sa.bindparam("limit", type_=sa.Integer())).offset(sa.bindparam("offset", type_=sa.Integer()))
+        .subquery("page")
+    )
+    return (
+        sa.select(page, *(media_table.c[name].label(_MEDIA_PREFIX + name) for name in LIST_MEDIA_COLUMNS))
+        .select_from(page.outerjoin(media_table, media_table.c.post_id == page.c.id))
+        .order_by(page.c.created_at.desc(), page.c.id.desc(), media_table.c.id)
+    )
 
 
 _TARGETS_OF = sa.select(post_targets).where(post_targets.c.post_id.in_(expanding())).order_by(post_targets.c.id)

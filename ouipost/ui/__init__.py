@@ -16,9 +16,11 @@ Around every /ui request:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import pkgutil
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from ouipost.context import SETTINGS
 from ouipost.ui.common import STATIC_ROUTE, render
 from ouipost.ui.session import cookie_storage, csrf_ok
 from ouipost.web import REQUEST_ID, Handler
+
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger("ouipost.ui")
 
@@ -57,8 +61,7 @@ def setup_ui(app: web.Application, settings: Settings) -> None:
     env.filters["localtime"] = localtime
     env.filters["number"] = _number
     env.globals["version"] = __version__
-    aiohttp_session.setup(app, cookie_storage(settings))
-    app.middlewares.append(ui_middleware)
+    app.middlewares.append(ui_middleware(aiohttp_session.session_middleware(cookie_storage(settings))))
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/ui/static", STATIC_DIR, name=STATIC_ROUTE, append_version=True)
     app.router.add_get("/", _to_ui)
@@ -119,10 +122,24 @@ def _number(value: Any) -> str:
 # Guards and errors
 
 
-@web.middleware
-async def ui_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not is_ui_path(request.path) or request.path.startswith("/ui/static/"):
-        return await handler(request)
+def ui_middleware(session_middleware: Middleware) -> Middleware:
+    """The session (aiohttp_session's middleware) and the guards, for UI paths only: an API request
+    passes through one coroutine frame instead of two, and no session storage is set on it (only UI
+    views read sessions)."""
+
+    @web.middleware
+    async def ui(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not is_ui_path(request.path):
+            return await handler(request)
+        if request.path.startswith("/ui/static/"):
+            return await session_middleware(request, handler)
+        return await session_middleware(request, functools.partial(_guarded, handler=handler))
+
+    return ui
+
+
+async def _guarded(request: web.Request, *, handler: Handler) -> web.StreamResponse:
+    """A UI page: CSRF on unsafe methods, failures as HTML error pages."""
     try:
         if request.method not in _SAFE_METHODS:
             await _check_csrf(request)
