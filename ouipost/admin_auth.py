@@ -37,6 +37,7 @@ from ouipost.crypto import derive_key
 from ouipost.db.admin_tables import admin_sessions, login_failures
 from ouipost.db.batch import run_transaction
 from ouipost.db.tables import users as users_table
+from ouipost.metrics import process_metrics
 
 TOKEN_TTL = timedelta(hours=24)
 JWT_ALGORITHM = "HS256"
@@ -337,7 +338,9 @@ async def login(
     """
     attempt = await _look_up(conn, email.strip().lower(), now)
     password_ok = attempt.locked_until is None and await _check_password(attempt, password, passwords)
-    return await _conclude(conn, attempt, password_ok, ip_address=ip_address, secret_key=secret_key, now=now)
+    outcome = await _conclude(conn, attempt, password_ok, ip_address=ip_address, secret_key=secret_key, now=now)
+    _count_failure(outcome)
+    return outcome
 
 
 async def sign_in(
@@ -378,4 +381,11 @@ async def attempt_sign_in(
             await _audit_login(conn, outcome, email, ip_address=ip_address, user_agent=user_agent, now=now)
             return outcome
 
-        return await run_transaction(engine, conclude)
+        outcome = await run_transaction(engine, conclude)
+    _count_failure(outcome)  # once, after the transaction (it may run again on a deadlock)
+    return outcome
+
+
+def _count_failure(outcome: LoginOutcome) -> None:
+    if outcome.token is None:
+        process_metrics().login_failures.labels(outcome.failure or "unknown").inc()

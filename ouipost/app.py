@@ -27,6 +27,7 @@ from ouipost.config import Settings
 from ouipost.context import CIPHER, CLOCK, DB, HTTP_CLIENT, PASSWORDS, PLATFORM_HTTP, SETTINGS, STORAGE, WORKER
 from ouipost.crypto import Cipher
 from ouipost.db.engine import create_engine
+from ouipost.metrics import metrics_handler, metrics_middleware
 from ouipost.openapi import describe, views
 from ouipost.openapi.docs import setup_docs
 from ouipost.platforms.http import PlatformHttp
@@ -44,7 +45,10 @@ STARTED_AT = web.AppKey("started_at", float)
 def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None) -> web.Application:
     """Build the app. The engine is created on startup unless one is given (tests share one)."""
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, api_key_middleware, rate_limits.rate_limit_middleware],
+        middlewares=[
+            metrics_middleware, request_id_middleware, error_middleware, api_key_middleware,
+            rate_limits.rate_limit_middleware,
+        ],
         client_max_size=settings.max_json_kb * 1024,
     )
     app[SETTINGS] = settings
@@ -62,6 +66,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.cleanup_ctx.append(_embedded_worker)
 
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_handler)
     app.add_routes(platforms_api.routes)
     app.add_routes(workspaces_api.routes)
     app.add_routes(schedules_api.routes)

@@ -22,6 +22,7 @@ from ouipost.clock import Clock, isoformat
 from ouipost.config import Settings, SettingsError, load_settings
 from ouipost.db.engine import create_engine
 from ouipost.db.migrations import MigrationError, upgrade
+from ouipost.logs import configure_logging
 from ouipost.server import run_app
 from ouipost.web import AccessLogger
 
@@ -118,10 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
         if args.command == "create-key" and args.tier not in settings.rate_limits:
             parser.error(f"--tier: choose from {', '.join(settings.rate_limits)}")
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-        )
+        configure_logging(settings.log_level, settings.log_format)
         logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
+        if args.command in ("serve", "worker"):
+            _share_metrics(settings)
         handler = {
             "serve": serve, "worker": worker, "migrate": migrate,
             "create-admin": create_admin, "create-key": create_key,
@@ -130,6 +131,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, StartupError, MigrationError, CommandFailed) as exc:
         print(f"run.py {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def _share_metrics(settings: Settings) -> None:
+    """Counters in the host's shared metrics directory, so that one scrape adds up every process."""
+    from ouipost.metrics import setup_multiprocess
+
+    directory = settings.metrics_dir or settings.data_dir / "metrics"
+    try:
+        setup_multiprocess(directory)
+    except OSError as exc:
+        raise CommandFailed(f"cannot use the metrics directory {directory}: {exc.strerror or exc}; "
+                            "check OUIPOST_METRICS_DIR") from None
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:

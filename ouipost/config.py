@@ -66,6 +66,12 @@ class Settings:
     max_document_mb: int = 100
     auto_migrate: bool = False
     log_level: str = "INFO"
+    # `text` (the default) or `json`: one JSON object per line (ouipost/logs.py).
+    log_format: str = "text"
+    # Bearer token for GET /metrics (unset: loopback clients only), and the directory where this
+    # host's processes write their metrics so that one scrape adds them up (ouipost/metrics.py).
+    metrics_token: str | None = None
+    metrics_dir: Path | None = None
     # The admin UI's signed-in sessions end after this many minutes without a request.
     ui_idle_minutes: int = 30
     # Per-account pacing, per-network concurrency and token refresh windows (OUIPOST_PACING*,
@@ -179,6 +185,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         max_document_mb=reader.integer("OUIPOST_MAX_DOCUMENT_MB", 100, 1, 10 * 1024),
         auto_migrate=reader.boolean("OUIPOST_AUTO_MIGRATE", default=False),
         log_level=reader.choice("OUIPOST_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        log_format=_log_format(reader.text("OUIPOST_LOG_FORMAT", ""), problems),
+        metrics_token=_metrics_token(reader.text("OUIPOST_METRICS_TOKEN", ""), problems),
+        metrics_dir=Path(reader.text("OUIPOST_METRICS_DIR", "") or data_dir / "metrics").expanduser(),
         ui_idle_minutes=reader.integer("OUIPOST_UI_IDLE_MINUTES", 30, 1, 7 * 24 * 60),
         pacing=pacing,
         retention=retention,
@@ -230,6 +239,23 @@ def _parse_rate_limits(raw: str, problems: list[str]) -> dict[str, int]:
             continue
         limits[name.strip()] = int(value)
     return limits
+
+
+def _log_format(raw: str, problems: list[str]) -> str:
+    value = raw.lower() or "text"
+    if value not in ("text", "json"):
+        problems.append(f"OUIPOST_LOG_FORMAT must be text or json (got {raw!r})")
+        return "text"
+    return value
+
+
+def _metrics_token(raw: str, problems: list[str]) -> str | None:
+    # Sent as `Authorization: Bearer <token>`: one header token, and not guessable in a few tries.
+    if not raw:
+        return None
+    if len(raw) < 16 or any(c.isspace() for c in raw):
+        problems.append("OUIPOST_METRICS_TOKEN must be at least 16 characters without spaces")
+    return raw
 
 
 def _is_redis_url(url: str) -> bool:

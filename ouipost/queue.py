@@ -562,3 +562,42 @@ async def unregister_worker(engine: AsyncEngine, worker_id: str) -> None:
     """Delete this worker's liveness row (clean shutdown)."""
     async with engine.begin() as conn:
         await conn.execute(sa.delete(workers).where(workers.c.id == worker_id))
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """One queue's jobs right now (metrics at scrape time)."""
+
+    queue: str
+    due: int  # queued, run_at passed: waiting for a worker
+    scheduled: int  # queued for later
+    running: int
+    oldest_due_age_seconds: float  # 0 when none is due
+
+
+async def queue_depths(conn: AsyncConnection, now: datetime) -> list[QueueDepth]:
+    """Counts of live jobs per queue, and the age of the oldest due one. One statement served by the
+    per-queue claim index (queue, status, priority, run_at, id) alone, without row lookups:
+
+        SELECT queue, SUM(status = 'queued' AND run_at <= :now), SUM(status = 'queued' AND run_at > :now),
+               SUM(status = 'running'), MIN(CASE WHEN status = 'queued' AND run_at <= :now THEN run_at END)
+        FROM jobs WHERE status IN ('queued', 'running') GROUP BY queue
+    """
+    due = sa.and_(jobs.c.status == "queued", jobs.c.run_at <= now)
+    rows = await conn.execute(
+        sa.select(
+            jobs.c.queue,
+            sa.func.sum(sa.case((due, 1), else_=0)),
+            sa.func.sum(sa.case((sa.and_(jobs.c.status == "queued", jobs.c.run_at > now), 1), else_=0)),
+            sa.func.sum(sa.case((jobs.c.status == "running", 1), else_=0)),
+            sa.func.min(sa.case((due, jobs.c.run_at), else_=None)),
+        )
+        .where(jobs.c.status.in_(("queued", "running")))
+        .group_by(jobs.c.queue)
+    )
+    stats = []
+    for name, due_count, scheduled, running, oldest in rows:
+        oldest = _as_utc(oldest)
+        age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        stats.append(QueueDepth(name, int(due_count or 0), int(scheduled or 0), int(running or 0), age))
+    return stats

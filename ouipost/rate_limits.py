@@ -41,6 +41,7 @@ from redis.backoff import NoBackoff
 
 from ouipost import errors, usage
 from ouipost.context import API_KEY, CLOCK, SETTINGS
+from ouipost.metrics import process_metrics
 from ouipost.web import Handler
 
 log = logging.getLogger("ouipost.rate_limits")
@@ -249,6 +250,7 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     else:
         request[RATE_LIMIT] = RateLimitState(limit, max(0, limit - count), reset)
         if count > limit:
+            process_metrics().rate_limit_rejections.labels(key.tier).inc()
             retry_after = max(1, math.ceil(reset - now.timestamp()))
             raise errors.RateLimited(
                 f"Rate limit of {limit} requests per minute exceeded for this API key",

@@ -24,6 +24,7 @@ from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy import exc as sa_exc
 
 from ouipost import errors
+from ouipost.logs import CURRENT_REQUEST_ID
 
 log = logging.getLogger("ouipost.http")
 
@@ -70,11 +71,14 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     given = request.headers.get("X-Request-ID", "")
     request_id = given if _SANE_REQUEST_ID.fullmatch(given) else f"req_{secrets.token_hex(12)}"
     request[REQUEST_ID] = request_id
+    context = CURRENT_REQUEST_ID.set(request_id)  # log lines below this request carry its id (JSON logs)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         exc.headers["X-Request-ID"] = request_id
         raise
+    finally:
+        CURRENT_REQUEST_ID.reset(context)
     response.headers["X-Request-ID"] = request_id
     return response
 
@@ -173,6 +177,7 @@ class AccessLogger(AbstractAccessLogger):
             '%s "%s %s" %s %.1fms %s',
             request.remote, request.method, request.path_qs if not _has_secret_query(request) else request.path,
             response.status, time * 1000, response.headers.get("X-Request-ID", "-"),
+            extra={"request_id": response.headers.get("X-Request-ID")},
         )
 
 

@@ -48,6 +48,7 @@ from ouipost.clock import Clock, isoformat
 from ouipost.crypto import Cipher, DecryptionError
 from ouipost.db.admin_tables import webhook_deliveries, webhooks
 from ouipost.ids import new_id
+from ouipost.metrics import process_metrics
 
 EVENTS: tuple[str, ...] = (
     "post.created",
@@ -568,6 +569,7 @@ async def _record_attempt(
         .values(**values)
     )
     await conn.execute(webhooks.update().where(webhooks.c.id == webhook["id"]).values(**webhook_values))
+    process_metrics().webhook_deliveries.labels("retrying" if outcome == "pending" else outcome).inc()
     return {**delivery, **values}
 
 

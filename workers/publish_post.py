@@ -32,6 +32,7 @@ from ouipost.crypto import Cipher
 from ouipost.db.admin_tables import platform_calls
 from ouipost.db.batch import GroupCommit
 from ouipost.events import record_events
+from ouipost.metrics import process_metrics
 from ouipost.platforms import NetworkNotConfigured, make_adapter
 from ouipost.platforms.base import (
     MediaFile,
@@ -264,11 +265,13 @@ class Publisher:
         try:
             outcome, wait = await self.send(context, plan, target, account, calls)
         except Exception:
+            process_metrics().publish_outcomes.labels(target["network"], "unknown").inc()
             # Not an answer we understand: the target stays `publishing` (the next run reports
             # OUTCOME_UNKNOWN rather than sending it again); its slot and calls are written now.
             await self._give_back(admission)
             await self.finishes.submit(Finish(context.job, calls=calls.calls))
             raise
+        process_metrics().publish_outcomes.labels(target["network"], outcome.status).inc()
         if write:
             await asyncio.gather(self._give_back(admission), self.finishes.submit(Finish(
                 context.job, [outcome], calls=calls.calls,

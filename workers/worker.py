@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,6 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ouipost import queue
 from ouipost.clock import Clock
 from ouipost.config import Settings
+from ouipost.logs import CURRENT_JOB
+from ouipost.metrics import process_metrics
 from ouipost.queue import Job, JobFailed, RetryJob
 from workers.periodic import ensure_periodic_jobs
 
@@ -133,6 +136,7 @@ class Worker:
         self.prune_interval = prune_interval
         self.id = f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
         self.counters = WorkerCounters()
+        self.metrics = process_metrics()
         self.shared: dict[str, Any] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._acks: list[int] = []
@@ -219,6 +223,8 @@ class Worker:
             log.warning("claim failed (%s: %s); retrying after %.1fs", type(exc).__name__, exc, self.poll_interval)
             return []
         self.counters.claimed += len(jobs)
+        for job in jobs:
+            self.metrics.jobs_claimed.labels(job.queue, job.kind).inc()
         log.debug("poll: wanted %d, claimed %d", wanted, len(jobs))
         return jobs
 
@@ -256,6 +262,8 @@ class Worker:
 
     async def _run_job(self, job: Job) -> None:
         context = JobContext(job, self.engine, self.clock, self.settings, self.http, self.shared)
+        CURRENT_JOB.set((job.id, job.kind))  # this task's log lines name the job (JSON logs)
+        started = time.perf_counter()
         try:
             handler = self.handlers.get(job.kind)
             if handler is None:
@@ -272,12 +280,14 @@ class Worker:
             log.exception("job %s (%s) raised", job.id, job.kind)
             await self._record_failure(job, f"{type(exc).__name__}: {exc}")
         else:
+            self.metrics.jobs_succeeded.labels(job.queue, job.kind).inc()
             if context.ack.written:
                 self.counters.completed += 1
             else:
                 self._acks.append(job.id)
                 self._ack_ready.set()
         finally:
+            self.metrics.job_duration.labels(job.queue, job.kind).observe(time.perf_counter() - started)
             self._running.pop(job.id, None)
             self._slot_freed.set()
 
@@ -294,8 +304,10 @@ class Worker:
             return
         if status == "queued":
             self.counters.retried += 1
+            self.metrics.jobs_retried.labels(job.queue, job.kind).inc()
         elif status == "failed":
             self.counters.failed += 1
+            self.metrics.jobs_failed.labels(job.queue, job.kind).inc()
             log.warning("job %s (%s) failed after %d attempt(s): %s", job.id, job.kind, job.attempts, error)
         else:
             self.counters.lost += 1

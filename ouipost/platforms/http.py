@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from ouipost.metrics import process_metrics
 from ouipost.platforms.base import RetryableError, UnknownOutcomeError
 
 
@@ -120,5 +121,7 @@ class PlatformHttp:
                 f"{network}: timed out after the request was sent", network=network
             ) from exc
         finally:
+            seconds = time.monotonic() - started
+            process_metrics().observe_platform_call(network, status, seconds)
             if self.observer is not None:
-                self.observer(network, method, url, status, time.monotonic() - started)
+                self.observer(network, method, url, status, seconds)

@@ -1,0 +1,249 @@
+"""GET /metrics: Prometheus text with the expected families, route templates as labels, the access
+rules (bearer token, else loopback only), and several real processes adding up on one scrape."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ouipost import queue
+from ouipost.app import create_app
+from ouipost.clock import Clock
+from ouipost.config import Settings
+from tests.conftest import Key, make_env
+from tests.test_cli import ROOT, free_port
+
+TOKEN = "metrics-token-0123456789abcdef"
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """{(sample name, labels): value} of a Prometheus text answer (parsing it checks the format)."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return found.get((name, frozenset(labels.items())), 0.0)
+
+
+async def scrape(client: TestClient, **headers: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    resp = await client.get("/metrics", headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert resp.content_type == "text/plain"
+    return samples(await resp.text())
+
+
+async def test_metrics_count_requests_by_route_template_method_and_status(client: TestClient, key: Key) -> None:
+    before = await scrape(client)
+    headers = key.headers()
+    for post_id in ("post_0190a0b0-0000-7000-8000-000000000001", "post_0190a0b0-0000-7000-8000-000000000002"):
+        resp = await client.get(f"/api/posts/{post_id}", headers=headers)
+        assert resp.status == 404
+    assert (await client.get("/api/posts", headers=headers)).status == 200
+    assert (await client.get("/no/such/route/123")).status == 404
+    after = await scrape(client)
+
+    single = "/api/posts/{id}"
+    assert value(after, "ouipost_http_requests_total", route=single, method="GET", status="404") - value(
+        before, "ouipost_http_requests_total", route=single, method="GET", status="404") == 2
+    assert value(after, "ouipost_http_requests_total", route="/api/posts", method="GET", status="200") - value(
+        before, "ouipost_http_requests_total", route="/api/posts", method="GET", status="200") == 1
+    assert value(after, "ouipost_http_request_duration_seconds_count", route=single, method="GET") - value(
+        before, "ouipost_http_request_duration_seconds_count", route=single, method="GET") == 2
+    assert value(after, "ouipost_http_requests_total", route="unmatched", method="GET", status="404") >= 1
+    routes = {dict(labels).get("route") for name, labels in after if name == "ouipost_http_requests_total"}
+    assert not [r for r in routes if r and ("post_0190" in r or "/no/such" in r)], routes
+    # The queue is asked at scrape time: the families are there, and the database answered.
+    assert value(after, "ouipost_scrape_errors", source="database") == 0
+
+
+async def test_queue_depth_and_oldest_due_age_come_from_the_database(
+    aiohttp_client: Any, settings: Settings, engine: AsyncEngine, clock: Clock
+) -> None:
+    from datetime import timedelta
+
+    # No embedded worker: the jobs stay where they are put.
+    client = await aiohttp_client(create_app(settings.with_overrides(workers=0), engine=engine, clock=clock))
+    now = clock.now()
+    async with engine.begin() as conn:
+        for minutes in (5, 1):
+            await queue.enqueue(conn, kind="noop", payload={}, queue="metrics_q", now=now,
+                                run_at=now - timedelta(minutes=minutes))
+        await queue.enqueue(conn, kind="noop", payload={}, queue="metrics_q", now=now, run_at=now + timedelta(hours=1))
+    found = await scrape(client)
+    assert value(found, "ouipost_queue_jobs", queue="metrics_q", state="due") == 2
+    assert value(found, "ouipost_queue_jobs", queue="metrics_q", state="scheduled") == 1
+    assert 290 <= value(found, "ouipost_queue_oldest_due_job_age_seconds", queue="metrics_q") <= 3600
+
+
+async def test_with_a_token_only_that_bearer_token_reads_the_metrics(
+    aiohttp_client: Any, settings: Settings, engine: AsyncEngine, clock: Clock
+) -> None:
+    client = await aiohttp_client(create_app(settings.with_overrides(metrics_token=TOKEN), engine=engine, clock=clock))
+    missing = await client.get("/metrics")
+    assert missing.status == 401
+    assert (await missing.json())["error"]["code"] == "UNAUTHORIZED"
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer not-the-token-at-all-000"})
+    assert wrong.status == 403
+    assert (await wrong.json())["error"]["code"] == "FORBIDDEN"
+    found = await scrape(client, Authorization=f"Bearer {TOKEN}")
+    assert any(name == "ouipost_http_requests_total" for name, _ in found)
+
+
+def _non_loopback_address() -> str | None:
+    """An address of this machine that is not loopback, or None."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: only picks the outgoing interface
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+class Processes:
+    """Real `run.py` processes of one test, stopped at its end."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **env}
+        self.logs = logs
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, *args: str, name: str) -> subprocess.Popen:
+        with open(self.logs / f"{name}.log", "w") as log:  # the child keeps its own descriptor
+            process = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], env=self.env, stdout=log,
+                                       stderr=subprocess.STDOUT)
+        self.running.append(process)
+        return process
+
+    def serve(self, port: int, name: str, *extra: str) -> subprocess.Popen:
+        process = self.start("serve", "--port", str(port), "--no-workers", *extra, name=name)
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (self.logs / f"{name}.log").read_text()
+            try:
+                if _get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                    return process
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{name} did not become healthy")
+
+    def stop(self, process: subprocess.Popen) -> None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.running:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def processes(database_url: str, tmp_path: Path) -> Any:
+    running = Processes(make_env(database_url, tmp_path / "data"), tmp_path)
+    yield running
+    running.stop_all()
+
+
+def _scrape_url(url: str, **headers: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    status, text = _get(url + "/metrics", headers)
+    assert status == 200, text
+    return samples(text)
+
+
+async def test_two_servers_and_a_worker_add_up_on_one_scrape(
+    processes: Processes, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    port_a, port_b, port_c = free_port(), free_port(), free_port()
+    server_a = processes.serve(port_a, "a")
+    server_b = processes.serve(port_b, "b")
+    for _ in range(3):
+        assert _get(f"http://127.0.0.1:{port_a}/api/platforms")[0] == 401
+    for _ in range(4):
+        assert _get(f"http://127.0.0.1:{port_b}/api/platforms")[0] == 401
+
+    async with engine.begin() as conn:
+        now = Clock().now()
+        for _ in range(5):
+            await queue.enqueue(conn, kind="noop", payload={}, queue="metrics_mp", now=now)
+        await queue.enqueue(conn, kind="no_such_kind", payload={}, queue="metrics_mp", now=now)
+    processes.start("worker", "--queues", "metrics_mp", "--poll-interval", "0.2", name="worker")
+    unauthorized = {"route": "/api/platforms", "method": "GET", "status": "401"}
+    deadline = time.monotonic() + 30
+    while True:
+        found = _scrape_url(f"http://127.0.0.1:{port_a}")
+        done = value(found, "ouipost_jobs_succeeded_total", queue="metrics_mp", kind="noop") == 5 and value(
+            found, "ouipost_jobs_failed_total", queue="metrics_mp", kind="no_such_kind") == 1
+        if done or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    assert value(found, "ouipost_http_requests_total", **unauthorized) == 7  # 3 on A + 4 on B, scraped on A
+    assert value(found, "ouipost_jobs_claimed_total", queue="metrics_mp", kind="noop") == 5
+    assert value(found, "ouipost_jobs_succeeded_total", queue="metrics_mp", kind="noop") == 5
+    assert value(found, "ouipost_jobs_failed_total", queue="metrics_mp", kind="no_such_kind") == 1
+    assert _scrape_url(f"http://127.0.0.1:{port_b}")[("ouipost_http_requests_total",
+                                                      frozenset(unauthorized.items()))] == 7
+
+    # A process that ends leaves its counts behind: B stops, C starts (and folds B's files away).
+    processes.stop(server_b)
+    processes.serve(port_c, "c")
+    assert value(_scrape_url(f"http://127.0.0.1:{port_c}"), "ouipost_http_requests_total", **unauthorized) == 7
+    names = sorted(p.name for p in (tmp_path / "data" / "metrics").glob("*.db"))
+    assert f"counter_{server_b.pid}.db" not in names and "counter_archive.db" in names, names
+    assert server_a.poll() is None
+
+
+def test_without_a_token_only_loopback_clients_read_the_metrics(processes: Processes) -> None:
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no address other than loopback")
+    port = free_port()
+    processes.env["OUIPOST_HOST"] = "0.0.0.0"
+    processes.serve(port, "open")
+    status, body = _get(f"http://{address}:{port}/metrics")
+    assert status == 403 and '"FORBIDDEN"' in body and "OUIPOST_METRICS_TOKEN" in body
+    assert _get(f"http://127.0.0.1:{port}/metrics")[0] == 200
+
+
+def test_with_a_token_remote_scrapers_use_it(processes: Processes) -> None:
+    address = _non_loopback_address() or "127.0.0.1"
+    port = free_port()
+    processes.env.update(OUIPOST_HOST="0.0.0.0", OUIPOST_METRICS_TOKEN=TOKEN)
+    processes.serve(port, "token")
+    assert _get(f"http://{address}:{port}/metrics")[0] == 401
+    assert _get(f"http://127.0.0.1:{port}/metrics")[0] == 401  # the token is asked of loopback too
+    status, text = _get(f"http://{address}:{port}/metrics", {"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and "ouipost_http_requests_total" in text
