@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds an idle worker sleeps between looks for due jobs (default 1)")
     worker.add_argument("--grace-seconds", type=_positive_float, default=8.0,
                         help="on stop, how long running jobs may finish before they are released (default 8)")
+    worker.add_argument("--metrics-port", type=_port, help="also serve GET /metrics on this port (for hosts "
+                        "without an API process; OUIPOST_METRICS_TOKEN applies)")
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="interface of --metrics-port (default 127.0.0.1)")
 
     sub.add_parser("migrate", help="apply pending database migrations")
 
@@ -219,12 +222,29 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
                     asyncio.get_running_loop().add_signal_handler(signum, job_worker.stop)
                 print(f"Oui Post worker {job_worker.id} running (database: {_db_kind(settings)}, concurrency "
                       f"{args.concurrency}, queues: {', '.join(queues) if queues else 'all'})", flush=True)
+                metrics_runner = await _worker_metrics(args, settings, engine)
                 await job_worker.run()
+                if metrics_runner is not None:
+                    await metrics_runner.cleanup()
         finally:
             await engine.dispose()
 
     asyncio.run(run())
     return 0
+
+
+async def _worker_metrics(args: argparse.Namespace, settings: Settings, engine: Any) -> Any:
+    """The worker's own /metrics listener when --metrics-port is given (CommandFailed when the port
+    cannot be bound), else None."""
+    if args.metrics_port is None:
+        return None
+    from ouipost.metrics import start_metrics_server
+
+    try:
+        return await start_metrics_server(args.metrics_host, args.metrics_port, settings, engine, Clock())
+    except OSError as exc:
+        raise CommandFailed(f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: "
+                            f"{exc.strerror or exc}; check --metrics-port") from None
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -38,12 +38,18 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ouipost import errors
 from ouipost.web import Handler
+
+if TYPE_CHECKING:  # ouipost.config imports the platforms, which import this module
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from ouipost.clock import Clock
+    from ouipost.config import Settings
 
 log = logging.getLogger("ouipost.metrics")
 
@@ -350,3 +356,35 @@ async def _scrape_time_families(app: web.Application) -> list[Any]:
         families.append(redis_up)
     families.append(errors_family)
     return families
+
+
+# ------------------------------------------------------------------------------------------------
+# A worker's own /metrics (`run.py worker --metrics-port`)
+
+
+def metrics_app(settings: Settings, engine: AsyncEngine, clock: Clock) -> web.Application:
+    """An app serving only `GET /metrics`, with the API's access rules and error envelope: for
+    worker processes on hosts where no API process runs."""
+    from ouipost.context import CLOCK, DB, SETTINGS
+    from ouipost.web import error_middleware
+
+    app = web.Application(middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[DB] = engine
+    app[CLOCK] = clock
+    app.router.add_get("/metrics", metrics_handler)
+    return app
+
+
+async def start_metrics_server(host: str, port: int, settings: Settings, engine: AsyncEngine,
+                               clock: Clock) -> web.AppRunner:
+    """Listen on host:port with `metrics_app`; the caller cleans the runner up. OSError when the
+    port cannot be bound."""
+    runner = web.AppRunner(metrics_app(settings, engine, clock), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner

@@ -247,3 +247,27 @@ def test_with_a_token_remote_scrapers_use_it(processes: Processes) -> None:
     assert _get(f"http://127.0.0.1:{port}/metrics")[0] == 401  # the token is asked of loopback too
     status, text = _get(f"http://{address}:{port}/metrics", {"Authorization": f"Bearer {TOKEN}"})
     assert status == 200 and "ouipost_http_requests_total" in text
+
+
+async def test_a_worker_serves_its_own_metrics_on_metrics_port(processes: Processes, engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        for _ in range(3):
+            await queue.enqueue(conn, kind="noop", payload={}, queue="metrics_w", now=Clock().now())
+    port = free_port()
+    processes.env["OUIPOST_METRICS_TOKEN"] = TOKEN
+    processes.start("worker", "--queues", "metrics_w", "--poll-interval", "0.2", "--metrics-port", str(port),
+                    name="worker")
+    deadline = time.monotonic() + 30
+    found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    while time.monotonic() < deadline:
+        try:
+            found = _scrape_url(f"http://127.0.0.1:{port}", Authorization=f"Bearer {TOKEN}")
+        except (OSError, AssertionError):
+            found = {}
+        if value(found, "ouipost_jobs_succeeded_total", queue="metrics_w", kind="noop") == 3:
+            break
+        await asyncio.sleep(0.3)
+    assert value(found, "ouipost_jobs_succeeded_total", queue="metrics_w", kind="noop") == 3
+    assert value(found, "ouipost_scrape_errors", source="database") == 0
+    status, body = _get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 401 and '"UNAUTHORIZED"' in body
