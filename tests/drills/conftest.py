@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DRILL_SECONDS = 90.0  # every drill, set-up included, ends within this or fails
 NETWORKS = publish_burst.NETWORKS  # the networks whose identities the drill sandbox mints
 FINAL = ("published", "partially_published", "failed")
+SETTLED = (*FINAL, "draft")  # a draft was never asked to publish (a client's scheduling call was refused)
 # A post's text carries its label and number: requests and publications are matched to it by them.
 POST_TEXT = re.compile(r"(\w+) post (\d+) at ")
 
@@ -195,12 +196,12 @@ async def schedule_burst(database_url: str, owners: list[dict[str, str]], count:
 
 
 async def wait_all_final(engine: AsyncEngine, deadline: float) -> int:
-    """Wait until no post is short of a final status (polled every 200 ms); the count left when
+    """Wait until no post (but drafts) is short of a final status (polled every 200 ms); the count left when
     `deadline` (time.monotonic()) passes."""
     while True:
         async with engine.connect() as conn:
             left = int(await conn.scalar(
-                sa.select(sa.func.count()).select_from(posts).where(posts.c.status.not_in(FINAL))) or 0)
+                sa.select(sa.func.count()).select_from(posts).where(posts.c.status.not_in(SETTLED))) or 0)
         if not left or time.monotonic() >= deadline:
             return left
         await asyncio.sleep(0.2)
@@ -237,7 +238,7 @@ async def tally(engine: AsyncEngine, sandbox: DrillSandbox, control: aiohttp.Cli
             .join(posts, posts.c.id == post_targets.c.post_id))).all()
     requests = await sandbox.requests(control)
     publications = await sandbox.publications(control)
-    result = Tally(posts=len({r.content for r in rows}), targets=len(rows), requests=len(requests))
+    result = Tally(posts=len({r.content for r in rows if r.post_status != "draft"}), requests=len(requests))
     for req in requests:
         # A create call is the one that carries the post's text (X, Bluesky and LinkedIn each send
         # the text in exactly one call per attempt).
@@ -253,6 +254,9 @@ async def tally(engine: AsyncEngine, sandbox: DrillSandbox, control: aiohttp.Cli
             remote_ids.add((pub["network"], pub["remote_id"]))
     result.duplicates = sum(n - 1 for n in published_texts.values() if n > 1)
     for row in rows:
+        if row.post_status == "draft":
+            continue  # never asked to publish (its scheduling was refused)
+        result.targets += 1
         key = post_key(row.content)
         assert key is not None, row.content
         if row.status == "published":
@@ -280,3 +284,17 @@ async def publish_jobs_by_status(engine: AsyncEngine) -> dict[str, int]:
 
 def due_in(seconds: float) -> datetime:
     return Clock().now().replace(microsecond=0) + timedelta(seconds=seconds)
+
+
+async def not_final_report(engine: AsyncEngine, limit: int = 10) -> str:
+    """The posts short of a final status, their targets and publish jobs, for assertion messages."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            sa.select(posts.c.id, posts.c.status, post_targets.c.network, post_targets.c.status.label("target"),
+                      post_targets.c.error_code, jobs.c.status.label("job"), jobs.c.attempts, jobs.c.run_at,
+                      jobs.c.locked_until, jobs.c.last_error)
+            .join(post_targets, post_targets.c.post_id == posts.c.id)
+            .outerjoin(jobs, sa.and_(jobs.c.kind == PUBLISH_KIND,
+                                     jobs.c.unique_key == sa.literal("publish:").concat(posts.c.id)))
+            .where(posts.c.status.not_in(SETTLED)).limit(limit))).all()
+    return "\n".join(str(tuple(r)) for r in rows) + f"\n(now {Clock().now().isoformat()})"
