@@ -147,7 +147,34 @@ def build_spec(app: web.Application) -> dict[str, Any]:
         if doc is None:
             raise ValueError(f"{method} {path} has no @describe")
         spec.path(path=path, operations={method.lower(): _operation(plugin, method, path, handler, doc)})
-    return spec.to_dict()
+    document = spec.to_dict()
+    _link_created_resources(document["paths"])
+    return document
+
+
+def _link_created_resources(paths: dict[str, Any]) -> None:
+    """OpenAPI links from each create (a 201 whose `data` holds one resource) to the operations on
+    that resource, `{path}/{id}` and below, with the new resource's id: what a client does next, and
+    what lets a fuzzer reach real resources instead of made-up ids."""
+    for path, operations in paths.items():
+        for operation in operations.values():
+            created = operation["responses"].get("201")
+            if created is None:
+                continue
+            data = created["content"]["application/json"]["schema"]["properties"]["data"]
+            names = list(data.get("properties", {}))
+            if len(names) != 1:
+                continue
+            links = {
+                other["operationId"]: {
+                    "operationId": other["operationId"],
+                    "parameters": {"path.id": f"$response.body#/data/{names[0]}/id"},
+                }
+                for other_path, others in paths.items() if other_path.startswith(f"{path}/{{id}}")
+                for other in others.values()
+            }
+            if links:
+                created["links"] = links
 
 
 def _operation(plugin: MarshmallowPlugin, method: str, path: str, handler: Any, doc: OperationDoc) -> dict[str, Any]:
