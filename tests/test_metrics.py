@@ -271,3 +271,41 @@ async def test_a_worker_serves_its_own_metrics_on_metrics_port(processes: Proces
     assert value(found, "ouipost_scrape_errors", source="database") == 0
     status, body = _get(f"http://127.0.0.1:{port}/metrics")
     assert status == 401 and '"UNAUTHORIZED"' in body
+
+
+async def test_a_scheduled_publication_counts_its_outcome_lateness_and_platform_calls(
+    aiohttp_client: Any, settings: Settings, engine: AsyncEngine, frozen_clock: Any, make_key: Any
+) -> None:
+    from datetime import timedelta
+
+    from tests.schedules.helpers import create_post
+    from tests.test_accounts import connect
+
+    client = await aiohttp_client(create_app(settings, engine=engine, clock=frozen_clock))
+    key = await make_key()
+    await connect(client, key, "bluesky")
+    before = await scrape(client)
+    post = await create_post(client, key, ["bluesky"], content="counted once")
+    at = (frozen_clock.now() + timedelta(minutes=2)).replace(microsecond=0)
+    resp = await client.post(f"/api/posts/{post['id']}/schedule", headers=key.headers(),
+                             json={"scheduled_at": at.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    assert resp.status == 200, await resp.text()
+    frozen_clock.advance(minutes=3)  # published a minute after its time, by this clock
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        got = await client.get(f"/api/posts/{post['id']}", headers=key.headers())
+        status = (await got.json())["data"]["post"]["status"]
+        if status == "published" or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert status == "published"
+    after = await scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("ouipost_publish_outcomes_total", network="bluesky", status="published") == 1
+    assert delta("ouipost_publish_lateness_seconds_count", network="bluesky") == 1
+    assert 55 <= delta("ouipost_publish_lateness_seconds_sum", network="bluesky") <= 75
+    assert delta("ouipost_platform_call_duration_seconds_count", network="bluesky", result="2xx") >= 1
+    assert delta("ouipost_jobs_succeeded_total", queue="publish", kind="publish_post") >= 1
