@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import accounts, pacing, publishing, queue
@@ -61,6 +62,11 @@ MEDIA_URL_TTL = 6 * 3600  # networks fetch pull-from-URL media minutes to hours 
 # then hands the post to a fresh job instead of keeping its worker slot.
 BUSY_WAIT_SECONDS = 30.0
 EXHAUSTED_MESSAGE = "The network kept answering with temporary errors"
+# The database unreachable while the networks' answers are in hand: writing them is tried again this
+# long (every ANSWER_WRITE_PAUSE s) before giving up, so that a short outage does not turn known
+# outcomes into OUTCOME_UNKNOWN. Below the default 30 s lease, so the job is normally still ours.
+ANSWER_WRITE_SECONDS = 25.0
+ANSWER_WRITE_PAUSE = 0.5
 
 
 async def handle(context: JobContext) -> None:
@@ -120,7 +126,7 @@ async def handle(context: JobContext) -> None:
             if sent.outcome.code == "TOKEN_EXPIRED":
                 finish.expired_accounts.append(sent.account)
     finish.acknowledge = crashed is None
-    finished = await publisher.finishes.submit(finish)
+    finished = await publisher.write_answers(finish)
     context.ack.written = finished.acknowledged
     for admission in finish.admissions:
         if admission.slot is not None:
@@ -274,11 +280,27 @@ class Publisher:
         scheduled_at = plan.post.get("scheduled_at") if plan.post else None
         process_metrics().observe_publish(target["network"], outcome.status, scheduled_at, context.clock.now())
         if write:
-            await asyncio.gather(self._give_back(admission), self.finishes.submit(Finish(
+            await asyncio.gather(self._give_back(admission), self.write_answers(Finish(
                 context.job, [outcome], calls=calls.calls,
                 expired_accounts=[account] if outcome.code == "TOKEN_EXPIRED" else [],
             )))
         return Sent(outcome, wait, write, admission, account, calls.calls)
+
+    async def write_answers(self, finish: Finish) -> Finished:
+        """Write the networks' answers in `finish`. While the database cannot be reached (the
+        connection refused or lost), try again for up to ANSWER_WRITE_SECONDS: those answers exist
+        nowhere else, and a target left `publishing` ends OUTCOME_UNKNOWN though it was published.
+        Raises the database's error past that, or at once for any other error. (A connection lost
+        during COMMIT may have committed: writing again stores the same outcomes again.)"""
+        deadline = time.monotonic() + ANSWER_WRITE_SECONDS
+        while True:
+            try:
+                return await self.finishes.submit(finish)
+            except (OperationalError, InterfaceError) as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("cannot write publishing answers (%s); trying again", type(exc).__name__)
+                await asyncio.sleep(ANSWER_WRITE_PAUSE)
 
     async def _give_back(self, admission: pacing.Admission) -> None:
         if admission.slot is None:
