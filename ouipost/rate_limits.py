@@ -166,9 +166,19 @@ class RedisLimiter:
             count = await self._hit_script(keys=[f"{self._prefix}rl:{key_id}:{window}"], args=[_COUNTER_TTL])
         except Exception as exc:  # whatever Redis or the socket raised: serve the request unchecked
             self._mark_down(exc)
+            await self._drop_connections()
             return None
         self._mark_up()
         return int(count)
+
+    async def _drop_connections(self) -> None:
+        """Close every pooled connection. Kept, each connection opened before Redis went away would
+        fail once more after it is back (marking it down for RETRY_SECONDS again): under load the
+        limits would come back only after about as many seconds as the pool holds connections."""
+        try:
+            await self._client.connection_pool.disconnect()
+        except Exception as exc:  # closing dead sockets may raise; they are dropped all the same
+            log.debug("closing Redis connections: %s", exc)
 
     async def health(self) -> dict[str, Any]:
         started = time.monotonic()
