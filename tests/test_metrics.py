@@ -309,3 +309,31 @@ async def test_a_scheduled_publication_counts_its_outcome_lateness_and_platform_
     assert 55 <= delta("ouipost_publish_lateness_seconds_sum", network="bluesky") <= 75
     assert delta("ouipost_platform_call_duration_seconds_count", network="bluesky", result="2xx") >= 1
     assert delta("ouipost_jobs_succeeded_total", queue="publish", kind="publish_post") >= 1
+
+
+async def test_rate_limit_rejections_login_failures_and_redis_availability_are_counted(
+    aiohttp_client: Any, settings: Settings, engine: AsyncEngine, frozen_clock: Any, make_key: Any
+) -> None:
+    # A frozen clock: the four requests fall in one rate-limit minute whenever the test runs.
+    app = create_app(settings.with_overrides(workers=0, rate_limits={"starter": 60, "tight": 2}),
+                     engine=engine, clock=frozen_clock)
+    client = await aiohttp_client(app)
+    key = await make_key(tier="tight")
+    before = await scrape(client)
+    answers = [(await client.get("/api/platforms", headers=key.headers())).status for _ in range(4)]
+    assert answers == [200, 200, 429, 429]
+    login = await client.post("/admin/login", json={"email": "nobody@example.com", "password": "not the password"})
+    assert login.status == 401
+    after = await scrape(client)
+    assert value(after, "ouipost_rate_limit_rejections_total", tier="tight") - value(
+        before, "ouipost_rate_limit_rejections_total", tier="tight") == 2
+    assert value(after, "ouipost_login_failures_total", reason="unknown_email") - value(
+        before, "ouipost_login_failures_total", reason="unknown_email") == 1
+    assert ("ouipost_redis_up", frozenset()) not in after  # no Redis configured: no such gauge
+
+    # Redis on a port where nothing listens: requests pass unlimited, and the scrape says Redis is down.
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    redis_down = await aiohttp_client(create_app(settings.with_overrides(workers=0, redis_url=unreachable),
+                                                 engine=engine, clock=frozen_clock))
+    assert value(await scrape(redis_down), "ouipost_redis_up") == 0
+    assert ("ouipost_redis_up", frozenset()) in await scrape(redis_down)
