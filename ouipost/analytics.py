@@ -29,6 +29,7 @@ What can go wrong: `resolve_period` raises 422 VALIDATION_ERROR (from after to, 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -292,18 +293,22 @@ async def add_to_rollups(conn: AsyncConnection, changes: Sequence[Mapping[str, A
             continue
         key_names = [column.name for column in table.primary_key.columns]
         values = [{**dict(zip(key_names, key, strict=True)), **sums[key]} for key in sorted(sums)]
-        await conn.execute(_upsert_adding(conn, table, values, key_names))
+        # One statement given every row (the MySQL driver sends them as one multi-row INSERT; SQLite
+        # runs it per row in one call), compiled once: a VALUES list of the batch's length was
+        # compiled again for each batch, a sixth of a publishing worker's CPU.
+        await conn.execute(_upsert_adding(conn.dialect.name, table), values)
 
 
-def _upsert_adding(conn: AsyncConnection, table: sa.Table, values: list[dict[str, Any]],
-                   keys: list[str]) -> sa.Insert:
-    """INSERT the rows; a row whose key exists gets the amounts added to its own."""
-    if conn.dialect.name == "sqlite":
-        statement = sqlite_dialect.insert(table).values(values)
+@functools.cache
+def _upsert_adding(dialect: str, table: sa.Table) -> sa.Insert:
+    """INSERT of one row, for executemany; a row whose key exists gets the amounts added to its own."""
+    if dialect == "sqlite":
+        statement = sqlite_dialect.insert(table)
         return statement.on_conflict_do_update(
-            index_elements=keys, set_={name: table.c[name] + statement.excluded[name] for name in _ROLLUP_FIGURES},
+            index_elements=[column.name for column in table.primary_key.columns],
+            set_={name: table.c[name] + statement.excluded[name] for name in _ROLLUP_FIGURES},
         )
-    statement = mysql_dialect.insert(table).values(values)
+    statement = mysql_dialect.insert(table)
     return statement.on_duplicate_key_update(
         {name: table.c[name] + statement.inserted[name] for name in _ROLLUP_FIGURES}
     )

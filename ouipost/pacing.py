@@ -34,6 +34,7 @@ Defaults come from shared/platforms.md; every value can be overridden (see `load
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -363,7 +364,8 @@ async def _take_turns(conn: AsyncConnection, asks: Sequence[tuple[str, AccountPa
     if missing:
         # First posts of these accounts: create their rows (a concurrent first post may win the
         # insert; reading again takes whichever row exists, locked).
-        await conn.execute(_insert_ignore(conn, pacing, [{"key": k, "tat_ms": now_ms} for k in missing], ["key"]))
+        await conn.execute(_insert_ignore(conn.dialect.name, pacing, ("key",)),
+                           [{"key": k, "tat_ms": now_ms} for k in missing])
         tats.update(await _read_tats(conn, missing))
     before = dict(tats)
     waits: list[float | None] = []
@@ -437,7 +439,7 @@ async def _create_missing_slots(conn: AsyncConnection, network: str, cap: int) -
     )).scalars())
     missing = [{"network": network, "slot": n, "holder": None, "until": None} for n in range(cap) if n not in have]
     if missing:
-        await conn.execute(_insert_ignore(conn, pacing_slots, missing, ["network", "slot"]))
+        await conn.execute(_insert_ignore(conn.dialect.name, pacing_slots, ("network", "slot")), missing)
     else:
         complete.add((network, cap))  # (rows added now are only sure once this transaction commits)
     return bool(missing)
@@ -447,10 +449,14 @@ async def _create_missing_slots(conn: AsyncConnection, network: str, cap: int) -
 _COMPLETE_SLOTS: weakref.WeakKeyDictionary[Any, set[tuple[str, int]]] = weakref.WeakKeyDictionary()
 
 
-def _insert_ignore(conn: AsyncConnection, table: sa.Table, values: object, keys: list[str]) -> sa.Insert:
-    """INSERT that leaves existing rows alone, without ending the caller's transaction on a conflict."""
-    if conn.dialect.name == "sqlite":
-        return sqlite_dialect.insert(table).values(values).on_conflict_do_nothing(index_elements=keys)
-    statement = mysql_dialect.insert(table).values(values)
+@functools.cache
+def _insert_ignore(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> sa.Insert:
+    """INSERT that leaves existing rows alone, without ending the caller's transaction on a conflict.
+    Executed with a list of rows (one multi-row INSERT on MySQL, per row in one call on SQLite) and
+    built once: a VALUES list of each batch's length was compiled again for every batch of first
+    posts."""
+    if dialect == "sqlite":
+        return sqlite_dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    statement = mysql_dialect.insert(table)
     # ON DUPLICATE KEY UPDATE k = k: a no-op on conflict (INSERT IGNORE would also hide other errors).
     return statement.on_duplicate_key_update({keys[0]: statement.inserted[keys[0]]})
