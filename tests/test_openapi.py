@@ -144,6 +144,32 @@ def test_routes_say_their_security_workspace_header_and_idempotency(settings: Se
     assert "Needs the `posts.write` permission." in create_post["description"]
 
 
+def test_request_examples_match_their_body_schemas(settings: Settings) -> None:
+    spec = Spec(openapi_document(create_app(settings)))
+    examples = 0
+    for path, operations in spec.document["paths"].items():
+        for method, operation in operations.items():
+            media = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            if "example" not in media:
+                continue
+            ref = "urn:ouipost:openapi#/" + _pointer("paths", path, method, "requestBody", "content",
+                                                       "application/json", "schema")
+            errors = list(Draft202012Validator({"$ref": ref}, registry=spec.registry).iter_errors(media["example"]))
+            assert not errors, f"{method} {path}: {[e.message for e in errors]}"
+            examples += 1
+    assert examples >= 5
+
+
+async def test_the_documented_post_and_schedule_examples_are_accepted(
+    client: TestClient, spec: Spec, key: Key,
+) -> None:
+    paths = spec.document["paths"]
+    for url, path in (("/api/posts", "/api/posts"), ("/api/schedules", "/api/schedules")):
+        example = paths[path]["post"]["requestBody"]["content"]["application/json"]["example"]
+        resp = await client.post(url, json=example, headers=key.headers())
+        await spec.check("POST", url, resp, 201)
+
+
 async def test_api_answers_match_the_document(client: TestClient, spec: Spec, key: Key) -> None:
     headers = key.headers()
 

@@ -69,7 +69,8 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/users")
-@describe("Create an admin user", body=UserBody, data={"user": views.User}, status=201, errors=(409,))
+@describe("Create an admin user", body=UserBody, data={"user": views.User}, status=201, errors=(409,),
+          example=views.USER_EXAMPLE)
 @admin_route("users.manage")
 async def create_user(request: web.Request) -> web.Response:
     body = await load_body(request, UserBody())

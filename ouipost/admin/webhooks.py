@@ -72,7 +72,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
 
 @routes.post("/admin/webhooks")
 @describe("Create a webhook (a generated secret is shown once)",
-          body=WebhookBody, data={"webhook": views.Webhook}, status=201)
+          body=WebhookBody, data={"webhook": views.Webhook}, status=201, example=views.WEBHOOK_EXAMPLE)
 @admin_route("webhooks.manage")
 async def create_webhook(request: web.Request) -> web.Response:
     body = await load_body(request, WebhookBody())

@@ -85,7 +85,7 @@ async def list_posts(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/posts")
-@describe("Create a draft post", body=POST_BODY, data={"post": views.Post}, status=201)
+@describe("Create a draft post", body=POST_BODY, data={"post": views.Post}, status=201, example=views.POST_EXAMPLE)
 @shares_key_connection
 @api_route("posts.write")
 @idempotent
@@ -164,7 +164,7 @@ class ScheduleBody(Schema):
 
 @routes.post("/api/posts/{id}/schedule")
 @describe("Schedule a post at a time or in a schedule's next free slot",
-          body=ScheduleBody, data={"post": views.ScheduledPost}, errors=(409,))
+          body=ScheduleBody, data={"post": views.ScheduledPost}, errors=(409,), example=views.POST_SCHEDULE_EXAMPLE)
 @api_route("posts.write")
 async def schedule_post(request: web.Request) -> web.Response:
     body = await load_body(request, ScheduleBody())

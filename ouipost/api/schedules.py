@@ -110,7 +110,8 @@ async def list_schedules(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/schedules")
-@describe("Create a schedule", body=ScheduleBody, data={"schedule": views.ScheduleDetail}, status=201)
+@describe("Create a schedule", body=ScheduleBody, data={"schedule": views.ScheduleDetail}, status=201,
+          example=views.SCHEDULE_EXAMPLE)
 @api_route("schedules.write")
 @idempotent
 async def create_schedule(request: web.Request) -> web.Response:

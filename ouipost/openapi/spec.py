@@ -218,6 +218,8 @@ def _operation(plugin: MarshmallowPlugin, method: str, path: str, handler: Any, 
         operation["requestBody"] = {
             "required": True, "content": {"application/json": {"schema": _schema(plugin, doc.body)}},
         }
+        if doc.example is not None:
+            operation["requestBody"]["content"]["application/json"]["example"] = dict(doc.example)
     if doc.upload is not None:
         operation["requestBody"] = {
             "required": True, "content": {"multipart/form-data": {"schema": _schema(plugin, doc.upload)}},

@@ -689,3 +689,30 @@ MEDIA_UPLOAD: dict[str, Any] = {
         "alt_text": {"type": "string", "maxLength": MAX_ALT_TEXT},
     },
 }
+
+
+# Bodies the routes accept, shown in /docs (and tried first by Schemathesis).
+POST_EXAMPLE: dict[str, Any] = {
+    "content": "Spring menu is out! Come taste it this weekend.",
+    "platforms": ["twitter", "linkedin"],
+    "title": "Spring menu",
+    "link": "https://example.com/menu",
+    "hashtags": ["food", "spring"],
+    "platform_content": {"twitter": {"content": "Spring menu is out!"}},
+}
+POST_SCHEDULE_EXAMPLE: dict[str, Any] = {"scheduled_at": "2030-03-01T09:30:00", "timezone": "Europe/Paris"}
+SCHEDULE_EXAMPLE: dict[str, Any] = {
+    "name": "Weekday mornings",
+    "timezone": "Europe/Paris",
+    "slots": [
+        {"day": "monday", "time": "09:00", "platforms": ["twitter", "linkedin"]},
+        {"day": "thursday", "time": "12:30", "platforms": ["twitter"]},
+    ],
+}
+USER_EXAMPLE: dict[str, Any] = {
+    "email": "editor@example.com", "name": "Eddie Editor", "password": "a long passphrase here", "role": "editor",
+}
+WEBHOOK_EXAMPLE: dict[str, Any] = {
+    "url": "https://hooks.example.com/ouipost", "events": ["post.published", "post.failed"],
+    "description": "Publishing outcomes",
+}
