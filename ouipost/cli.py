@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import ipaddress
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from ouipost import api_keys, users
 from ouipost.bootstrap import StartupError, first_start, first_start_banner, prepare_database
 from ouipost.clock import Clock, isoformat
 from ouipost.config import Settings, SettingsError, load_settings
 from ouipost.db.engine import create_engine
-from ouipost.db.migrations import MigrationError, upgrade
+from ouipost.db.migrations import MigrationError, MigrationStatus, count_between, migration_status, upgrade
 from ouipost.logs import configure_logging
 from ouipost.server import run_app
 from ouipost.web import AccessLogger
@@ -32,7 +38,9 @@ class CommandFailed(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.py", description="Oui Post: social media publishing API")
+    # `run.py` in the checkout, `ouipost` as the installed console command: messages name the one used.
+    prog = "ouipost" if Path(sys.argv[0]).name == "ouipost" else "run.py"
+    parser = argparse.ArgumentParser(prog=prog, description="Oui Post: social media publishing API")
     sub = parser.add_subparsers(dest="command", metavar="{serve,worker,migrate,create-admin,create-key}")
 
     serve = sub.add_parser("serve", help="serve the API, admin API, admin UI and media (default)")
@@ -132,8 +140,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         }[args.command]
         return handler(settings, args)
     except (SettingsError, StartupError, MigrationError, CommandFailed) as exc:
-        print(f"run.py {args.command}: {exc}", file=sys.stderr)
+        print(f"{parser.prog} {args.command}: {exc}", file=sys.stderr)
         return 1
+    except DBAPIError as exc:
+        # The database did not answer (or refused us): one line, not the driver's traceback.
+        print(f"{parser.prog} {args.command}: {_database_failure(settings, exc)}", file=sys.stderr)
+        return 1
+
+
+def _database_failure(settings: Settings, exc: BaseException) -> str:
+    """One line naming the database (password hidden) and the driver's reason."""
+    url = make_url(settings.database_url)
+    reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    where = f"{url.host or 'localhost'}:{url.port or 3306}" if url.drivername.startswith("mysql") else url.database
+    return (f"cannot use the database {url.render_as_string(hide_password=True)} ({where}): "
+            f"{str(reason).strip() or type(reason).__name__}; check OUIPOST_DATABASE_URL")
 
 
 def _share_metrics(settings: Settings) -> None:
@@ -160,11 +181,19 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             await engine.dispose()
         return first_start_banner(info, settings.public_url) if info else None
 
-    banner = asyncio.run(prepare())
-    if args.no_workers:
-        settings = settings.with_overrides(workers=0)
-    app = create_app(settings)
-    print(f"Oui Post listening on {settings.public_url} (database: {_db_kind(settings)}, "
+    # The port first: a busy port must not cost a first start its one-time credentials.
+    sock = _bind(settings.host, settings.port)
+    try:
+        banner = asyncio.run(prepare())
+        if args.no_workers:
+            settings = settings.with_overrides(workers=0)
+        app = create_app(settings)
+    except BaseException:
+        sock.close()
+        raise
+    bound = _address(sock)
+    public = "" if bound == settings.public_url else f", public URL {settings.public_url}"
+    print(f"Oui Post listening on {bound} (database: {_db_kind(settings)}{public}, "
           f"sandbox: {'on' if settings.sandbox else 'off'})", flush=True)
     if settings.sandbox and not _is_loopback(settings.host):
         warning = (
@@ -178,10 +207,39 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         print(banner, flush=True)
     # ouipost.server.run_app: aiohttp's run_app with protocol errors answered in the JSON envelope.
     run_app(
-        app, host=settings.host, port=settings.port,
+        app, host=settings.host, port=settings.port, sock=sock,
         access_log_class=AccessLogger, access_log=logging.getLogger("ouipost.access"),
     )
     return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (the first address `host` resolves to), or CommandFailed with
+    one line when the port is taken or the address cannot be used."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise CommandFailed(f"cannot listen on {host!r}: {exc.strerror}; check --host or OUIPOST_HOST") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        # As aiohttp does: a restart may bind while the last run's connections are in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)  # listening makes the port ours: nobody else may bind it from now on
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandFailed(f"port {port} is in use; use --port or OUIPOST_PORT") from None
+        raise CommandFailed(f"cannot listen on {host}:{port}: {exc.strerror}; check --host or OUIPOST_HOST") from None
+    return sock
+
+
+def _address(sock: socket.socket) -> str:
+    """The URL of what `sock` is really bound to, e.g. http://0.0.0.0:8080."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def _is_loopback(host: str) -> bool:
@@ -220,6 +278,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
                 )
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     asyncio.get_running_loop().add_signal_handler(signum, job_worker.stop)
+                await _check_sandbox(settings, http)
                 print(f"Oui Post worker {job_worker.id} running (database: {_db_kind(settings)}, concurrency "
                       f"{args.concurrency}, queues: {', '.join(queues) if queues else 'all'})", flush=True)
                 metrics_runner = await _worker_metrics(args, settings, engine)
@@ -231,6 +290,32 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+async def _check_sandbox(settings: Settings, http: Any) -> None:
+    """In sandbox mode a separate worker calls the sandbox that `serve` mounts at its public URL; it
+    knows that URL only from the settings. When it does not answer, say so once, naming the URL and
+    the settings to fix: every publish would otherwise fail quietly with RETRIES_EXHAUSTED."""
+    import aiohttp
+
+    from ouipost.sandbox.core import HEALTH_PATH
+
+    if not settings.sandbox or settings.platform_base_url:
+        return
+    url = f"{settings.effective_platform_base_url}{HEALTH_PATH}"
+    try:
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            if resp.status == 200:
+                return
+            problem = f"it answers HTTP {resp.status}"
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    logging.getLogger("ouipost.worker").error(
+        "sandbox mode: this worker sends every network call to the sandbox at %s, which does not answer "
+        "(%s). Start `run.py serve` first, or give this worker the same OUIPOST_PUBLIC_URL (or OUIPOST_PORT) "
+        "as serve: a serve started with --port N needs OUIPOST_PORT=N here.",
+        settings.effective_platform_base_url, problem,
+    )
 
 
 async def _worker_metrics(args: argparse.Namespace, settings: Settings, engine: Any) -> Any:
@@ -248,15 +333,26 @@ async def _worker_metrics(args: argparse.Namespace, settings: Settings, engine: 
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
-    async def run() -> str:
+    """Apply pending migrations and say what was done: from an empty database, from an older
+    revision, or nothing (the unchanged line, so that scripts can compare runs)."""
+    async def run() -> tuple[MigrationStatus, MigrationStatus]:
         engine = create_engine(settings.database_url)
         try:
-            status = await upgrade(engine)
+            before = await migration_status(engine)
+            return before, await upgrade(engine)
         finally:
             await engine.dispose()
-        return ", ".join(status.current)
 
-    print(f"database is at revision {asyncio.run(run())}")
+    before, after = asyncio.run(run())
+    now_at = ", ".join(after.current)
+    applied = count_between(before, after)
+    plural = "migration" if applied == 1 else "migrations"
+    if not before.current:
+        print(f"empty database: applied {applied} {plural}, now at {now_at}")
+    elif applied:
+        print(f"applied {applied} {plural} (was at {', '.join(before.current)}), now at {now_at}")
+    else:
+        print(f"database is at revision {now_at}")
     return 0
 
 

@@ -111,7 +111,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
             "OUIPOST_DATABASE_URL must start with sqlite+aiosqlite:// or mysql+aiomysql:// "
             f"(got {_redact_url(database_url)!r})"
         )
-    host = str(overrides.pop("host", None) or reader.text("OUIPOST_HOST", "127.0.0.1"))
+    # An empty OUIPOST_HOST means the default, not "every interface" (which is what aiohttp makes of "").
+    host = str(overrides.pop("host", None) or reader.text("OUIPOST_HOST", "") or "127.0.0.1")
     port_override = overrides.pop("port", None)
     port = int(port_override) if port_override is not None else reader.integer("OUIPOST_PORT", 8080, 1, 65535)
     public_url = reader.text("OUIPOST_PUBLIC_URL", "") or f"http://{_url_host(host)}:{port}"

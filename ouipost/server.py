@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -93,24 +94,29 @@ class EnvelopeAppRunner(web.AppRunner):
         return server
 
 
-async def _serve(app: web.Application, host: str, port: int, **runner_options: Any) -> None:
+async def _serve(
+    app: web.Application, host: str, port: int, sock: socket.socket | None, **runner_options: Any
+) -> None:
     runner = EnvelopeAppRunner(app, handle_signals=True, **runner_options)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
+        await site.start()
         await asyncio.Event().wait()  # until SIGINT/SIGTERM raise GracefulExit out of the loop
     finally:
         await runner.cleanup()
 
 
-def run_app(app: web.Application, *, host: str, port: int, **runner_options: Any) -> None:
-    """Serve `app` on host:port until SIGINT or SIGTERM, then shut down gracefully, as
-    `aiohttp.web.run_app` does (with EnvelopeAppRunner): the app's cleanup runs while its own
-    background tasks still live, and only then is every remaining task cancelled.
+def run_app(
+    app: web.Application, *, host: str, port: int, sock: socket.socket | None = None, **runner_options: Any
+) -> None:
+    """Serve `app` on host:port (or on `sock`, already bound) until SIGINT or SIGTERM, then shut down
+    gracefully, as `aiohttp.web.run_app` does (with EnvelopeAppRunner): the app's cleanup runs while
+    its own background tasks still live, and only then is every remaining task cancelled.
     `runner_options` go to the runner (access_log_class, access_log...)."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    main = loop.create_task(_serve(app, host, port, **runner_options))
+    main = loop.create_task(_serve(app, host, port, sock, **runner_options))
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):

@@ -228,6 +228,8 @@ class Publisher:
         for item in concluding:
             if item.retry_after and item.job.attempts >= item.job.max_attempts:
                 post_id = item.job.payload["post_id"]
+                log.warning("job %s: post %s failed with RETRIES_EXHAUSTED after %d attempt(s): %s", item.job.id,
+                            post_id, item.job.attempts, EXHAUSTED_MESSAGE)
                 if item.held:  # only the targets that erred give up; the held ones are merely late
                     await publishing.mark_targets_failed(
                         conn, [(t, "RETRIES_EXHAUSTED", EXHAUSTED_MESSAGE) for t in sorted(item.errored)], now)
@@ -279,6 +281,7 @@ class Publisher:
             raise
         scheduled_at = plan.post.get("scheduled_at") if plan.post else None
         process_metrics().observe_publish(target["network"], outcome.status, scheduled_at, context.clock.now())
+        _log_failure(context, target, outcome, wait)
         if write:
             await asyncio.gather(self._give_back(admission), self.write_answers(Finish(
                 context.job, [outcome], calls=calls.calls,
@@ -352,7 +355,10 @@ class Publisher:
                 lambda auth: adapter.publish(auth, request),
             )
         except RetryableError as exc:
-            return Outcome(target_id, "pending", message=exc.message), exc.retry_after or 0.0
+            # The network's own wait when it gave one; else the queue's backoff for this attempt
+            # (a 5xx or a refused connection retried at once would spend every attempt in seconds).
+            wait = exc.retry_after if exc.retry_after is not None else queue.retry_delay(context.attempts)
+            return Outcome(target_id, "pending", message=exc.message), wait
         except TokenExpiredError as exc:
             return Outcome(target_id, "failed", code="TOKEN_EXPIRED",
                            message=f"Reconnect the account: {exc.message}"), None
@@ -367,6 +373,18 @@ class Publisher:
             if storage is not None:
                 await storage.close()
         return Outcome(target_id, "published", remote_id=result.remote_id, url=result.url), None
+
+
+def _log_failure(context: JobContext, target: Mapping[str, Any], outcome: Outcome, wait: float | None) -> None:
+    """A failed or retried target, one WARNING line with its error code: an operator watching a
+    worker's output sees why posts fail (the message is the network's or the adapter's, no secret)."""
+    if outcome.status == "failed":
+        log.warning("job %s: post %s on %s failed with %s: %s", context.job.id, context.payload["post_id"],
+                    target["network"], outcome.code, outcome.message)
+    elif outcome.status == "pending":
+        log.warning("job %s: post %s on %s: temporary error (attempt %d of %d, again in %.0fs): %s",
+                    context.job.id, context.payload["post_id"], target["network"], context.job.attempts,
+                    context.job.max_attempts, wait or 0.0, outcome.message)
 
 
 def _publish_request(

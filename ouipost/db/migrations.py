@@ -1,4 +1,8 @@
-"""Schema migrations with Alembic; scripts live in `sql/` (one script serves both databases)."""
+"""Schema migrations with Alembic; scripts live in `sql/` (one script serves both databases).
+
+A built wheel carries `sql/` as the data package `ouipost._sql` (setup.py maps it); the checkout's
+top-level folder is used when the package has none (a checkout or an editable install).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-SCRIPT_LOCATION = Path(__file__).resolve().parents[2] / "sql"
+
+def _script_location() -> Path:
+    """The installed package's copy of `sql/` when there is one, else the checkout's `sql/`."""
+    packaged = Path(__file__).resolve().parents[1] / "_sql"
+    return packaged if (packaged / "env.py").is_file() else Path(__file__).resolve().parents[2] / "sql"
+
+
+SCRIPT_LOCATION = _script_location()
 
 
 class MigrationError(Exception):
@@ -27,6 +38,14 @@ class MigrationStatus:
     @property
     def pending(self) -> bool:
         return set(self.current) != set(self.heads)
+
+
+def count_between(before: MigrationStatus, after: MigrationStatus) -> int:
+    """How many migrations lead from `before.current` (an empty schema when none) to `after.current`."""
+    if set(before.current) == set(after.current):
+        return 0
+    script = ScriptDirectory.from_config(alembic_config())
+    return sum(1 for _ in script.iterate_revisions(after.current, before.current or "base"))
 
 
 def alembic_config() -> Config:

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from ouipost.sandbox.core import create_sandbox_app
+from ouipost.sandbox.core import HEALTH_PATH, create_sandbox_app
 
 
 def main() -> None:
@@ -16,7 +16,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    web.run_app(create_sandbox_app(), host=args.host, port=args.port, print=None)
+    app = create_sandbox_app()
+    app.router.add_get("/healthz", _healthz)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    # aiohttp prints once bound; a port that is taken raises before anything is printed.
+    web.run_app(app, host=args.host, port=args.port, print=lambda _: print(
+        f"Oui Post sandbox listening on http://{shown}:{args.port} (health: {HEALTH_PATH} and /healthz); "
+        "point OUIPOST_PLATFORM_BASE_URL at it", flush=True))
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "sandbox": True})
 
 
 if __name__ == "__main__":

@@ -303,11 +303,20 @@ def create_sandbox_app(
 
     app = web.Application(middlewares=[faults_and_records], client_max_size=1 << 31)
     app[SANDBOX_KEY] = sandbox
+    # Always open, control or not: a separate worker checks the sandbox it was told to call answers.
+    app.router.add_get(HEALTH_PATH, _health)
     if control:
         _add_control_routes(app, sandbox, control_guard)
     for module in modules:
         module.setup(app, sandbox)
     return app
+
+
+HEALTH_PATH = "/_sandbox/health"
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "sandbox": True})
 
 
 def _host_path(request: web.Request) -> str:

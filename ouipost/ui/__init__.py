@@ -1,7 +1,8 @@
 """The admin UI: server-rendered pages under /ui for operators and social media teams.
 
 Views (ouipost/ui/views/*.py, each with a `routes` table) call the same domain functions as the API
-handlers; templates live in the top-level `templates/ui/`, static files in `ouipost/ui/static/`
+handlers; templates live in the top-level `templates/ui/` (shipped in the wheel as
+ouipost._templates), static files in `ouipost/ui/static/`
 (served by the app, no CDN, no build step). Every page works without JavaScript; `ui.js` only
 enhances (live counters, previews, copy buttons).
 
@@ -43,7 +44,16 @@ Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 log = logging.getLogger("ouipost.ui")
 
 STATIC_DIR = Path(__file__).parent / "static"
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+
+def _templates_dir() -> Path:
+    """The installed package's copy of the top-level `templates/` (setup.py ships it as
+    ouipost._templates) when there is one, else the checkout's."""
+    packaged = Path(__file__).resolve().parents[1] / "_templates"
+    return packaged if (packaged / "ui").is_dir() else Path(__file__).resolve().parents[2] / "templates"
+
+
+TEMPLATES_DIR = _templates_dir()
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
