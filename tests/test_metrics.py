@@ -337,3 +337,32 @@ async def test_rate_limit_rejections_login_failures_and_redis_availability_are_c
                                                  engine=engine, clock=frozen_clock))
     assert value(await scrape(redis_down), "ouipost_redis_up") == 0
     assert ("ouipost_redis_up", frozenset()) in await scrape(redis_down)
+
+
+async def test_webhook_deliveries_are_counted_by_outcome(
+    aiohttp_client: Any, aiohttp_server: Any, settings: Settings, engine: AsyncEngine, clock: Clock
+) -> None:
+    from aiohttp import web
+
+    from tests.webhooks.conftest import add_webhook, sign_in
+
+    answers = iter((200, 500))
+
+    async def receive(request: web.Request) -> web.Response:
+        return web.Response(status=next(answers))
+
+    endpoint = web.Application()
+    endpoint.router.add_post("/hook", receive)
+    server = await aiohttp_server(endpoint)
+    private = settings.with_overrides(workers=0, webhook_allow_private=True)
+    client = await aiohttp_client(create_app(private, engine=engine, clock=clock))
+    admin = await sign_in(client, engine, clock, "hooks-metrics@example.com")
+    hook_id, _ = await add_webhook(engine, private, clock, str(server.make_url("/hook")), ["post.published"])
+    before = await scrape(client)
+    for expected in ("succeeded", "failed"):  # a test ping is not retried: a 500 fails it at once
+        resp = await client.post(f"/admin/webhooks/{hook_id}/test", headers=admin.headers)
+        assert (await resp.json())["data"]["delivery"]["status"] == expected
+    after = await scrape(client)
+    for outcome in ("succeeded", "failed"):
+        assert value(after, "ouipost_webhook_deliveries_total", outcome=outcome) - value(
+            before, "ouipost_webhook_deliveries_total", outcome=outcome) == 1
