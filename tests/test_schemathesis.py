@@ -1,7 +1,8 @@
 """Schemathesis against a live server: every operation of /openapi.json with a bounded number of
 generated requests (valid key, workspace and admin token), no 5xx, every answer as documented.
 
-Two passes on a real `run.py serve` process (the sandbox networks and the embedded worker on, the
+The stateful phase follows the document's links from each create to the new resource. Two passes
+on a real `run.py serve` process (the sandbox networks and the embedded worker on, the
 rate limits out of the way): first every operation except those that end the run's own identity
 (revoking its key or token, deleting its workspace or demoting its admin), then those alone.
 
@@ -76,7 +77,7 @@ def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
 def _schemathesis(url: str, headers: dict[str, str], report: Path, *filters: str) -> subprocess.CompletedProcess:
     command = [
         str(Path(sys.executable).parent / "st"), "run", f"{url}/openapi.json",
-        "--max-examples", str(MAX_EXAMPLES), "--phases", "examples,coverage,fuzzing", "--checks", CHECKS,
+        "--max-examples", str(MAX_EXAMPLES), "--phases", "examples,coverage,fuzzing,stateful", "--checks", CHECKS,
         "--seed", "1", "--request-timeout", "20", "--workers", "2", "--continue-on-failure",
         "--report", "junit", "--report-junit-path", str(report), "--no-color", *filters,
     ]

@@ -192,7 +192,7 @@ async def unschedule_post(request: web.Request) -> web.Response:
 @routes.post("/api/posts/{id}/publish")
 @describe("Publish a post now",
           data={"post": views.PublishOutcome},
-          also={202: ("Still publishing: poll the post", {"post": views.PublishOutcome})}, errors=(409,))
+          also={202: ("Still publishing: poll the post", {"post": views.PublishOutcome})}, errors=(409, 422))
 @api_route("posts.write")
 async def publish_post(request: web.Request) -> web.Response:
     """Enqueue at once and wait a few seconds: 200 with platform_results when done, else 202."""
