@@ -401,8 +401,10 @@ def create_key(settings: Settings, args: argparse.Namespace) -> int:
             record[field] = isoformat(record[field])
         print(json.dumps(record, indent=2))
     else:
-        print(f"created key {new.record['id']} ({new.record['name']}, tier {new.record['tier']}); "
-              "it is shown once:")
+        # A key without workspaces sees nothing: say so where the newcomer reads, not only in the docs.
+        reach = ", ".join(dict.fromkeys(args.workspace)) or "no workspace (add --workspace ws_...)"
+        print(f"created key {new.record['id']} ({new.record['name']}, tier {new.record['tier']}, "
+              f"reaches {reach}); it is shown once:")
         print(new.secret)
     return 0
 

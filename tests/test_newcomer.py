@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -138,15 +137,23 @@ def test_the_standalone_sandbox_says_where_it_listens_and_answers_health(tmp_pat
     assert f"listening on http://127.0.0.1:{port}" in first
 
 
-def _worker_output(env: dict[str, str], seconds: float = 4) -> str:
+def _worker_output(env: dict[str, str]) -> str:
+    """What a worker prints up to its "running" line (its start-up checks come before it)."""
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), "worker"], env=_env(**env), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )
-    time.sleep(seconds)
-    process.terminate()
-    output, _ = process.communicate(timeout=30)
-    return output
+    lines = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "worker" in line and " running " in line:
+                break
+    finally:
+        process.terminate()
+        rest, _ = process.communicate(timeout=30)
+    return "".join(lines) + rest
 
 
 def test_a_separate_worker_says_when_the_sandbox_it_calls_does_not_answer(
@@ -184,3 +191,9 @@ async def test_a_worker_logs_each_failed_publish_with_its_code(
     assert any(post["id"] in line and "bluesky" in line and "temporary error" in line for line in lines), lines
     assert any(post["id"] in line and "RETRIES_EXHAUSTED" in line for line in lines), lines
 
+
+
+def test_create_key_says_which_workspaces_the_key_reaches(tmp_path: Path) -> None:
+    env = _env(OUIPOST_DATA_DIR=str(tmp_path / "data"))
+    bare = run_cli("create-key", "--name", "mykey", env=env)
+    assert bare.returncode == 0 and "reaches no workspace (add --workspace ws_...)" in bare.stdout
