@@ -50,6 +50,7 @@ SETTLED = (*FINAL, "draft")  # a draft was never asked to publish (a client's sc
 POST_TEXT = re.compile(r"(\w+) post (\d+) at ")
 
 FIGURES = pytest.StashKey[list[str]]()
+UNANSWERED_FAULTS = ("drop", "drop_after", "timeout")  # the sandbox closed the connection, no answer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -219,7 +220,7 @@ class Tally:
     not_final: int = 0
     duplicates: int = 0  # publications beyond the first of one target's text on its network
     lost: int = 0  # published targets whose publication the network does not have
-    resent_unknown: int = 0  # OUTCOME_UNKNOWN targets whose text reached the network more than once
+    resent_unknown: int = 0  # targets sent again after a call whose answer never came
     requests: int = 0
     creates: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (network, label, n) -> sends
 
@@ -239,12 +240,18 @@ async def tally(engine: AsyncEngine, sandbox: DrillSandbox, control: aiohttp.Cli
     requests = await sandbox.requests(control)
     publications = await sandbox.publications(control)
     result = Tally(posts=len({r.content for r in rows if r.post_status != "draft"}), requests=len(requests))
-    for req in requests:
+    unanswered: set[tuple[str, str, str]] = set()  # a create whose answer never came (sandbox faults)
+    for req in sorted(requests, key=lambda r: r["at"]):
         # A create call is the one that carries the post's text (X, Bluesky and LinkedIn each send
         # the text in exactly one call per attempt).
         key = post_key(json.dumps(req["body"])) if req["method"] == "POST" and req["body"] else None
         if key:
-            result.creates[(req["network"], *key)] += 1
+            target = (req["network"], *key)
+            result.creates[target] += 1
+            if target in unanswered:
+                result.resent_unknown += 1  # sent again blindly after an answer that never came
+            if req["fault"] in UNANSWERED_FAULTS:
+                unanswered.add(target)
     published_texts: Counter[tuple[str, str, str]] = Counter()
     remote_ids = set()
     for pub in publications:
@@ -265,8 +272,6 @@ async def tally(engine: AsyncEngine, sandbox: DrillSandbox, control: aiohttp.Cli
                 result.lost += 1
         elif row.status == "failed" and row.error_code == "OUTCOME_UNKNOWN":
             result.unknown += 1
-            if result.creates[(row.network, *key)] > 1:
-                result.resent_unknown += 1
         elif row.status == "failed":
             result.other_failures[str(row.error_code)] += 1
         else:
