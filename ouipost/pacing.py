@@ -49,7 +49,7 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost.db.batch import NOW, expanding
+from ouipost.db.batch import NOW, expanding, json_by_key, json_value_of
 from ouipost.db.pacing_tables import pacing, pacing_slots
 from ouipost.db.types import UTCDateTime
 from ouipost.platforms.registry import NETWORKS
@@ -328,6 +328,9 @@ _TATS = (sa.select(pacing.c.key, pacing.c.tat_ms).where(pacing.c.key.in_(expandi
          .order_by(pacing.c.key))
 _TATS_LOCKED = _TATS.with_for_update()
 _SET_TAT = pacing.update().where(pacing.c.key == sa.bindparam("k")).values(tat_ms=sa.bindparam("tat"))
+# The same for many keys in one statement on MySQL/MariaDB (see ouipost.db.batch.json_value_of).
+_SET_TATS_BY_JSON = pacing.update().where(pacing.c.key.in_(expanding("keys"))).values(
+    tat_ms=json_value_of("tats", pacing.c.key))
 _SLOT_FREE = sa.or_(pacing_slots.c.holder.is_(None), pacing_slots.c.until < NOW)
 _FREE_SLOTS = (
     sa.select(pacing_slots.c.slot)
@@ -341,6 +344,14 @@ _TAKE_SLOT = (
     .where(pacing_slots.c.network == sa.bindparam("b_network"), pacing_slots.c.slot == sa.bindparam("b_slot"),
            _SLOT_FREE)
     .values(holder=sa.bindparam("b_holder"), until=sa.bindparam("b_until", type_=UTCDateTime()))
+)
+# The same for many slots in one statement on MySQL/MariaDB (see ouipost.db.batch.json_value_of); its
+# row count is the number of rows matched, as the sum of the one-row statements' is.
+_TAKE_SLOTS_BY_JSON = (
+    pacing_slots.update()
+    .where(pacing_slots.c.network == sa.bindparam("b_network"), pacing_slots.c.slot.in_(expanding("slots")),
+           _SLOT_FREE)
+    .values(holder=json_value_of("holders", pacing_slots.c.slot), until=sa.bindparam("b_until", type_=UTCDateTime()))
 )
 _HELD_BY = sa.select(pacing_slots.c.holder, pacing_slots.c.slot).where(
     pacing_slots.c.network == sa.bindparam("network"),
@@ -378,9 +389,12 @@ async def _take_turns(conn: AsyncConnection, asks: Sequence[tuple[str, AccountPa
             waits.append(None)
         else:
             waits.append(max(0.001, (tat - tolerance - now_ms) / 1000))
-    changed = [{"k": k, "tat": v} for k, v in tats.items() if v != before[k]]
-    if changed:
-        await conn.execute(_SET_TAT, changed)
+    changed = {k: v for k, v in tats.items() if v != before[k]}
+    by_json = json_by_key(changed) if conn.dialect.name == "mysql" and len(changed) > 1 else None
+    if by_json is not None:
+        await conn.execute(_SET_TATS_BY_JSON, {"keys": list(changed), "tats": by_json})
+    elif changed:
+        await conn.execute(_SET_TAT, [{"k": k, "tat": v} for k, v in changed.items()])
     return waits
 
 
@@ -411,8 +425,13 @@ async def _take_slots(conn: AsyncConnection, network: str, cap: int, holders: Se
         random.shuffle(candidates)  # concurrent publishers reading the same free slots mostly differ
     assigned = dict(zip(candidates, (h[:100] for h in holders), strict=False))
     until = now + timedelta(seconds=SLOT_LEASE_SECONDS)
-    taken = await conn.execute(_TAKE_SLOT, [{"b_network": network, "b_slot": slot, "b_holder": holder, "b_until": until,
-                                             "now": now} for slot, holder in assigned.items()])
+    by_json = json_by_key(assigned) if mysql and len(assigned) > 1 else None
+    if by_json is not None:
+        taken = await conn.execute(_TAKE_SLOTS_BY_JSON, {"b_network": network, "slots": list(assigned),
+                                                         "holders": by_json, "b_until": until, "now": now})
+    else:
+        taken = await conn.execute(_TAKE_SLOT, [{"b_network": network, "b_slot": slot, "b_holder": holder,
+                                                 "b_until": until, "now": now} for slot, holder in assigned.items()])
     if taken.rowcount != len(assigned):
         held = dict((await conn.execute(_HELD_BY, {"network": network, "holders": list(assigned.values())})).all())
         return [held.get(h[:100]) for h in holders]

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import analytics, errors, pacing, queue
-from ouipost.db.batch import NOW, expanding
+from ouipost.db.batch import NOW, expanding, json_by_key, json_value_of
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.db.types import UTCDateTime
@@ -253,6 +253,12 @@ _TARGET_PUBLISHED = post_targets.update().where(_BY_TARGET_ID).values(
     status="published", remote_id=sa.bindparam("b_remote_id"), remote_url=sa.bindparam("b_remote_url"),
     published_at=NOW, error_code=None, error_message=None, updated_at=NOW,
 )
+# The same for many targets in one statement on MySQL/MariaDB (see ouipost.db.batch.json_value_of).
+_TARGETS_PUBLISHED_BY_JSON = post_targets.update().where(post_targets.c.id.in_(expanding())).values(
+    status="published", remote_id=json_value_of("outcomes", post_targets.c.id, "r"),
+    remote_url=json_value_of("outcomes", post_targets.c.id, "u"),
+    published_at=NOW, error_code=None, error_message=None, updated_at=NOW,
+)
 _TARGET_FAILED = post_targets.update().where(_BY_TARGET_ID).values(
     status="failed", error_code=sa.bindparam("code"), error_message=sa.bindparam("message"), updated_at=NOW,
 )
@@ -381,9 +387,16 @@ async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome], no
     targets get their analytics rows and first sync in the same transaction."""
     published = [o for o in outcomes if o.status == "published"]
     if published:
-        await conn.execute(_TARGET_PUBLISHED, [
-            {"target_id": o.target_id, "b_remote_id": o.remote_id, "b_remote_url": o.url, "now": now} for o in published
-        ])
+        by_json = json_by_key({o.target_id: {"r": o.remote_id, "u": o.url} for o in published}) \
+            if conn.dialect.name == "mysql" and len(published) > 1 else None
+        if by_json is not None:
+            await conn.execute(_TARGETS_PUBLISHED_BY_JSON,
+                               {"ids": [o.target_id for o in published], "outcomes": by_json, "now": now})
+        else:
+            await conn.execute(_TARGET_PUBLISHED, [
+                {"target_id": o.target_id, "b_remote_id": o.remote_id, "b_remote_url": o.url, "now": now}
+                for o in published
+            ])
         await analytics.on_targets_published(conn, [o.target_id for o in published], now)
     await mark_targets_failed(conn, [(o.target_id, o.code or "OUTCOME_UNKNOWN", o.message or "")
                                      for o in outcomes if o.status == "failed"], now)
