@@ -197,3 +197,28 @@ def test_create_key_says_which_workspaces_the_key_reaches(tmp_path: Path) -> Non
     env = _env(OUIPOST_DATA_DIR=str(tmp_path / "data"))
     bare = run_cli("create-key", "--name", "mykey", env=env)
     assert bare.returncode == 0 and "reaches no workspace (add --workspace ws_...)" in bare.stdout
+
+
+async def test_insights_read_just_after_publishing_are_not_zero(
+    client: Any, key: Any, engine: Any, settings: Any
+) -> None:
+    # The README's analytics walk reads a post moments after publishing it: every network's sandbox
+    # counts the minute (or hour) under way, so the first sync already has figures.
+    from ouipost.clock import FrozenClock
+    from tests.analytics.conftest import job_context as analytics_job
+    from tests.analytics.conftest import target_of
+    from tests.analytics.test_sync import post_analytics, published_post
+    from workers import sync_analytics
+
+    networks = ["twitter", "linkedin", "bluesky", "facebook", "threads"]
+    post = await published_post(client, key, networks)
+    clock = FrozenClock()
+    async with aiohttp.ClientSession() as session:
+        for network in networks:
+            target = await target_of(engine, post["id"], network)
+            await sync_analytics.handle(analytics_job(engine, settings, session, "sync_analytics",
+                                                      {"target_id": target["id"]}, clock=clock))
+    by_platform = (await post_analytics(client, key, post["id"]))["by_platform"]
+    for network in networks:
+        figures = by_platform[network]
+        assert figures["impressions"] > 0 or figures["engagement"] > 0, (network, figures)

@@ -31,7 +31,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox, TokenInfo
+from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 
 DEFAULT_APPS = {"sandbox-client": "sandbox-secret"}
 DEFAULT_APP_CALL_BUDGET = 5000  # calls per rolling hour before code 4
@@ -451,8 +451,9 @@ def container_status(sandbox: Sandbox, network: str, container: Container, *, po
 
 
 def hours_since(sandbox: Sandbox, at: float) -> int:
-    """Whole hours since `at` on the sandbox clock: the unit every sandbox metric grows by."""
-    return max(0, int((sandbox.now() - at) // 3600))
+    """Hours since `at` on the sandbox clock counting the one under way (1 in the first hour): the
+    unit every Meta sandbox metric grows by (core.units_under_way)."""
+    return units_under_way(sandbox, at, 3600)
 
 
 def new_id(sandbox: Sandbox, base: int) -> str:

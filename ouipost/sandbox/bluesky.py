@@ -31,7 +31,8 @@ too). Files that are not MP4 or last over `video_max_seconds` (180) end FAILED.
 Every answer from the Bluesky hosts carries RateLimit-Limit/-Remaining/-Reset/-Policy
 (3000 per 5 minutes, counted per sandbox).
 
-Counts, with m = whole minutes since the post was created (`floor((now - publication.at) / 60)`):
+Counts, with m = minutes since the post was created counting the one under way
+(`floor((now - publication.at) / 60) + 1`, core.units_under_way):
 likeCount = 3*m, repostCount = m, replyCount = m // 2, quoteCount = m // 4, bookmarkCount = m // 5.
 Profile: followersCount 321, followsCount 123, postsCount 40 + live posts.
 """
@@ -50,7 +51,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox, TokenInfo
+from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 from ouipost.sandbox.tiktok import mp4_duration, sniff_type
 
 NETWORK = "bluesky"
@@ -558,7 +559,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             stored = state["records"].get(uri)
             if pub is None or stored is None:
                 continue  # the AppView omits posts it does not have
-            m = max(0, math.floor((sandbox.now() - pub.at) / 60))
+            m = units_under_way(sandbox, pub.at, 60)
             posts.append({
                 "uri": uri, "cid": stored["cid"], "author": profile_basic(pub.account_id),
                 "record": stored["record"], "replyCount": m // 2, "repostCount": m, "likeCount": 3 * m,

@@ -227,6 +227,15 @@ _RECORD_KEY = web.RequestKey("sandbox_record", RecordedRequest)
 _BODY_TYPES = ("application/json", "application/x-www-form-urlencoded")
 
 
+def units_under_way(sandbox: Sandbox, at: float, unit_seconds: float) -> int:
+    """Units of time since `at` on the sandbox clock, counting the one under way: 1 from the moment
+    of publishing, 2 once a whole unit has passed... Insights grow by it, so that a post read just
+    after publishing already has its first figures (as a real post gets its first views at once);
+    nothing before `at` counts (0)."""
+    age = sandbox.now() - at
+    return 0 if age < 0 else int(age // unit_seconds) + 1
+
+
 def record_of(request: web.Request) -> RecordedRequest | None:
     """The recorded entry of this request, so a handler can add notes (e.g. multipart fields)."""
     return request.get(_RECORD_KEY)

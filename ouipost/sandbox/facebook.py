@@ -21,7 +21,8 @@ Imitated:
   324/352 media, 506 duplicate text within `duplicate_window` seconds (default 600), code 4 when the
   app budget is spent, X-App-Usage on every answer, X-Business-Use-Case-Usage on Page calls.
 
-Post insights grow per whole hour h since publishing (see POST_METRICS_PER_HOUR):
+Post insights grow per hour h since publishing
+(h counts the hour under way: 1 in the first hour) (see POST_METRICS_PER_HOUR):
 post_total_media_view_unique = 40h, post_reactions_by_type_total = {like: 5h, love: 2h},
 post_clicks = 3h, post_clicks_by_type = {"link clicks": 2h, "other clicks": h};
 fields: reactions total 7h, comments total 2h, shares 1h.

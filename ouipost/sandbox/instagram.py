@@ -25,7 +25,8 @@ Imitated:
 - DELETE answers `{success: true}` only when `network_state["delete_supported"]` is true (the doc marks
   media deletion as unconfirmed); otherwise Graph's "Unsupported delete request" (100/33).
 
-Media insights grow per whole hour h since publishing (MEDIA_METRICS_PER_HOUR): views 120h,
+Media insights grow per hour h since publishing
+(h counts the hour under way: 1 in the first hour) (MEDIA_METRICS_PER_HOUR): views 120h,
 reach 90h, likes 9h, comments 3h, shares 2h, saved 1h, total_interactions 15h.
 """
 

@@ -22,7 +22,8 @@ Imitates (shared/platforms.md section 4):
 - `GET /rest/memberCreatorPostAnalytics?q=entity` (aggregation TOTAL) and `memberFollowersCount?q=me`.
 - 429 has no rate-limit headers (LinkedIn sends none).
 
-Metrics of a post, with m = whole minutes since publishing (sandbox clock): IMPRESSION 8m,
+Metrics of a post, with m = minutes since publishing counting the one under way (sandbox clock,
+core.units_under_way): IMPRESSION 8m,
 MEMBERS_REACHED 5m, REACTION m//3, COMMENT m//10, RESHARE m//20. Followers: 512.
 
 Not imitated: organizations (pages, organizationalEntityAcls, share statistics), documents, captions and
@@ -42,7 +43,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox, TokenInfo
+from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 
 NETWORK = "linkedin"
 HOSTS: tuple[str, ...] = ("www.linkedin.com", "api.linkedin.com")
@@ -561,7 +562,7 @@ class LinkedInSandbox:
         pub = self.sandbox.publication(NETWORK, urn)
         if post is None or pub is None or post["author"] != self.owner_of(info):
             raise error(404, f"Post {urn} not found", "NOT_FOUND")
-        count = metrics_for(int((self.sandbox.now() - pub.at) // 60))[query_type]
+        count = metrics_for(units_under_way(self.sandbox, pub.at, 60))[query_type]
         return web.json_response({"paging": {"start": 0, "count": 10, "links": []}, "elements": [
             {"count": count, "metricType": {METRIC_TYPE_KEY: query_type}, "targetEntity": {match[1]: urn}}]})
 

@@ -21,7 +21,8 @@ Imitates (shared/platforms.md section 7):
 - Rate limiting: 429 `{"code":8,...}` with x-ratelimit-limit/-remaining/-reset (seconds; the header
   names and units are unconfirmed).
 
-Metrics of a pin, with m = whole minutes since it was created (sandbox clock): IMPRESSION 12m,
+Metrics of a pin, with m = minutes since it was created counting the one under way (sandbox clock,
+core.units_under_way): IMPRESSION 12m,
 PIN_CLICK m//4, OUTBOUND_CLICK m//6, SAVE m//8, TOTAL_COMMENTS m//30, TOTAL_REACTIONS m//10,
 PROFILE_VISIT m//15, USER_FOLLOW m//60, SAVE_RATE SAVE/IMPRESSION. Video metrics are not imitated.
 
@@ -43,7 +44,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox, TokenInfo
+from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 
 NETWORK = "pinterest"
 UPLOAD_HOST = "pinterest-media-upload.s3-accelerate.amazonaws.com"
@@ -471,7 +472,7 @@ class PinterestSandbox:
             raise invalid(f"metric_types must be a comma list of {', '.join(PIN_METRICS)}")
         pub = self.sandbox.publication(NETWORK, pin_id)
         assert pub is not None  # _pin checked it
-        values = metrics_for(int((self.sandbox.now() - pub.at) // 60))
+        values = metrics_for(units_under_way(self.sandbox, pub.at, 60))
         chosen = {m: values[m] for m in wanted}
         return web.json_response({"all": {
             "lifetime_metrics": chosen,

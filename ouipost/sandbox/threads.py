@@ -20,7 +20,8 @@ Imitated:
 - threads_publish before FINISHED -> 9007/2207027 (Instagram's code; the Threads one is not
   documented). 250 posts per 24 h (`network_state["publish_limit"]`) -> 9/2207042.
 
-Media insights grow per whole hour h since publishing (MEDIA_METRICS_PER_HOUR): views 60h, likes 6h,
+Media insights grow per hour h since publishing
+(h counts the hour under way: 1 in the first hour) (MEDIA_METRICS_PER_HOUR): views 60h, likes 6h,
 replies 2h, reposts 1h, quotes 1h, shares 1h. followers_count is FOLLOWERS.
 """
 

@@ -31,8 +31,8 @@ PROCESSING_UPLOAD / PROCESSING_DOWNLOAD for `processing_seconds` (0.05), then PU
 public post id appears `post_id_delay` seconds (0) after that. `unaudited: True` refuses every
 privacy level but SELF_ONLY (`unaudited_client_can_only_post_to_private_accounts`).
 
-Insights (video/query), with m = whole minutes since the post was published
-(`floor((sandbox.now() - publication.at) / 60)`):
+Insights (video/query), with m = minutes since the post was published counting the one under way
+(`floor((sandbox.now() - publication.at) / 60) + 1`, core.units_under_way):
 view_count = 50*m, like_count = 5*m, comment_count = m, share_count = m // 2.
 User stats: follower_count 1500, following_count 42, likes_count 9000, video_count = 10 + live posts.
 """
@@ -40,7 +40,6 @@ User stats: follower_count 1500, following_count 42, likes_count 9000, video_cou
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import secrets
 import struct
@@ -51,7 +50,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox
+from ouipost.sandbox.core import Sandbox, units_under_way
 
 NETWORK = "tiktok"
 HOSTS = ("www.tiktok.com", "open.tiktokapis.com", "open-upload.tiktokapis.com")
@@ -257,7 +256,7 @@ def _guard(handler: Any) -> Any:
 
 
 def _minutes(sandbox: Sandbox, at: float) -> int:
-    return max(0, math.floor((sandbox.now() - at) / 60))
+    return units_under_way(sandbox, at, 60)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ Imitates (shared/platforms.md section 3):
 - x-rate-limit-limit/-remaining/-reset on every API answer, counted per user per endpoint over 15 min;
   `usage_capped` in the network state answers 429 usage-capped on POST /2/tweets.
 
-Metrics of a tweet, with m = whole minutes since it was published (sandbox clock):
+Metrics of a tweet, with m = minutes since it was published counting the one under way (sandbox
+clock; 1 in the first minute, core.units_under_way):
   impression_count 10m, like_count m//2, retweet_count m//10, reply_count m//15, quote_count m//30,
   bookmark_count m//20; non-public: url_link_clicks m//5, user_profile_clicks m//12,
   engagements = likes + retweets + replies + quotes + bookmarks + url_link_clicks + user_profile_clicks.
@@ -43,7 +44,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox, TokenInfo, record_of
+from ouipost.sandbox.core import Sandbox, TokenInfo, record_of, units_under_way
 
 NETWORK = "twitter"
 HOSTS: tuple[str, ...] = ("x.com", "api.x.com", "api.twitter.com")
@@ -555,7 +556,7 @@ class TwitterSandbox:
         fields = _fields(request, "tweet.fields")
         data: dict[str, Any] = {"id": tweet_id, "text": tweet["text"], "edit_history_tweet_ids": [tweet_id]}
         age = self.sandbox.now() - pub.at
-        public, private = metrics_for(int(age // 60))
+        public, private = metrics_for(units_under_way(self.sandbox, pub.at, 60))
         errors = []
         if "public_metrics" in fields:
             data["public_metrics"] = public

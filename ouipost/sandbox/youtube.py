@@ -32,7 +32,8 @@ delivers part of a chunk, and answers 308 with the shorter Range); `uploads_per_
 the per-channel `uploadLimitExceeded`; `insert_calls_per_day` (100), `daily_units` (10,000).
 `rate_limit_status` (403) picks 403 rateLimitExceeded or 429 for the rate-limit fault.
 
-Insights, with m = whole minutes since the upload finished (`floor((now - publication.at) / 60)`):
+Insights, with m = minutes since the upload finished counting the one under way
+(`floor((now - publication.at) / 60) + 1`, core.units_under_way):
 viewCount = 20*m, likeCount = 2*m, commentCount = m // 5, favoriteCount = 0 (strings, as Google
 sends them). Analytics over [startDate, endDate] clipped to [upload, now] gives the difference of the
 same formulas at the ends of that window, plus shares = m // 10 and estimatedMinutesWatched = 10*m.
@@ -43,7 +44,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import re
 import secrets
 from datetime import UTC, date, datetime, timedelta
@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox, TokenInfo
+from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 from ouipost.sandbox.tiktok import sniff_type
 
 NETWORK = "youtube"
@@ -402,7 +402,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             if proc == "failed":
                 item["processingDetails"]["processingFailureReason"] = "invalidFile"
         if "statistics" in parts and pub is not None:
-            v = _stat_values(max(0, math.floor((sandbox.now() - pub.at) / 60)))
+            v = _stat_values(units_under_way(sandbox, pub.at, 60))
             item["statistics"] = {"viewCount": str(v["views"]), "likeCount": str(v["likes"]),
                                   "favoriteCount": "0", "commentCount": str(v["comments"])}
         return item
@@ -533,8 +533,10 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
                 a, b = max(lo, pub.at), min(hi, now)
                 if b <= a:
                     continue
-                upper = _stat_values(math.floor((b - pub.at) / 60))
-                lower = _stat_values(math.floor((a - pub.at) / 60))
+                # The totals at each end of the window, counting the minute under way (as the
+                # statistics do); nothing before the upload.
+                upper = _stat_values(int((b - pub.at) // 60) + 1)
+                lower = _stat_values(int((a - pub.at) // 60) + 1 if a > pub.at else 0)
                 for m in metrics:
                     totals[m] += upper[m] - lower[m]
             return [totals[m] for m in metrics]

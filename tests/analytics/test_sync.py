@@ -72,7 +72,7 @@ async def test_synced_insights_give_exact_figures_everywhere(
     clock = FrozenClock()
     first_round = clock.now()
     async with aiohttp.ClientSession() as session:
-        sandbox.clock_offset = 600  # ten whole minutes since publishing, for the sandbox
+        sandbox.clock_offset = 540  # m = 10 for the sandbox: nine whole minutes, the tenth under way
         for target in targets:
             await sync_analytics.handle(job_context(engine, settings, session, "sync_analytics",
                                                     {"target_id": target["id"]}, clock=clock))
@@ -91,7 +91,7 @@ async def test_synced_insights_give_exact_figures_everywhere(
             "last_synced_at": data["by_platform"]["bluesky"]["last_synced_at"],
         }
 
-        sandbox.clock_offset = 3600
+        sandbox.clock_offset = 3540  # m = 60
         clock.advance(minutes=50)
         for target in targets:
             await sync_analytics.handle(job_context(engine, settings, session, "sync_analytics",
@@ -188,7 +188,7 @@ async def test_refresh_syncs_at_once_and_the_accounts_job_follows(
 ) -> None:
     post = await published_post(client, key, ["bluesky"])
     target = await target_of(engine, post["id"], "bluesky")
-    sandbox.clock_offset = 300  # m = 5
+    sandbox.clock_offset = 240  # m = 5: four whole minutes, the fifth under way
     resp = await client.post(f"/api/posts/{post['id']}/analytics/refresh", headers=key.headers())
     assert resp.status == 202
     assert (await resp.json())["data"] == {"post_id": post["id"], "status": "queued", "targets": 1}

@@ -301,7 +301,7 @@ async def test_bluesky_post_insights_grow_with_time(
     adapter: BlueskyAdapter, auth: AccountAuth, sandbox: Sandbox
 ) -> None:
     result = await adapter.publish(auth, PublishRequest(text="count me"))
-    sandbox.clock_offset += 60 * 60  # m = 60 minutes
+    sandbox.clock_offset += 59 * 60  # m = 60: 59 whole minutes, the 60th under way
     insights = await adapter.post_insights(auth, result.remote_id)
     assert insights.metrics == {"likeCount": 180.0, "repostCount": 60.0, "replyCount": 30.0,
                                 "quoteCount": 15.0, "bookmarkCount": 12.0}

@@ -239,7 +239,7 @@ async def test_post_insights_grow_with_time(
     adapter: FacebookAdapter, bakery: AccountAuth, sandbox: Sandbox
 ) -> None:
     result = await adapter.publish(bakery, PublishRequest(text="Measured"))
-    sandbox.clock_offset += 3 * 3600 + 60
+    sandbox.clock_offset += 2 * 3600 + 60  # h = 3: the third hour under way
 
     insights = await adapter.post_insights(bakery, result.remote_id)
 
@@ -253,7 +253,7 @@ async def test_video_insights_are_read_through_its_feed_story(
     adapter: FacebookAdapter, bakery: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
 ) -> None:
     result = await adapter.publish(bakery, PublishRequest(text="clip", media=[make_media("video")]))
-    sandbox.clock_offset += 3600
+    sandbox.clock_offset += 60  # h = 1: the first hour under way
     insights = await adapter.post_insights(bakery, result.remote_id)
     assert insights.reach == 40
 

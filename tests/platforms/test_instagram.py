@@ -254,7 +254,7 @@ async def test_media_insights_grow_with_time(
     adapter: InstagramAdapter, account: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
 ) -> None:
     result = await adapter.publish(account, PublishRequest(text="counted", media=[make_media()]))
-    sandbox.clock_offset += 2 * 3600 + 30
+    sandbox.clock_offset += 3600 + 30  # h = 2: the second hour under way
     insights = await adapter.post_insights(account, result.remote_id)
     assert (insights.impressions, insights.reach, insights.engagement) == (240, 180, 30)
     assert insights.metrics["likes"] == 18 and insights.metrics["saved"] == 2

@@ -279,7 +279,7 @@ async def test_post_insights_grow_with_time_since_publishing(
     adapter: LinkedInAdapter, auth: AccountAuth, sandbox: Sandbox
 ) -> None:
     result = await adapter.publish(auth, PublishRequest(text="numbers"))
-    sandbox.clock_offset += 3600
+    sandbox.clock_offset += 3540  # m = 60: 59 whole minutes, the 60th under way
     insights = await adapter.post_insights(auth, result.remote_id)
     assert (insights.impressions, insights.reach, insights.engagement, insights.clicks) == (480, 300, 29, 0)
     assert insights.metrics == {"IMPRESSION": 480, "MEMBERS_REACHED": 300, "REACTION": 20, "COMMENT": 6,

@@ -281,7 +281,7 @@ async def test_pin_insights_grow_with_time_since_publishing(
     adapter: PinterestAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
 ) -> None:
     result = await adapter.publish(auth, PublishRequest(text="numbers", media=[make_media()]))
-    sandbox.clock_offset += 3600
+    sandbox.clock_offset += 3540  # m = 60: 59 whole minutes, the 60th under way
     insights = await adapter.post_insights(auth, result.remote_id)
     # 60 minutes: IMPRESSION 720, PIN_CLICK 15, OUTBOUND_CLICK 10, SAVE 7, TOTAL_REACTIONS 6, TOTAL_COMMENTS 2
     assert (insights.impressions, insights.clicks, insights.engagement, insights.reach) == (720, 10, 40, 0)

@@ -204,7 +204,7 @@ async def test_delete_without_threads_delete_scope_needs_a_reconnect(
 
 async def test_post_insights_grow_with_time(adapter: ThreadsAdapter, profile: AccountAuth, sandbox: Sandbox) -> None:
     result = await adapter.publish(profile, PublishRequest(text="count me"))
-    sandbox.clock_offset += 5 * 3600 + 10
+    sandbox.clock_offset += 4 * 3600 + 10  # h = 5: the fifth hour under way
     insights = await adapter.post_insights(profile, result.remote_id)
     assert (insights.impressions, insights.engagement, insights.reach, insights.clicks) == (300, 55, 0, 0)
     assert insights.metrics == {"views": 300, "likes": 30, "replies": 10, "reposts": 5, "quotes": 5, "shares": 5}

@@ -259,7 +259,7 @@ async def test_tiktok_post_id_pending_after_moderation_then_resolved_for_insight
     with pytest.raises(RetryableError) as err:
         await adapter.post_insights(auth, result.remote_id)
     assert err.value.code == "post_id_pending"
-    sandbox.clock_offset += 3600
+    sandbox.clock_offset += 3540  # m = 60: 59 whole minutes, the 60th under way
     insights = await adapter.post_insights(auth, result.remote_id)
     assert insights.metrics["view_count"] == 50 * 60
 
@@ -276,7 +276,7 @@ async def test_tiktok_post_insights_grow_with_time(
     adapter: TikTokAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
 ) -> None:
     result = await adapter.publish(auth, PublishRequest(text="clip", media=[make_media("video")]))
-    sandbox.clock_offset += 90 * 60  # 90 minutes later (the 2 h access token is still valid)
+    sandbox.clock_offset += 89 * 60  # m = 90: 89 whole minutes later (the 2 h access token is still valid)
     insights = await adapter.post_insights(auth, result.remote_id)
     assert insights.metrics == {"view_count": 4500.0, "like_count": 450.0, "comment_count": 90.0,
                                 "share_count": 45.0}

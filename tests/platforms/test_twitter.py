@@ -311,7 +311,7 @@ async def test_post_insights_grow_with_time_since_publishing(
     adapter: TwitterAdapter, auth: AccountAuth, sandbox: Sandbox
 ) -> None:
     result = await adapter.publish(auth, PublishRequest(text="measure me"))
-    sandbox.clock_offset += 3600  # 60 minutes later
+    sandbox.clock_offset += 3540  # m = 60: 59 whole minutes later, the 60th under way
 
     insights = await adapter.post_insights(auth, result.remote_id)
 

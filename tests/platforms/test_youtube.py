@@ -276,7 +276,7 @@ async def test_youtube_post_insights_combine_statistics_and_analytics(
     adapter: YouTubeAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
 ) -> None:
     result = await adapter.publish(auth, video_post(make_media))
-    sandbox.clock_offset += 50 * 60  # m = 50 minutes (the 1 h access token is still valid)
+    sandbox.clock_offset += 49 * 60  # m = 50, the 50th minute under way (the 1 h token is still valid)
     insights = await adapter.post_insights(auth, result.remote_id)
     assert insights.metrics == {"viewCount": 1000.0, "likeCount": 100.0, "commentCount": 10.0,
                                 "favoriteCount": 0.0, "shares": 5.0, "estimatedMinutesWatched": 500.0}
@@ -289,7 +289,7 @@ async def test_youtube_insights_without_analytics_scope_use_data_api_only(
 ) -> None:
     auth = await connect(adapter, scopes=[f"{SCOPE}youtube.upload", f"{SCOPE}youtube.readonly"])
     result = await adapter.publish(auth, video_post(make_media))
-    sandbox.clock_offset += 10 * 60
+    sandbox.clock_offset += 9 * 60  # m = 10: the 10th minute under way
     insights = await adapter.post_insights(auth, result.remote_id)
     assert insights.metrics == {"viewCount": 200.0, "likeCount": 20.0, "commentCount": 2.0, "favoriteCount": 0.0}
 
