@@ -83,8 +83,9 @@ def report_figures(request: pytest.FixtureRequest) -> Callable[..., str]:
 @pytest.fixture
 def mariadb_only(test_database: Any) -> None:
     if not test_database.is_mysql:
-        pytest.skip("drill of worker processes sharing a database server under a burst: it runs in the "
-                    "MariaDB pass (SQLite's single file is the one-process newcomer setup)")
+        pytest.skip("needs MariaDB: worker processes sharing a database server under load (the cut drill "
+                    "puts a TCP proxy in front of it); it runs in the MariaDB pass, SQLite being the "
+                    "one-process newcomer setup")
 
 
 class DrillSandbox:
