@@ -345,6 +345,31 @@ async def test_rate_limit_is_retryable_after_the_reset_header(
     assert live_tweets(sandbox) == []
 
 
+async def test_a_rate_limit_with_a_short_reset_is_retried_no_sooner(
+    adapter: TwitterAdapter, auth: AccountAuth, sandbox: Sandbox
+) -> None:
+    sandbox.add_fault("twitter", "rate_limit", path_contains="/2/tweets", wait=3)
+    with pytest.raises(RetryableError) as caught:
+        await adapter.publish(auth, PublishRequest(text="soon"))
+    [record] = [r for r in sandbox.requests if r.fault == "rate_limit"]
+    assert caught.value.retry_after is not None and 3 <= caught.value.retry_after <= 5
+    assert record.notes["retry_not_before"] == record.at + 3
+
+
+async def test_a_random_rate_fault_hits_about_its_share_of_calls(
+    adapter: TwitterAdapter, auth: AccountAuth, sandbox: Sandbox
+) -> None:
+    sandbox.add_fault("twitter", "server_error", count=None, rate=0.25, path_contains="/2/tweets")
+    failed = 0
+    for n in range(80):
+        try:
+            await adapter.publish(auth, PublishRequest(text=f"maybe {n}"))
+        except RetryableError:
+            failed += 1
+    assert 5 <= failed <= 40  # 20 expected; a fault that hit all or none would be far outside
+    assert len(live_tweets(sandbox)) == 80 - failed
+
+
 async def test_usage_cap_defers_for_a_long_time(adapter: TwitterAdapter, auth: AccountAuth, sandbox: Sandbox) -> None:
     sandbox.network_state("twitter")["usage_capped"] = True
     with pytest.raises(RetryableError) as caught:
