@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import DatabaseUnderTest, make_env
+from tests.servers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,12 +25,6 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path = ROOT, timeout: float = 
         [sys.executable, str(ROOT / "run.py"), *args], env=full_env, cwd=cwd, capture_output=True, text=True,
         timeout=timeout,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -137,20 +130,6 @@ def test_worker_with_a_missing_handler_module_exits_1(cli_env: dict[str, str]) -
     assert "OUIPOST_EXTRA_JOB_HANDLERS" in result.stderr and "Traceback" not in result.stderr
 
 
-def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("server did not become healthy")
-
-
 def _serve(cwd: Path, port: int, env: dict[str, str] | None = None) -> tuple[str, int]:
     """Run `python run.py --port P` in `cwd` with nothing configured; return its output once healthy."""
     full_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **(env or {})}
@@ -159,7 +138,7 @@ def _serve(cwd: Path, port: int, env: dict[str, str] | None = None) -> tuple[str
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", process)
+        wait_healthy(f"http://127.0.0.1:{port}", process)
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
@@ -180,7 +159,7 @@ def test_first_start_prints_credentials_once_and_they_work(tmp_path: Path) -> No
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", process)
+        wait_healthy(f"http://127.0.0.1:{port}", process)
         process.terminate()
         output, _ = process.communicate(timeout=20)
     finally:
@@ -199,7 +178,7 @@ def test_first_start_prints_credentials_once_and_they_work(tmp_path: Path) -> No
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", process)
+        wait_healthy(f"http://127.0.0.1:{port}", process)
         listed = _get(f"http://127.0.0.1:{port}/api/workspaces", key)
         assert [w["name"] for w in listed["data"]["workspaces"]] == ["Default"]
     finally:

@@ -28,7 +28,8 @@ from ouipost.config import Settings, SettingsError, load_settings
 from ouipost.db.queue_tables import jobs
 from ouipost.logs import JsonFormatter
 from tests.conftest import make_env
-from tests.test_cli import ROOT, free_port, run_cli
+from tests.servers import free_port
+from tests.test_cli import ROOT, run_cli
 
 
 def _lines(text: str) -> list[dict[str, Any]]:

@@ -24,7 +24,8 @@ from ouipost.app import create_app
 from ouipost.clock import Clock
 from ouipost.config import Settings
 from tests.conftest import Key, make_env
-from tests.test_cli import ROOT, free_port
+from tests.servers import free_port
+from tests.test_cli import ROOT
 
 TOKEN = "metrics-token-0123456789abcdef"
 

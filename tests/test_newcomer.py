@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import make_env
-from tests.test_cli import ROOT, _wait_healthy, free_port, run_cli
+from tests.servers import free_port, wait_healthy
+from tests.test_cli import ROOT, run_cli
 from tests.test_publishing import (  # noqa: F401 -- fixtures
     _prepare_publishing,
     job_context,
@@ -49,7 +50,7 @@ def test_a_busy_port_is_one_line_and_keeps_the_first_start_credentials_for_later
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", process)
+        wait_healthy(f"http://127.0.0.1:{port}", process)
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
@@ -85,7 +86,7 @@ def test_an_empty_host_means_the_default_and_the_banner_says_what_is_bound(tmp_p
     try:
         assert process.stdout is not None
         banner = process.stdout.readline()
-        _wait_healthy(f"http://127.0.0.1:{port}", process)
+        wait_healthy(f"http://127.0.0.1:{port}", process)
         listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
     finally:
         process.terminate()
@@ -166,7 +167,7 @@ def test_a_separate_worker_says_when_the_sandbox_it_calls_does_not_answer(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", server)
+        wait_healthy(f"http://127.0.0.1:{port}", server)
         lost = _worker_output({**env, "OUIPOST_PORT": str(free_port())})
         found = _worker_output({**env, "OUIPOST_PORT": str(port)})
     finally:

@@ -12,7 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.test_cli import ROOT, free_port
+from tests.servers import free_port
+from tests.test_cli import ROOT
 
 # What a wheel is built from: the checkout less what git ignores (and its own venv).
 _NOT_SOURCES = shutil.ignore_patterns(

@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ouipost import users
 from ouipost.clock import Clock
 from tests.conftest import make_env
+from tests.servers import free_port, wait_healthy
 
 pytest.importorskip("schemathesis")
 
@@ -46,26 +45,6 @@ CHECKS = ",".join((
 # Operations (by operationId) that would revoke the run's key or token, or delete its workspace:
 # run last, alone.
 SELF_ENDING = ("logout", "delete_workspace", "update_user", "delete_user", "update_key", "delete_key")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}: {log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("server did not become healthy")
 
 
 def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +86,7 @@ def _fuzz_live_server(
     database_url: str, tmp_path: Path, api_key: str, workspace_id: str,
 ) -> tuple[dict[str, subprocess.CompletedProcess], str]:
     """Start `run.py serve` on the test database, run both passes, stop it; the runs and its log."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
@@ -121,7 +100,7 @@ def _fuzz_live_server(
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
         )
     try:
-        _wait_healthy(url, process, log_path)
+        wait_healthy(url, process, log_path=log_path)
         login = _post_json(f"{url}/admin/login", {"email": "fuzz@example.com", "password": PASSWORD})
         headers = {
             "X-API-Key": api_key, "X-Workspace-ID": workspace_id,

@@ -20,8 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from sqlalchemy.engine import make_url
 from ouipost.config import Settings
 from tests.admin.conftest import PASSWORD, make_user  # noqa: F401 (fixture: users made through the domain)
 from tests.conftest import DatabaseUnderTest, _exec_server, make_env
+from tests.servers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
@@ -73,14 +72,6 @@ def settings(settings: Settings) -> Settings:
 # A real server
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class UiServer:
     url: str
@@ -103,20 +94,6 @@ class UiServer:
         return self.log_path.read_text(errors="replace")
 
 
-def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("the UI test server did not become healthy")
-
-
 @pytest.fixture(scope="session")
 def ui_database_url(test_database: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not test_database.is_mysql:
@@ -135,7 +112,7 @@ def ui_database_url(test_database: DatabaseUnderTest, tmp_path_factory: pytest.T
 def ui_server(ui_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     """`python run.py serve` with the sandbox and embedded workers, and an admin user."""
     work = tmp_path_factory.mktemp("ui-server")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
@@ -157,7 +134,7 @@ def ui_server(ui_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         )
     server = UiServer(url, process, env, log_path)
     try:
-        _wait_healthy(url, process, log_path)
+        wait_healthy(url, process, log_path=log_path, timeout=60)
         yield server
     finally:
         process.terminate()
@@ -221,6 +198,22 @@ def sign_in(page: Any, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD)
 
 # ------------------------------------------------------------------------------------------------
 # Without a browser: the test client of tests/conftest.py
+
+
+async def make_workspace(
+    engine: Any, clock: Any, name: str, *, member: str | None = None, timezone: str | None = None,
+) -> dict[str, Any]:
+    """A workspace made through the domain (its zone `timezone`, else the default UTC); `member`, a
+    user id, is made a member of it so that a non-admin user may see it."""
+    from ouipost import workspaces
+
+    async with engine.begin() as conn:
+        row = await workspaces.create_workspace(
+            conn, name=name, description=None, settings={"timezone": timezone} if timezone else None, now=clock.now(),
+        )
+        if member:
+            await workspaces.add_member(conn, row["id"], member, clock.now())
+    return row
 
 
 def csrf_from(html: str) -> str:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from ouipost import api_keys, workspaces
+from ouipost import api_keys
 from ouipost.audit import Actor, record_audit
 from ouipost.config import Settings
 from ouipost.db.admin_tables import audit_logs, webhook_deliveries
@@ -21,7 +21,7 @@ from ouipost.db.admin_tables import webhooks as webhooks_table
 from ouipost.db.tables import api_keys as api_keys_table
 from ouipost.db.tables import users as users_table
 from ouipost.db.tables import workspace_members
-from tests.ui.conftest import PASSWORD, client_sign_in
+from tests.ui.conftest import PASSWORD, client_sign_in, make_workspace
 
 _SECRET = re.compile(r'<code id="new-(?:key|secret)" class="secret-once">([^<]+)</code>')
 
@@ -46,8 +46,7 @@ async def _rows(engine: Any, table: sa.Table) -> list[dict[str, Any]]:
 
 
 async def _workspace(engine: Any, clock: Any, name: str) -> dict[str, Any]:
-    async with engine.begin() as conn:
-        return await workspaces.create_workspace(conn, name=name, description=None, settings=None, now=clock.now())
+    return await make_workspace(engine, clock, name)
 
 
 def _secret(html: str) -> str:

@@ -8,21 +8,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ouipost import queue, workspaces
+from ouipost import queue
 from ouipost.admin import monitoring
-from ouipost.db.tables import post_targets, posts, social_accounts, workspace_members
+from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.ids import new_id
-from tests.ui.conftest import PASSWORD, client_sign_in
+from tests.ui.conftest import PASSWORD, client_sign_in, make_workspace
 
 
 async def _workspace(engine: Any, clock: Any, name: str, member: str | None = None) -> str:
-    async with engine.begin() as conn:
-        row = await workspaces.create_workspace(conn, name=name, description=None,
-                                                settings={"timezone": "Europe/Paris"}, now=clock.now())
-        if member:
-            await conn.execute(workspace_members.insert().values(workspace_id=row["id"], user_id=member,
-                                                                 created_at=clock.now()))
-    return row["id"]
+    return (await make_workspace(engine, clock, name, member=member, timezone="Europe/Paris"))["id"]
 
 
 async def _account(engine: Any, clock: Any, workspace_id: str, status: str, name: str) -> str:

@@ -12,27 +12,20 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
-from ouipost import workspaces
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import media as media_table
-from ouipost.db.tables import post_targets, posts, social_accounts, workspace_members
+from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.ids import new_id
 from ouipost.posts import actions
 from tests.media_samples import png_bytes
-from tests.ui.conftest import PASSWORD, client_sign_in, csrf_from
+from tests.ui.conftest import PASSWORD, client_sign_in, csrf_from, make_workspace
 
 PARIS = ZoneInfo("Europe/Paris")
 UNKNOWN_ACCOUNT = "acc_01930000-0000-7000-8000-000000000000"
 
 
 async def _workspace(engine: Any, clock: Any, name: str, member: str | None = None) -> str:
-    async with engine.begin() as conn:
-        row = await workspaces.create_workspace(conn, name=name, description=None,
-                                                settings={"timezone": "Europe/Paris"}, now=clock.now())
-        if member:
-            await conn.execute(workspace_members.insert().values(workspace_id=row["id"], user_id=member,
-                                                                 created_at=clock.now()))
-    return row["id"]
+    return (await make_workspace(engine, clock, name, member=member, timezone="Europe/Paris"))["id"]
 
 
 async def _account(engine: Any, clock: Any, workspace_id: str, platform: str, name: str) -> str:

@@ -7,20 +7,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ouipost import workspaces
 from ouipost.db.admin_tables import audit_logs
 from ouipost.db.tables import posts, workspace_members
 from ouipost.db.tables import workspaces as workspaces_table
 from ouipost.ids import new_id
-from tests.ui.conftest import PASSWORD, client_sign_in
+from tests.ui.conftest import PASSWORD, client_sign_in, make_workspace
 
 
 async def _make_workspace(engine: Any, clock: Any, name: str, member: str | None = None) -> dict[str, Any]:
-    async with engine.begin() as conn:
-        row = await workspaces.create_workspace(conn, name=name, description=None, settings=None, now=clock.now())
-        if member:
-            await workspaces.add_member(conn, row["id"], member, clock.now())
-    return row
+    return await make_workspace(engine, clock, name, member=member)
 
 
 async def _workspace_rows(engine: Any) -> list[dict[str, Any]]:
