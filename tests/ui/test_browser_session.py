@@ -35,7 +35,9 @@ def test_sign_in_shows_who_is_signed_in_and_sign_out_ends_it(page: Any) -> None:
 
 def test_the_sign_in_form_works_with_the_keyboard_alone(page: Any) -> None:
     page.goto("/ui/login")
-    page.keyboard.type(ADMIN_EMAIL)  # the e-mail field has focus on arrival
+    # The e-mail field has focus on arrival (autofocus): wait for it rather than race the page.
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'email'")
+    page.keyboard.type(ADMIN_EMAIL)
     page.keyboard.press("Tab")
     page.keyboard.type("correct horse battery staple")
     page.keyboard.press("Enter")
