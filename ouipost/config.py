@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ouipost.pacing import PacingConfig, load_pacing
@@ -91,11 +92,12 @@ class Settings:
             return self.platform_base_url
         return f"{self.public_url}/sandbox" if self.sandbox else None
 
-    def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (by field name; TypeError for an unknown one)."""
+        return replace(self, **changes)
 
 
-def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build Settings from `env` (default: os.environ). `overrides` win (command-line options).
 
     Raises SettingsError with one line per problem found.
@@ -160,7 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         problems.append(str(exc))
         retention = Retention()
 
-    settings_kwargs = dict(
+    settings_kwargs: dict[str, Any] = dict(
         data_dir=data_dir,
         database_url=database_url,
         secret_key="",
@@ -204,9 +206,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     if problems:
         raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))
     if not secret:
-        secret = _embedded_secret(Path(settings_kwargs["data_dir"]))  # type: ignore[arg-type]
+        secret = _embedded_secret(Path(settings_kwargs["data_dir"]))
     settings_kwargs["secret_key"] = secret
-    return Settings(**settings_kwargs)  # type: ignore[arg-type]
+    return Settings(**settings_kwargs)
 
 
 def _embedded_secret(data_dir: Path) -> str:

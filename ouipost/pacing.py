@@ -290,24 +290,20 @@ async def admit_many(
                                   busy=True, network=network)
             else:
                 slots[n] = slot
-    paced = [n for n in slots if config.account_pace(asks[n].network) is not None]
-    waits = await _take_turns(conn, [(account_key(asks[n].account_id), config.account_pace(asks[n].network))
-                                     for n in paced], now)  # type: ignore[misc]
+    paced = [(n, pace) for n in slots if (pace := config.account_pace(asks[n].network)) is not None]
+    waits = await _take_turns(conn, [(account_key(asks[n].account_id), pace) for n, pace in paced], now)
     give_back: list[int] = []
-    for n, wait in zip(paced, waits, strict=True):
+    for (n, pace), wait in zip(paced, waits, strict=True):
         if wait is not None:
-            pace = config.account_pace(asks[n].network)
-            assert pace is not None
             answers[n] = Hold(wait, f"{asks[n].network}: pacing this account ({pace.burst} at once, then one per "
                                     f"{pace.interval:g}s)", network=asks[n].network)
             if slots[n] is not None:
                 give_back.append(n)
     if give_back:
         await _free_slots(conn, [asks[n].holder for n in give_back])
-    for n, slot in slots.items():
-        if answers[n] is None:
-            answers[n] = Admission(asks[n].network, slot, asks[n].holder)
-    return answers  # type: ignore[return-value]
+    # Every ask not held has a slot (None when its network has no cap): it goes.
+    return [answer if answer is not None else Admission(asks[n].network, slots[n], asks[n].holder)
+            for n, answer in enumerate(answers)]
 
 
 async def release(conn: AsyncConnection, admission: Admission) -> None:

@@ -50,7 +50,7 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     )
 
 
-def json_loads(text: str | bytes) -> Any:
+def json_loads(text: str) -> Any:
     """JSON column values as json.loads reads them, parsed by orjson (several times faster: the JSON
     columns of a page of posts were a few percent of a list request). What orjson refuses and the
     json module takes (NaN and Infinity, escaped lone surrogates) goes through json.loads, and so does

@@ -477,7 +477,8 @@ async def _media_bytes(params: dict[str, Any], files: dict[str, bytes], url_fiel
         data = files["source"]
         mime = sniff(data)
         width, height = image_size(data, mime)
-        described = {"url": None, "mime": mime, "bytes": len(data), "width": width, "height": height}
+        described: dict[str, Any] = {"url": None, "mime": mime, "bytes": len(data), "width": width,
+                                     "height": height}
     elif params.get(url_field):
         fetched = await fetch_media(str(params[url_field]))
         if not fetched.ok and fetched.mime is None and fetched.error and fetched.error != "not an image or video":

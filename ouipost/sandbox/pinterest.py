@@ -309,7 +309,8 @@ class PinterestSandbox:
         file = form.get("file")
         if file is None or isinstance(file, str):
             return _s3_error(400, "InvalidArgument", "POST requires exactly one file upload per request.")
-        data = file.file.read()
+        # A part without a filename and with a binary type arrives as bytes, not as a FileField.
+        data = file.file.read() if isinstance(file, web.FileField) else bytes(file)
         if media["status"] != "registered":
             return _s3_error(403, "AccessDenied", "Upload already received for this key")
         media.update(status="processing", uploaded_at=self.sandbox.now(), size=len(data), type=sniff(data))

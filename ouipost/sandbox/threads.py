@@ -190,7 +190,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         if found is not None and found.owner == info.subject:
             polled = not fields or "status" in fields
             status = container_status(sandbox, NETWORK, found, poll=polled)
-            data = {"id": found.id, "status": status}
+            data: dict[str, Any] = {"id": found.id, "status": status}
             if status == "ERROR":
                 data["error_message"] = found.error
             return web.json_response(_pick(data, fields, ["id"]))

@@ -687,8 +687,18 @@ async def _form(request: web.Request) -> Any:
     form = await request.post()
     record = record_of(request)
     if record is not None:
-        record.notes["fields"] = {k: (v if isinstance(v, str) else f"<file {v.filename}>") for k, v in form.items()}
+        record.notes["fields"] = {k: _field_note(v) for k, v in form.items()}
     return form
+
+
+def _field_note(value: str | bytes | bytearray | web.FileField) -> str:
+    """A form field as the request record shows it: text as sent, a file or a binary part by its size
+    or name (aiohttp gives a part without a filename and with a binary type as bytes)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, web.FileField):
+        return f"<file {value.filename}>"
+    return f"<{len(value)} bytes>"
 
 
 def _payload(form: Any) -> bytes | None:

@@ -544,7 +544,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         headers = [{"name": m, "columnType": "METRIC", "dataType": "INTEGER"} for m in metrics]
         if dims == "day":
             headers.insert(0, {"name": "day", "columnType": "DIMENSION", "dataType": "STRING"})
-            rows = []
+            rows: list[list[Any]] = []
             day = start
             while day <= end:
                 rows.append([day.isoformat(), *window(day, day)])

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import errors
@@ -91,7 +92,7 @@ async def list_schedules(conn: AsyncConnection, workspace_id: str, *, page: int,
     return [dict(r) for r in rows.mappings()]
 
 
-def _slot(row: Mapping[str, Any]) -> Slot:
+def _slot(row: RowMapping) -> Slot:
     return Slot(row["id"], row["day"], row["time"], tuple(row["platforms"]), row["position"])
 
 
