@@ -112,7 +112,7 @@ def serve_bare(port: int, database_url: str) -> None:
                 "platforms": body["platforms"], "platform_content": {}, "scheduled_at": None,
                 "scheduled_timezone": None, "published_at": None, "created_at": now, "updated_at": now,
             }
-            await conn.execute(posts.insert().values(**row))
+            await conn.execute(posts.insert(), row)
             await conn.execute(post_targets.insert(), [
                 {"id": new_id("tgt"), "post_id": row["id"], "workspace_id": row["workspace_id"], "network": n,
                  "requested": n, "account_id": None, "status": "pending", "attempts": 0, "created_at": now,

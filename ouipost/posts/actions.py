@@ -26,14 +26,15 @@ from ouipost.schedules.service import workspace_timezone
 PUBLISH_WAIT_SECONDS = 5.0  # how long publish-now waits for the outcome before answering "still running"
 
 
-async def enforce_rules(
-    conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], targets: Sequence[service.Target],
-    media: Sequence[Mapping[str, Any]],
+def enforce_rules(
+    body: Mapping[str, Any], targets: Sequence[service.Target], media: Sequence[Mapping[str, Any]],
 ) -> None:
-    """422 with the errors of rules.check keyed by network when the post breaks a rule a draft must obey."""
-    report = await rules.check(conn, workspace_id, body, targets, media=media)
-    if report.errors:
-        raise errors.ValidationError("The post breaks the rules of some networks", details=report.errors)
+    """422 with the errors of rules.check keyed by network when the post breaks a rule a draft must
+    obey. Only those: what scheduling also needs (media a network requires, an active account) is
+    checked when the post is scheduled or published, so creating a draft reads no accounts."""
+    problems = rules.draft_errors(body, targets, media)
+    if problems:
+        raise errors.ValidationError("The post breaks the rules of some networks", details=problems)
 
 
 async def validate_body(
@@ -50,7 +51,7 @@ async def create_draft(
 ) -> dict[str, Any]:
     """A new draft from a loaded PostBody, with its targets and its post.created event."""
     targets = await service.resolve_targets(conn, workspace_id, body["platforms"])
-    await enforce_rules(conn, workspace_id, body, targets, media=[])
+    enforce_rules(body, targets, media=[])
     post = await service.insert_post(conn, workspace_id=workspace_id, fields=body, targets=targets, now=now)
     await record_event(conn, "post.created", {"post": service.post_view(post)}, workspace_id=workspace_id, now=now)
     return post
@@ -66,7 +67,7 @@ async def update_draft(
     merged = {**post, **changes}
     targets = await service.resolve_targets(conn, workspace_id, merged["platforms"])
     media = (await service.media_of(conn, [post["id"]]))[post["id"]]
-    await enforce_rules(conn, workspace_id, merged, targets, media=media)
+    enforce_rules(merged, targets, media=media)
     post = await service.update_post(conn, post, changes, targets if "platforms" in changes else None, now)
     return post, media
 

@@ -68,28 +68,41 @@ async def default_accounts(conn: AsyncConnection, workspace_id: str, networks: I
     return chosen
 
 
-async def check(
-    conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], targets: Sequence[Target],
-    media: Sequence[Mapping[str, Any]],
-) -> Report:
-    """Every rule a post must obey for its target networks; nothing is written."""
-    report = Report()
-    networks = target_networks(targets)
+def _draft(body: Mapping[str, Any], networks: list[str], media: Sequence[Mapping[str, Any]]) -> validation.DraftPost:
     overrides: Mapping[str, Mapping[str, Any]] = body.get("platform_content") or {}
-    for key in overrides:
-        if key not in networks:
-            report.errors.setdefault(key, []).append(
-                f"platform_content for {key}, but the post does not target {key}"
-            )
-
-    draft = validation.DraftPost(
+    return validation.DraftPost(
         content=body["content"], title=body.get("title"), link=body.get("link"),
         hashtags=list(body.get("hashtags") or []), networks=networks,
         platform_content={k: dict(v) for k, v in overrides.items() if k in networks},
         media=_media_infos(media),
     )
+
+
+def draft_errors(
+    body: Mapping[str, Any], targets: Sequence[Target], media: Sequence[Mapping[str, Any]],
+) -> dict[str, list[str]]:
+    """The errors that block a draft now (the `errors` of `check`), keyed by network; no database
+    read: what create and update refuse a post for, without what only scheduling needs."""
+    networks = target_networks(targets)
+    errors: dict[str, list[str]] = {}
+    for key in body.get("platform_content") or {}:
+        if key not in networks:
+            errors.setdefault(key, []).append(f"platform_content for {key}, but the post does not target {key}")
+    draft = _draft(body, networks, media)
     for network, problems in validation.validate_for_networks(draft, require_media=False).items():
-        report.errors.setdefault(network, []).extend(problems)
+        errors.setdefault(network, []).extend(problems)
+    return errors
+
+
+async def check(
+    conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], targets: Sequence[Target],
+    media: Sequence[Mapping[str, Any]],
+) -> Report:
+    """Every rule a post must obey for its target networks; nothing is written."""
+    report = Report(errors=draft_errors(body, targets, media))
+    networks = target_networks(targets)
+    overrides: Mapping[str, Mapping[str, Any]] = body.get("platform_content") or {}
+    draft = _draft(body, networks, media)
     for network, problems in validation.validate_for_networks(draft, require_media=True).items():
         extra = [p for p in problems if p not in report.errors.get(network, [])]
         if extra:

@@ -97,7 +97,7 @@ async def insert_post(
         "created_at": now,
         "updated_at": now,
     }
-    await conn.execute(posts.insert().values(**row))
+    await conn.execute(posts.insert(), row)  # parameters, not values(): one cached compiled INSERT
     await _insert_targets(conn, row, targets, now)  # a new post has no targets to replace
     return row
 
