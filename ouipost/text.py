@@ -1,6 +1,6 @@
 """Counting text the way each network counts it, the effective text of a post, hashtags.
 
-Four ways of counting, named by `PlatformSpec.text_counting`:
+Five ways of counting, named by `PlatformSpec.text_counting`:
 
 - ``codepoints``: Unicode code points (Facebook, Instagram, LinkedIn, TikTok "runes", Threads, Pinterest).
 - ``twitter``: X's weighted length (twitter-text v3 configuration): the text is NFC-normalised; code
@@ -9,6 +9,8 @@ Four ways of counting, named by `PlatformSpec.text_counting`:
   whole; every URL weighs 23 whatever its length.
 - ``graphemes``: extended grapheme clusters, what a reader sees as one character (Bluesky).
 - ``utf8_bytes``: the UTF-8 encoding's length (YouTube descriptions; Bluesky's second cap).
+- ``mastodon``: code points, but every http(s) URL counts 23 and `@user@server` counts as `@user`
+  (`ouipost.platforms.mastodon.counted_length`).
 
 Why not `twitter-text-parser`: it gets emoji, ZWJ sequences and URLs right on short texts, but its URL
 regular expression backtracks catastrophically: 4,000 characters of ``a.a.a.`` take 47 s of CPU, which
@@ -27,7 +29,7 @@ import regex
 if TYPE_CHECKING:
     from ouipost.platforms.registry import PlatformSpec
 
-COUNTINGS = ("codepoints", "twitter", "graphemes", "utf8_bytes")
+COUNTINGS = ("codepoints", "twitter", "graphemes", "utf8_bytes", "mastodon")
 
 TWITTER_URL_WEIGHT = 23
 # twitter-text stops treating longer runs as URLs; they then count character by character.
@@ -96,6 +98,7 @@ COUNTING_LABELS = {
     "twitter": "counts URLs as 23 and emoji and CJK characters as 2",
     "graphemes": "counts graphemes",
     "utf8_bytes": "counts UTF-8 bytes",
+    "mastodon": "counts URLs as 23",
 }
 
 
@@ -113,6 +116,10 @@ def count_text(text: str, counting: str) -> int:
         return grapheme_count(text)
     if counting == "utf8_bytes":
         return utf8_length(text)
+    if counting == "mastodon":
+        from ouipost.platforms.mastodon import counted_length  # the network's rule lives with its adapter
+
+        return counted_length(text)
     raise ValueError(f"unknown text counting {counting!r}; expected one of {', '.join(COUNTINGS)}")
 
 
@@ -191,7 +198,7 @@ def twitter_weighted_length(text: str) -> int:
     return weight + _twitter_segment_weight(text[position:])
 
 
-def normalise_hashtags(tags: Iterable[str]) -> list[str]:
+def normalise_hashtags(tags: Iterable[object]) -> list[str]:
     """Tags in `#tag` form, deduplicated case-insensitively, keeping the first spelling and the order.
 
     A leading ``#`` is optional. Raises ValueError naming the tag for an empty tag, a tag with

@@ -1,4 +1,4 @@
-"""GET /api/platforms: the nine networks with every capability field of the reference."""
+"""GET /api/platforms: the ten networks with every capability field of the reference."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ REFERENCE_FIELDS = {
 }
 
 
-async def test_all_nine_networks_with_every_reference_field(client: Any, key: Any) -> None:
+async def test_all_ten_networks_with_every_reference_field(client: Any, key: Any) -> None:
     resp = await client.get("/api/platforms", headers=key.headers())
     assert resp.status == 200
     platforms = (await resp.json())["data"]["platforms"]
     assert [p["id"] for p in platforms] == [
         "facebook", "instagram", "twitter", "linkedin", "tiktok", "youtube", "pinterest", "threads", "bluesky",
+        "mastodon",
     ]
     for platform in platforms:
         assert set(platform) == REFERENCE_FIELDS

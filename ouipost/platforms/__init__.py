@@ -31,6 +31,8 @@ def client_credentials(settings: Settings, network: str) -> ClientCredentials:
         return ClientCredentials(configured.client_id, configured.client_secret)
     if settings.sandbox or not get_platform(network).oauth_supported:
         return SANDBOX_CREDENTIALS
+    if get_platform(network).instance_based:
+        return ClientCredentials("", "")  # an app per server, registered when connecting (instance_apps)
     raise NetworkNotConfigured(
         f"No OAuth app is configured for {network}: set OUIPOST_{network.upper()}_CLIENT_ID and "
         f"OUIPOST_{network.upper()}_CLIENT_SECRET, or run in sandbox mode"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-TextCounting = Literal["codepoints", "twitter", "graphemes", "utf8_bytes"]
+TextCounting = Literal["codepoints", "twitter", "graphemes", "utf8_bytes", "mastodon"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class PlatformSpec:
     mix_images_and_video: bool = False
     adapter: str = ""
     hosts: tuple[str, ...] = field(default_factory=tuple)
+    # Accounts live on a server the user names (`instance` when connecting): the OAuth app is
+    # registered on each server at first use (ouipost/instance_apps.py), not configured per network.
+    instance_based: bool = False
 
     def public(self) -> dict[str, object]:
         """The capability fields of the API reference, in its order."""
@@ -115,6 +118,15 @@ PLATFORMS: dict[str, PlatformSpec] = {
             max_video_duration=180, oauth_supported=False, text_counting="graphemes",
             max_bytes=3000,
             adapter="ouipost.platforms.bluesky:BlueskyAdapter",
+        ),
+        PlatformSpec(
+            id="mastodon", name="Mastodon", supports_images=True, supports_videos=True,
+            supports_carousel=False, supports_stories=False, max_characters=500, max_images=4,
+            # Mastodon caps a video's size (99 MB by default), not its length; the server's own
+            # limits (characters, attachments) are read from GET /api/v2/instance when connecting.
+            max_video_duration=3600, oauth_supported=True, text_counting="mastodon",
+            instance_based=True,
+            adapter="ouipost.platforms.mastodon:MastodonAdapter",
         ),
     )
 }

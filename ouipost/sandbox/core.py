@@ -4,6 +4,7 @@ Each network lives in `ouipost/sandbox/<network>.py` and exposes:
 
     NETWORK: str                      # registry id, e.g. "facebook"
     HOSTS: tuple[str, ...]            # real hosts it imitates, e.g. ("graph.facebook.com", ...)
+    ANY_HOST_PATHS: tuple[str, ...]   # optional: paths it answers under any other host (Mastodon)
     def setup(app: web.Application, sandbox: Sandbox) -> None
         # add routes at host-prefixed paths: f"/{host}/v25.0/{{page_id}}/feed"
     def fault_response(kind: str, sandbox: Sandbox) -> web.StreamResponse
@@ -268,6 +269,8 @@ def create_sandbox_app(
     sandbox = sandbox or Sandbox()
     modules = load_network_modules(networks)
     by_host: dict[str, ModuleType] = {host: mod for mod in modules for host in mod.HOSTS}
+    # Networks with no fixed host (Mastodon: any server) claim the paths they list under any host.
+    any_host = [(mod, prefixes) for mod in modules if (prefixes := getattr(mod, "ANY_HOST_PATHS", ()))]
 
     @web.middleware
     async def faults_and_records(
@@ -276,6 +279,9 @@ def create_sandbox_app(
         path = _host_path(request)
         host = path.split("/", 2)[1] if path.startswith("/") else ""
         module = by_host.get(host)
+        if module is None and host:
+            rest = path[len(host) + 1:]
+            module = next((mod for mod, prefixes in any_host if rest.startswith(prefixes)), None)
         if module is None:
             return await handler(request)
         record = await _record(request, module.NETWORK, path)
