@@ -53,7 +53,6 @@ from ouipost.db.analytics_tables import (
     target_insights,
 )
 from ouipost.db.batch import expanding
-from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.platforms.base import AccountStats, Insights
 
@@ -314,20 +313,13 @@ def _upsert_adding(dialect: str, table: sa.Table) -> sa.Insert:
     )
 
 
-async def release_live_key(conn: AsyncConnection, job_id: int, locked_by: str) -> None:
-    """Let the running job's unique key go, so that it can enqueue its own successor under the same key
-    (the queue frees a key only when the job is acknowledged, after the handler returned). Fenced on
-    the claimant like every outcome."""
-    await conn.execute(jobs.update().where(
-        jobs.c.id == job_id, jobs.c.status == "running", jobs.c.locked_by == locked_by,
-    ).values(live_key=None))
-
-
 async def schedule_next_sync(
-    conn: AsyncConnection, job_id: int, locked_by: str, target: Mapping[str, Any], now: datetime
+    conn: AsyncConnection, job: queue.Job, target: Mapping[str, Any], now: datetime
 ) -> datetime | None:
-    """Enqueue the target's next sync along SYNC_SCHEDULE; returns when, or None when it is over."""
-    await release_live_key(conn, job_id, locked_by)
+    """Enqueue the target's next sync along SYNC_SCHEDULE; returns when, or None when it is over.
+
+    `job` is the running sync job: it hands its unique key to the next one (queue.release_unique_key)."""
+    await queue.release_unique_key(conn, job)
     due = next_sync_at(target["published_at"] or now, now)
     if due is not None:
         await _enqueue_sync(conn, target["id"], due, now)
@@ -347,24 +339,21 @@ async def request_refresh(conn: AsyncConnection, workspace_id: str, post_id: str
     if not target_ids:
         raise errors.Conflict("This post has nothing published to sync analytics from")
     for target_id in target_ids:
-        moved = await conn.execute(jobs.update().where(
-            jobs.c.live_key == sync_job_key(target_id), jobs.c.status == "queued",
-        ).values(run_at=now))
-        if not moved.rowcount:
+        if not await queue.reschedule_queued(conn, sync_job_key(target_id), now):
             await _enqueue_sync(conn, target_id, now, now)
     return list(target_ids)
 
 
 async def ensure_accounts_job(conn: AsyncConnection, now: datetime) -> None:
     """Make sure the daily `sync_accounts` job exists (at most one live, by its unique key)."""
-    live = await conn.scalar(sa.select(jobs.c.id).where(jobs.c.live_key == ACCOUNTS_JOB_KEY))
-    if live is None:  # the read only spares a doomed insert; the unique index decides
+    if not await queue.has_live_job(conn, ACCOUNTS_JOB_KEY):  # spares a doomed insert; the unique index decides
         await queue.enqueue(conn, kind=ACCOUNTS_KIND, payload={}, now=now, queue=QUEUE, run_at=now,
                             priority=PRIORITY, unique_key=ACCOUNTS_JOB_KEY, max_attempts=ACCOUNTS_MAX_ATTEMPTS)
 
 
-async def schedule_next_accounts_sync(conn: AsyncConnection, job_id: int, locked_by: str, now: datetime) -> None:
-    await release_live_key(conn, job_id, locked_by)
+async def schedule_next_accounts_sync(conn: AsyncConnection, job: queue.Job, now: datetime) -> None:
+    """Hand the running `sync_accounts` job's unique key to tomorrow's run."""
+    await queue.release_unique_key(conn, job)
     await queue.enqueue(conn, kind=ACCOUNTS_KIND, payload={}, now=now, queue=QUEUE, run_at=now + ACCOUNTS_INTERVAL,
                         priority=PRIORITY, unique_key=ACCOUNTS_JOB_KEY, max_attempts=ACCOUNTS_MAX_ATTEMPTS)
 

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import analytics, errors, pacing, queue
 from ouipost.db.batch import NOW, expanding, json_by_key, json_value_of
-from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.db.types import UTCDateTime
 from ouipost.events import record_event, record_events
@@ -126,11 +125,7 @@ async def prepare_targets(
 async def upsert_publish_job(conn: AsyncConnection, post_id: str, run_at: datetime, *, priority: int,
                              now: datetime) -> None:
     """One live publish job per post: move a queued one to `run_at`, else enqueue a new one."""
-    moved = await conn.execute(
-        jobs.update().where(jobs.c.live_key == publish_job_key(post_id), jobs.c.status == "queued")
-        .values(run_at=run_at, priority=priority)
-    )
-    if moved.rowcount:
+    if await queue.reschedule_queued(conn, publish_job_key(post_id), run_at, priority=priority):
         return
     await queue.enqueue(
         conn, kind=PUBLISH_KIND, payload={"post_id": post_id}, queue=PUBLISH_QUEUE, run_at=run_at,
@@ -140,9 +135,7 @@ async def upsert_publish_job(conn: AsyncConnection, post_id: str, run_at: dateti
 
 async def drop_publish_job(conn: AsyncConnection, post_id: str) -> None:
     """Remove the queued publish job of a post (a running one finds the post unscheduled and stops)."""
-    await conn.execute(
-        jobs.delete().where(jobs.c.live_key == publish_job_key(post_id), jobs.c.status == "queued")
-    )
+    await queue.drop_queued(conn, publish_job_key(post_id))
 
 
 # --- user actions ---------------------------------------------------------------------------------

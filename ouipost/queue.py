@@ -204,6 +204,68 @@ def notify_enqueued(app: web.Application) -> None:
         worker.wake()
 
 
+# --- one live job, by its unique key -----------------------------------------------------------
+# A unique key names the one live (queued or running) job of something: a post's publish job, a
+# target's analytics sync, a periodic chain. These act on that job through its key, in the caller's
+# transaction, so that the change commits with the work that asked for it.
+
+
+async def reschedule_queued(
+    conn: AsyncConnection, unique_key: str, run_at: datetime, *, priority: int | None = None
+) -> bool:
+    """Move the queued job holding `unique_key` to `run_at` (and `priority`, when given):
+
+        UPDATE jobs SET run_at = :run_at [, priority = :priority] WHERE live_key = :key AND status = 'queued'
+
+    False when no job with that key is queued (none at all, or it is running: a running job is never
+    moved; its handler reads the state it works on and decides). The caller then usually enqueues.
+    """
+    values: dict[str, Any] = {"run_at": run_at}
+    if priority is not None:
+        values["priority"] = priority
+    moved = await conn.execute(
+        sa.update(jobs).where(jobs.c.live_key == unique_key, jobs.c.status == "queued").values(values)
+    )
+    return moved.rowcount > 0
+
+
+async def drop_queued(conn: AsyncConnection, unique_key: str) -> bool:
+    """Delete the queued job holding `unique_key`; False when none is queued. A running one is left
+    alone: its handler finds that its work is no longer wanted (the post unscheduled) and stops."""
+    dropped = await conn.execute(
+        sa.delete(jobs).where(jobs.c.live_key == unique_key, jobs.c.status == "queued")
+    )
+    return dropped.rowcount > 0
+
+
+async def has_live_job(conn: AsyncConnection, unique_key: str) -> bool:
+    """Whether a queued or running job holds `unique_key`. Only a hint that spares a doomed insert:
+    the unique index, through `enqueue`, is what decides."""
+    return await conn.scalar(sa.select(jobs.c.id).where(jobs.c.live_key == unique_key)) is not None
+
+
+async def release_unique_key(conn: AsyncConnection, job: Job) -> bool:
+    """Let a running job's unique key go, in the caller's transaction, so that a successor can be
+    enqueued under the same key before this job is acknowledged (the queue frees a key only when
+    the job finishes, after its handler returned):
+
+        UPDATE jobs SET live_key = NULL WHERE id = :id AND status = 'running' AND locked_by = :locked_by
+
+    Periodic chains hand their key to the next run this way, a publish job held back by pacing to a
+    fresh job, an analytics sync to the next sync. Fenced on the claimant like every outcome: False
+    when the job is no longer ours (its lease expired and another worker runs it); the successor's
+    enqueue then finds the key taken and is a no-op. On MariaDB the UPDATE waits for a transaction
+    whose enqueue was deduplicated against this key (it holds the key's index entry) and on SQLite
+    it takes the writer lock, which workers/dispatch_events.py relies on.
+    """
+    result = await conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == job.id, jobs.c.status == "running", jobs.c.locked_by == job.locked_by)
+        .values(live_key=None)
+    )
+    return result.rowcount > 0
+
+
 # --- claim -------------------------------------------------------------------------------------
 
 CLAIM_INDEX = "ix_jobs_status_priority_run_at_id"

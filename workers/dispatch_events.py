@@ -14,7 +14,7 @@ How an event reaches a webhook:
    commit leaves everything as it was; after it, everything is there: nothing lost, nothing doubled.
    Deliveries that already exist for an (endpoint, event) are skipped, and the unique
    (webhook_id, event_id) constraint stays the last guard, so a re-run never duplicates.
-3. The run's first statement gives up its own live key (`_release_own_key`). An event committed by
+3. The run's first statement gives up its own live key (`queue.release_unique_key`). An event committed by
    a transaction whose enqueue was deduplicated against this job is then visible to the run: on
    MariaDB the dedupe holds a lock on the key's index entry that the release waits for; on SQLite
    the writer lock serialises them the same way. An event committed later finds no live job and
@@ -48,7 +48,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost import queue, webhooks
 from ouipost.db.admin_tables import webhook_deliveries
 from ouipost.db.admin_tables import webhooks as webhooks_table
-from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import events
 
 if TYPE_CHECKING:  # workers.worker -> workers.periodic -> this module: no import of it at runtime
@@ -110,7 +109,8 @@ async def handle(context: JobContext) -> None:
         if needed:
             await periodic.schedule_next_run(context.engine, context.job, now)
     async with context.engine.begin() as conn:
-        if not await _release_own_key(conn, context):
+        # First statement: give up the own live key (see the module docstring, step 3).
+        if not await queue.release_unique_key(conn, context.job):
             log.info("dispatch job %s is no longer ours; its new owner dispatches", context.id)
             return
         dispatched, full = await dispatch_batch(conn, now=now, limit=BATCH_SIZE)
@@ -196,21 +196,6 @@ async def requeue_due_deliveries(conn: AsyncConnection, *, now: datetime) -> int
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-async def _release_own_key(conn: AsyncConnection, context: JobContext) -> bool:
-    """Clear this running job's live key, as the transaction's first statement (see the module
-    docstring: it waits for the transactions deduplicated against it, and on SQLite takes the
-    writer lock before anything is read). False when the job is no longer ours.
-
-    Like workers.periodic.hand_over_unique_key, inlined: that module imports this one. A periodic
-    run's key was handed over already; the statement still matches its row (and still writes)."""
-    result = await conn.execute(
-        sa.update(jobs)
-        .where(jobs.c.id == context.id, jobs.c.status == "running", jobs.c.locked_by == context.job.locked_by)
-        .values(live_key=None)
-    )
-    return result.rowcount > 0
 
 
 async def _active_webhooks(conn: AsyncConnection) -> list[dict[str, Any]]:

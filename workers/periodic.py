@@ -7,8 +7,8 @@ its successor (`schedule_next_run`): in one transaction it clears its own `live_
 the next run under the same key. Doing that before the work means a run that fails cannot break
 the chain; a run retried after a crash finds the successor already there (its enqueue is a no-op).
 
-`hand_over_unique_key` is also how a publish job held back by pacing gives way to a fresh job
-(workers/publish_post.py): waiting must not use up attempts.
+Handing a key over is `queue.release_unique_key`, also how a publish job held back by pacing gives
+way to a fresh job (workers/publish_post.py): waiting must not use up attempts.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost import housekeeping, queue
 from ouipost.clock import Clock
-from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import social_accounts
 from workers import dispatch_events
 
@@ -99,26 +98,12 @@ async def ensure_periodic_jobs(engine: AsyncEngine, clock: Clock, kinds: Collect
     return started
 
 
-async def hand_over_unique_key(conn: AsyncConnection, job: queue.Job) -> bool:
-    """Clear the running job's live_key so a successor can take its unique key (same transaction).
-
-    Fenced on the claimant: False when the job is no longer ours (its lease expired and another
-    worker runs it); the successor's enqueue then finds the key taken and is a no-op.
-    """
-    result = await conn.execute(
-        jobs.update()
-        .where(jobs.c.id == job.id, jobs.c.status == "running", jobs.c.locked_by == job.locked_by)
-        .values(live_key=None)
-    )
-    return result.rowcount == 1
-
-
 async def schedule_next_run(engine: AsyncEngine, job: queue.Job, now: datetime) -> int | None:
     """Hand this periodic job's key to its next run, `every_seconds` from now. Returns the new id,
     or None when a live successor already exists (a retried run)."""
     entry = periodic(job.kind)
     async with engine.begin() as conn:
-        await hand_over_unique_key(conn, job)
+        await queue.release_unique_key(conn, job)
         return await queue.enqueue(
             conn, kind=job.kind, payload=dict(job.payload), queue=job.queue, now=now,
             run_at=now + timedelta(seconds=entry.every_seconds), unique_key=periodic_key(job.kind), max_attempts=3,

@@ -52,7 +52,6 @@ from ouipost.publishing import Outcome, RunPlan, RunRequest
 from ouipost.queue import Job, RetryJob
 from ouipost.storage import Storage, storage_from_settings
 from ouipost.text import effective_text
-from workers.periodic import hand_over_unique_key
 from workers.worker import JobContext
 
 KIND = publishing.PUBLISH_KIND
@@ -246,7 +245,7 @@ class Publisher:
                 continue
             if item.held and not item.retry_after and final is None:
                 # Late, not failed: a fresh job (attempts from zero) takes over this job's unique key.
-                await hand_over_unique_key(conn, item.job)
+                await queue.release_unique_key(conn, item.job)
                 await publishing.upsert_publish_job(conn, post_id, now + timedelta(seconds=min(item.held)),
                                                     priority=publishing.PUBLISH_PRIORITY_NOW, now=now)
             answers.append(Finished(final, max(item.retry_after) if item.retry_after and final is None else None))

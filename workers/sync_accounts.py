@@ -50,4 +50,4 @@ async def handle(context: JobContext) -> None:
     if skipped:
         log.warning("sync_accounts: %d of %d account(s) skipped", skipped, len(rows))
     async with engine.begin() as conn:
-        await analytics.schedule_next_accounts_sync(conn, context.job.id, context.job.locked_by, clock.now())
+        await analytics.schedule_next_accounts_sync(conn, context.job, clock.now())

@@ -77,7 +77,7 @@ async def handle(context: JobContext) -> None:
     async with engine.begin() as conn:
         now = clock.now()
         await analytics.store_snapshot(conn, target, insights, now)
-        await analytics.schedule_next_sync(conn, context.job.id, context.job.locked_by, target, now)
+        await analytics.schedule_next_sync(conn, context.job, target, now)
         await analytics.ensure_accounts_job(conn, now)
 
 
@@ -92,4 +92,4 @@ async def _fetch(context: JobContext, adapter: Any, target: dict[str, Any]) -> I
 
 async def _plan_next(context: JobContext, target: dict[str, Any]) -> None:
     async with context.engine.begin() as conn:
-        await analytics.schedule_next_sync(conn, context.job.id, context.job.locked_by, target, context.clock.now())
+        await analytics.schedule_next_sync(conn, context.job, target, context.clock.now())
