@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ouipost import accounts, connections, errors
+from ouipost import accounts, connections, errors, instance_apps
 from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, api_actor, pagination
 from ouipost.context import API_KEY, CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS, WORKSPACE_ID
@@ -30,12 +30,17 @@ class ConnectBody(Schema):
     scopes = fields.List(fields.String(validate=validate.Length(min=1, max=200)), validate=validate.Length(max=50))
     identifier = TrimmedString(validate=validate.Length(min=1, max=253))
     app_password = fields.String(validate=validate.Length(min=1, max=200))
+    instance = TrimmedString(validate=validate.Length(min=1, max=253))  # the server of instance-based networks
 
     @validates_schema
     def _per_platform(self, data: Mapping[str, Any], **kwargs: Any) -> None:
         platform = data.get("platform")
         if platform is None:
             return
+        if get_platform(platform).instance_based != ("instance" in data):
+            message = ("required: the server the account lives on, e.g. mastodon.social"
+                       if get_platform(platform).instance_based else f"{platform} does not use instance")
+            raise ValidationError(message, field_name="instance")
         if get_platform(platform).oauth_supported:
             if "callback_url" not in data:
                 raise ValidationError("callback_url is required for OAuth networks", field_name="callback_url")
@@ -106,6 +111,11 @@ async def connect_account(request: web.Request) -> web.Response:
     network = body["platform"]
     adapter = _adapter(request, network)
     engine, cipher, now = request.app[DB], request.app[CIPHER], request.app[CLOCK].now()
+    if get_platform(network).instance_based:
+        adapter = await instance_apps.bind_to_instance(
+            engine, adapter, instance=body["instance"], redirect_uri=body["callback_url"], scopes=body.get("scopes"),
+            allow_private=request.app[SETTINGS].webhook_allow_private, cipher=cipher, now=now,
+        )
     if not get_platform(network).oauth_supported:
         account = await connections.connect_with_password(
             engine, adapter, workspace_id=request[WORKSPACE_ID], network=network, identifier=body["identifier"],

@@ -35,6 +35,10 @@ class PlatformOverride(Schema):
     link = fields.Url(schemes={"http", "https"}, allow_none=True, validate=validate.Length(max=2048))
     hashtags = HashtagList(validate=validate.Length(max=100))
     media_ids = fields.List(fields.String(), validate=validate.Length(max=50))
+    # What only this network knows (Mastodon: visibility, spoiler_text; Pinterest: board_id...),
+    # handed to its adapter as PublishRequest.options.
+    options = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=50)), values=fields.Raw(),
+                          validate=validate.Length(max=20))
 
 
 class PostBody(Schema):

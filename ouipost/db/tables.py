@@ -242,4 +242,11 @@ events = sa.Table(
 
 
 # Tables of other domains share `metadata`; importing them here makes this module the complete schema.
-from ouipost.db import admin_tables, analytics_tables, pacing_tables, queue_tables, schedule_tables  # noqa: E402, F401
+from ouipost.db import (  # noqa: E402, F401
+    admin_tables,
+    analytics_tables,
+    instance_tables,
+    pacing_tables,
+    queue_tables,
+    schedule_tables,
+)

@@ -255,12 +255,13 @@ class PostTotals(View):
 
 
 class PlatformContent(View):
-    OPTIONAL = frozenset({"content", "title", "link", "hashtags", "media_ids"})
+    OPTIONAL = frozenset({"content", "title", "link", "hashtags", "media_ids", "options"})
     content = String()
     title = _null(String)
     link = _null(String)
     hashtags = _strings()
     media_ids = _strings()
+    options = fields.Dict(keys=fields.String())
 
 
 class Post(View):
