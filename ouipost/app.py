@@ -74,8 +74,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.add_routes(posts_api.routes)
     app.add_routes(media_api.routes)
     app.add_routes(analytics_api.routes)
-    if isinstance(app[STORAGE], LocalStorage):
-        app.router.add_get(FILE_ROUTE, make_file_handler(app[STORAGE]))
+    storage = app[STORAGE]
+    if isinstance(storage, LocalStorage):
+        app.router.add_get(FILE_ROUTE, make_file_handler(storage))
     app.add_routes(admin_api.routes)
     setup_docs(app)
     app.on_response_prepare.append(rate_limits.add_rate_limit_headers)

@@ -164,9 +164,10 @@ async def run_and_store(
     except BaseException:
         await release(engine, api_key_id, key)
         raise
-    if response.status >= 500 or not isinstance(response, web.Response) or response.body is None:
+    # Only a JSON answer held in memory is kept (a streamed or payload body is not).
+    if response.status >= 500 or not isinstance(response, web.Response) or not isinstance(response.body, bytes):
         await release(engine, api_key_id, key)
         return response
-    body = json.loads(response.body)  # type: ignore[arg-type]
+    body = json.loads(response.body)
     await complete(engine, api_key_id, key, StoredAnswer(response.status, body))
     return response

@@ -194,7 +194,7 @@ def archive_dead_processes(directory: Path) -> None:
             try:
                 for metric in merged:
                     for sample in metric.samples:
-                        key = mmap_key(metric.name, sample.name, tuple(sample.labels), tuple(sample.labels.values()),
+                        key = mmap_key(metric.name, sample.name, list(sample.labels), list(sample.labels.values()),
                                        metric.documentation)
                         target.write_value(key, sample.value, 0.0)
             finally:

@@ -142,13 +142,13 @@ async def _write_batch(
 def _add_requests(dialect: str, rows: list[dict[str, Any]]) -> Any:
     """One INSERT of `rows` that adds their counts to the rows already there."""
     if dialect == "sqlite":
-        stmt = sqlite.insert(api_key_usage).values(rows)
-        return stmt.on_conflict_do_update(
+        on_sqlite = sqlite.insert(api_key_usage).values(rows)
+        return on_sqlite.on_conflict_do_update(
             index_elements=[api_key_usage.c.key_id, api_key_usage.c.day],
-            set_={"requests": api_key_usage.c.requests + stmt.excluded.requests},
+            set_={"requests": api_key_usage.c.requests + on_sqlite.excluded.requests},
         )
-    stmt = mysql.insert(api_key_usage).values(rows)
-    return stmt.on_duplicate_key_update(requests=api_key_usage.c.requests + stmt.inserted.requests)
+    on_mysql = mysql.insert(api_key_usage).values(rows)
+    return on_mysql.on_duplicate_key_update(requests=api_key_usage.c.requests + on_mysql.inserted.requests)
 
 
 USAGE = web.AppKey("usage_recorder", UsageRecorder)

@@ -504,6 +504,8 @@ async def deliver(
     try:
         secret = _cipher(secret_key).decrypt(webhook["secret_encrypted"], context=webhook["id"])
     except DecryptionError:
+    status: int | None
+    error: str | None
         status, error, latency = None, "The signing secret cannot be decrypted (was OUIPOST_SECRET_KEY changed?)", 0
         retry = False
     else:

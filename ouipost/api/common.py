@@ -59,20 +59,20 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(f"Unknown time zone {value!r}; use an IANA name such as Europe/Paris") from exc
 
 
-class HashtagList(fields.List):
+class HashtagList(fields.List[str]):
     """A list of hashtags, normalised to `#tag` and deduplicated."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(fields.String(), **kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str | None]:
         from marshmallow import ValidationError
 
         from ouipost.text import normalise_hashtags
 
         items = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return normalise_hashtags(items)
+            return list(normalise_hashtags(items))
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
 

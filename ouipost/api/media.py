@@ -53,7 +53,7 @@ def media_view(row: Mapping[str, Any], urls: Mapping[str, str | None]) -> dict[s
 @describe("Upload a media file to a post (multipart/form-data)",
           upload=views.MEDIA_UPLOAD, data={"media": views.Media}, status=201, errors=(409,), idempotent=True)
 @api_route("posts.write")
-async def upload_media(request: web.Request) -> web.Response:
+async def upload_media(request: web.Request) -> web.StreamResponse:
     engine, settings = request.app[DB], request.app[SETTINGS]
     workspace_id = request[WORKSPACE_ID]
     async with engine.connect() as conn:

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from marshmallow import Schema, fields
 
 from ouipost import __version__, idempotency
@@ -133,7 +134,10 @@ def build_spec(app: web.Application) -> dict[str, Any]:
         info={"description": DESCRIPTION},
     )
     plugin.map_to_openapi_type(IsoDateOrDateTime, "string", None)
-    plugin.converter.add_attribute_function(_choices)
+    converter = plugin.converter
+    if converter is None:  # APISpec sets it up when the plugin is registered
+        raise RuntimeError("the marshmallow plugin has no converter")
+    converter.add_attribute_function(_choices)
     spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
     spec.components.security_scheme("AdminToken", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=views.Error)
@@ -146,7 +150,7 @@ def build_spec(app: web.Application) -> dict[str, Any]:
         doc = operation_doc(handler)
         if doc is None:
             raise ValueError(f"{method} {path} has no @describe")
-        spec.path(path=path, operations={method.lower(): _operation(plugin, method, path, handler, doc)})
+        spec.path(path=path, operations={method.lower(): _operation(converter, method, path, handler, doc)})
     document = spec.to_dict()
     _link_created_resources(document["paths"])
     return document
@@ -177,7 +181,7 @@ def _link_created_resources(paths: dict[str, Any]) -> None:
                 created["links"] = links
 
 
-def _operation(plugin: MarshmallowPlugin, method: str, path: str, handler: Any, doc: OperationDoc) -> dict[str, Any]:
+def _operation(converter: OpenAPIConverter, method: str, path: str, handler: Any, doc: OperationDoc) -> dict[str, Any]:
     area = "admin" if path.startswith("/admin/") else "api" if path.startswith("/api/") else "health"
     permission = getattr(handler, "required_permission", None)
     role = getattr(handler, "required_role", None)
@@ -213,22 +217,22 @@ def _operation(plugin: MarshmallowPlugin, method: str, path: str, handler: Any, 
     if idempotent:
         operation["parameters"].append("IdempotencyKey")
     if doc.query is not None:
-        operation["parameters"].extend(plugin.converter.schema2parameters(doc.query, location="query"))
+        operation["parameters"].extend(converter.schema2parameters(doc.query, location="query"))
     if doc.body is not None:
         operation["requestBody"] = {
-            "required": True, "content": {"application/json": {"schema": _schema(plugin, doc.body)}},
+            "required": True, "content": {"application/json": {"schema": _schema(converter, doc.body)}},
         }
         if doc.example is not None:
             operation["requestBody"]["content"]["application/json"]["example"] = dict(doc.example)
     if doc.upload is not None:
         operation["requestBody"] = {
-            "required": True, "content": {"multipart/form-data": {"schema": _schema(plugin, doc.upload)}},
+            "required": True, "content": {"multipart/form-data": {"schema": _schema(converter, doc.upload)}},
         }
 
     rate_limited = area == "api"
-    operation["responses"][str(doc.status)] = _success(plugin, doc.summary, doc.data, rate_limited, idempotent)
+    operation["responses"][str(doc.status)] = _success(converter, doc.summary, doc.data, rate_limited, idempotent)
     for status, (when, data) in doc.also.items():
-        operation["responses"][str(status)] = _success(plugin, when, data, rate_limited, idempotent)
+        operation["responses"][str(status)] = _success(converter, when, data, rate_limited, idempotent)
     for status in sorted(_error_statuses(area, path, doc, permission, role, workspace, guarded, idempotent)):
         operation["responses"][str(status)] = _error(status, rate_limited and status != 401)
     return operation
@@ -265,21 +269,21 @@ def _error_statuses(
     return statuses
 
 
-def _schema(plugin: MarshmallowPlugin, shape: Any) -> dict[str, Any]:
+def _schema(converter: OpenAPIConverter, shape: Any) -> dict[str, Any]:
     """A schema class or instance as a reference to its component; a JSON schema dict as it is."""
     if isinstance(shape, Mapping):
         return dict(shape)
-    return plugin.converter.resolve_nested_schema(shape)
+    return converter.resolve_nested_schema(shape)
 
 
-def _data_schema(plugin: MarshmallowPlugin, data: Any) -> dict[str, Any]:
+def _data_schema(converter: OpenAPIConverter, data: Any) -> dict[str, Any]:
     if data is None:
         return {"type": "object"}
     if not isinstance(data, Mapping) or "type" in data:
-        return _schema(plugin, data)
+        return _schema(converter, data)
     properties = {
-        name: {"type": "array", "items": _schema(plugin, value[0])} if isinstance(value, list)
-        else _schema(plugin, value)
+        name: {"type": "array", "items": _schema(converter, value[0])} if isinstance(value, list)
+        else _schema(converter, value)
         for name, value in data.items()
     }
     return {"type": "object", "required": list(properties), "properties": properties, "additionalProperties": False}
@@ -290,7 +294,7 @@ def _headers(names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _success(
-    plugin: MarshmallowPlugin, description: str, data: Any, rate_limited: bool, idempotent: bool,
+    converter: OpenAPIConverter, description: str, data: Any, rate_limited: bool, idempotent: bool,
 ) -> dict[str, Any]:
     names: tuple[str, ...] = ("X-Request-ID",)
     if rate_limited:
@@ -299,7 +303,7 @@ def _success(
         names += ("Idempotent-Replayed",)
     envelope = {
         "type": "object", "required": ["success", "data"], "additionalProperties": False,
-        "properties": {"success": {"const": True}, "data": _data_schema(plugin, data)},
+        "properties": {"success": {"const": True}, "data": _data_schema(converter, data)},
     }
     headers = _headers(names)
     for name in RATE_LIMIT_HEADERS if rate_limited else ():  # on every answer to a valid key

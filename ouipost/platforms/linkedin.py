@@ -192,10 +192,10 @@ class LinkedInAdapter(PlatformAdapter):
         if content:
             body["content"] = content
         resp = await self._request("POST", f"{API}/rest/posts", auth.access_token, json=body)
-        urn = resp.headers.get("x-restli-id") or resp.headers.get("x-linkedin-id")
-        if not urn:
+        post_urn = resp.headers.get("x-restli-id") or resp.headers.get("x-linkedin-id")
+        if not post_urn:
             raise PermanentError("LinkedIn created the post but returned no x-restli-id", network=self.network)
-        return PublishResult(remote_id=urn, url=f"https://www.linkedin.com/feed/update/{urn}/")
+        return PublishResult(remote_id=post_urn, url=f"https://www.linkedin.com/feed/update/{post_urn}/")
 
     async def delete(self, auth: AccountAuth, remote_id: str) -> None:
         """`DELETE /rest/posts/{urn}`; a post LinkedIn no longer knows counts as deleted."""

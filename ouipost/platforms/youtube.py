@@ -270,12 +270,12 @@ class YouTubeAdapter(PlatformAdapter):
             last = offset + len(chunk) - 1
             headers = {"Content-Type": mime, "Content-Range": f"bytes {offset}-{last}/{total}"}
             try:
-                resp = await self._send("PUT", session_url, auth, data=io.BytesIO(chunk), headers=headers)
+                sent = await self._send("PUT", session_url, auth, data=io.BytesIO(chunk), headers=headers)
             except RetryableError as exc:
-                resp = None
+                resp: PlatformResponse | None = None
                 error: Exception = exc
             else:
-                error = RuntimeError(f"HTTP {resp.status}")
+                resp, error = sent, RuntimeError(f"HTTP {sent.status}")
             if resp is not None and resp.status in (200, 201):
                 return resp.json()
             if resp is not None and resp.status == 308:

@@ -12,9 +12,10 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import botocore.session
+import botocore.signers
 from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -59,7 +60,7 @@ class S3Storage(Storage):
         secret_access_key: str | None = None,
         session_token: str | None = None,
         prefix: str = "",
-        addressing_style: str | None = None,
+        addressing_style: Literal["auto", "virtual", "path"] | None = None,
         multipart_threshold: int = MULTIPART_THRESHOLD,
         part_size: int = PART_SIZE,
     ) -> None:
@@ -185,9 +186,12 @@ class S3Storage(Storage):
         expires_in = check_expires_in(expires_in)
         if expires_in > _MAX_PRESIGN_SECONDS:
             raise ValueError("S3 presigned URLs can live at most 7 days (604800 s)")
-        return self._presigner.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._object_key(key)}, ExpiresIn=expires_in
-        )
+        # The function botocore attaches to every client as its generate_presigned_url method, called
+        # as such (a client's methods are added at run time, so a type checker does not see them).
+        return str(botocore.signers.generate_presigned_url(
+            self._presigner, "get_object", Params={"Bucket": self.bucket, "Key": self._object_key(key)},
+            ExpiresIn=expires_in,
+        ))
 
     async def health(self) -> dict[str, Any]:
         result: dict[str, Any] = {"backend": self.kind, "bucket": self.bucket}

@@ -21,7 +21,6 @@ import functools
 import importlib
 import logging
 import pkgutil
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import aiohttp_jinja2
 import aiohttp_session
 import jinja2
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from ouipost import __version__, errors
 from ouipost.config import Settings
@@ -38,8 +38,6 @@ from ouipost.context import SETTINGS
 from ouipost.ui.common import STATIC_ROUTE, render
 from ouipost.ui.session import cookie_storage, csrf_ok
 from ouipost.web import REQUEST_ID, Handler
-
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger("ouipost.ui")
 
@@ -220,7 +218,7 @@ def content_security_policy(settings: Settings) -> str:
     ])
 
 
-async def _security_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     if not is_ui_path(request.path):
         return
     headers = response.headers

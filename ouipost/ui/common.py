@@ -39,8 +39,9 @@ from ouipost.users import ADMIN_PERMISSIONS
 from ouipost.web import Handler
 
 UI_USER = web.RequestKey("ui_user", AdminUser)
-UI_WORKSPACE = web.RequestKey("ui_workspace", dict)
-UI_WORKSPACES = web.RequestKey("ui_workspaces", list)
+# The signed-in user's current workspace row, and the rows the switcher lists.
+UI_WORKSPACE: web.RequestKey[dict[str, Any]] = web.RequestKey("ui_workspace", dict)
+UI_WORKSPACES: web.RequestKey[list[dict[str, Any]]] = web.RequestKey("ui_workspaces", list)
 STATIC_ROUTE = "ui_static"
 # How many workspaces the switcher lists; more are reached from the workspaces page.
 SWITCHER_LIMIT = 200

@@ -103,7 +103,7 @@ async def _start_oauth(request: web.Request, network: str) -> web.Response:
     try:
         body = ConnectBody().load({"platform": network, "callback_url": _callback_url(request)})
     except SchemaError as exc:
-        raise errors.ValidationError("Invalid network", details=exc.messages) from exc
+        raise errors.ValidationError("Invalid network", details=exc.normalized_messages()) from exc
     started = await connections.start_oauth(
         request.app[DB], _adapter(request, body["platform"]), workspace_id=request[UI_WORKSPACE]["id"],
         network=body["platform"], callback_url=body["callback_url"], scopes=None, owner=_owner(request),
@@ -134,7 +134,7 @@ async def connect(request: web.Request) -> web.Response:
         body = ConnectBody().load(payload)
     except SchemaError as exc:
         return await _list_page(request, values=shown, errors_=field_errors(
-            errors.ValidationError("Invalid body", details=exc.messages)), status=422)
+            errors.ValidationError("Invalid body", details=exc.normalized_messages())), status=422)
     now = request.app[CLOCK].now()
     try:
         account = await connections.connect_with_password(

@@ -85,7 +85,7 @@ async def _workspace_figures(request: web.Request, values: Mapping[str, str]) ->
     try:
         query = AnalyticsQuery().load(api_query(values, zone, now))
     except SchemaError as exc:
-        raise errors.ValidationError("Invalid query", details=exc.messages) from exc
+        raise errors.ValidationError("Invalid query", details=exc.normalized_messages()) from exc
     async with request.app[DB].connect() as conn:
         period = analytics.resolve_period(query.get("from_"), query.get("to"), query["granularity"], zone, now)
         data = await analytics.workspace_analytics(conn, request[UI_WORKSPACE]["id"], period, query.get("platform"))

@@ -63,11 +63,11 @@ ACTIONS = ("draft", "schedule", "queue", "publish")
 MANAGE = "posts.manage"
 
 
-def _zone_name(workspace: Mapping[str, Any]) -> str:
+def _zone_name(workspace: dict[str, Any]) -> str:
     return str((workspace.get("settings") or {}).get("timezone") or "UTC")
 
 
-def _zone(workspace: Mapping[str, Any]) -> ZoneInfo:
+def _zone(workspace: dict[str, Any]) -> ZoneInfo:
     try:
         return ZoneInfo(_zone_name(workspace))
     except (KeyError, ValueError):
@@ -363,7 +363,8 @@ async def _save(request: web.Request, existing: Mapping[str, Any] | None) -> web
             return await _after_save(request, post, action, created=existing is None)
     else:
         status = 422
-    shown = await _live_counters(request, post_fields, existing and existing["id"]) if post_fields else []
+    existing_id = existing["id"] if existing is not None else None
+    shown = await _live_counters(request, post_fields, existing_id) if post_fields else []
     return await _render_composer(request, existing, values, problems, shown, status=status)
 
 

@@ -222,7 +222,7 @@ async def create_schedule(request: web.Request) -> web.Response:
         async with request.app[DB].begin() as conn:
             row, _ = await service.create_schedule(conn, workspace_id=request[UI_WORKSPACE]["id"], fields=body, now=now)
     except SchemaError as exc:
-        problems = field_errors(errors.ValidationError("Invalid body", details=exc.messages))
+        problems = field_errors(errors.ValidationError("Invalid body", details=exc.normalized_messages()))
         return await _form_page(request, values=values, errors_=_row_errors(problems, row_of), rows=rows,
                                 schedule=None, status=422)
     except errors.ValidationError as exc:
@@ -284,7 +284,7 @@ async def edit_schedule(request: web.Request) -> web.Response:
             row = await service.get_schedule(conn, workspace_id, current["id"], for_update=True)
             row, _, moves = await publishing.change_schedule(conn, row, changes, now)
     except SchemaError as exc:
-        problems = field_errors(errors.ValidationError("Invalid body", details=exc.messages))
+        problems = field_errors(errors.ValidationError("Invalid body", details=exc.normalized_messages()))
         return await _form_page(request, values=values, errors_=_row_errors(problems, row_of), rows=rows,
                                 schedule=current, status=422)
     except errors.ValidationError as exc:
