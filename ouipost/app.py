@@ -162,3 +162,13 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:
         return error_response(503, "SERVICE_UNAVAILABLE", "The database is unavailable")
     return ok({"status": "ok"})
+
+
+async def gunicorn_app() -> web.Application:
+    """The app under gunicorn, built in each worker after the fork (docs/deployment.md):
+    `gunicorn 'ouipost.app:gunicorn_app' --worker-class aiohttp.GunicornWebWorker --bind ...`.
+    Settings come from gunicorn's environment; it neither migrates nor creates the first admin
+    (ouipost.cli.prepare_gunicorn_worker says what it checks and sets up)."""
+    from ouipost.cli import prepare_gunicorn_worker
+
+    return create_app(await prepare_gunicorn_worker())

@@ -83,6 +83,9 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="interface to listen on (OUIPOST_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=_port, help="port to listen on (OUIPOST_PORT, default 8080)")
     parser.add_argument("--no-workers", action="store_true", help="do not run embedded workers")
+    parser.add_argument("--processes", type=_positive_int, default=1, metavar="N",
+                        help="API processes sharing the port (SO_REUSEPORT), watched by this one; N > 1 needs "
+                             "MySQL/MariaDB (default 1)")
 
 
 def _positive_int(value: str) -> int:
@@ -172,28 +175,33 @@ def _share_metrics(settings: Settings) -> None:
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     from ouipost.app import create_app
 
-    async def prepare() -> str | None:
-        engine = create_engine(settings.database_url)
-        try:
-            await prepare_database(engine, settings)
-            info = await first_start(engine, Clock())
-        finally:
-            await engine.dispose()
-        return first_start_banner(info, settings.public_url) if info else None
+    if args.processes > 1:
+        return serve_processes(settings, args)
 
     # The port first: a busy port must not cost a first start its one-time credentials.
     sock = _bind(settings.host, settings.port)
     try:
-        banner = asyncio.run(prepare())
+        banner = asyncio.run(_prepare_once(settings))
         if args.no_workers:
             settings = settings.with_overrides(workers=0)
         app = create_app(settings)
     except BaseException:
         sock.close()
         raise
-    bound = _address(sock)
+    _announce(settings, _address(sock), banner)
+    # ouipost.server.run_app: aiohttp's run_app with protocol errors answered in the JSON envelope.
+    run_app(
+        app, host=settings.host, port=settings.port, sock=sock,
+        access_log_class=AccessLogger, access_log=logging.getLogger("ouipost.access"),
+    )
+    return 0
+
+
+def _announce(settings: Settings, bound: str, banner: str | None, processes: int = 1) -> None:
+    """The start-up lines: where it listens, the sandbox warning, the first start's credentials."""
     public = "" if bound == settings.public_url else f", public URL {settings.public_url}"
-    print(f"Oui Post listening on {bound} (database: {_db_kind(settings)}{public}, "
+    several = f" with {processes} API processes" if processes > 1 else ""
+    print(f"Oui Post listening on {bound}{several} (database: {_db_kind(settings)}{public}, "
           f"sandbox: {'on' if settings.sandbox else 'off'})", flush=True)
     if settings.sandbox and not _is_loopback(settings.host):
         warning = (
@@ -205,17 +213,139 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr, flush=True)
     if banner:
         print(banner, flush=True)
-    # ouipost.server.run_app: aiohttp's run_app with protocol errors answered in the JSON envelope.
+
+
+def serve_processes(settings: Settings, args: argparse.Namespace) -> int:
+    """`serve --processes N`: migrations and the first start's admin once, here, then N API
+    processes on the port, kept running by ouipost.supervisor until SIGTERM/SIGINT."""
+    from ouipost.supervisor import Supervisor
+
+    _check_processes(settings, args.processes)
+    # The port first, as one process does: held (bound, not listening) for as long as this runs,
+    # so that nothing else takes it while the API processes start or are started again.
+    holder = _hold_port(settings.host, settings.port)
+    try:
+        banner = asyncio.run(_prepare_once(settings))
+        if not settings.redis_url:
+            logging.getLogger("ouipost.supervisor").warning(
+                "OUIPOST_REDIS_URL is not set: each of the %d API processes enforces the rate limits on its own, "
+                "so a key can make up to %d times its limit; set OUIPOST_REDIS_URL to share them (/admin/health "
+                "shows this under rate_limits)", args.processes, args.processes)
+
+        def on_ready(pids: list[int]) -> None:
+            _announce(settings, _address(holder), banner, args.processes)
+
+        supervisor = Supervisor(_serve_child, (settings.host, settings.port, args.no_workers), args.processes,
+                                on_ready=on_ready)
+        status = supervisor.run()
+    finally:
+        holder.close()
+    if supervisor.failure:
+        raise CommandFailed(supervisor.failure)
+    return status
+
+
+def _check_processes(settings: Settings, processes: int) -> None:
+    """What `--processes N` (N > 1) cannot work with, as CommandFailed naming the fix."""
+    if settings.is_sqlite:
+        raise CommandFailed(
+            f"--processes {processes} needs MySQL/MariaDB (OUIPOST_DATABASE_URL=mysql+aiomysql://...): SQLite "
+            "lets one process write at a time, so more API processes would only wait on each other's locks; "
+            "use --processes 1 with SQLite")
+    if settings.sandbox and not settings.platform_base_url:
+        raise CommandFailed(
+            f"--processes {processes} with the built-in sandbox: each process would imitate the networks on "
+            "its own (an account connected through one is unknown to the others). Run one sandbox "
+            "(python -m ouipost.sandbox --port 9000) and set OUIPOST_PLATFORM_BASE_URL=http://127.0.0.1:9000, "
+            "or set network credentials (or OUIPOST_SANDBOX=0)")
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise CommandFailed(f"--processes {processes} needs SO_REUSEPORT, which this system lacks; run one "
+                            "process per port behind a load balancer, or gunicorn (docs/deployment.md)")
+
+
+async def _prepare_once(settings: Settings) -> str | None:
+    """Migrations (as `serve` allows them) and the first start's credentials; the banner or None."""
+    engine = create_engine(settings.database_url)
+    try:
+        await prepare_database(engine, settings)
+        info = await first_start(engine, Clock())
+    finally:
+        await engine.dispose()
+    return first_start_banner(info, settings.public_url) if info else None
+
+
+def _serve_child(host: str, port: int, no_workers: bool, link: Any) -> None:
+    """One API process of `serve --processes N` (in a fresh interpreter, see ouipost.supervisor):
+    the same settings as its parent's, its own SO_REUSEPORT socket, no migration, no first start.
+    Says ready once the app is set up, or why it cannot start (then exits 1)."""
+    from ouipost.app import create_app
+
+    try:
+        settings = load_settings(host=host, port=port)
+        configure_logging(settings.log_level, settings.log_format)
+        _share_metrics(settings)
+        if no_workers:
+            settings = settings.with_overrides(workers=0)
+        sock = _bind(settings.host, settings.port, reuse_port=True)
+        try:
+            app = create_app(settings)
+        except BaseException:
+            sock.close()
+            raise
+    except (SettingsError, CommandFailed) as exc:
+        link.failed(str(exc))
+        sys.exit(1)
+    except Exception as exc:
+        link.failed(f"{type(exc).__name__}: {exc}")
+        raise
+    app.on_startup.append(link.on_startup)  # last: runs once the app's own start-up is done
     run_app(
         app, host=settings.host, port=settings.port, sock=sock,
         access_log_class=AccessLogger, access_log=logging.getLogger("ouipost.access"),
     )
-    return 0
 
 
-def _bind(host: str, port: int) -> socket.socket:
+async def prepare_gunicorn_worker() -> Settings:
+    """What a gunicorn worker needs before it builds the app (ouipost.app.gunicorn_app): the settings
+    from the environment, logs, and the host's shared metrics directory, as `serve` sets them up.
+    Migrations are not applied (every worker would race to apply them): a schema that is not up to
+    date, like bad settings, stops the worker with the reason logged in one line (run `ouipost
+    migrate` first; `create-admin` and `create-key` make the first admin and key)."""
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        _share_metrics(settings)
+        engine = create_engine(settings.database_url)
+        try:
+            status = await migration_status(engine)
+        finally:
+            await engine.dispose()
+        if status.pending:
+            raise StartupError(f"the database schema is not up to date (at {', '.join(status.current) or 'nothing'}, "
+                               f"needs {', '.join(status.heads)}): run `ouipost migrate` first")
+    except (SettingsError, StartupError, MigrationError, CommandFailed) as exc:
+        logging.getLogger("ouipost").error("cannot start: %s", exc)
+        raise
+    except DBAPIError as exc:
+        logging.getLogger("ouipost").error("cannot start: %s", _database_failure(settings, exc))
+        raise
+    return settings
+
+
+def _hold_port(host: str, port: int) -> socket.socket:
+    """host:port checked free (CommandFailed otherwise), then held by a socket that is bound with
+    SO_REUSEPORT alone and never listens: the API processes' sockets (SO_REUSEPORT, same user) may
+    join it, a program without SO_REUSEPORT cannot take the port, and it takes no connection."""
+    _bind(host, port).close()  # free: nobody listens there, not even a SO_REUSEPORT group of another run
+    return _bind(host, port, reuse_port=True, reuse_address=False, listen=False)
+
+
+def _bind(
+    host: str, port: int, *, reuse_port: bool = False, reuse_address: bool = True, listen: bool = True,
+) -> socket.socket:
     """A listening socket on host:port (the first address `host` resolves to), or CommandFailed with
-    one line when the port is taken or the address cannot be used."""
+    one line when the port is taken or the address cannot be used. `reuse_port`: SO_REUSEPORT, so
+    that the API processes of `serve --processes N` each listen on the same port."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -224,10 +354,14 @@ def _bind(host: str, port: int) -> socket.socket:
         raise CommandFailed(f"cannot listen on {host!r}: {exc.strerror}; check --host or OUIPOST_HOST") from None
     sock = socket.socket(family, kind, proto)
     try:
-        # As aiohttp does: a restart may bind while the last run's connections are in TIME_WAIT.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_address:
+            # As aiohttp does: a restart may bind while the last run's connections are in TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
-        sock.listen(128)  # listening makes the port ours: nobody else may bind it from now on
+        if listen:
+            sock.listen(128)  # listening makes the port ours: nobody else may bind it from now on
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
@@ -323,7 +457,7 @@ async def _worker_metrics(args: argparse.Namespace, settings: Settings, engine: 
     cannot be bound), else None."""
     if args.metrics_port is None:
         return None
-    from ouipost.metrics import start_metrics_server
+    from ouipost.metrics_http import start_metrics_server
 
     try:
         return await start_metrics_server(args.metrics_host, args.metrics_port, settings, engine, Clock())
