@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import sqlalchemy as sa
@@ -109,7 +109,7 @@ async def _close_passwords(app: web.Application) -> None:
     app[PASSWORDS].close()
 
 
-def _database(given: AsyncEngine | None):
+def _database(given: AsyncEngine | None) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = given or create_engine(app[SETTINGS].database_url)
         app[DB] = engine

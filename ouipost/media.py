@@ -20,6 +20,7 @@ import struct
 import tempfile
 import unicodedata
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -327,25 +328,33 @@ def _parse_tkhd(data: bytes) -> tuple[int, int]:
     return width >> 16, height >> 16
 
 
+@dataclass
+class _Track:
+    """What one `trak` box of an MP4 says: its handler type (b"vide" for video) and its size."""
+
+    handler: bytes | None = None
+    size: tuple[int, int] | None = None
+
+
 def _probe_isobmff(f: IO[bytes], file_end: int) -> VideoInfo:
     duration: float | None = None
     video_size: tuple[int, int] | None = None
 
-    def walk(end: int, track: dict[str, object] | None) -> None:
+    def walk(end: int, track: _Track | None) -> None:
         nonlocal duration, video_size
         while (box := _read_box_header(f, end)) is not None:
             kind, payload, box_end = box
             if kind == b"mvhd":
                 duration = _parse_mvhd(f.read(min(box_end - payload, 32)))
             elif kind == b"tkhd" and track is not None:
-                track["size"] = _parse_tkhd(f.read(min(box_end - payload, 96)))
+                track.size = _parse_tkhd(f.read(min(box_end - payload, 96)))
             elif kind == b"hdlr" and track is not None:
-                track["handler"] = f.read(min(box_end - payload, 12))[8:12]
+                track.handler = f.read(min(box_end - payload, 12))[8:12]
             elif kind == b"trak":
-                inner: dict[str, object] = {}
+                inner = _Track()
                 walk(box_end, inner)
-                if inner.get("handler") == b"vide" and "size" in inner and video_size is None:
-                    video_size = inner["size"]  # type: ignore[assignment]
+                if inner.handler == b"vide" and inner.size is not None and video_size is None:
+                    video_size = inner.size
             elif kind in _CONTAINER_BOXES:
                 walk(box_end, track)
             # Everything else (mdat above all) is skipped by seeking, never read.
@@ -399,7 +408,7 @@ def _probe_webm(f: IO[bytes], file_end: int) -> VideoInfo:
     raw_duration: float | None = None
     size: tuple[int, int] | None = None
 
-    def elements(end: int):  # yields (id, payload start, element end)
+    def elements(end: int) -> Iterator[tuple[int, int, int]]:  # (id, payload start, element end)
         while f.tell() < end:
             ident = _read_vint(f, keep_marker=True)
             length = _read_vint(f, keep_marker=False)

@@ -74,8 +74,8 @@ def admin_route(permission: str | None, *, role: str | None = None) -> Callable[
             request[ADMIN_USER] = user
             return await handler(request)
 
-        guarded.required_permission = permission  # type: ignore[attr-defined]
-        guarded.required_role = role  # type: ignore[attr-defined]
+        guarded.required_permission = permission  # type: ignore[attr-defined]  # a mark read with getattr
+        guarded.required_role = role  # type: ignore[attr-defined]  # a mark read with getattr
         return guarded
 
     return decorate

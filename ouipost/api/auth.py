@@ -35,7 +35,7 @@ def shares_key_connection(handler: Handler) -> Handler:
     they run: a request holding two could wait for a pool that requests holding one have emptied.
     An Idempotency-Key request is therefore not shared (its claim commits on a connection of its own).
     """
-    handler.shares_key_connection = True  # type: ignore[attr-defined]
+    handler.shares_key_connection = True  # type: ignore[attr-defined]  # a mark read with getattr
     return handler
 
 
@@ -148,8 +148,8 @@ def api_route(permission: str | None, *, workspace: WorkspaceSource = "header") 
                 request[WORKSPACE_ID] = workspace_id
             return await handler(request)
 
-        guarded.required_permission = permission  # type: ignore[attr-defined]
-        guarded.workspace_source = workspace  # type: ignore[attr-defined]
+        guarded.required_permission = permission  # type: ignore[attr-defined]  # a mark read with getattr
+        guarded.workspace_source = workspace  # type: ignore[attr-defined]  # a mark read with getattr
         return guarded
 
     return decorate

@@ -301,7 +301,7 @@ def _newest_first(row: Mapping[str, Any]) -> tuple[Any, str]:
 
 
 def _by_id(row: Mapping[str, Any]) -> str:
-    return row["id"]  # type: ignore[no-any-return]
+    return row["id"]
 
 
 _TARGETS_OF = sa.select(post_targets).where(post_targets.c.post_id.in_(expanding())).order_by(post_targets.c.id)

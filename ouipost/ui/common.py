@@ -81,8 +81,8 @@ def ui_view(
                     request[UI_WORKSPACE] = row
             return await handler(request)
 
-        guarded.required_permission = permission  # type: ignore[attr-defined]
-        guarded.required_role = role  # type: ignore[attr-defined]
+        guarded.required_permission = permission  # type: ignore[attr-defined]  # a mark read with getattr
+        guarded.required_role = role  # type: ignore[attr-defined]  # a mark read with getattr
         return guarded
 
     return decorate
@@ -249,7 +249,7 @@ async def multipart_with_csrf(request: web.Request) -> MultipartReader:
 
 def accepts_multipart(handler: Handler) -> Handler:
     """Mark a view that reads a multipart body itself through `multipart_with_csrf`."""
-    handler.multipart_csrf = True  # type: ignore[attr-defined]
+    handler.multipart_csrf = True  # type: ignore[attr-defined]  # a mark read with getattr
     return handler
 
 
