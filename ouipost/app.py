@@ -18,6 +18,7 @@ from ouipost.api import accounts as accounts_api
 from ouipost.api import analytics as analytics_api
 from ouipost.api import media as media_api
 from ouipost.api import platforms as platforms_api
+from ouipost.api import post_import as post_import_api
 from ouipost.api import posts as posts_api
 from ouipost.api import schedules as schedules_api
 from ouipost.api import workspaces as workspaces_api
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.add_routes(workspaces_api.routes)
     app.add_routes(schedules_api.routes)
     app.add_routes(accounts_api.routes)
+    app.add_routes(post_import_api.routes)  # before posts_api: /api/posts/export is no post id
     app.add_routes(posts_api.routes)
     app.add_routes(media_api.routes)
     app.add_routes(analytics_api.routes)

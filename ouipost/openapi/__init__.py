@@ -40,18 +40,20 @@ class OperationDoc:
     also: Mapping[int, tuple[str, DataShape]] = field(default_factory=dict)  # other successes: (when, data)
     idempotent: bool | None = None  # None: as the handler chain says
     example: Mapping[str, Any] | None = None  # a body the route accepts, shown in /docs
+    produces: str | None = None  # the media type of a success that is not the JSON envelope (text/csv)
 
 
 def describe(
     summary: str, *, data: DataShape | None, status: int = 200, query: SchemaLike | None = None,
     body: SchemaLike | None = None, upload: SchemaLike | Mapping[str, Any] | None = None, errors: tuple[int, ...] = (),
     also: Mapping[int, tuple[str, DataShape]] | None = None, idempotent: bool | None = None,
-    example: Mapping[str, Any] | None = None,
+    example: Mapping[str, Any] | None = None, produces: str | None = None,
 ) -> Callable[[F], F]:
     """Record the description of a route's handler (any position among its decorators: the route
     decorators copy a handler's attributes onto their wrappers)."""
     doc = OperationDoc(summary=summary, data=data, status=status, query=query, body=body, upload=upload,
-                       errors=tuple(errors), also=dict(also or {}), idempotent=idempotent, example=example)
+                       errors=tuple(errors), also=dict(also or {}), idempotent=idempotent, example=example,
+                       produces=produces)
 
     def mark(handler: F) -> F:
         handler.openapi = doc  # type: ignore[attr-defined]  # a mark read with getattr

@@ -231,6 +231,8 @@ def _operation(converter: OpenAPIConverter, method: str, path: str, handler: Any
 
     rate_limited = area == "api"
     operation["responses"][str(doc.status)] = _success(converter, doc.summary, doc.data, rate_limited, idempotent)
+    if doc.produces is not None:  # a file, not the envelope (the CSV export)
+        operation["responses"][str(doc.status)]["content"] = {doc.produces: {"schema": {"type": "string"}}}
     for status, (when, data) in doc.also.items():
         operation["responses"][str(status)] = _success(converter, when, data, rate_limited, idempotent)
     for status in sorted(_error_statuses(area, path, doc, permission, role, workspace, guarded, idempotent)):
