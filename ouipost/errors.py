@@ -52,10 +52,6 @@ class NotFound(ApiError):
     status, code, default_message = 404, "NOT_FOUND", "Not found"
 
 
-class MethodNotAllowed(ApiError):
-    status, code, default_message = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
-
-
 class Conflict(ApiError):
     status, code, default_message = 409, "CONFLICT", "The resource is not in a state that allows this"
 

@@ -153,10 +153,6 @@ class RedisLimiter:
         self._retry_at = 0.0  # monotonic; while down, no call to Redis before this
         self._warned_at = -math.inf
 
-    @property
-    def is_down(self) -> bool:
-        return self._down_since is not None
-
     async def hit(self, key_id: str, window: int) -> int | None:
         if self._down_since is not None:
             if time.monotonic() < self._retry_at:

@@ -35,10 +35,6 @@ def pagination(page: int, limit: int, total: int) -> dict[str, int]:
     }
 
 
-def trimmed(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
 class TrimmedString(fields.String):
     """A string with surrounding whitespace removed before validation."""
 

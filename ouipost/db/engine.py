@@ -87,7 +87,3 @@ def _private_sqlite_file(path: Path) -> None:
                 part.chmod(0o600)
         except OSError:  # gone meanwhile, or not ours to change (a shared, managed file): leave it
             pass
-
-
-def database_name(engine: AsyncEngine) -> str:
-    return "sqlite" if engine.dialect.name == "sqlite" else "mysql"

@@ -415,7 +415,6 @@ class Container:
     status: str = "IN_PROGRESS"
     error: str | None = None  # the text shown once the container is in ERROR
     polls: int = 0
-    published_id: str | None = None
 
 
 CONTAINER_TTL = 24 * 3600.0

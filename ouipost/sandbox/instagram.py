@@ -400,7 +400,6 @@ def _publish(sandbox: Sandbox, info: TokenInfo, params: dict[str, Any]) -> web.R
         "timestamp": _iso(sandbox.now()), "username": ACCOUNT["username"], "container": container.id,
     }
     container.status = "PUBLISHED"
-    container.published_id = media_id
     sandbox.publish(NETWORK, info.subject, media_id, container.text, container.media,
                     media_type=media_type, product=product, shortcode=shortcode, container_id=container.id)
     return web.json_response({"id": media_id})

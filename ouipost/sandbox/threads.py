@@ -347,7 +347,6 @@ def _publish(sandbox: Sandbox, info: TokenInfo, params: dict[str, Any]) -> web.R
         "is_quote_post": False,
     }
     container.status = "PUBLISHED"
-    container.published_id = media_id
     sandbox.publish(NETWORK, info.subject, media_id, container.text, container.media, media_type=media_type,
                     shortcode=shortcode, link_attachment=container.params.get("link_attachment"),
                     container_id=container.id)

@@ -383,13 +383,6 @@ async def unqueue_post(conn: AsyncConnection, post_id: str) -> str | None:
     return schedule_id
 
 
-async def entry_of(conn: AsyncConnection, post_id: str) -> dict[str, Any] | None:
-    """The post's queue entry (schedule_id, slot_id, slot_time, position, held), or None."""
-    query = sa.select(schedule_entries).where(schedule_entries.c.post_id == post_id)
-    row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
-
-
 async def is_held(conn: AsyncConnection, post_id: str) -> bool:
     """True when the post is queued in a paused schedule: it must not be published now."""
     return post_id in await held_posts(conn, [post_id])
