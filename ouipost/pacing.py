@@ -103,6 +103,9 @@ DEFAULT_ACCOUNT_PACE: dict[str, AccountPace] = {
     "facebook": AccountPace.within((100, HOUR), burst=10),
     # 100 req/s per user overall plus unpublished per-category write limits [unconf].
     "pinterest": AccountPace.within((60, 60.0), burst=10),
+    # Per account: 300 requests per 5 min, 30 media uploads per 30 min (the default server config;
+    # each server may differ, and its X-RateLimit-Reset defers what still meets a limit).
+    "mastodon": AccountPace.within((30, 1800.0), burst=10),
 }
 
 # Calls in flight per network across every process. No network publishes one; these keep a burst

@@ -103,6 +103,9 @@ async def prepare_targets(
         media=[validation.MediaInfo(id=m["id"], kind=m["type"], duration=m["duration"], width=m["width"],
                                     height=m["height"]) for m in media],
         extra_hashtags=extra,
+        account_limits=validation.strictest_limits(
+            (accounts[a]["platform"], (accounts[a]["metadata"] or {}).get("limits") or {}) for a in resolved.values()
+        ),
     )
     for network, network_problems in validation.validate_for_networks(draft, require_media=True).items():
         problems.setdefault(network, []).extend(network_problems)

@@ -4,7 +4,6 @@ per-network options, validation with Mastodon's counting, analytics and follower
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from tests.analytics.conftest import job_context, target_of
 from tests.conftest import make_env
 from tests.media_samples import mp4_bytes, png_bytes
 from tests.test_accounts import CALLBACK, authorize
-from tests.test_publishing import publish, publications
+from tests.test_publishing import publications, publish, wait_for_status
 from workers import sync_accounts, sync_analytics
 
 SERVER = "social.example"
@@ -160,9 +159,7 @@ async def test_publishes_text_images_with_alt_text_and_a_video_with_options(
     status, body = await publish(client, key, film["id"])
     assert body["data"]["post"]["status"] in ("published", "publishing"), body
 
-    deadline = asyncio.get_running_loop().time() + 15
-    while len(publications(sandbox, "mastodon")) < 3 and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.1)
+    assert (await wait_for_status(client, key, film["id"], {"published", "failed"}))["status"] == "published"
     first, second, third = publications(sandbox, "mastodon")
     assert first.text == "Hello fediverse"
     assert first.extra["visibility"] == "unlisted" and first.extra["spoiler_text"] == "Greetings"
@@ -173,6 +170,7 @@ async def test_publishes_text_images_with_alt_text_and_a_video_with_options(
 
 
 async def test_validation_counts_urls_as_23_and_refuses_over_500(client: Any, key: Any) -> None:
+    await connect_mastodon(client, key)
     long_url = "https://example.com/" + "a" * 600
     resp = await client.post("/api/posts/validate", headers=key.headers(),
                              json={"content": "x" * 470 + " " + long_url, "platforms": ["mastodon"]})
@@ -215,3 +213,41 @@ async def test_analytics_read_favourites_reblogs_replies_and_followers(
     overview = (await (await client.get("/api/analytics", headers=key.headers())).json())["data"]
     assert overview["audience"]["total_followers"] == 321
     assert datetime.now(UTC).year >= 2024
+
+
+async def test_the_servers_own_text_limit_decides_at_validation_and_publishing(
+    client: Any, key: Any, sandbox: Any
+) -> None:
+    post = await create(client, key, "y" * 700)  # a draft: no server known yet, so not refused
+    resp = await client.post(f"/api/posts/{post['id']}/publish", headers=key.headers())
+    assert resp.status == 422  # no account yet
+    await connect_mastodon(client, key)  # a 500-character server
+    body = (await (await client.post("/api/posts/validate", headers=key.headers(), json={
+        "content": "y" * 700, "platforms": ["mastodon"]})).json())["data"]
+    assert body["valid"] is False and "700 of 500" in str(body["errors"]["mastodon"])
+    resp = await client.post(f"/api/posts/{post['id']}/publish", headers=key.headers())
+    assert resp.status == 422 and "700 of 500" in str((await resp.json())["error"]["details"]["mastodon"])
+
+    sandbox.network_state("mastodon")["max_characters"] = 1000
+    big = await connect_mastodon(client, key, "big.example")
+    resp = await client.put(f"/api/accounts/{big['id']}", json={"is_default": True}, headers=key.headers())
+    assert resp.status == 200
+    body = (await (await client.post("/api/posts/validate", headers=key.headers(), json={
+        "content": "y" * 700, "platforms": ["mastodon"]})).json())["data"]
+    assert body["valid"] is True and body["platforms"]["mastodon"]["max_characters"] == 1000, body
+    status, published = await publish(client, key, post["id"])
+    assert status == 200 and published["data"]["post"]["status"] == "published", published
+    [status_on_big] = publications(sandbox, "mastodon")
+    assert status_on_big.extra["instance"] == "big.example" and len(status_on_big.text) == 700
+
+
+def test_an_accounts_server_limits_replace_the_networks_defaults() -> None:
+    from ouipost.posts.validation import DraftPost, MediaInfo, validate_for_networks
+
+    images = [MediaInfo(id=f"media_{i}", kind="image") for i in range(6)]
+    roomy = DraftPost(content="z" * 900, networks=["mastodon"], media=images,
+                      account_limits={"mastodon": {"max_characters": 1000, "max_images": 6}})
+    assert validate_for_networks(roomy, require_media=True) == {}
+    strict = DraftPost(content="z" * 900, networks=["mastodon"], media=images, account_limits={"mastodon": {}})
+    problems = validate_for_networks(strict, require_media=True)["mastodon"]
+    assert any("900 of 500" in p for p in problems) and any("at most 4" in p for p in problems)

@@ -89,7 +89,8 @@ async def test_invalid_posts_are_422_and_nothing_is_created(
     assert await count_posts(engine) == 0
 
 
-@pytest.mark.parametrize("network", list(PLATFORMS))
+# Mastodon's limit is its server's: validate, schedule and publish check it once the account is known.
+@pytest.mark.parametrize("network", [n for n, spec in PLATFORMS.items() if not spec.instance_based])
 async def test_each_network_text_limit_at_and_over_the_limit(client: Any, key: Any, network: str) -> None:
     limit = PLATFORMS[network].max_characters
     await create(client, key, content="a" * limit, platforms=[network])

@@ -70,7 +70,7 @@ VISIBILITIES = ("public", "unlisted", "private", "direct")
 URL_WEIGHT = 23
 # What a server without /api/v2/instance (or an older one) is assumed to allow: Mastodon's defaults.
 DEFAULT_LIMITS: dict[str, int] = {
-    "max_characters": 500, "max_media_attachments": 4, "characters_reserved_per_url": URL_WEIGHT,
+    "max_characters": 500, "max_media_attachments": 4, "max_images": 4, "characters_reserved_per_url": URL_WEIGHT,
     "image_size_limit": 16 * 1024 * 1024, "video_size_limit": 99 * 1024 * 1024,
 }
 _HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
@@ -260,6 +260,8 @@ class MastodonAdapter(PlatformAdapter):
                 for name in names:
                     if isinstance(values.get(name), int) and values[name] > 0:
                         limits[name] = int(values[name])
+        # Under the registry's names too: validation reads an account's `limits` by those.
+        limits["max_images"] = limits["max_media_attachments"]
         return limits
 
     async def refresh_token(self, auth: AccountAuth) -> TokenSet:

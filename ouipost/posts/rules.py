@@ -68,14 +68,30 @@ async def default_accounts(conn: AsyncConnection, workspace_id: str, networks: I
     return chosen
 
 
-def _draft(body: Mapping[str, Any], networks: list[str], media: Sequence[Mapping[str, Any]]) -> validation.DraftPost:
+def _draft(body: Mapping[str, Any], networks: list[str], media: Sequence[Mapping[str, Any]],
+           account_limits: dict[str, Mapping[str, Any]] | None = None) -> validation.DraftPost:
     overrides: Mapping[str, Mapping[str, Any]] = body.get("platform_content") or {}
     return validation.DraftPost(
         content=body["content"], title=body.get("title"), link=body.get("link"),
         hashtags=list(body.get("hashtags") or []), networks=networks,
         platform_content={k: dict(v) for k, v in overrides.items() if k in networks},
-        media=_media_infos(media),
+        media=_media_infos(media), account_limits=account_limits or {},
     )
+
+
+async def server_limits(
+    conn: AsyncConnection, targets: Sequence[Target], defaults: Mapping[str, str],
+) -> dict[str, Mapping[str, Any]]:
+    """network -> the limits of the target account's server, for instance-based networks (Mastodon)
+    whose account is known; no read when the post targets none of them."""
+    wanted = {t.account_id or defaults.get(t.network): t.network for t in targets
+              if get_platform(t.network).instance_based}
+    ids = [account_id for account_id in wanted if account_id]
+    if not ids:
+        return {}
+    rows = await conn.execute(sa.select(social_accounts.c.platform, social_accounts.c.metadata)
+                              .where(social_accounts.c.id.in_(ids)))
+    return validation.strictest_limits((row.platform, (row.metadata or {}).get("limits") or {}) for row in rows)
 
 
 def draft_errors(
@@ -102,13 +118,18 @@ async def check(
     report = Report(errors=draft_errors(body, targets, media))
     networks = target_networks(targets)
     overrides: Mapping[str, Mapping[str, Any]] = body.get("platform_content") or {}
-    draft = _draft(body, networks, media)
+    accounts = await default_accounts(conn, workspace_id, networks)
+    limits = await server_limits(conn, targets, accounts)
+    draft = _draft(body, networks, media, limits)
+    if limits:  # the servers' own limits, known now that the accounts are: what a draft must obey there
+        for network, problems in validation.validate_for_networks(draft, require_media=False).items():
+            known = report.errors.setdefault(network, [])
+            known.extend(p for p in problems if p not in known)
     for network, problems in validation.validate_for_networks(draft, require_media=True).items():
         extra = [p for p in problems if p not in report.errors.get(network, [])]
         if extra:
             report.publish_errors.setdefault(network, []).extend(extra)
 
-    accounts = await default_accounts(conn, workspace_id, networks)
     for target in targets:
         if target.account_id is None and target.network not in accounts:
             report.publish_errors.setdefault(target.network, []).append(
@@ -116,7 +137,7 @@ async def check(
             )
 
     for network in networks:
-        spec = get_platform(network)
+        spec = validation.with_account_limits(get_platform(network), limits.get(network, {}))
         override = overrides.get(network, {})
         text = effective_text(
             override.get("content", body["content"]),

@@ -8,7 +8,7 @@ VALIDATION_ERROR details.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ouipost.platforms.registry import PLATFORMS, PlatformSpec
@@ -56,6 +56,9 @@ class DraftPost:
     platform_content: dict[str, dict[str, Any]] = field(default_factory=dict)
     media: list[MediaInfo] = field(default_factory=list)
     extra_hashtags: dict[str, list[str]] = field(default_factory=dict)
+    # network -> the target account's own limits under the registry's names, where its server sets
+    # them (a Mastodon server's max_characters and max_images, read when the account connected).
+    account_limits: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _override(post: DraftPost, network: str, key: str, default: Any) -> Any:
@@ -178,6 +181,7 @@ def validate_network(post: DraftPost, network: str, *, require_media: bool) -> l
     spec = PLATFORMS.get(network)
     if spec is None:
         return [f"{network!r} is not a supported network"]
+    spec = with_account_limits(spec, post.account_limits.get(network))
     errors: list[str] = []
 
     content = _override(post, network, "content", post.content) or ""
@@ -208,6 +212,37 @@ def validate_network(post: DraftPost, network: str, *, require_media: bool) -> l
         elif not media and not text.strip():
             errors.append("nothing to publish: no text and no media")
     return errors
+
+
+ACCOUNT_LIMIT_FIELDS = ("max_characters", "max_images")
+UNKNOWN_SERVER_MAX_CHARACTERS = 100_000  # the API's own cap on content
+
+
+def with_account_limits(spec: PlatformSpec, limits: Mapping[str, Any] | None) -> PlatformSpec:
+    """`spec` with the limits an account's server sets (positive integers under ACCOUNT_LIMIT_FIELDS)
+    in place of the network's defaults; `spec` itself when there are none."""
+    if limits is None and spec.instance_based:
+        # No account known (a draft): each server sets its own text limit, often above the default;
+        # it is checked once the post's account (and so its server) is known.
+        return replace(spec, max_characters=UNKNOWN_SERVER_MAX_CHARACTERS)
+    if not limits:
+        return spec
+    changes = {name: int(limits[name]) for name in ACCOUNT_LIMIT_FIELDS
+               if isinstance(limits.get(name), int) and not isinstance(limits[name], bool) and limits[name] > 0}
+    return replace(spec, **changes) if changes else spec
+
+
+def strictest_limits(pairs: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Mapping[str, Any]]:
+    """network -> the smallest of each limit over the (network, account limits) pairs: a post sent
+    to two servers of one network must fit the stricter of them."""
+    out: dict[str, dict[str, Any]] = {}
+    for network, limits in pairs:
+        merged = out.setdefault(network, {})
+        for name in ACCOUNT_LIMIT_FIELDS:
+            value = limits.get(name)
+            if isinstance(value, int) and value > 0:
+                merged[name] = min(value, merged.get(name, value))
+    return dict(out)
 
 
 def validate_for_networks(post: DraftPost, *, require_media: bool) -> dict[str, list[str]]:

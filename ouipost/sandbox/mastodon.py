@@ -22,8 +22,9 @@ with its own apps, accounts, statuses and media (state is keyed by host):
   for the same account and key within an hour. `GET` / `DELETE /api/v1/statuses/{id}`.
 - Scopes: read for reads, write:statuses and write:media for writes (403 otherwise); a revoked or
   unknown token 401 `{"error": "The access token is invalid"}`; 404 `{"error": "Record not found"}`.
-- `X-RateLimit-Limit/-Remaining/-Reset` (reset in ISO 8601) on every API answer: 300 requests per
-  5 minutes per token; past it 429 `{"error": "Too many requests"}`.
+- `X-RateLimit-Limit/-Remaining/-Reset` (reset in ISO 8601) on every API answer, for the window
+  closest to its limit: 300 requests per 5 minutes per token, and 30 media uploads per 30 minutes;
+  past one, 429 `{"error": "Too many requests"}`.
 
 Counts of a status, with m = minutes since it was published counting the one under way (sandbox
 clock, core.units_under_way): favourites m//2, reblogs m//6, replies m//10. Followers: 321 (+ nothing).
@@ -56,6 +57,8 @@ USER = {"id": "109000000000000001", "username": "ouipost", "display_name": "Oui 
 FOLLOWERS, FOLLOWING, BASE_STATUSES = 321, 123, 40
 WINDOW = 300.0
 LIMIT = 300
+MEDIA_WINDOW = 1800.0
+MEDIA_LIMIT = 30
 IDEMPOTENCY_SECONDS = 3600.0
 KNOWN_SCOPES = frozenset({"read", "write", "follow", "push", "profile", "write:statuses", "write:media",
                           "read:accounts", "read:statuses", "write:accounts"})
@@ -135,30 +138,40 @@ class MastodonSandbox:
 
     # plumbing ----------------------------------------------------------------------------------
 
-    def api(self, handler: Handler) -> Handler:
-        """Turn _Reject into its answer; count the token's window and emit the X-RateLimit headers."""
+    def api(self, handler: Handler, *, media: bool = False) -> Handler:
+        """Turn _Reject into its answer; count the token's windows and emit the X-RateLimit headers
+        of the one closest to its limit (the general 300 / 5 min, and 30 uploads / 30 min for media)."""
 
         async def wrapped(request: web.Request) -> web.Response:
             host = self.host(request)
             token = _bearer(request) or "anonymous:" + (request.remote or "")
-            now = self.sandbox.now()
-            window = host["windows"].get(token)
-            if window is None or now >= window["reset"]:
-                window = {"reset": now + WINDOW, "used": 0}
-                host["windows"][token] = window
-            if window["used"] >= LIMIT:
-                response = error(429, "Too many requests")
-                _limit_headers(response, 0, window["reset"])
-                return response
-            window["used"] += 1
+            windows = [self._window(host, token, LIMIT, WINDOW)]
+            if media:
+                windows.append(self._window(host, f"media:{token}", MEDIA_LIMIT, MEDIA_WINDOW))
+            for window in windows:
+                if window["used"] >= window["limit"]:
+                    response = error(429, "Too many requests")
+                    _limit_headers(response, 0, window["reset"], window["limit"])
+                    return response
+            for window in windows:
+                window["used"] += 1
             try:
                 response = await handler(request)
             except _Reject as exc:
                 response = exc.response
-            _limit_headers(response, LIMIT - int(window["used"]), window["reset"])
+            closest = min(windows, key=lambda w: w["limit"] - w["used"])
+            _limit_headers(response, int(closest["limit"] - closest["used"]), closest["reset"], closest["limit"])
             return response
 
         return wrapped
+
+    def _window(self, host: dict[str, Any], key: str, limit: int, seconds: float) -> dict[str, Any]:
+        now = self.sandbox.now()
+        window = host["windows"].get(key)
+        if window is None or now >= window["reset"]:
+            window = {"reset": now + seconds, "used": 0, "limit": limit}
+            host["windows"][key] = window
+        return window
 
     def authorize(self, request: web.Request, scope: str) -> TokenInfo:
         """The live token of this host, holding `scope` (or its parent: write covers write:media)."""
@@ -482,7 +495,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
     app.router.add_post(f"{base}/oauth/revoke", m.oauth_revoke)
     app.router.add_get(f"{base}/api/v1/accounts/verify_credentials", m.api(m.verify_credentials))
     app.router.add_get(f"{base}/api/v2/instance", m.api(m.instance))
-    app.router.add_post(f"{base}/api/v2/media", m.api(m.upload_media))
+    app.router.add_post(f"{base}/api/v2/media", m.api(m.upload_media, media=True))
     app.router.add_get(f"{base}/api/v1/media/{{id}}", m.api(m.get_media))
     app.router.add_post(f"{base}/api/v1/statuses", m.api(m.create_status))
     app.router.add_get(f"{base}/api/v1/statuses/{{id}}", m.api(m.get_status))
@@ -501,8 +514,8 @@ def fault_response(kind: str, sandbox: Sandbox, wait: float | None = None) -> we
     return error(503, "Service Unavailable")
 
 
-def _limit_headers(response: web.StreamResponse, remaining: int, reset: float) -> None:
-    response.headers["X-RateLimit-Limit"] = str(LIMIT)
+def _limit_headers(response: web.StreamResponse, remaining: int, reset: float, limit: int = LIMIT) -> None:
+    response.headers["X-RateLimit-Limit"] = str(limit)
     response.headers["X-RateLimit-Remaining"] = str(max(0, remaining))
     response.headers["X-RateLimit-Reset"] = iso(reset)
 

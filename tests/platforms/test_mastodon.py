@@ -345,6 +345,18 @@ async def test_an_exhausted_window_after_an_upload_defers_the_status(
     assert calls(sandbox, "/api/v1/statuses") == []
 
 
+async def test_the_31st_upload_in_half_an_hour_waits_for_the_media_window(
+    adapter: MastodonAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    for _ in range(7):
+        await adapter.publish(auth, PublishRequest(text="", media=[make_media() for _ in range(4)]))
+    await adapter.publish(auth, PublishRequest(text="", media=[make_media()]))  # the 29th upload
+    with pytest.raises(RetryableError, match="nothing was posted") as deferred:
+        await adapter.publish(auth, PublishRequest(text="two more", media=[make_media(), make_media()]))
+    assert 1700 < (deferred.value.retry_after or 0) <= 1801
+    assert len(statuses(sandbox)) == 8
+
+
 async def test_answers_carry_rate_limit_headers(
     sandbox_url: str, auth: AccountAuth, http_session: aiohttp.ClientSession
 ) -> None:
