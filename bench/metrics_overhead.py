@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import make_mocked_request  # noqa: E402
 
-from ouipost import metrics  # noqa: E402
+from ouipost import metrics, metrics_http  # noqa: E402
 
 
 async def _request(app: web.Application) -> web.Request:
@@ -51,7 +51,7 @@ async def _round(request: web.Request, requests: int) -> float:
     bare = time.perf_counter() - started
     started = time.perf_counter()
     for _ in range(requests):
-        await metrics.metrics_middleware(request, handler)
+        await metrics_http.metrics_middleware(request, handler)
     measured = time.perf_counter() - started
     return (measured - bare) / requests * 1e6
 

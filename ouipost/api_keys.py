@@ -17,7 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost.context import ApiKey
 from ouipost.db.tables import api_key_secrets, api_key_workspaces, api_keys
 from ouipost.ids import new_id
 
@@ -35,6 +34,19 @@ PERMISSIONS: tuple[str, ...] = (
 KEY_PREFIX = "pk_live_"
 VISIBLE_PREFIX_LENGTH = 11
 _ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """The authenticated API key of a request."""
+
+    id: str
+    name: str
+    prefix: str
+    tier: str
+    permissions: frozenset[str]
+    last_used_at: datetime | None = None  # as stored when the request began
+    reaches: str | None = None  # the request's X-Workspace-ID, when the key reaches it
 
 
 @dataclass(frozen=True)

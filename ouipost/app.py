@@ -25,10 +25,21 @@ from ouipost.api import workspaces as workspaces_api
 from ouipost.api.auth import api_key_middleware
 from ouipost.clock import Clock
 from ouipost.config import Settings
-from ouipost.context import CIPHER, CLOCK, DB, HTTP_CLIENT, PASSWORDS, PLATFORM_HTTP, SETTINGS, STORAGE, WORKER
+from ouipost.context import (
+    CIPHER,
+    CLOCK,
+    DB,
+    HTTP_CLIENT,
+    PASSWORDS,
+    PLATFORM_HTTP,
+    SETTINGS,
+    STARTED_AT,
+    STORAGE,
+    WORKER,
+)
 from ouipost.crypto import Cipher
 from ouipost.db.engine import create_engine
-from ouipost.metrics import metrics_handler, metrics_middleware
+from ouipost.metrics_http import metrics_handler, metrics_middleware
 from ouipost.openapi import describe, views
 from ouipost.openapi.docs import setup_docs
 from ouipost.platforms.http import PlatformHttp
@@ -39,8 +50,6 @@ from ouipost.users import PasswordHashing
 from ouipost.web import add_security_headers, error_middleware, error_response, ok, request_id_middleware
 from workers.registry import load_handlers
 from workers.worker import Worker
-
-STARTED_AT = web.AppKey("started_at", float)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None) -> web.Application:

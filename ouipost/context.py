@@ -2,44 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING
-
 import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ouipost.api_keys import ApiKey
 from ouipost.clock import Clock
 from ouipost.config import Settings
 from ouipost.crypto import Cipher
 from ouipost.platforms.http import PlatformHttp
+from ouipost.queue import Waker
 from ouipost.storage import Storage
 from ouipost.users import PasswordHashing
-
-if TYPE_CHECKING:  # workers.worker imports the queue, which imports this module
-    from workers.worker import Worker
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """The authenticated API key of a request."""
-
-    id: str
-    name: str
-    prefix: str
-    tier: str
-    permissions: frozenset[str]
-    last_used_at: datetime | None = None  # as stored when the request began
-    reaches: str | None = None  # the request's X-Workspace-ID, when the key reaches it
-
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", AsyncEngine)
 CLOCK = web.AppKey("clock", Clock)
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 # The embedded worker of `serve` (absent with --no-workers or OUIPOST_WORKERS=0); see queue.notify_enqueued.
-WORKER: web.AppKey[Worker] = web.AppKey("worker")
+WORKER = web.AppKey("worker", Waker)
+STARTED_AT = web.AppKey("started_at", float)  # time.time() when the app was built: /admin/system's uptime
 PLATFORM_HTTP = web.AppKey("platform_http", PlatformHttp)
 CIPHER = web.AppKey("cipher", Cipher)
 STORAGE = web.AppKey("storage", Storage)

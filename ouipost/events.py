@@ -1,6 +1,7 @@
 """Domain events, written to the outbox in the caller's transaction (see `events` in tables.py).
 
-Types: post.created, post.scheduled, post.published, post.partial, post.failed, account.connected,
+Types: post.created, post.scheduled, post.published, post.partial, post.failed, post.submitted,
+post.approved, post.rejected (approval, ouipost/posts/approval.py), account.connected,
 account.disconnected, account.expired. Each payload holds the resource as the API shows it.
 """
 
@@ -14,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.db.tables import events
 from ouipost.ids import new_id
-from workers import dispatch_events
+from ouipost.webhook_dispatch import prepare_dispatch_many
 
 TYPES = (
     "post.created", "post.scheduled", "post.published", "post.partial", "post.failed",
+    "post.submitted", "post.approved", "post.rejected",
     "account.connected", "account.disconnected", "account.expired",
 )
 
@@ -37,7 +39,7 @@ async def record_events(
         if event_type not in TYPES:
             raise ValueError(f"unknown event type {event_type!r}")
     # Webhooks: a dispatch job follows in this transaction, or the event needs none (no subscriber).
-    pending = await dispatch_events.prepare_dispatch_many(conn, {t for t, _, _ in items}, now=now)
+    pending = await prepare_dispatch_many(conn, {t for t, _, _ in items}, now=now)
     rows = [
         {"id": new_id("evt"), "type": event_type, "workspace_id": workspace_id, "payload": dict(data),
          "created_at": now, "dispatched_at": None if event_type in pending else now}

@@ -165,6 +165,13 @@ def sniff(head: bytes) -> SniffResult | None:
     return None
 
 
+def sniff_mime(head: bytes) -> str | None:
+    """The media type `head` (a file's first bytes, or all of it) announces, or None: what a network
+    that looks at the bytes, never at a name or a declared type, sees. The sandboxes use it."""
+    found = sniff(head)
+    return found.mime_type if found is not None else None
+
+
 def sniff_file(path: str | os.PathLike[str]) -> SniffResult | None:
     """sniff() on the head of the file at `path`."""
     with open(path, "rb") as f:

@@ -26,16 +26,14 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
-from aiohttp import web
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost.context import WORKER
 from ouipost.db.batch import NOW, expanding, run_transaction
 from ouipost.db.queue_tables import jobs, workers
 
@@ -120,7 +118,7 @@ async def enqueue(
     """Insert a job in the caller's transaction; return its id, or None when a live (queued or
     running) job with the same `unique_key` exists.
 
-    The job becomes visible to workers when the caller commits; call `notify_enqueued(app)` after
+    The job becomes visible to workers when the caller commits; call `notify_enqueued(waker)` after
     the commit to wake the embedded workers at once. The duplicate check is the unique index on
     live_key: on a conflict only this insert is undone (a SAVEPOINT on MySQL, ON CONFLICT DO
     NOTHING on SQLite, whose driver cannot nest a SAVEPOINT in a transaction that has not written
@@ -192,16 +190,23 @@ def _is_live_key_conflict(exc: IntegrityError) -> bool:
     return bool(args) and args[0] == 1062 and "uq_jobs_live_key" in str(exc.orig)
 
 
-def notify_enqueued(app: web.Application) -> None:
-    """Wake the app's embedded worker so a job enqueued by this process runs at once.
+class Waker(Protocol):
+    """What can be told that jobs were enqueued: a worker of this process (workers.worker.Worker)."""
+
+    def wake(self) -> None:
+        """Claim at once instead of at the next poll."""
+
+
+def notify_enqueued(waker: Waker | None) -> None:
+    """Wake this process's worker (the app's embedded one: `app.get(WORKER)`) so that a job enqueued
+    here runs at once.
 
     Call it after the enqueuing transaction committed (earlier, the worker would not see the job
-    and go back to sleep). Does nothing when the app runs no embedded worker; standalone workers
-    in other processes find the job at their next poll.
+    and go back to sleep). Does nothing without a worker (None); standalone workers in other
+    processes find the job at their next poll.
     """
-    worker = app.get(WORKER)
-    if worker is not None:
-        worker.wake()
+    if waker is not None:
+        waker.wake()
 
 
 # --- one live job, by its unique key -----------------------------------------------------------
@@ -256,7 +261,7 @@ async def release_unique_key(conn: AsyncConnection, job: Job) -> bool:
     when the job is no longer ours (its lease expired and another worker runs it); the successor's
     enqueue then finds the key taken and is a no-op. On MariaDB the UPDATE waits for a transaction
     whose enqueue was deduplicated against this key (it holds the key's index entry) and on SQLite
-    it takes the writer lock, which workers/dispatch_events.py relies on.
+    it takes the writer lock, which ouipost/webhook_dispatch.py relies on.
     """
     result = await conn.execute(
         sa.update(jobs)

@@ -27,7 +27,8 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from ouipost.context import SETTINGS, ApiKey
+from ouipost.api_keys import ApiKey
+from ouipost.context import SETTINGS
 from ouipost.db.admin_tables import api_key_usage
 from ouipost.db.engine import create_engine
 from ouipost.db.tables import api_keys

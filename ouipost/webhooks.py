@@ -17,7 +17,7 @@
 Boundary with the jobs queue: `create_delivery` records a message for an event,
 `deliver` sends one attempt now, and `deliver_due_attempt(engine, delivery_id, ...)` is what a
 `deliver_webhook` job calls when `next_attempt_at` comes; `due_delivery_ids` lists the ones due.
-Outbox events become deliveries in workers/dispatch_events.py, attempts are made by
+Outbox events become deliveries in ouipost/webhook_dispatch.py, attempts are made by
 workers/deliver_webhook.py; the test ping (`POST /admin/webhooks/{id}/test`) sends at once.
 """
 
@@ -501,11 +501,11 @@ async def deliver(
     if delivery is None or webhook is None or delivery["status"] != "pending":
         return delivery
     body = json.dumps(delivery["payload"], ensure_ascii=False, separators=(",", ":"))
+    status: int | None
+    error: str | None
     try:
         secret = _cipher(secret_key).decrypt(webhook["secret_encrypted"], context=webhook["id"])
     except DecryptionError:
-    status: int | None
-    error: str | None
         status, error, latency = None, "The signing secret cannot be decrypted (was OUIPOST_SECRET_KEY changed?)", 0
         retry = False
     else:

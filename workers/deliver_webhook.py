@@ -2,7 +2,7 @@
 
 Payload: {"delivery_id": "dlv_...", "attempt": n} where n counts from 1. One job per attempt, each
 enqueued with `run_at` = the delivery's `next_attempt_at` and the unique key
-`deliver_webhook:<delivery>:<n>` (workers/dispatch_events.py::enqueue_attempt). Chosen over one
+`deliver_webhook:<delivery>:<n>` (ouipost/webhook_dispatch.py::enqueue_attempt). Chosen over one
 job retried with RetryJob because a job's attempts also count what is not a delivery attempt (a
 database error, a lease lost when a worker died, a run before the delivery was due): tying the two
 counters together would let a job run out of tries while the delivery still has attempts left, or
@@ -26,12 +26,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ouipost import webhooks
+from ouipost import webhook_dispatch, webhooks
 from ouipost.queue import JobFailed, RetryJob
-from workers import dispatch_events
 from workers.worker import JobContext
 
-KIND = dispatch_events.DELIVER_KIND
+KIND = webhook_dispatch.DELIVER_KIND
 log = logging.getLogger(__name__)
 
 
@@ -87,6 +86,6 @@ async def _queue_next(context: JobContext, delivery: dict[str, Any]) -> None:
         return
     now = context.clock.now()
     async with context.engine.begin() as conn:
-        await dispatch_events.enqueue_attempt(
+        await webhook_dispatch.enqueue_attempt(
             conn, delivery["id"], attempt=int(delivery["attempts"]) + 1, run_at=run_at, now=now
         )

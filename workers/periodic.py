@@ -21,10 +21,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import housekeeping, queue
+from ouipost import housekeeping, queue, webhook_dispatch
 from ouipost.clock import Clock
 from ouipost.db.tables import social_accounts
-from workers import dispatch_events
 
 log = logging.getLogger("ouipost.periodic")
 
@@ -54,12 +53,12 @@ class Periodic:
 
 
 async def _webhook_active(conn: AsyncConnection, now: datetime) -> bool:
-    return await dispatch_events.sweep_needed(conn)
+    return await webhook_dispatch.sweep_needed(conn)
 
 
 PERIODIC: tuple[Periodic, ...] = (
     Periodic(REFRESH_TOKENS_KIND, 300.0, needed=_has_expiring_tokens),
-    Periodic(dispatch_events.KIND, 60.0, queue=dispatch_events.QUEUE, needed=_webhook_active),
+    Periodic(webhook_dispatch.DISPATCH_KIND, 60.0, queue=webhook_dispatch.QUEUE, needed=_webhook_active),
     Periodic(HOUSEKEEPING_KIND, 600.0, needed=housekeeping.anything_to_prune),
 )
 

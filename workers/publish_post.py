@@ -27,10 +27,8 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import accounts, pacing, publishing, queue
-from ouipost.admin.monitoring import PlatformCallLog
+from ouipost import accounts, pacing, platform_calls, publishing, queue
 from ouipost.crypto import Cipher
-from ouipost.db.admin_tables import platform_calls
 from ouipost.db.batch import GroupCommit
 from ouipost.events import record_events
 from ouipost.metrics import process_metrics
@@ -214,9 +212,7 @@ class Publisher:
         now = self.clock.now()
         await publishing.record_outcomes(conn, [o for item in items for o in item.outcomes], now)
         await pacing.release_many(conn, [a for item in items for a in item.admissions])
-        calls = [c for item in items for c in item.calls]
-        if calls:
-            await conn.execute(platform_calls.insert(), calls)
+        await platform_calls.record_calls(conn, [c for item in items for c in item.calls])
         expired = [a for item in items for a in item.expired_accounts]
         if expired:
             await record_events(conn, [
@@ -268,7 +264,7 @@ class Publisher:
         """Send one admitted target. With `write`, its answer is written and its network slot given
         back as soon as the call ends (the slot in a small transaction of its own, so the next call
         does not wait for the answers' bigger one)."""
-        calls = PlatformCallLog(context.clock.now)
+        calls = platform_calls.PlatformCallLog(context.clock.now)
         try:
             outcome, wait = await self.send(context, plan, target, account, calls)
         except Exception:
@@ -336,7 +332,7 @@ class Publisher:
                 return
 
     async def send(self, context: JobContext, plan: RunPlan, target: Mapping[str, Any], account: Mapping[str, Any],
-                   calls: PlatformCallLog) -> tuple[Outcome, float | None]:
+                   calls: platform_calls.PlatformCallLog) -> tuple[Outcome, float | None]:
         """Call the network for a target already marked `publishing`: its outcome, and the seconds
         to wait before trying again (None unless the network answered with a retryable error)."""
         target_id = target["id"]

@@ -10,11 +10,11 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema
 
-from ouipost import __version__
+from ouipost import __version__, platform_calls
 from ouipost.admin import monitoring
 from ouipost.admin.common import admin_route
 from ouipost.clock import isoformat
-from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.context import CLOCK, DB, SETTINGS, STARTED_AT
 from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
 from ouipost.rate_limits import LIMITER
@@ -78,7 +78,7 @@ async def health(request: web.Request) -> web.Response:
 async def platform_health(request: web.Request) -> web.Response:
     _no_query(request)
     async with request.app[DB].connect() as conn:
-        data = await monitoring.platform_health(conn, request.app[CLOCK].now())
+        data = await platform_calls.platform_health(conn, request.app[CLOCK].now())
     return ok(data)
 
 
@@ -123,7 +123,6 @@ async def health_report(app: web.Application) -> dict[str, Any]:
 
 async def system_report(app: web.Application) -> dict[str, Any]:
     """Version, environment, Python and database versions, uptime, memory and features."""
-    from ouipost.app import STARTED_AT  # the app module imports this one: import at call time
 
     settings = app[SETTINGS]
     async with app[DB].connect() as conn:

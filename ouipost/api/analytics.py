@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from ouipost import analytics, workspaces
 from ouipost.api.auth import api_route
 from ouipost.clock import isoformat
-from ouipost.context import CLOCK, DB, WORKSPACE_ID
+from ouipost.context import CLOCK, DB, WORKER, WORKSPACE_ID
 from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
 from ouipost.posts import service
@@ -89,5 +89,5 @@ async def refresh_post_analytics(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
         post = await service.get_post(conn, workspace_id, request.match_info["id"])
         targets = await analytics.request_refresh(conn, workspace_id, post["id"], request.app[CLOCK].now())
-    notify_enqueued(request.app)
+    notify_enqueued(request.app.get(WORKER))
     return ok({"post_id": post["id"], "status": "queued", "targets": len(targets)}, status=202)

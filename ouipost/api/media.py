@@ -18,7 +18,7 @@ from aiohttp import web
 from ouipost import errors, idempotency
 from ouipost.api.auth import api_route
 from ouipost.clock import isoformat
-from ouipost.context import API_KEY, CLOCK, DB, SETTINGS, WORKSPACE_ID
+from ouipost.context import API_KEY, CLOCK, DB, SETTINGS, STORAGE, WORKSPACE_ID
 from ouipost.openapi import describe, views
 from ouipost.posts import rules, service, uploads
 from ouipost.web import ok
@@ -83,8 +83,9 @@ async def upload_media(request: web.Request) -> web.StreamResponse:
                 return idempotency.replay(stored)
 
         async def store(req: web.Request) -> web.Response:
-            row = await uploads.attach(req.app, post, received, probed, fields, req.app[CLOCK].now())
-            return ok({"media": media_view(row, rules.media_urls(req.app, [row])[row["id"]])}, status=201)
+            row = await uploads.attach(req.app[DB], req.app[STORAGE], post, received, probed, fields,
+                                       req.app[CLOCK].now())
+            return ok({"media": media_view(row, rules.media_urls(req.app[STORAGE], [row])[row["id"]])}, status=201)
 
         if idem_key is None:
             return await store(request)
@@ -99,5 +100,5 @@ async def upload_media(request: web.Request) -> web.StreamResponse:
 async def delete_media(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
         row = await uploads.remove(conn, request[WORKSPACE_ID], request.match_info["id"])
-    await rules.forget_media_files(request.app, [row])
+    await rules.forget_media_files(request.app[STORAGE], [row])
     return ok({"message": "Media deleted successfully"})

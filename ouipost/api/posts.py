@@ -12,7 +12,7 @@ from ouipost import analytics, publishing
 from ouipost.api.auth import api_route, key_connection, key_transaction, shares_key_connection
 from ouipost.api.common import HashtagList, PageQuery, pagination, validate_timezone
 from ouipost.clock import isoformat
-from ouipost.context import CLOCK, DB, WORKSPACE_ID
+from ouipost.context import CLOCK, DB, STORAGE, WORKER, WORKSPACE_ID
 from ouipost.idempotency import idempotent
 from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
@@ -80,7 +80,7 @@ async def list_posts(request: web.Request) -> web.Response:
             start=query.get("from_"), end=query.get("to"), page=query["page"], limit=query["limit"],
         )
         totals = await analytics.post_totals(conn, [r["id"] for r in rows if service.may_have_insights(r)])
-    urls = rules.media_urls(request.app, [m for items in media.values() for m in items])
+    urls = rules.media_urls(request.app[STORAGE], [m for items in media.values() for m in items])
     return ok({
         "posts": [service.post_view(r, media=media[r["id"]], media_urls=urls, analytics=totals.get(r["id"]))
                   for r in rows],
@@ -121,7 +121,7 @@ async def get_post(request: web.Request) -> web.Response:
         targets = (await service.targets_of(conn, [post["id"]]))[post["id"]]
         media = (await service.media_of(conn, [post["id"]]))[post["id"]]
         totals = (await analytics.post_totals(conn, [post["id"]])).get(post["id"])
-    urls = rules.media_urls(request.app, media)
+    urls = rules.media_urls(request.app[STORAGE], media)
     return ok({"post": service.post_view(post, targets=targets, media=media, media_urls=urls, detail=True,
                                          analytics=totals)})
 
@@ -135,7 +135,7 @@ async def update_post(request: web.Request) -> web.Response:
         post, media = await actions.update_draft(
             conn, request[WORKSPACE_ID], request.match_info["id"], changes, request.app[CLOCK].now()
         )
-    return ok({"post": service.post_view(post, media=media, media_urls=rules.media_urls(request.app, media))})
+    return ok({"post": service.post_view(post, media=media, media_urls=rules.media_urls(request.app[STORAGE], media))})
 
 
 @routes.delete("/api/posts/{id}")
@@ -144,7 +144,7 @@ async def update_post(request: web.Request) -> web.Response:
 async def delete_post(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
         post, media = await actions.delete(conn, request[WORKSPACE_ID], request.match_info["id"])
-    await rules.forget_media_files(request.app, media)
+    await rules.forget_media_files(request.app[STORAGE], media)
     return ok({"message": actions.deletion_message(post)})
 
 
@@ -176,7 +176,7 @@ async def schedule_post(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
         post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
         post = await actions.schedule(conn, post, body, now)
-    notify_enqueued(request.app)
+    notify_enqueued(request.app.get(WORKER))
     return ok({"post": {
         "id": post["id"], "status": post["status"], "scheduled_at": isoformat(post["scheduled_at"]),
         "scheduled_timezone": post["scheduled_timezone"],
@@ -204,7 +204,7 @@ async def publish_post(request: web.Request) -> web.Response:
     async with engine.begin() as conn:
         post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
         await publishing.request_publish(conn, post, request.app[CLOCK].now())
-    notify_enqueued(request.app)
+    notify_enqueued(request.app.get(WORKER))
     post, targets, done = await actions.wait_for_outcome(
         engine, workspace_id, request.match_info["id"], PUBLISH_WAIT_SECONDS
     )

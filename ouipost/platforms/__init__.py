@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 from ouipost.platforms.base import ClientCredentials, PlatformAdapter
 from ouipost.platforms.http import PlatformHttp
 from ouipost.platforms.registry import get_platform
 
-if TYPE_CHECKING:  # config imports the registry, so importing config here at run time would be circular
-    from ouipost.config import Settings
+
+class OAuthApp(Protocol):
+    """One network's OAuth app credentials as configured (ouipost.config.NetworkCredentials)."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def client_secret(self) -> str: ...
+
+
+class AdapterSettings(Protocol):
+    """What choosing an adapter reads from the settings; ouipost.config.Settings is one. The
+    adapters sit below the configuration (which reads the registry to know the networks), so they
+    name only this."""
+
+    @property
+    def credentials(self) -> Mapping[str, OAuthApp]: ...
+
+    @property
+    def sandbox(self) -> bool: ...
+
 
 # The sandbox's OAuth apps accept these, so sandbox mode works with nothing configured.
 SANDBOX_CREDENTIALS = ClientCredentials("sandbox-client", "sandbox-secret")
@@ -25,7 +46,7 @@ def adapter_class(network: str) -> type[PlatformAdapter]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def client_credentials(settings: Settings, network: str) -> ClientCredentials:
+def client_credentials(settings: AdapterSettings, network: str) -> ClientCredentials:
     configured = settings.credentials.get(network)
     if configured is not None:
         return ClientCredentials(configured.client_id, configured.client_secret)
@@ -39,6 +60,6 @@ def client_credentials(settings: Settings, network: str) -> ClientCredentials:
     )
 
 
-def make_adapter(network: str, http: PlatformHttp, settings: Settings) -> PlatformAdapter:
+def make_adapter(network: str, http: PlatformHttp, settings: AdapterSettings) -> PlatformAdapter:
     """The adapter of `network`, talking through `http`; NetworkNotConfigured without credentials."""
     return adapter_class(network)(http, client_credentials(settings, network))

@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost.context import STORAGE
 from ouipost.db.tables import social_accounts
 from ouipost.platforms.registry import get_platform
 from ouipost.posts import validation
 from ouipost.posts.service import Target, target_networks
+from ouipost.storage import Storage
 from ouipost.text import count_text, effective_text
 
 MEDIA_URL_TTL = 3600  # seconds a signed media URL in an answer stays valid
@@ -154,9 +153,8 @@ async def check(
     return report
 
 
-def media_urls(app: web.Application, media: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, str | None]]:
+def media_urls(storage: Storage, media: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, str | None]]:
     """Signed, expiring URLs for media rows (and their thumbnails)."""
-    storage = app[STORAGE]
     return {
         m["id"]: {
             "url": storage.url(m["storage_key"], expires_in=MEDIA_URL_TTL),
@@ -166,9 +164,8 @@ def media_urls(app: web.Application, media: Sequence[Mapping[str, Any]]) -> dict
     }
 
 
-async def forget_media_files(app: web.Application, media: Sequence[Mapping[str, Any]]) -> None:
+async def forget_media_files(storage: Storage, media: Sequence[Mapping[str, Any]]) -> None:
     """Delete stored files of media rows already gone from the database (best effort, idempotent)."""
-    storage = app[STORAGE]
     for m in media:
         for key in (m["storage_key"], m["thumbnail_key"]):
             if key:

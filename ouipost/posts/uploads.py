@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import BodyPartReader, MultipartReader
 from aiohttp.http_exceptions import HttpProcessingError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost import errors
 from ouipost import media as media_files
-from ouipost.context import DB, STORAGE
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts
 from ouipost.ids import new_id
 from ouipost.posts import rules, service, validation
+from ouipost.storage import Storage
 
 MEDIA_TYPES = ("image", "video", "document")
 MAX_TEXT_FIELD = 2000  # bytes of a form field other than the file (type, alt_text)
@@ -140,13 +140,12 @@ def discard(received: media_files.ReceivedFile) -> None:
 
 
 async def attach(
-    app: web.Application, post: Mapping[str, Any], received: media_files.ReceivedFile, probed: Mapping[str, Any],
-    fields: Mapping[str, str], now: datetime,
+    engine: AsyncEngine, storage: Storage, post: Mapping[str, Any], received: media_files.ReceivedFile,
+    probed: Mapping[str, Any], fields: Mapping[str, str], now: datetime,
 ) -> dict[str, Any]:
     """Store the file (and its thumbnail) and add its media row to `post`; returns the row.
     409 when the post is no longer editable, 422 when the file breaks a target network's media rules
     (checked before storing and again under the write lock)."""
-    engine, storage = app[DB], app[STORAGE]
     media_id = new_id("media")
     row = {
         "id": media_id, "workspace_id": post["workspace_id"], "post_id": post["id"],
@@ -172,7 +171,7 @@ async def attach(
             await conn.execute(media_table.insert().values(**row))
             await conn.execute(posts.update().where(posts.c.id == post["id"]).values(updated_at=now))
     except BaseException:
-        await rules.forget_media_files(app, [row])
+        await rules.forget_media_files(storage, [row])
         raise
     return row
 

@@ -31,6 +31,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 from aiohttp import web
 
+from ouipost.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 
 DEFAULT_APPS = {"sandbox-client": "sandbox-secret"}
@@ -340,23 +341,6 @@ class FetchedMedia:
                 "height": self.height}
 
 
-def sniff(data: bytes) -> str | None:
-    """The media type from the first bytes, as a fetcher that ignores Content-Type would see it."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data.startswith(b"BM"):
-        return "image/bmp"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "image/tiff"
-    if len(data) >= 12 and data[4:8] == b"ftyp":
-        return "video/quicktime" if data[8:10] == b"qt" else "video/mp4"
-    return None
-
-
 def image_size(data: bytes, mime: str | None) -> tuple[int | None, int | None]:
     """(width, height) of a PNG or JPEG from its header (SOFn marker), else (None, None)."""
     if mime == "image/png" and len(data) >= 24:
@@ -391,7 +375,7 @@ async def fetch_media(url: str) -> FetchedMedia:
             data = await resp.content.read(MAX_FETCH_BYTES)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         return FetchedMedia(url, False, error=f"{type(exc).__name__}: {exc}")
-    mime = sniff(data)
+    mime = sniff_mime(data)
     width, height = image_size(data, mime)
     return FetchedMedia(url, mime is not None, mime, len(data), width, height,
                         None if mime else "not an image or video")

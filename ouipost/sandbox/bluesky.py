@@ -51,8 +51,9 @@ from typing import Any
 import jwt
 from aiohttp import web
 
+from ouipost.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
-from ouipost.sandbox.tiktok import mp4_duration, sniff_type
+from ouipost.sandbox.tiktok import mp4_duration
 
 NETWORK = "bluesky"
 PDS_HOST = "morel.us-east.host.bsky.network"
@@ -356,7 +357,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         if len(data) > 100_000_000:
             return xrpc_error(413, "PayloadTooLarge", "request entity too large")
         # The PDS sniffs the real type; the declared Content-Type is only a hint.
-        mime = sniff_type(data) or request.content_type or "application/octet-stream"
+        mime = sniff_mime(data) or request.content_type or "application/octet-stream"
         cid = _cid(data, 0x55)
         state["blobs"].setdefault(info.subject, {})[cid] = {"mimeType": mime, "size": len(data)}
         return web.json_response({"blob": {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime,
@@ -616,7 +617,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             return xrpc_error(400, "InvalidRequest", "Content-Type must be video/mp4")
         data = await request.read()
         failure = None
-        if sniff_type(data) != "video/mp4":
+        if sniff_mime(data) != "video/mp4":
             failure = ("validation_failure", "Video is not a valid MP4 file")
         else:
             duration = mp4_duration(data)

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ouipost.media import sniff_mime
 from ouipost.sandbox._meta import (
     GraphError,
     access_token_of,
@@ -56,7 +57,6 @@ from ouipost.sandbox._meta import (
     require_param,
     require_scopes,
     server_error_response,
-    sniff,
     with_query,
 )
 from ouipost.sandbox.core import Publication, Sandbox, TokenInfo
@@ -475,7 +475,7 @@ async def _media_bytes(params: dict[str, Any], files: dict[str, bytes], url_fiel
     """Fetch `url_field` (or read the multipart `source`) and check the bytes like Facebook does."""
     if "source" in files:
         data = files["source"]
-        mime = sniff(data)
+        mime = sniff_mime(data)
         width, height = image_size(data, mime)
         described: dict[str, Any] = {"url": None, "mime": mime, "bytes": len(data), "width": width,
                                      "height": height}

@@ -43,6 +43,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from ouipost.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 
 NETWORK = "linkedin"
@@ -109,18 +110,6 @@ def input_error(field: str, description: str, code: str = "INVALID_VALUE") -> _R
 def metrics_for(minutes: int) -> dict[str, int]:
     return {"IMPRESSION": 8 * minutes, "MEMBERS_REACHED": 5 * minutes, "REACTION": minutes // 3,
             "COMMENT": minutes // 10, "RESHARE": minutes // 20}
-
-
-def sniff(data: bytes) -> str | None:
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[4:8] == b"ftyp":
-        return "video/mp4"
-    return None
 
 
 def mp4_duration(data: bytes) -> float | None:
@@ -340,7 +329,7 @@ class LinkedInSandbox:
         if asset["owner"] != self.owner_of(info):
             return web.Response(status=403)
         data = await request.read()
-        kind = sniff(data)
+        kind = sniff_mime(data)
         if asset["status"] != "WAITING_UPLOAD":
             return web.Response(status=400, text="upload already completed")
         asset.update(status="PROCESSING", uploaded_at=self.sandbox.now(), size=len(data), type=kind)
@@ -430,7 +419,7 @@ class LinkedInSandbox:
         data = b"".join(asset["parts"][i][1] for i in range(len(asset["ranges"])))
         asset.update(status="PROCESSING", uploaded_at=self.sandbox.now())
         duration = mp4_duration(data)
-        if sniff(data) != "video/mp4" or duration is None:
+        if sniff_mime(data) != "video/mp4" or duration is None:
             asset["failure"] = "The uploaded file is not a supported video"
         elif not 3 <= duration <= 1800:
             asset["failure"] = f"Video duration {duration:.1f}s is outside 3 s - 30 min"

@@ -45,6 +45,7 @@ import aiohttp
 from aiohttp import web
 
 from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
+from ouipost.media import sniff_mime
 
 NETWORK = "pinterest"
 UPLOAD_HOST = "pinterest-media-upload.s3-accelerate.amazonaws.com"
@@ -119,22 +120,6 @@ def metrics_for(minutes: int) -> dict[str, float]:
         "OUTBOUND_CLICK_RATE": outbound / impressions if impressions else 0.0,
         "ENGAGEMENT_RATE": engagement / impressions if impressions else 0.0,
     }
-
-
-def sniff(data: bytes) -> str | None:
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:2] == b"BM":
-        return "image/bmp"
-    if data[4:8] == b"ftyp":
-        return "video/quicktime" if data[8:10] == b"qt" else "video/mp4"
-    return None
 
 
 class PinterestSandbox:
@@ -313,7 +298,7 @@ class PinterestSandbox:
         data = file.file.read() if isinstance(file, web.FileField) else bytes(file)
         if media["status"] != "registered":
             return _s3_error(403, "AccessDenied", "Upload already received for this key")
-        media.update(status="processing", uploaded_at=self.sandbox.now(), size=len(data), type=sniff(data))
+        media.update(status="processing", uploaded_at=self.sandbox.now(), size=len(data), type=sniff_mime(data))
         media["will_fail"] = bool(self.state["fail_processing"]) or media["type"] not in ("video/mp4",
                                                                                         "video/quicktime")
         return web.Response(status=204)
@@ -383,7 +368,7 @@ class PinterestSandbox:
             if source.get("content_type") not in ("image/jpeg", "image/png"):
                 raise invalid("content_type must be image/jpeg or image/png")
             data = _b64(source.get("data"), "media_source.data")
-            if sniff(data) != source["content_type"]:
+            if sniff_mime(data) != source["content_type"]:
                 raise invalid("media_source.data is not a valid image of content_type")
             return [{"source": "base64", "type": source["content_type"], "size": len(data)}], "image"
         if kind == "multiple_image_urls":
@@ -406,7 +391,7 @@ class PinterestSandbox:
                 cover = await self._fetch_image(source["cover_image_url"], "media_source.cover_image_url")
             elif source.get("cover_image_data"):
                 data = _b64(source.get("cover_image_data"), "media_source.cover_image_data")
-                if sniff(data) not in ("image/jpeg", "image/png"):
+                if sniff_mime(data) not in ("image/jpeg", "image/png"):
                     raise invalid("cover_image_data is not a JPEG or PNG image")
                 cover = {"source": "base64", "size": len(data)}
             elif isinstance(source.get("cover_image_key_frame_time"), int | float):
@@ -430,7 +415,7 @@ class PinterestSandbox:
             data = b""
         if not data:
             raise invalid(f"Unable to reach the URL {url}")
-        kind = sniff(data)
+        kind = sniff_mime(data)
         if kind not in IMAGE_TYPES:
             raise invalid(f"the file at {url} is not a supported image")
         return {"url": url, "type": kind, "size": len(data)}

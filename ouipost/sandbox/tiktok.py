@@ -51,6 +51,7 @@ import aiohttp
 from aiohttp import web
 
 from ouipost.sandbox.core import Sandbox, units_under_way
+from ouipost.media import sniff_mime
 
 NETWORK = "tiktok"
 HOSTS = ("www.tiktok.com", "open.tiktokapis.com", "open-upload.tiktokapis.com")
@@ -93,24 +94,7 @@ VIDEO_FIELDS = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Media sniffing, shared with the other sandbox modules (real networks look at bytes, not names).
-
-
-def sniff_type(data: bytes) -> str | None:
-    """The MIME type the bytes really are (images and videos we imitate), or None."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if len(data) >= 12 and data[4:8] == b"ftyp":
-        return "video/quicktime" if data[8:12] == b"qt  " else "video/mp4"
-    if data[:4] == b"\x1a\x45\xdf\xa3":
-        return "video/webm"
-    return None
+# Media: the duration a network reads from an MP4 (bluesky's sandbox reads it too).
 
 
 def mp4_duration(data: bytes) -> float | None:
@@ -465,7 +449,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
 
     def _check_video(data: bytes) -> str:
         """'' when TikTok accepts the video, else its fail_reason."""
-        kind = sniff_type(data)
+        kind = sniff_mime(data)
         if kind not in ("video/mp4", "video/quicktime", "video/webm"):
             return "file_format_check_failed"
         if kind != "video/webm":
@@ -498,7 +482,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
                 return
             record["downloaded_bytes"] += len(data)
             if record["kind"] == "photo":
-                if sniff_type(data) not in ("image/jpeg", "image/webp"):
+                if sniff_mime(data) not in ("image/jpeg", "image/webp"):
                     record["fail_reason"] = "file_format_check_failed"
                     return
             else:
@@ -506,7 +490,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
                 if reason:
                     record["fail_reason"] = reason
                     return
-            media.append({"url": url, "type": sniff_type(data), "size": len(data)})
+            media.append({"url": url, "type": sniff_mime(data), "size": len(data)})
         _accept_media(record, media, text)
 
     def _spawn(coro: Any) -> None:
@@ -630,7 +614,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         if reason:
             record["fail_reason"] = reason
         else:
-            _accept_media(record, [{"type": sniff_type(video), "size": len(video)}],
+            _accept_media(record, [{"type": sniff_mime(video), "size": len(video)}],
                           str(record["post_info"].get("title", "")))
         return web.Response(status=201)
 
@@ -732,4 +716,4 @@ def _chunk_problem(size: int, chunk: int, count: int) -> str:
     return ""
 
 
-__all__ = ["HOSTS", "NETWORK", "envelope", "fault_response", "mp4_duration", "setup", "sniff_type"]
+__all__ = ["HOSTS", "NETWORK", "envelope", "fault_response", "mp4_duration", "setup"]

@@ -45,6 +45,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from ouipost.sandbox.core import Sandbox, TokenInfo, record_of, units_under_way
+from ouipost.media import sniff_mime
 
 NETWORK = "twitter"
 HOSTS: tuple[str, ...] = ("x.com", "api.x.com", "api.twitter.com")
@@ -116,21 +117,6 @@ def invalid_request(detail: str, **extra: Any) -> _Reject:
 
 def oauth_error(status: int, error: str, description: str) -> web.Response:
     return web.json_response({"error": error, "error_description": description}, status=status)
-
-
-def sniff(data: bytes) -> str | None:
-    """The media type the bytes really are (magic numbers), or None."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[4:8] == b"ftyp":
-        return "video/quicktime" if data[8:10] == b"qt" else "video/mp4"
-    return None
 
 
 _URL = re.compile(r"https?://[^\s]+", re.IGNORECASE)
@@ -390,7 +376,7 @@ class TwitterSandbox:
         if len(data) != media["total_bytes"]:
             raise invalid_request(
                 f"File size mismatch: received {len(data)} bytes, total_bytes was {media['total_bytes']}")
-        real = sniff(data)
+        real = sniff_mime(data)
         media["finalized"] = True
         media["finalized_at"] = self.sandbox.now()
         media["size"] = len(data)
@@ -480,7 +466,7 @@ class TwitterSandbox:
         payload = _payload(form)
         if not payload:
             raise invalid_request("media is required")
-        real = sniff(payload) or ""
+        real = sniff_mime(payload) or ""
         category = str(form.get("media_category", "tweet_image"))
         if category not in ("tweet_image", "dm_image") or not real.startswith("image/") or real == "image/gif":
             raise invalid_request("Simple upload takes images only; use the chunked upload for video and GIF")

@@ -54,7 +54,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
-from ouipost.sandbox.tiktok import sniff_type
+from ouipost.media import sniff_mime
 
 NETWORK = "youtube"
 HOSTS = ("accounts.google.com", "oauth2.googleapis.com", "www.googleapis.com",
@@ -458,7 +458,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         meta = session["meta"]
         if state["unverified_project"]:
             meta["status"]["privacyStatus"] = "private"
-        kind = sniff_type(video_bytes)
+        kind = sniff_mime(video_bytes)
         state["videos"][video_id] = {"meta": meta, "uploaded_at": sandbox.now(),
                                      "invalid": kind is None or not kind.startswith("video/"),
                                      "size": len(video_bytes)}

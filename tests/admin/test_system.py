@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from ouipost import workspaces
+from ouipost import platform_calls, workspaces
 from ouipost.admin import monitoring
 from ouipost.app import create_app
 from ouipost.db.engine import create_engine
@@ -81,13 +81,13 @@ async def test_platform_health_from_recorded_calls(client: Any, admin: Any, engi
     now = clock.now()
     async with engine.begin() as conn:
         for i in range(20):
-            await monitoring.record_platform_call(conn, network="facebook", ok=True, status=200, latency_ms=400,
+            await platform_calls.record_platform_call(conn, network="facebook", ok=True, status=200, latency_ms=400,
                                                   at=now - timedelta(minutes=i))
         for i in range(10):
-            await monitoring.record_platform_call(conn, network="twitter", ok=i != 0, status=429 if i == 0 else 201,
+            await platform_calls.record_platform_call(conn, network="twitter", ok=i != 0, status=429 if i == 0 else 201,
                                                   latency_ms=1000, at=now - timedelta(minutes=i))
-        await monitoring.record_platform_call(conn, network="tiktok", ok=False, status=503, latency_ms=50, at=now)
-        await monitoring.record_platform_call(conn, network="tiktok", ok=True, status=200, latency_ms=50,
+        await platform_calls.record_platform_call(conn, network="tiktok", ok=False, status=503, latency_ms=50, at=now)
+        await platform_calls.record_platform_call(conn, network="tiktok", ok=True, status=200, latency_ms=50,
                                               at=now - timedelta(days=2))
     data = (await (await client.get("/admin/platform-health", headers=admin.headers)).json())["data"]
     facebook, twitter, tiktok = (data["platforms"][n] for n in ("facebook", "twitter", "tiktok"))

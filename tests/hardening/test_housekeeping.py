@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ouipost import accounts, admin_auth, housekeeping, idempotency, queue, users, webhooks
-from ouipost.admin.monitoring import PlatformCallLog
 from ouipost.clock import FrozenClock
 from ouipost.config import SettingsError, load_settings
 from ouipost.crypto import Cipher
@@ -26,6 +25,7 @@ from ouipost.db.admin_tables import (
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import events, idempotency_keys, oauth_states
 from ouipost.events import record_event
+from ouipost.platform_calls import PlatformCallLog
 from ouipost.retention import DEFAULT_RETENTION, Retention, load_retention
 from tests.conftest import TEST_SECRET
 from workers import housekeeping as housekeeping_job

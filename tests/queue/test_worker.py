@@ -172,7 +172,7 @@ async def test_an_enqueue_through_the_app_wakes_its_embedded_worker(
 
     async with app[DB].begin() as conn:
         job_id = await queue.enqueue(conn, kind="noop", payload={}, now=now())
-    queue.notify_enqueued(app)
+    queue.notify_enqueued(app.get(WORKER))
     assert await wait_until(lambda: _is_done(engine, job_id), timeout=5) < 1.0
     # The counter moves once the batched acknowledgement is written; periodic jobs may add to it.
     await wait_until(lambda: worker.counters.completed >= 1, timeout=5)
@@ -183,7 +183,7 @@ async def test_no_embedded_worker_without_worker_slots(
 ) -> None:
     client = await aiohttp_client(create_app(settings.with_overrides(workers=0), engine=engine))
     assert WORKER not in client.server.app
-    queue.notify_enqueued(client.server.app)  # harmless
+    queue.notify_enqueued(client.server.app.get(WORKER))  # harmless
 
 
 async def _noop(context: JobContext) -> None:

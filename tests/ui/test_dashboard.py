@@ -8,8 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ouipost import queue
-from ouipost.admin import monitoring
+from ouipost import platform_calls, queue
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.ids import new_id
 from tests.ui.conftest import PASSWORD, client_sign_in, make_workspace
@@ -131,7 +130,7 @@ async def test_platform_health_shows_a_degraded_network(
     viewer = await make_user("viewer")
     async with engine.begin() as conn:
         for ok in (True, False, False):
-            await monitoring.record_platform_call(conn, network="bluesky", ok=ok, status=200 if ok else 503,
+            await platform_calls.record_platform_call(conn, network="bluesky", ok=ok, status=200 if ok else 503,
                                                   latency_ms=120, at=clock.now())
     await client_sign_in(client, viewer["email"], PASSWORD)
     html = await (await client.get("/ui")).text()

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
-from ouipost import webhooks
+from ouipost import webhook_dispatch, webhooks
 from ouipost.clock import FrozenClock
 from ouipost.db.admin_tables import webhook_deliveries
 from ouipost.db.admin_tables import webhooks as webhooks_table
@@ -143,7 +143,7 @@ async def test_one_run_dispatches_in_order_and_a_rerun_never_duplicates(
     # A re-run over the same events (as after a crash between the commit and the acknowledgement).
     async with engine.begin() as conn:
         await conn.execute(events.update().values(dispatched_at=None))
-        assert await dispatch_events.dispatch_batch(conn, now=clock.now()) == (3, False)
+        assert await webhook_dispatch.dispatch_batch(conn, now=clock.now()) == (3, False)
     assert len(await deliveries(engine)) == 5 and await undispatched(engine) == 0
     assert [j for j in await live_jobs(engine) if j["kind"] == "deliver_webhook"] == []
     assert len(receiver.received) == 5
@@ -152,7 +152,7 @@ async def test_one_run_dispatches_in_order_and_a_rerun_never_duplicates(
 async def test_a_full_batch_queues_a_follow_up_run(engine: Any, settings: Any, clock: Any, receiver: Any,
                                                    monkeypatch: Any) -> None:
     await add_webhook(engine, settings, clock, receiver.url, ["post.published"])
-    monkeypatch.setattr(dispatch_events, "BATCH_SIZE", 2)
+    monkeypatch.setattr(webhook_dispatch, "BATCH_SIZE", 2)
     for _ in range(5):
         await record(engine, clock)
     ran = await run_due_jobs(engine, clock, settings)

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from marshmallow import ValidationError as SchemaError
 
-from ouipost import accounts, connections, errors
+from ouipost import accounts, connections, errors, instance_apps
 from ouipost.admin.common import request_actor
 from ouipost.api.accounts import CallbackBody, ConnectBody
 from ouipost.context import CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS
@@ -39,7 +39,8 @@ routes = web.RouteTableDef()
 
 MANAGE = "posts.manage"
 PAGE_SIZE = 50
-OAUTH_NETWORKS = tuple(n for n in NETWORKS if get_platform(n).oauth_supported)
+OAUTH_NETWORKS = tuple(n for n in NETWORKS if get_platform(n).oauth_supported and not get_platform(n).instance_based)
+INSTANCE_NETWORKS = tuple(n for n in NETWORKS if get_platform(n).instance_based)  # Mastodon: a server, then OAuth
 PASSWORD_NETWORKS = tuple(n for n in NETWORKS if not get_platform(n).oauth_supported)
 INVALID_STATE = (
     "This connection link is unknown, expired, already used or belongs to another workspace. "
@@ -82,6 +83,7 @@ async def _list_page(
         "pages": page_numbers(page, PAGE_SIZE, total),
         "oauth_networks": [(n, get_platform(n).name) for n in OAUTH_NETWORKS],
         "password_networks": [(n, get_platform(n).name) for n in PASSWORD_NETWORKS],
+        "instance_networks": [(n, get_platform(n).name) for n in INSTANCE_NETWORKS],
         "network_names": {n: get_platform(n).name for n in NETWORKS},
         "can_manage": can_mutate(request[UI_USER], MANAGE),
         "values": values or {"identifier": ""},
@@ -112,6 +114,32 @@ async def _start_oauth(request: web.Request, network: str) -> web.Response:
     raise web.HTTPSeeOther(started.auth_url)
 
 
+async def _start_instance_oauth(request: web.Request, network: str, instance: str) -> web.Response:
+    """The server form (Mastodon): register or reuse the app on that server, then its consent page;
+    a bad or refused server re-renders the list with the reason next to the field."""
+    shown = {"identifier": "", "instance": instance}
+    try:
+        body = ConnectBody().load({"platform": network, "callback_url": _callback_url(request),
+                                   **({"instance": instance} if instance else {})})
+    except SchemaError as exc:
+        return await _list_page(request, values=shown, errors_=field_errors(
+            errors.ValidationError("Invalid body", details=exc.normalized_messages())), status=422)
+    now = request.app[CLOCK].now()
+    try:
+        adapter = await instance_apps.bind_to_instance(
+            request.app[DB], _adapter(request, network), instance=body["instance"],
+            redirect_uri=body["callback_url"], scopes=None,
+            allow_private=request.app[SETTINGS].webhook_allow_private, cipher=request.app[CIPHER], now=now,
+        )
+    except errors.ValidationError as exc:
+        return await _list_page(request, values=shown, errors_=field_errors(exc), status=422)
+    started = await connections.start_oauth(
+        request.app[DB], adapter, workspace_id=request[UI_WORKSPACE]["id"], network=network,
+        callback_url=body["callback_url"], scopes=None, owner=_owner(request), cipher=request.app[CIPHER], now=now,
+    )
+    raise web.HTTPSeeOther(started.auth_url)
+
+
 @routes.post("/ui/w/{ws}/accounts/connect")
 @ui_view(MANAGE, workspace=True)
 async def connect(request: web.Request) -> web.Response:
@@ -124,6 +152,8 @@ async def connect(request: web.Request) -> web.Response:
             return await _start_oauth(request, network)
         except errors.ValidationError as exc:  # the network has no app credentials here
             return await _list_page(request, errors_={"_form": [exc.message]}, status=422)
+    if network in INSTANCE_NETWORKS:
+        return await _start_instance_oauth(request, network, str(values.get("instance", "")).strip())
     shown = {"identifier": str(values.get("identifier", ""))}
     payload = {
         "platform": network,

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ouipost import platform_calls
 from ouipost.admin import monitoring, overview
 from ouipost.context import CLOCK, DB
 from ouipost.ui.common import UI_USER, member_scope, render, ui_view
@@ -51,7 +52,7 @@ async def dashboard(request: web.Request) -> web.Response:
             return {
                 "attention": await overview.accounts_needing_attention(conn, scope, limit=FAILURES_SHOWN),
                 "last_heartbeat": await overview.last_worker_heartbeat(conn),
-                "platforms": await monitoring.platform_health(conn, now),
+                "platforms": await platform_calls.platform_health(conn, now),
             }
 
     first, second, third, queue = await asyncio.gather(

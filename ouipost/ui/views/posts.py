@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import errors, publishing
 from ouipost.api.posts import PostBody, PostQuery, ScheduleBody
-from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.context import CLOCK, DB, SETTINGS, STORAGE, WORKER
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts, social_accounts
 from ouipost.platforms.registry import NETWORKS, PLATFORMS
@@ -241,7 +241,7 @@ async def _composer_context(
     if post is not None:
         media = (await service.media_of(conn, [post["id"]]))[post["id"]]
         context["media"] = media
-        context["media_urls"] = rules.media_urls(request.app, media)
+        context["media_urls"] = rules.media_urls(request.app[STORAGE], media)
     return context
 
 
@@ -373,10 +373,10 @@ async def _after_save(
 ) -> web.Response:
     base = _base(request)
     if action == "publish":
-        notify_enqueued(request.app)
+        notify_enqueued(request.app.get(WORKER))
         return await _publish_outcome(request, post["id"])
     if action in ("schedule", "queue"):
-        notify_enqueued(request.app)
+        notify_enqueued(request.app.get(WORKER))
         zone = post["scheduled_timezone"] or _zone_name(request[UI_WORKSPACE])
         when = localtime(post["scheduled_at"], zone) if post["scheduled_at"] else "its schedule's next free slot"
         return await redirect(request, f"{base}/posts/{post['id']}", f"Scheduled for {when}.")
@@ -439,7 +439,8 @@ async def upload_media(request: web.Request) -> web.Response:
         received, fields = await uploads.read_form(reader, uploads.caps(settings), tmp_dir)
         try:
             probed = await asyncio.to_thread(uploads.probe, received, tmp_dir)
-            await uploads.attach(request.app, post, received, probed, fields, request.app[CLOCK].now())
+            await uploads.attach(request.app[DB], request.app[STORAGE], post, received, probed, fields,
+                                 request.app[CLOCK].now())
         finally:
             uploads.discard(received)
     except errors.ApiError as exc:
@@ -473,7 +474,7 @@ async def media_delete_page(request: web.Request) -> web.Response:
     async with request.app[DB].connect() as conn:
         post, row = await _media_row(conn, request)
     return await render(request, "ui/posts/media_delete.html", {
-        "post": post, "item": row, "urls": rules.media_urls(request.app, [row])[row["id"]],
+        "post": post, "item": row, "urls": rules.media_urls(request.app[STORAGE], [row])[row["id"]],
         "locked": post["status"] in uploads.LOCKED_STATUSES,
     })
 
@@ -485,7 +486,7 @@ async def media_delete(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
         post, row = await _media_row(conn, request)
         row = await uploads.remove(conn, post["workspace_id"], row["id"])
-    await rules.forget_media_files(request.app, [row])
+    await rules.forget_media_files(request.app[STORAGE], [row])
     return await redirect(request, f"{_base(request)}/posts/{post['id']}/edit", "Media removed.")
 
 
@@ -505,7 +506,7 @@ async def _post_page_context(conn: AsyncConnection, request: web.Request) -> dic
         names = {r.id: r.name for r in rows}
     return {
         "post": post, "targets": targets, "account_names": names, "media": media,
-        "media_urls": rules.media_urls(request.app, media),
+        "media_urls": rules.media_urls(request.app[STORAGE], media),
         "network_names": {n: PLATFORMS[n].name for n in NETWORKS},
         "editable": post["status"] in service.EDITABLE_STATUSES,
         "publishable": post["status"] in publishing.SCHEDULABLE,
@@ -543,7 +544,7 @@ async def publish_now(request: web.Request) -> web.Response:
             await publishing.request_publish(conn, post, request.app[CLOCK].now())
     except (errors.ValidationError, errors.Conflict) as exc:
         return await _render_post(request, form_errors_of(exc), status=exc.status)
-    notify_enqueued(request.app)
+    notify_enqueued(request.app.get(WORKER))
     return await _publish_outcome(request, post["id"])
 
 
@@ -572,7 +573,7 @@ async def delete_page(request: web.Request) -> web.Response:
 async def delete_post(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
         post, media = await actions.delete(conn, request[UI_WORKSPACE]["id"], request.match_info["id"])
-    await rules.forget_media_files(request.app, media)
+    await rules.forget_media_files(request.app[STORAGE], media)
     return await redirect(request, f"{_base(request)}/posts", actions.deletion_message(post))
 
 
