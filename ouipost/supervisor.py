@@ -108,6 +108,7 @@ class _Child:
     conn: Connection
     started_at: float = field(default_factory=time.monotonic)
     failure: str | None = None  # what the child said when it could not start
+    serving: bool = False  # said ready: from then on a stop must be clean
 
     @property
     def pid(self) -> int:
@@ -194,7 +195,7 @@ class Supervisor:
         quick_deaths = 0
         while not self._stop.is_set():
             child = self._start(slot)
-            ready = await self._until_ready(child)
+            ready = child.serving = await self._until_ready(child)
             if ready:
                 log.info("%s %d of %d (pid %d) is serving", self._name, slot + 1, self._processes, child.pid)
                 self._ready_pids[slot] = child.pid
@@ -279,7 +280,9 @@ class Supervisor:
                 await self._exited(child)
         else:
             await self._exited(child)
-        if child.process.exitcode != 0:
+        # One still starting has nothing to finish: SIGTERM before its handlers are set ends it so.
+        stopped_starting = not child.serving and child.process.exitcode == -signal.SIGTERM
+        if child.process.exitcode != 0 and not stopped_starting:
             self._unclean.append(f"{self._name} {child.slot + 1} (pid {child.pid}) {child.exit_reason()}")
 
     @staticmethod
