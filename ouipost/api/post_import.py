@@ -9,6 +9,7 @@ as the post id "export".
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +75,17 @@ IMPORT_UPLOAD: dict[str, Any] = {
 }
 
 
-async def read_csv_part(reader: MultipartReader) -> bytes:
-    """The `file` part of a multipart body, at most MAX_IMPORT_BYTES (413 past it); 422 for another
-    field or none."""
+async def read_csv_form(reader: MultipartReader, *, text_fields: tuple[str, ...] = ()) -> tuple[bytes, dict[str, str]]:
+    """The `file` part of a multipart body (at most MAX_IMPORT_BYTES: 413 past it) and the small
+    `text_fields` the form may send besides (the UI's dry_run); 422 for another field or no file."""
     data: bytes | None = None
+    values: dict[str, str] = {}
     while (part := await _next_part(reader)) is not None:
-        if not isinstance(part, BodyPartReader) or part.name != "file":
-            name = getattr(part, "name", None) or "_"
+        name = getattr(part, "name", None) or "_"
+        if isinstance(part, BodyPartReader) and name in text_fields:
+            values[name] = (await part.read(decode=False))[:200].decode("utf-8", "replace").strip()
+            continue
+        if not isinstance(part, BodyPartReader) or name != "file":
             raise errors.ValidationError(f"Unknown field: {name}; send the CSV in a `file` field",
                                          details={name: ["Unknown field."]})
         if data is not None:
@@ -94,9 +99,9 @@ async def read_csv_part(reader: MultipartReader) -> bytes:
             chunks.append(chunk)
         data = b"".join(chunks)
     if data is None:
-        raise errors.ValidationError("Send the CSV file in a `file` field",
+        raise errors.ValidationError("Choose a CSV file to import",
                                      details={"file": ["Missing data for required field."]})
-    return data
+    return data, values
 
 
 async def _next_part(reader: MultipartReader) -> Any:
@@ -142,7 +147,7 @@ async def import_posts(request: web.Request) -> web.StreamResponse:
         reader = await request.multipart()
     except ValueError as exc:
         raise errors.BadRequest("The multipart/form-data body needs a valid boundary parameter") from exc
-    data = await read_csv_part(reader)
+    data, _ = await read_csv_form(reader)
     workspace_id, engine = request[WORKSPACE_ID], request.app[DB]
 
     async def run(req: web.Request) -> web.Response:
@@ -173,10 +178,16 @@ async def export_posts(request: web.Request) -> web.StreamResponse:
     workspace_id = request[WORKSPACE_ID]
     pieces = csv_io.export_csv(request.app[DB], workspace_id, status=query.get("status"),
                                platform=query.get("platform"), start=query.get("from_"), end=query.get("to"))
-    first = await anext(pieces)  # before the answer starts: an error until here is still an envelope
+    return await stream_csv(request, pieces, f"posts-{workspace_id}.csv")
+
+
+async def stream_csv(request: web.Request, pieces: AsyncIterator[str], filename: str) -> web.StreamResponse:
+    """Send `pieces` as a chunked CSV attachment. The first piece is read before the answer starts,
+    so that an error until then is still answered in the envelope (or the UI's error page)."""
+    first = await anext(pieces)
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="posts-{workspace_id}.csv"',
+        "Content-Disposition": f'attachment; filename="{filename}"',
     })
     response.enable_chunked_encoding()
     await response.prepare(request)

@@ -44,8 +44,8 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 from ouipost.media import sniff_mime
+from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 
 NETWORK = "pinterest"
 UPLOAD_HOST = "pinterest-media-upload.s3-accelerate.amazonaws.com"

@@ -50,8 +50,8 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox, units_under_way
 from ouipost.media import sniff_mime
+from ouipost.sandbox.core import Sandbox, units_under_way
 
 NETWORK = "tiktok"
 HOSTS = ("www.tiktok.com", "open.tiktokapis.com", "open-upload.tiktokapis.com")

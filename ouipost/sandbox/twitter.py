@@ -44,8 +44,8 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox, TokenInfo, record_of, units_under_way
 from ouipost.media import sniff_mime
+from ouipost.sandbox.core import Sandbox, TokenInfo, record_of, units_under_way
 
 NETWORK = "twitter"
 HOSTS: tuple[str, ...] = ("x.com", "api.x.com", "api.twitter.com")

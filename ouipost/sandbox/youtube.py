@@ -53,8 +53,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 from ouipost.media import sniff_mime
+from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 
 NETWORK = "youtube"
 HOSTS = ("accounts.google.com", "oauth2.googleapis.com", "www.googleapis.com",
