@@ -15,7 +15,9 @@ Each network lives in `ouipost/sandbox/<network>.py` and exposes:
 The app below routes `/{host}/...` to those handlers, records every request, applies faults
 (rate limit, expired token, 5xx, slow answer, dropped connection before or after handling, an
 answer that never comes) and exposes a control API under `/_sandbox/` so tests in other processes can
-steer it. A fault applies to every matching request, or at random to a share of them (`rate`), for
+steer it (`POST /_sandbox/settings {"network", "settings"}` sets the knobs a network module reads
+from its `network_state`: processing delays, per-user limits, quotas, as each module's docstring
+lists them). A fault applies to every matching request, or at random to a share of them (`rate`), for
 fault drills; the record says which fault answered and, for a rate limit with a `wait`, the earliest
 moment the network allows the call again (`notes["retry_not_before"]`).
 
@@ -35,7 +37,7 @@ import itertools
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any, Literal
@@ -321,7 +323,7 @@ def create_sandbox_app(
     # Always open, control or not: a separate worker checks the sandbox it was told to call answers.
     app.router.add_get(HEALTH_PATH, _health)
     if control:
-        _add_control_routes(app, sandbox, control_guard)
+        _add_control_routes(app, sandbox, control_guard, {mod.NETWORK: mod for mod in modules})
     for module in modules:
         module.setup(app, sandbox)
     return app
@@ -402,7 +404,12 @@ def _drop(request: web.Request) -> None:
         transport.abort()
 
 
-def _add_control_routes(app: web.Application, sandbox: Sandbox, guard: ControlGuard | None) -> None:
+# A network setting is a plain JSON value (a number, a flag, a text, a list or a map of such).
+_SETTING_TYPES = (bool, int, float, str, list, dict, type(None))
+
+
+def _add_control_routes(app: web.Application, sandbox: Sandbox, guard: ControlGuard | None,
+                        by_network: Mapping[str, ModuleType]) -> None:
     def guarded(handler: _Handler) -> _Handler:
         if guard is None:
             return handler
@@ -445,6 +452,18 @@ def _add_control_routes(app: web.Application, sandbox: Sandbox, guard: ControlGu
         sandbox.reset()
         return web.json_response({"reset": True})
 
+    async def update_settings(request: web.Request) -> web.Response:
+        data = await request.json()
+        try:
+            network, values = data["network"], data["settings"]
+            if network not in by_network or not isinstance(values, dict) or not all(
+                    isinstance(name, str) and isinstance(value, _SETTING_TYPES) for name, value in values.items()):
+                raise ValueError("network must be a sandbox network and settings an object of plain values")
+        except (KeyError, TypeError, ValueError) as exc:
+            return web.json_response({"error": f"bad settings: {exc}"}, status=400)
+        sandbox.network_state(network).update(values)
+        return web.json_response({"network": network, "settings": values})
+
     async def clock(request: web.Request) -> web.Response:
         data = await request.json()
         sandbox.clock_offset += float(data.get("advance", 0))
@@ -456,3 +475,4 @@ def _add_control_routes(app: web.Application, sandbox: Sandbox, guard: ControlGu
     app.router.add_get("/_sandbox/publications", guarded(list_publications))
     app.router.add_post("/_sandbox/reset", guarded(reset))
     app.router.add_post("/_sandbox/clock", guarded(clock))
+    app.router.add_post("/_sandbox/settings", guarded(update_settings))

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -484,12 +485,15 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
     app.router.add_post(f"/{UPLOAD_HOST}/", pin.s3_upload)
 
 
-def fault_response(kind: str, sandbox: Sandbox) -> web.Response:
-    """Pinterest's own answers: 429 code 8 (+ x-ratelimit-*), 401 code 2, 500."""
+def fault_response(kind: str, sandbox: Sandbox, wait: float | None = None) -> web.Response:
+    """Pinterest's own answers: 429 code 8 (+ x-ratelimit-*: the window resets in `wait` seconds,
+    else 60), 401 code 2, 500."""
     if kind == "rate_limit":
+        # Whole seconds, rounded up so that it never says sooner than `wait`.
+        reset = str(math.ceil(wait)) if wait is not None else "60"
         return web.json_response(
             {"code": 8, "message": "You have exceeded your rate limit. Try again later."}, status=429,
-            headers={"x-ratelimit-limit": "1000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "60"})
+            headers={"x-ratelimit-limit": "1000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset})
     if kind == "expire_token":
         return web.json_response({"code": 2, "message": "Authentication failed."}, status=401)
     return web.json_response({"code": -1, "message": "Something went wrong on our end. Sorry about that."},

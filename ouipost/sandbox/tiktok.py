@@ -18,7 +18,8 @@ What it enforces:
   `user.info.basic/profile/stats` (user fields), `video.list` (video/query).
 - video/init: post_info / source_info shapes, privacy_level among the creator's options,
   FILE_UPLOAD chunk arithmetic (chunks 5-64 MiB, last up to 128 MiB, files under 5 MiB in one
-  chunk, total_chunk_count = floor(video_size / chunk_size), 1..1000), 6 inits per minute per token.
+  chunk, total_chunk_count = floor(video_size / chunk_size), 1..1000), 6 inits per minute per token
+  (`inits_per_minute` in the network state).
 - chunk PUT: Content-Type video/*, Content-Range `bytes first-last/total` matching the declared
   geometry, chunks in order; 206 for intermediate chunks, 201 for the last.
 - uploaded/pulled bytes: type by magic numbers (MP4/MOV/WebM videos; JPEG/WEBP photos, no PNG),
@@ -179,6 +180,7 @@ def _state(sandbox: Sandbox) -> dict[str, Any]:
     state.setdefault("unaudited", False)
     state.setdefault("verified_url_prefixes", None)
     state.setdefault("max_video_post_duration_sec", 600)
+    state.setdefault("inits_per_minute", 6)
     state.setdefault("publishes", {})
     state.setdefault("inits", {})
     state.setdefault("uploads", {})
@@ -416,10 +418,10 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         return url
 
     def _count_init(token: str) -> None:
-        # 6 requests per minute per access token on the init endpoints.
+        # 6 requests per minute per access token on the init endpoints (`inits_per_minute`).
         now = sandbox.now()
         recent = [t for t in state["inits"].get(token, []) if now - t < 60]
-        if len(recent) >= 6:
+        if len(recent) >= int(state["inits_per_minute"]):
             raise _Refusal(envelope(code="rate_limit_exceeded",
                                     message="API rate limit was exceeded, please try again later.",
                                     status=429))

@@ -17,7 +17,8 @@ Imitates (shared/platforms.md section 3):
 - `POST /2/tweets` (weighted 280, media must have succeeded, <= 4 images or 1 video, duplicate text ->
   403), `GET /2/tweets/{id}` with public/non_public/organic metrics, `DELETE /2/tweets/{id}`,
   `GET /2/users/me`.
-- x-rate-limit-limit/-remaining/-reset on every API answer, counted per user per endpoint over 15 min;
+- x-rate-limit-limit/-remaining/-reset on every API answer, counted per user per endpoint over 15 min
+  (LIMITS; `limits` in the network state replaces some, e.g. for a burst of one sandbox user);
   `usage_capped` in the network state answers 429 usage-capped on POST /2/tweets.
 
 Metrics of a tweet, with m = minutes since it was published counting the one under way (sandbox
@@ -78,6 +79,7 @@ DEFAULTS: dict[str, Any] = {
     "deny_consent": False,  # the user clicks "Cancel" on the consent screen
     "client_secrets": None,  # {client_id: secret} to check Basic credentials; None: any non-empty
     "max_weighted_length": 280,
+    "limits": None,  # {endpoint: requests per 15-minute window per user} in place of LIMITS' documented ones
 }
 
 # (requests per 15-minute window per user) as documented.
@@ -172,6 +174,7 @@ class TwitterSandbox:
         async def wrapped(request: web.Request) -> web.Response:
             info = self.sandbox.token(NETWORK, _bearer(request))
             window: dict[str, float] | None = None
+            allowed = int((self.state["limits"] or {}).get(limit, LIMITS[limit])) if limit is not None else 0
             if limit is not None and info is not None:
                 now = self.sandbox.now()
                 key = f"{info.subject}:{limit}"
@@ -179,9 +182,9 @@ class TwitterSandbox:
                 if window is None or now >= window["reset"]:
                     window = {"reset": now + WINDOW, "used": 0}
                     self.state["windows"][key] = window
-                if window["used"] >= LIMITS[limit]:
+                if window["used"] >= allowed:
                     response = problem(429, "Too Many Requests", "Too Many Requests")
-                    _limit_headers(response, LIMITS[limit], 0, window["reset"])
+                    _limit_headers(response, allowed, 0, window["reset"])
                     return response
                 window["used"] += 1
             try:
@@ -189,7 +192,7 @@ class TwitterSandbox:
             except _Reject as reject:
                 response = reject.response
             if limit is not None and window is not None:
-                _limit_headers(response, LIMITS[limit], LIMITS[limit] - int(window["used"]), window["reset"])
+                _limit_headers(response, allowed, allowed - int(window["used"]), window["reset"])
             return response
 
         return wrapped

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 import secrets
 from datetime import UTC, date, datetime, timedelta
@@ -102,12 +103,14 @@ def _auth_error() -> web.Response:
     )
 
 
-def fault_response(kind: str, sandbox: Sandbox) -> web.StreamResponse:
-    """Google's own answers for sandbox faults."""
+def fault_response(kind: str, sandbox: Sandbox, wait: float | None = None) -> web.StreamResponse:
+    """Google's own answers for sandbox faults (a rate limit with a `wait` is the 429 whose
+    Retry-After says it, in whole seconds rounded up)."""
     if kind == "rate_limit":
-        if _state(sandbox)["rate_limit_status"] == 429:
+        if wait is not None or _state(sandbox)["rate_limit_status"] == 429:
+            retry_after = str(math.ceil(wait)) if wait is not None else "30"
             return google_error(429, "userRateLimitExceeded", "User Rate Limit Exceeded",
-                                domain="usageLimits", headers={"Retry-After": "30"})
+                                domain="usageLimits", headers={"Retry-After": retry_after})
         return google_error(403, "rateLimitExceeded",
                             "The request cannot be completed because you have exceeded your quota.",
                             domain="youtube.quota")
