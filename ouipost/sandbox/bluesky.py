@@ -44,7 +44,6 @@ import hashlib
 import math
 import re
 import secrets
-import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +53,7 @@ from aiohttp import web
 from ouipost.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 from ouipost.sandbox.tiktok import mp4_duration
+from ouipost.text import grapheme_count
 
 NETWORK = "bluesky"
 PDS_HOST = "morel.us-east.host.bsky.network"
@@ -74,50 +74,6 @@ ACCOUNTS = {
 JOB_STATES = ["JOB_STATE_CREATED", "JOB_STATE_ENCODING", "JOB_STATE_SCANNING", "JOB_STATE_UPLOADING"]
 TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
-
-
-# ---------------------------------------------------------------------------------------------
-# Graphemes (no third-party segmenter: extended grapheme clusters for the cases posts contain)
-
-
-def _extends(cp: int, ch: str) -> bool:
-    """Characters that never start a grapheme: marks, ZWJ, variation selectors, skin tones, tags."""
-    return (
-        unicodedata.category(ch) in ("Mn", "Me", "Mc")
-        or cp == 0x200D
-        or 0xFE00 <= cp <= 0xFE0F
-        or 0x1F3FB <= cp <= 0x1F3FF
-        or 0xE0020 <= cp <= 0xE007F
-        or 0xE0100 <= cp <= 0xE01EF
-    )
-
-
-def _pictographic(cp: int, ch: str) -> bool:
-    return unicodedata.category(ch) == "So" or 0x1F000 <= cp <= 0x1FAFF or 0x2600 <= cp <= 0x27BF
-
-
-def count_graphemes(text: str) -> int:
-    """Number of user-perceived characters (UAX #29 clusters: CRLF, marks, ZWJ emoji, flags, jamo)."""
-    count = 0
-    prev_cp = -1
-    after_zwj = False
-    regional_run = 0
-    for ch in text:
-        cp = ord(ch)
-        joins = count > 0 and (
-            (prev_cp == 0x0D and cp == 0x0A)
-            or _extends(cp, ch)
-            or (after_zwj and _pictographic(cp, ch))  # ZWJ emoji sequences
-            or (0x1F1E6 <= cp <= 0x1F1FF and regional_run % 2 == 1)  # the second flag letter
-            # Hangul vowel/trailing jamo after a leading jamo or a syllable
-            or (0x1160 <= cp <= 0x11FF and (0x1100 <= prev_cp <= 0x11FF or 0xAC00 <= prev_cp <= 0xD7A3))
-        )
-        if not joins:
-            count += 1
-        regional_run = regional_run + 1 if 0x1F1E6 <= cp <= 0x1F1FF else 0
-        after_zwj = cp == 0x200D
-        prev_cp = cp
-    return count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,7 +386,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
                 raise _invalid(f"{path}: the mention facet covers {covered!r}, not '@{handle}' (wrong byte offsets?)")
         elif kind == "app.bsky.richtext.facet#tag":
             tag = feature.get("tag")
-            if not isinstance(tag, str) or not tag or len(tag.encode()) > 640 or count_graphemes(tag) > 64:
+            if not isinstance(tag, str) or not tag or len(tag.encode()) > 640 or grapheme_count(tag) > 64:
                 raise _invalid(f"Invalid app.bsky.feed.post record: {path} tag must be 1-64 graphemes")
             if strict and covered not in (f"#{tag}", f"\uff03{tag}"):
                 raise _invalid(f"{path}: the tag facet covers {covered!r}, not '#{tag}' (wrong byte offsets?)")
@@ -500,7 +456,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         text = record.get("text")
         if not isinstance(text, str):
             raise _invalid("Invalid app.bsky.feed.post record: Record must have the property \"text\"")
-        if count_graphemes(text) > 300:
+        if grapheme_count(text) > 300:
             raise _invalid("Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes")
         if len(text.encode()) > 3000:
             raise _invalid("Invalid app.bsky.feed.post record: Record/text must not be longer than 3000 characters")

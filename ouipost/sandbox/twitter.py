@@ -37,8 +37,6 @@ import base64
 import binascii
 import hashlib
 import math
-import re
-import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -47,6 +45,7 @@ from aiohttp import web
 
 from ouipost.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, TokenInfo, record_of, units_under_way
+from ouipost.text import twitter_weighted_length
 
 NETWORK = "twitter"
 HOSTS: tuple[str, ...] = ("x.com", "api.x.com", "api.twitter.com")
@@ -119,22 +118,6 @@ def invalid_request(detail: str, **extra: Any) -> _Reject:
 
 def oauth_error(status: int, error: str, description: str) -> web.Response:
     return web.json_response({"error": error, "error_description": description}, status=status)
-
-
-_URL = re.compile(r"https?://[^\s]+", re.IGNORECASE)
-_LIGHT = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
-
-
-def weighted_length(text: str) -> int:
-    """twitter-text v3 length: NFC, URLs count 23, light ranges weigh 1, everything else 2.
-
-    Approximation: emoji ZWJ sequences count 2 per code point rather than 2 per sequence.
-    """
-    text = unicodedata.normalize("NFC", text)
-    urls = _URL.findall(text)
-    rest = _URL.sub("", text)
-    light = sum(1 for ch in rest if any(lo <= ord(ch) <= hi for lo, hi in _LIGHT))
-    return 23 * len(urls) + light + 2 * (len(rest) - light)
 
 
 def metrics_for(minutes: int) -> tuple[dict[str, int], dict[str, int]]:
@@ -503,7 +486,7 @@ class TwitterSandbox:
             raise invalid_request("media.media_ids must be a list of strings")
         if not text.strip() and not media_ids:
             raise invalid_request("Post text or media is required")
-        if weighted_length(text) > self.state["max_weighted_length"]:
+        if twitter_weighted_length(text) > self.state["max_weighted_length"]:
             raise _Reject(problem(403, "Forbidden", "Your Tweet text is too long. For more information on how "
                                   "Twitter determines text length see https://github.com/twitter/twitter-text."))
         attached = []

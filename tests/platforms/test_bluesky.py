@@ -21,7 +21,7 @@ from ouipost.platforms.base import (
 )
 from ouipost.platforms.bluesky import BlueskyAdapter
 from ouipost.sandbox import Sandbox
-from ouipost.sandbox.bluesky import count_graphemes
+from ouipost.text import grapheme_count
 from tests.media_samples import jpeg_bytes
 
 ALICE_DID = "did:plc:ouipostalice2sandbox0001"
@@ -227,7 +227,7 @@ async def test_bluesky_300_graphemes_pass_but_301_are_refused(
     adapter: BlueskyAdapter, auth: AccountAuth, sandbox: Sandbox
 ) -> None:
     thumbs = "👍🏽" * 300  # 600 code points, 2,400 bytes, but 300 graphemes
-    assert count_graphemes(thumbs) == 300
+    assert grapheme_count(thumbs) == 300
     await adapter.publish(auth, PublishRequest(text=thumbs))
     with pytest.raises(PermanentError) as err:
         await adapter.publish(auth, PublishRequest(text=thumbs + "!"))
