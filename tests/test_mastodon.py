@@ -251,3 +251,4 @@ def test_an_accounts_server_limits_replace_the_networks_defaults() -> None:
     strict = DraftPost(content="z" * 900, networks=["mastodon"], media=images, account_limits={"mastodon": {}})
     problems = validate_for_networks(strict, require_media=True)["mastodon"]
     assert any("900 of 500" in p for p in problems) and any("at most 4" in p for p in problems)
+

@@ -1,4 +1,4 @@
-"""GET /api/platforms: the nine networks and what each supports, from the registry."""
+"""GET /api/platforms: the ten networks and what each supports, from the registry."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 }
 DESCRIPTION = """\
 Self-hostable social media publishing: workspaces, social accounts, posts with media, schedules and
-analytics across nine networks (/api, an `X-API-Key`), and their administration (/admin, a bearer JWT
+analytics across ten networks (/api, an `X-API-Key`), and their administration (/admin, a bearer JWT
 from `POST /admin/login`).
 
 Every answer is JSON: `{"success": true, "data": {...}}`, or `{"success": false, "error": {"code",

@@ -1,4 +1,4 @@
-"""A faithful local imitation of the nine networks' APIs (see core.py)."""
+"""A faithful local imitation of the ten networks' APIs (see core.py)."""
 
 from ouipost.sandbox.core import (
     SANDBOX_KEY,

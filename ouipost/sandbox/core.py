@@ -1,4 +1,4 @@
-"""The sandbox: a local imitation of the nine networks' HTTP APIs, with faults on demand.
+"""The sandbox: a local imitation of the ten networks' HTTP APIs, with faults on demand.
 
 Each network lives in `ouipost/sandbox/<network>.py` and exposes:
 
@@ -381,7 +381,7 @@ async def _record(request: web.Request, network: str, path: str) -> RecordedRequ
 
 
 REDACTED = "[redacted]"
-# Names of query, form and JSON fields that carry credentials in the nine networks' APIs.
+# Names of query, form and JSON fields that carry credentials in the ten networks' APIs.
 SECRET_FIELDS = frozenset({
     "access_token", "refresh_token", "id_token", "token", "input_token", "fb_exchange_token", "code",
     "code_verifier", "client_secret", "client_assertion", "appsecret_proof", "password", "app_password",
