@@ -33,6 +33,7 @@ from bench import publish_burst
 from ouipost import api_keys
 from ouipost.clock import Clock
 from ouipost.db.admin_tables import api_key_usage
+from ouipost.db.tables import users
 from tests.drills.conftest import DRILL_SECONDS, NETWORKS, make_accounts, tally, wait_all_final, worker_logs
 from tests.servers import free_port
 
@@ -202,10 +203,26 @@ async def test_sigterm_stops_every_api_process_and_writes_their_usage(
     engine: Any, start_serve: Any, make_key: Any,
 ) -> None:
     serve = start_serve()
-    key = await make_key()
     pids = await asyncio.to_thread(serve.wait_listening)
+    # The first start's admin was made once, by the supervisor, and printed once.
+    log = serve.log()
+    assert log.count("First start: created an admin") == 1
+    password = re.search(r"Admin login : admin@localhost  password: (\S+)", log)
+    assert password is not None, log
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(users)) == 1
+    assert "OUIPOST_REDIS_URL is not set: each of the 2 API processes enforces the rate limits on its own" in log
+    key = await make_key()
     headers = key.headers()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        async with session.post(f"{serve.url}/admin/login",
+                                json={"email": "admin@localhost", "password": password.group(1)}) as resp:
+            token = (await resp.json())["data"]["token"]
+        async with session.get(f"{serve.url}/admin/health", headers={"Authorization": f"Bearer {token}"}) as resp:
+            body = await resp.json()
+        report = body["data"] if body["success"] else body["error"]["details"]  # 503 when a part is unhealthy
+        limits = report["components"]["rate_limits"]
+        assert limits["backend"] == "process" and limits["shared"] is False, limits
 
         async def read() -> None:
             async with session.get(f"{serve.url}/api/workspaces", headers=headers) as resp:
