@@ -80,6 +80,12 @@ class Settings:
     pacing: PacingConfig = field(default_factory=PacingConfig)
     # How long housekeeping keeps each kind of row (OUIPOST_RETENTION; see ouipost/retention.py).
     retention: Retention = field(default_factory=Retention)
+    # Seconds between media processing status reads per network (OUIPOST_MEDIA_POLL_SECONDS);
+    # a network not named keeps its adapter's own pace.
+    media_poll_seconds: Mapping[str, float] = field(default_factory=dict)
+    # The first wait before a target is sent again after an error that names no wait (a 5xx, a
+    # connection refused); it doubles with each attempt, with jitter, up to an hour.
+    publish_backoff_seconds: float = 5.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -194,6 +200,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         ui_idle_minutes=reader.integer("OUIPOST_UI_IDLE_MINUTES", 30, 1, 7 * 24 * 60),
         pacing=pacing,
         retention=retention,
+        media_poll_seconds=_parse_media_poll(reader.text("OUIPOST_MEDIA_POLL_SECONDS", ""), problems),
+        publish_backoff_seconds=reader.seconds("OUIPOST_PUBLISH_BACKOFF_SECONDS", 5.0, 0.1, 3600.0),
     )
     settings_kwargs.update(overrides)
 
@@ -242,6 +250,27 @@ def _parse_rate_limits(raw: str, problems: list[str]) -> dict[str, int]:
             continue
         limits[name.strip()] = int(value)
     return limits
+
+
+def _parse_media_poll(raw: str, problems: list[str]) -> dict[str, float]:
+    """`net=SECONDS` items, `*` for every network: {network: seconds}."""
+    found: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            seconds = float(value) if sep else -1.0
+        except ValueError:
+            seconds = -1.0
+        if name not in (*NETWORKS, "*") or not 0.05 <= seconds <= 600:
+            problems.append(f"OUIPOST_MEDIA_POLL_SECONDS: {item!r} is not network=seconds (0.05 to 600; a "
+                            f"network among {', '.join(NETWORKS)} or *), e.g. instagram=5,tiktok=3")
+            continue
+        for network in NETWORKS if name == "*" else (name,):
+            if name == "*" and network in found:
+                continue  # a network named on its own wins over *
+            found[network] = seconds
+    return found
 
 
 def _log_format(raw: str, problems: list[str]) -> str:
@@ -307,6 +336,19 @@ class _Reader:
             return default
         if not low <= value <= high:
             self.problems.append(f"{name} must be between {low} and {high} (got {value})")
+        return value
+
+    def seconds(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number of seconds (got {raw!r})")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name} must be between {low:g} and {high:g} seconds (got {raw})")
         return value
 
     def boolean(self, name: str, *, default: bool) -> bool:

@@ -352,7 +352,8 @@ class Publisher:
         except RetryableError as exc:
             # The network's own wait when it gave one; else the queue's backoff for this attempt
             # (a 5xx or a refused connection retried at once would spend every attempt in seconds).
-            wait = exc.retry_after if exc.retry_after is not None else queue.retry_delay(context.attempts)
+            wait = exc.retry_after if exc.retry_after is not None else queue.retry_delay(
+                context.attempts, base=self.settings.publish_backoff_seconds)
             return Outcome(target_id, "pending", message=exc.message), wait
         except TokenExpiredError as exc:
             return Outcome(target_id, "failed", code="TOKEN_EXPIRED",

@@ -32,6 +32,9 @@ class AdapterSettings(Protocol):
     @property
     def sandbox(self) -> bool: ...
 
+    @property
+    def media_poll_seconds(self) -> Mapping[str, float]: ...
+
 
 # The sandbox's OAuth apps accept these, so sandbox mode works with nothing configured.
 SANDBOX_CREDENTIALS = ClientCredentials("sandbox-client", "sandbox-secret")
@@ -62,4 +65,8 @@ def client_credentials(settings: AdapterSettings, network: str) -> ClientCredent
 
 def make_adapter(network: str, http: PlatformHttp, settings: AdapterSettings) -> PlatformAdapter:
     """The adapter of `network`, talking through `http`; NetworkNotConfigured without credentials."""
-    return adapter_class(network)(http, client_credentials(settings, network))
+    adapter = adapter_class(network)(http, client_credentials(settings, network))
+    poll = settings.media_poll_seconds.get(network)
+    if poll is not None:
+        adapter.poll_media_every(poll)
+    return adapter

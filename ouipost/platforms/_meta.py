@@ -184,6 +184,7 @@ class GraphAdapter(PlatformAdapter):
     #: so tests can shrink them). Postiz polls IG every 30 s for 8 min and Threads every 2.2 s.
     container_poll_interval: ClassVar[float] = 5.0
     container_poll_timeout: ClassVar[float] = 480.0
+    media_poll_attributes: ClassVar[tuple[str, ...]] = ("container_poll_interval",)
     #: Container status field and the fields asked for when polling.
     container_status_field: ClassVar[str] = "status_code"
     container_fields: ClassVar[str] = "status_code,status"

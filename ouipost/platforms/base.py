@@ -196,10 +196,19 @@ class PlatformAdapter(ABC):
     default_scopes: ClassVar[tuple[str, ...]] = ()
     uses_pkce: ClassVar[bool] = False
     supports_refresh: ClassVar[bool] = True
+    #: The attributes that hold the seconds between status reads while the network processes
+    #: uploaded media (containers, videos); `poll_media_every` sets them (OUIPOST_MEDIA_POLL_SECONDS).
+    media_poll_attributes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, http: PlatformHttp, credentials: ClientCredentials) -> None:
         self.http = http
         self.credentials = credentials
+
+    def poll_media_every(self, seconds: float) -> None:
+        """Read the network's media processing status every `seconds` instead of the adapter's
+        default pace (which follows the network's advice and its limits on status reads)."""
+        for name in self.media_poll_attributes:
+            setattr(self, name, seconds)
 
     # OAuth -------------------------------------------------------------------------------------
 

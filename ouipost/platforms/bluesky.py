@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
@@ -79,6 +79,7 @@ class BlueskyAdapter(PlatformAdapter):
     supports_refresh = True
 
     video_poll_interval: float = 1.5
+    media_poll_attributes: ClassVar[tuple[str, ...]] = ("video_poll_interval",)
     video_timeout: float = 300.0
     fetch_link_cards: bool = True
     card_fetch_timeout: float = 5.0

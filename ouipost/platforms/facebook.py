@@ -68,6 +68,7 @@ class FacebookAdapter(GraphAdapter):
     graph_base: ClassVar[str] = GRAPH
     #: How long to watch a new video's processing before returning (it stays published either way).
     video_poll_interval: ClassVar[float] = 5.0
+    media_poll_attributes: ClassVar[tuple[str, ...]] = ("video_poll_interval",)
     video_poll_timeout: ClassVar[float] = 60.0
 
     # OAuth -------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ class LinkedInAdapter(PlatformAdapter):
     # A LinkedIn-Version is sunset about a year after release: move this forward with the API.
     api_version: ClassVar[str] = "202605"
     poll_interval: ClassVar[float] = 2.0
+    media_poll_attributes: ClassVar[tuple[str, ...]] = ("poll_interval",)
     poll_timeout: ClassVar[float] = 600.0
 
     # OAuth -------------------------------------------------------------------------------------

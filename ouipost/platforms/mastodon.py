@@ -130,6 +130,7 @@ class MastodonAdapter(PlatformAdapter):
 
     # Media processing polls (tests shrink them); a server that never finishes: nothing is posted.
     media_poll_interval: ClassVar[float] = 1.0
+    media_poll_attributes: ClassVar[tuple[str, ...]] = ("media_poll_interval",)
     media_poll_timeout: ClassVar[float] = 300.0
     # A 429 without a usable reset header (Mastodon's windows are 5 minutes).
     default_rate_limit_wait: ClassVar[float] = 300.0

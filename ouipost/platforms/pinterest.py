@@ -59,6 +59,7 @@ class PinterestAdapter(PlatformAdapter):
     # Apps created before 2025-09-25 must ask for continuous refresh explicitly; newer apps get it anyway.
     continuous_refresh: ClassVar[bool] = True
     poll_interval: ClassVar[float] = 3.0
+    media_poll_attributes: ClassVar[tuple[str, ...]] = ("poll_interval",)
     poll_timeout: ClassVar[float] = 900.0
     default_rate_limit_wait: ClassVar[float] = 60.0
     max_board_pages: ClassVar[int] = 20

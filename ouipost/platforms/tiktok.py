@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from ouipost.platforms.base import (
@@ -77,6 +77,7 @@ class TikTokAdapter(PlatformAdapter):
 
     chunk_size: int = 10 * MIB  # between 5 and 64 MiB (TikTok's rule)
     poll_interval: float = 3.0  # status/fetch allows 30 requests per minute
+    media_poll_attributes: ClassVar[tuple[str, ...]] = ("poll_interval",)
     publish_timeout: float = 600.0  # how long to wait for PUBLISH_COMPLETE
     post_id_wait: float = 30.0  # after PUBLISH_COMPLETE, how long to wait for the public post id
     rate_limit_wait: float = 60.0  # TikTok sends no Retry-After; its windows are one minute

@@ -61,6 +61,7 @@ class TwitterAdapter(PlatformAdapter):
     chunk_size: ClassVar[int] = 1 << 20
     # Media STATUS polling. None: wait what X says (`check_after_secs`); tests set it small.
     poll_interval: ClassVar[float | None] = None
+    media_poll_attributes: ClassVar[tuple[str, ...]] = ("poll_interval",)
     poll_timeout: ClassVar[float] = 600.0
     # Seconds to wait when X answers 429 without usable headers (Mixpost uses 300).
     default_rate_limit_wait: ClassVar[float] = 300.0

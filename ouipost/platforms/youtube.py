@@ -28,7 +28,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -83,6 +83,7 @@ class YouTubeAdapter(PlatformAdapter):
     max_resume_attempts: int = 5
     resume_backoff: float = 1.0  # seconds, doubled per attempt
     poll_interval: float = 5.0
+    media_poll_attributes: ClassVar[tuple[str, ...]] = ("poll_interval",)
     processing_timeout: float = 300.0
     rate_limit_wait: float = 60.0
 
