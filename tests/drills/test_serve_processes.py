@@ -49,14 +49,15 @@ SERVING = re.compile(r"API process (\d) of 2 \(pid (\d+)\) is serving")
 class ServeProcesses:
     """`run.py serve --processes 2 --no-workers` and its log."""
 
-    def __init__(self, database_url: str, tmp_path: Path, platform_base_url: str, label: str) -> None:
+    def __init__(self, database_url: str, tmp_path: Path, platform_base_url: str, label: str,
+                 **extra_env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"serve-{label}.log"
         env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
                "OUIPOST_DATABASE_URL": database_url, "OUIPOST_SECRET_KEY": publish_burst.SECRET,
                "OUIPOST_DATA_DIR": str(tmp_path / "data"), "OUIPOST_PLATFORM_BASE_URL": platform_base_url,
-               "OUIPOST_RATE_LIMITS": "starter=100000,professional=100000,enterprise=100000"}
+               "OUIPOST_RATE_LIMITS": "starter=100000,professional=100000,enterprise=100000", **extra_env}
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(ROOT / "run.py"), "serve", "--processes", "2", "--no-workers",
@@ -93,8 +94,8 @@ class ServeProcesses:
 def start_serve(database_url: str, tmp_path: Path) -> Iterator[Callable[..., ServeProcesses]]:
     started: list[ServeProcesses] = []
 
-    def start(platform_base_url: str = "http://127.0.0.1:9", label: str = "api") -> ServeProcesses:
-        server = ServeProcesses(database_url, tmp_path, platform_base_url, label)
+    def start(platform_base_url: str = "http://127.0.0.1:9", label: str = "api", **env: str) -> ServeProcesses:
+        server = ServeProcesses(database_url, tmp_path, platform_base_url, label, **env)
         started.append(server)
         return server
 
@@ -273,3 +274,16 @@ async def test_a_killed_api_process_is_replaced_while_the_port_keeps_answering(s
         assert time.monotonic() < deadline, f"API processes outlived their supervisor\n{serve.log()}"
         await asyncio.sleep(0.1)
     assert "the supervisor is gone: this API process stops" in serve.log()
+
+
+async def test_api_processes_that_cannot_start_stop_serve_with_their_reason(start_serve: Any) -> None:
+    """A setting only the API processes find wrong (the S3 endpoint, used when the app is built):
+    exit 1 with the reason on the last line, nothing announced, no endless restarts."""
+    serve = start_serve(OUIPOST_STORAGE="s3", OUIPOST_S3_BUCKET="media", OUIPOST_S3_ENDPOINT_URL="not a url")
+    code = await asyncio.to_thread(serve.process.wait, 60)
+    log = serve.log()
+    assert code == 1, log
+    assert re.search(r"run.py serve: API process [12] could not start: ValueError: Invalid endpoint: not a url\n$",
+                     log), log
+    assert "Oui Post listening" not in log and "is serving" not in log
+    assert "starting it again" not in log
