@@ -252,3 +252,19 @@ def test_an_accounts_server_limits_replace_the_networks_defaults() -> None:
     problems = validate_for_networks(strict, require_media=True)["mastodon"]
     assert any("900 of 500" in p for p in problems) and any("at most 4" in p for p in problems)
 
+
+
+@pytest.mark.parametrize(("platforms", "options", "says"), [
+    (["mastodon"], {"visibility": "everyone"}, "must be one of public, unlisted, private, direct"),
+    (["mastodon"], {"spoiler_text": ["a", "list"]}, "must be a text"),
+    (["mastodon"], {"poll": "yes"}, "not one Mastodon takes"),
+    (["twitter"], {"visibility": "public"}, "it takes: none"),
+])
+async def test_options_a_network_does_not_take_are_422(
+    client: Any, key: Any, platforms: list[str], options: dict, says: str
+) -> None:
+    network = platforms[0]
+    resp = await client.post("/api/posts", headers=key.headers(), json={
+        "content": "opts", "platforms": platforms, "platform_content": {network: {"options": options}}})
+    assert resp.status == 422, await resp.text()
+    assert says in str((await resp.json())["error"]["details"][network])

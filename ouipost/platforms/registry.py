@@ -41,6 +41,9 @@ class PlatformSpec:
     # Accounts live on a server the user names (`instance` when connecting): the OAuth app is
     # registered on each server at first use (ouipost/instance_apps.py), not configured per network.
     instance_based: bool = False
+    # The per-network `options` a post may give (platform_content.<network>.options), as `name` or
+    # `name=choice|choice` when only some values exist; validation refuses any other.
+    publish_options: tuple[str, ...] = ()
 
     def public(self) -> dict[str, object]:
         """The capability fields of the API reference, in its order."""
@@ -126,6 +129,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             # limits (characters, attachments) are read from GET /api/v2/instance when connecting.
             max_video_duration=3600, oauth_supported=True, text_counting="mastodon",
             instance_based=True,
+            publish_options=("visibility=public|unlisted|private|direct", "spoiler_text", "sensitive", "language"),
             adapter="ouipost.platforms.mastodon:MastodonAdapter",
         ),
     )

@@ -200,6 +200,8 @@ def validate_network(post: DraftPost, network: str, *, require_media: bool) -> l
     if title and spec.max_title is not None and len(title) > spec.max_title:
         errors.append(f"title is {len(title)} of {spec.max_title} characters ({spec.name})")
 
+    errors.extend(option_errors(spec, _override(post, network, "options", None) or {}))
+
     media, unknown = select_media(post.media, _override(post, network, "media_ids", None))
     if unknown:
         errors.append(f"media_ids not attached to this post: {', '.join(unknown)}")
@@ -211,6 +213,27 @@ def validate_network(post: DraftPost, network: str, *, require_media: bool) -> l
             errors.append(missing)
         elif not media and not text.strip():
             errors.append("nothing to publish: no text and no media")
+    return errors
+
+
+MAX_OPTION_LENGTH = 500
+
+
+def option_errors(spec: PlatformSpec, options: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a post's `options` for this network: names it does not take (every name,
+    for a network that takes none), values that are not plain text, numbers or booleans, a value
+    outside the network's choices."""
+    allowed = dict(entry.partition("=")[::2] for entry in spec.publish_options)
+    errors: list[str] = []
+    for name, value in options.items():
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) or "none"
+            errors.append(f"option {name!r} is not one {spec.name} takes (it takes: {takes})")
+        elif not isinstance(value, str | int | float | bool) or len(str(value)) > MAX_OPTION_LENGTH:
+            errors.append(f"option {name!r} must be a text of at most {MAX_OPTION_LENGTH} characters, "
+                          "a number or a boolean")
+        elif allowed[name] and str(value) not in allowed[name].split("|"):
+            errors.append(f"option {name!r} must be one of {', '.join(allowed[name].split('|'))}")
     return errors
 
 

@@ -220,6 +220,28 @@ async def test_a_video_still_processing_is_retryable_and_nothing_is_posted(
     assert statuses(sandbox) == []
 
 
+async def test_a_video_the_server_cannot_process_is_permanent_and_nothing_is_posted(
+    adapter: MastodonAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    sandbox.network_state("mastodon")["fail_processing"] = True
+    with pytest.raises(PermanentError) as refused:
+        await adapter.publish(auth, PublishRequest(text="broken", media=[make_media("video")]))
+    assert refused.value.status == 422
+    assert statuses(sandbox) == []
+
+
+async def test_the_sandbox_refuses_calls_without_a_token_and_bytes_that_are_not_media(
+    sandbox_url: str, auth: AccountAuth, http_session: aiohttp.ClientSession
+) -> None:
+    async with http_session.post(f"{sandbox_url}/{SERVER}/api/v1/statuses", json={"status": "anon"}) as resp:
+        assert resp.status == 401 and (await resp.json())["error"] == "The access token is invalid"
+    form = aiohttp.FormData()
+    form.add_field("file", b"not an image at all", filename="x.png", content_type="image/png")
+    async with http_session.post(f"{sandbox_url}/{SERVER}/api/v2/media", data=form,
+                                 headers={"Authorization": f"Bearer {auth.access_token}"}) as resp:
+        assert resp.status == 422
+
+
 async def test_the_server_refuses_a_status_whose_media_is_not_processed(
     sandbox_url: str, auth: AccountAuth, make_media: Callable[..., MediaFile], http_session: aiohttp.ClientSession
 ) -> None:
