@@ -244,10 +244,25 @@ class LinkedInAdapter(PlatformAdapter):
         init = (await self._request("POST", f"{API}/rest/images?action=initializeUpload", auth.access_token,
                                     json={"initializeUploadRequest": {"owner": owner}})).json()["value"]
         data = await image.read_all()
-        await self._request("PUT", init["uploadUrl"], auth.access_token, rest=False, data=data,
-                            headers={"Content-Type": image.mime_type})
+        try:
+            await self._request("PUT", init["uploadUrl"], auth.access_token, rest=False, data=data,
+                                headers={"Content-Type": image.mime_type})
+        except PlatformError:
+            # The answer may belong to a second send of bytes that got through (the first answer
+            # lost, the PUT sent again by the HTTP client: "upload already completed"): the
+            # image's own status says whether LinkedIn has them.
+            if await self._image_status(auth, init["image"]) in (None, "WAITING_UPLOAD"):
+                raise
         await self._wait_available(auth, "images", init["image"])
         return str(init["image"])
+
+    async def _image_status(self, auth: AccountAuth, urn: str) -> str | None:
+        """The image's upload status (WAITING_UPLOAD, PROCESSING, AVAILABLE...), None when unreadable."""
+        try:
+            asset = (await self._request("GET", f"{API}/rest/images/{quote(urn, safe='')}", auth.access_token)).json()
+        except PlatformError:
+            return None
+        return str(asset.get("status") or "") or None
 
     async def _upload_video(self, auth: AccountAuth, owner: str, video: MediaFile) -> str:
         init = (await self._request("POST", f"{API}/rest/videos?action=initializeUpload", auth.access_token, json={

@@ -315,22 +315,31 @@ class TikTokAdapter(PlatformAdapter):
                 await self._after_lost_final_chunk(auth, publish_id, video.size)
                 return
             if resp.status not in (200, 201, 206):
+                # An error answer to the last chunk may follow a send of it that got through (its
+                # answer lost, the request sent again by the HTTP client or a proxy: "the upload is
+                # already complete"): TikTok publishes then, so ask it before believing the error.
+                if final and await self._whole_file_arrived(auth, publish_id, video.size):
+                    return
                 self._raise_for(resp, resp.json(), what="chunk upload")
             first = last + 1
             index += 1
 
     async def _after_lost_final_chunk(self, auth: AccountAuth, publish_id: str, size: int) -> None:
+        if not await self._whole_file_arrived(auth, publish_id, size):
+            raise RetryableError("tiktok: the upload did not complete; nothing was published",
+                                 network=self.network)
+
+    async def _whole_file_arrived(self, auth: AccountAuth, publish_id: str, size: int) -> bool:
+        """Whether TikTok has the whole file (or has moved on from uploading): the status polling
+        decides then. UnknownOutcomeError when the status cannot be read."""
         try:
             data = await self._status(auth, publish_id)
         except RetryableError as exc:
             raise UnknownOutcomeError(
-                "tiktok: the last chunk was sent but its answer was lost, and the status is unknown",
+                "tiktok: the last chunk was sent but its answer was lost or refused, and the status is unknown",
                 network=self.network) from exc
         uploaded = int(data.get("uploaded_bytes") or 0)
-        if uploaded >= size or data.get("status") != "PROCESSING_UPLOAD":
-            return  # TikTok has the whole file (or has moved on): the status polling decides
-        raise RetryableError("tiktok: the upload did not complete; nothing was published",
-                             network=self.network)
+        return uploaded >= size or data.get("status") != "PROCESSING_UPLOAD"
 
     async def _init_photos(self, auth: AccountAuth, post: PublishRequest, images: list[MediaFile],
                            privacy: str) -> str:

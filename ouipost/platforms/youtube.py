@@ -286,16 +286,19 @@ class YouTubeAdapter(PlatformAdapter):
             if resp is not None and resp.status in (404, 410):
                 raise RetryableError("youtube upload session expired; the upload must start over",
                                      network=self.network, status=resp.status, code="uploadExpired")
-            if resp is not None and resp.status < 500:
+            wait = _rate_limit_wait(resp) if resp is not None else None
+            if resp is not None and resp.status < 500 and wait is None:
                 self._check(resp, what="video upload")
-            # 5xx or a lost connection: ask the session what it has, then resume from there.
+            # 5xx, a rate limit or a lost connection: ask the session what it has (all of it when the
+            # answer to an earlier send was lost and this one was a second send), then resume from
+            # there. Starting over instead would upload a second video when the first one is done.
             while True:
                 failures += 1
                 if failures > self.max_resume_attempts:
                     raise UnknownOutcomeError(
                         f"youtube upload could not be resumed after {failures - 1} attempts ({error}); "
                         "the video may exist", network=self.network, code="upload_incomplete")
-                await asyncio.sleep(self.resume_backoff * 2 ** (failures - 1))
+                await asyncio.sleep(max(self.resume_backoff * 2 ** (failures - 1), wait or 0.0))
                 probe = await self._probe(auth, session_url, total)
                 if isinstance(probe, dict):
                     return probe
@@ -317,7 +320,7 @@ class YouTubeAdapter(PlatformAdapter):
         if resp.status in (404, 410):
             raise RetryableError("youtube upload session expired; the upload must start over",
                                  network=self.network, status=resp.status, code="uploadExpired")
-        if resp.status >= 500:
+        if resp.status >= 500 or _rate_limit_wait(resp) is not None:
             return -1
         self._check(resp, what="upload status")
         return -1
@@ -497,6 +500,18 @@ def _range_end(resp: PlatformResponse) -> int:
 
 def _no_angles(text: str) -> str:
     return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
+def _rate_limit_wait(resp: PlatformResponse) -> float | None:
+    """The seconds a rate-limit answer asks to wait (Retry-After, else 0), None for any other answer."""
+    body = resp.json()
+    error = body.get("error") if isinstance(body, dict) else None
+    items = (error.get("errors") if isinstance(error, dict) else None) or [{}]
+    reason = str(items[0].get("reason") or "") if isinstance(items[0], dict) else ""
+    if resp.status != 429 and reason not in RATE_REASONS:
+        return None
+    header = resp.headers.get("Retry-After", "")
+    return float(header) if header.isdigit() else 0.0
 
 
 def _seconds_to_pacific_midnight() -> float:

@@ -165,6 +165,19 @@ async def test_single_image_post_waits_until_the_image_is_available(
     assert post.media[0]["alt_text"] == "a red square"
 
 
+async def test_image_upload_answered_already_completed_after_a_lost_answer_is_posted(
+    adapter: LinkedInAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    # The bytes arrive, the answer is lost, the HTTP client sends the PUT again and LinkedIn answers
+    # "upload already completed": the image is there, the post goes on.
+    sandbox.add_fault("linkedin", "drop_after", method="PUT")
+    await adapter.publish(auth, PublishRequest(text="One picture", media=[make_media("image")]))
+    puts = [r for r in sandbox.requests if r.method == "PUT"]
+    assert [r.fault for r in puts] == ["drop_after", None] and puts[1].status == 400
+    [post] = live_posts(sandbox)
+    assert post.media[0]["kind"] == "image"
+
+
 async def test_several_images_become_a_multi_image_post(
     adapter: LinkedInAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
 ) -> None:

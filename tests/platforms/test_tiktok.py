@@ -366,6 +366,18 @@ async def test_tiktok_dropped_video_init_is_retryable_because_nothing_was_upload
     assert [p.remote_id for p in publications(sandbox)] == [result.remote_id]
 
 
+async def test_tiktok_last_chunk_answered_already_complete_after_a_lost_answer_is_published_once(
+    adapter: TikTokAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    # The chunk arrives, its answer is lost, the HTTP client sends the PUT again and TikTok answers
+    # "the upload is already complete": the video is being published, not refused.
+    sandbox.add_fault("tiktok", "drop_after", method="PUT")
+    result = await adapter.publish(auth, PublishRequest(text="x", media=[make_media("video")]))
+    puts = [r for r in sandbox.requests if r.method == "PUT"]
+    assert [r.fault for r in puts] == ["drop_after", None] and puts[1].status == 400
+    assert [p.remote_id for p in publications(sandbox)] == [result.remote_id]
+
+
 # The sandbox itself refuses protocol violations --------------------------------------------------
 
 

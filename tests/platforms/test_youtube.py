@@ -213,6 +213,20 @@ async def test_youtube_lost_answer_to_last_chunk_finds_the_video_without_reuploa
     assert pub.remote_id == result.remote_id
 
 
+async def test_youtube_rate_limit_after_a_lost_answer_to_the_last_chunk_finds_the_video_without_reuploading(
+    adapter: YouTubeAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    # The video is complete but the answer is lost; the next send (or probe) is rate limited:
+    # the session is asked again after the wait instead of a second upload being started.
+    adapter.resume_backoff = 0.01
+    sandbox.add_fault("youtube", "drop_after", method="PUT")
+    sandbox.add_fault("youtube", "rate_limit", method="PUT", wait=0.0)
+    result = await adapter.publish(auth, video_post(make_media))
+    assert [r.status for r in sandbox.requests if r.method == "PUT"][:2] == [200, 429]
+    [pub] = videos(sandbox)
+    assert pub.remote_id == result.remote_id
+
+
 async def test_youtube_dropped_upload_that_cannot_be_probed_is_unknown_outcome_posted_once(
     adapter: YouTubeAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
 ) -> None:
