@@ -273,6 +273,7 @@ async def test_export_lists_each_post_and_network_with_filters_and_never_another
     assert resp.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert resp.headers["Content-Disposition"].startswith("attachment; filename=")
     assert resp.headers["Transfer-Encoding"] == "chunked"
+    assert resp.headers["X-Request-ID"] and resp.headers["X-RateLimit-Limit"]
     lines = read_csv(await resp.text())
     assert list(lines[0]) == list(csv_io.EXPORT_COLUMNS)
     assert [(line["content"], line["network"]) for line in lines] == [

@@ -24,7 +24,7 @@ from ouipost.context import API_KEY, CLOCK, DB, SETTINGS, STORAGE, WORKER, WORKS
 from ouipost.openapi import describe, views
 from ouipost.posts import csv_io, uploads
 from ouipost.queue import notify_enqueued
-from ouipost.web import load_query, ok
+from ouipost.web import REQUEST_ID, load_query, ok
 
 routes = web.RouteTableDef()
 SCHEDULE_BODY = ScheduleBody()
@@ -188,6 +188,8 @@ async def stream_csv(request: web.Request, pieces: AsyncIterator[str], filename:
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="{filename}"',
+        # The request-id middleware sets it once the handler returns: too late for headers already sent.
+        "X-Request-ID": request[REQUEST_ID],
     })
     response.enable_chunked_encoding()
     await response.prepare(request)
