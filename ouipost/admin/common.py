@@ -113,10 +113,3 @@ class UniqueList(fields.List):
         return list(dict.fromkeys(super()._deserialize(value, attr, data, **kwargs)))
 
 
-class StrictBoolean(fields.Boolean):
-    """A JSON boolean: true or false, not "yes", 1 or "true"."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ValidationError("Not a boolean; send true or false")
-        return value

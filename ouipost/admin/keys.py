@@ -10,9 +10,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ouipost import api_keys, errors, usage
 from ouipost.admin import keys_service
-from ouipost.admin.common import Choice, StrictBoolean, UniqueList, admin_route, request_actor
+from ouipost.admin.common import Choice, UniqueList, admin_route, request_actor
 from ouipost.admin.users_service import require_workspaces
-from ouipost.api.common import PageQuery, TrimmedString, pagination
+from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination
 from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB, SETTINGS
 from ouipost.openapi import describe, views

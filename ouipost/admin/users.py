@@ -9,8 +9,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ouipost import errors, users
 from ouipost.admin import users_service
-from ouipost.admin.common import ADMIN_USER, Choice, StrictBoolean, UniqueList, admin_route, request_actor
-from ouipost.api.common import PageQuery, TrimmedString, pagination
+from ouipost.admin.common import ADMIN_USER, Choice, UniqueList, admin_route, request_actor
+from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination
 from ouipost.context import CLOCK, DB
 from ouipost.openapi import describe, views
 from ouipost.web import load_body, load_query, ok

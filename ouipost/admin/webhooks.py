@@ -9,8 +9,8 @@ from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ouipost import errors, webhooks
-from ouipost.admin.common import Choice, StrictBoolean, UniqueList, admin_route, request_actor
-from ouipost.api.common import PageQuery, TrimmedString, pagination
+from ouipost.admin.common import Choice, UniqueList, admin_route, request_actor
+from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination
 from ouipost.context import CLOCK, DB, SETTINGS
 from ouipost.openapi import describe, views
 from ouipost.web import load_body, load_query, ok

@@ -74,7 +74,10 @@ class HashtagList(fields.List[str]):
 
 
 class StrictBoolean(fields.Boolean):
-    """true or false, nothing else: "yes", 1 and "true" are type errors in a JSON body."""
+    """true or false, nothing else: "yes", 1 and "true" are type errors in a JSON body (the API's,
+    the admin API's and the admin UI's one boolean field)."""
+
+    default_error_messages = {"invalid": "Not a boolean; send true or false"}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if not isinstance(value, bool):

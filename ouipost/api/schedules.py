@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost import publishing
 from ouipost.api.auth import api_route
-from ouipost.api.common import PageQuery, TrimmedString, pagination, validate_timezone
+from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination, validate_timezone
 from ouipost.context import CLOCK, DB, WORKSPACE_ID
 from ouipost.idempotency import idempotent
 from ouipost.openapi import describe, views
@@ -40,15 +40,6 @@ def _hhmm(value: str) -> None:
 def _day(value: str) -> None:
     if value not in DAYS:
         raise ValidationError(f"Unknown day {value!r}; use one of {', '.join(DAYS)}")
-
-
-class StrictBoolean(fields.Boolean):
-    """true or false, nothing else (no "yes", 1 or "true")."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
 
 
 class SlotBody(Schema):
