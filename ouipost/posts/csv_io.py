@@ -162,8 +162,13 @@ class PlannedPost:
     problems: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, name: str, messages: Any) -> None:
+        """Note messages on a field: a string, a list of them, or marshmallow's {index: [...]} of a list."""
+        if isinstance(messages, dict):
+            for key, inner in messages.items():
+                self.add(name, [f"item {key}: {m}" for m in (inner if isinstance(inner, list) else [inner])])
+            return
         found = messages if isinstance(messages, list) else [messages]
-        self.problems.setdefault(name, []).extend(str(m) if not isinstance(m, dict) else m for m in found)
+        self.problems.setdefault(name, []).extend(str(m) for m in found)
 
 
 def split_cell(value: str) -> list[str]:
@@ -306,8 +311,16 @@ async def fetch_all_media(
                 except MediaFetchFailed as exc:
                     return post, index, f"{url}: {exc}"
 
-        results = await asyncio.gather(*(one(p, i, url) for p in planned for i, url in enumerate(p.media_urls)))
-    for post, _index, outcome in sorted(results, key=lambda r: (r[0].line, r[1])):
+        results = await asyncio.gather(*(one(p, i, url) for p in planned for i, url in enumerate(p.media_urls)),
+                                       return_exceptions=True)
+    failure = next((r for r in results if isinstance(r, BaseException)), None)
+    if failure is not None:  # not a bad URL but trouble here (a full disk...): keep no temp file
+        for result in results:
+            if isinstance(result, tuple) and isinstance(result[2], FetchedMedia):
+                uploads.discard(result[2].received)
+        raise failure
+    fetched = cast(list[tuple[PlannedPost, int, FetchedMedia | str]], results)
+    for post, _index, outcome in sorted(fetched, key=lambda r: (r[0].line, r[1])):
         if isinstance(outcome, str):
             post.add("media_urls", outcome)
         else:
