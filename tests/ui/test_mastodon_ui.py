@@ -26,3 +26,20 @@ async def test_the_admin_ui_connects_a_mastodon_account_by_its_server(
     assert back.status == 303
     [account] = await account_rows(engine, ws)
     assert account["platform"] == "mastodon" and account["username"] == "ouipost@ui.example"
+
+
+async def test_reconnecting_a_mastodon_account_goes_back_to_its_server(
+    client: Any, make_user: Any, key: Any, engine: Any, sandbox: Any
+) -> None:
+    token = await signed_in(client, make_user)
+    ws = key.workspace_id
+    response = await client.post(f"/ui/w/{ws}/accounts/connect", allow_redirects=False,
+                                 data={"csrf_token": token, "platform": "mastodon", "instance": "again.example"})
+    await client.get(local_path(await sandbox_hop(response.headers["Location"])), allow_redirects=False)
+    [account] = await account_rows(engine, ws)
+    again = await client.post(f"/ui/w/{ws}/accounts/{account['id']}/reconnect", data={"csrf_token": token},
+                              allow_redirects=False)
+    assert again.status == 303 and "/again.example/oauth/authorize" in again.headers["Location"]
+    back = await client.get(local_path(await sandbox_hop(again.headers["Location"])), allow_redirects=False)
+    assert back.status == 303
+    assert [a["id"] for a in await account_rows(engine, ws)] == [account["id"]]

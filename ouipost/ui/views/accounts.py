@@ -223,6 +223,9 @@ async def reconnect(request: web.Request) -> web.Response:
     if account["platform"] in PASSWORD_NETWORKS:
         target = f"{_base(request)}?{urlencode({'identifier': account['username'] or ''})}#connect-password"
         raise web.HTTPSeeOther(target)
+    if account["platform"] in INSTANCE_NETWORKS:  # the same server again
+        return await _start_instance_oauth(request, account["platform"],
+                                           str((account["metadata"] or {}).get("instance") or ""))
     return await _start_oauth(request, account["platform"])
 
 
