@@ -425,7 +425,9 @@ class MastodonAdapter(PlatformAdapter):
         429 until X-RateLimit-Reset, 5xx retryable; the server's `error` text is the message."""
         body = resp.json()
         detail = (body.get("error_description") or body.get("error")) if isinstance(body, dict) else None
-        message = f"mastodon {what}: {resp.status} {detail or resp.text[:200]}"
+        # Only the API's own `error` text is repeated: a body that is not Mastodon JSON (a proxy's
+        # page, or whatever a renamed host answers) never reaches an error message users read.
+        message = f"mastodon {what}: {resp.status} {str(detail)[:300] if detail else 'without a Mastodon error'}"
         kw: dict[str, Any] = {"network": self.network, "status": resp.status, "code": str(resp.status)}
         if resp.status == 429:
             raise RetryableError(message, retry_after=self._until_reset(resp), **{**kw, "code": "rate_limited"})
