@@ -34,7 +34,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost.db.batch import NOW, expanding, run_transaction
+from ouipost.db.batch import NOW, expanding, immediate_transaction, run_transaction
 from ouipost.db.queue_tables import jobs, workers
 
 log = logging.getLogger("ouipost.queue")
@@ -361,18 +361,10 @@ async def claim_due_jobs(
 
 
 async def _claim_sqlite(conn: AsyncConnection, select: sa.Select[Any], worker_id: str, until: datetime) -> list[Job]:
-    # The driver's own transaction handling would open a deferred transaction, whose upgrade to a
-    # writer can fail with "database is locked" after the read. AUTOCOMMIT hands us the BEGIN.
-    await conn.execution_options(isolation_level="AUTOCOMMIT")
-    await conn.exec_driver_sql("BEGIN IMMEDIATE")
-    try:
+    async with immediate_transaction(conn):
         rows = (await conn.execute(select)).all()
         if rows:
             await conn.execute(_mark_claimed([r.id for r in rows], worker_id, until))
-    except BaseException:
-        await conn.exec_driver_sql("ROLLBACK")
-        raise
-    await conn.exec_driver_sql("COMMIT")
     claimed = _claimed(rows, worker_id)
     if claimed:
         log.debug("claimed %d job(s) for %s", len(claimed), worker_id)

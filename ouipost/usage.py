@@ -30,6 +30,7 @@ from sqlalchemy.pool import NullPool
 from ouipost.api_keys import ApiKey
 from ouipost.context import SETTINGS
 from ouipost.db.admin_tables import api_key_usage
+from ouipost.db.batch import run_transaction
 from ouipost.db.engine import create_engine
 from ouipost.db.tables import api_keys
 
@@ -39,8 +40,6 @@ FLUSH_SECONDS = 2.0
 # last_used_at is written at most this often per key: it says "in use lately", not "this second".
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 _ROWS_PER_STATEMENT = 1000  # SQLite's bound-parameter cap leaves room for 3 x this
-_DEADLOCK_RETRIES = 3
-_MYSQL_DEADLOCK_CODES = {1213, 1205}  # deadlock found, lock wait timeout
 _WARNING_INTERVAL_SECONDS = 60.0
 
 _TOUCH_KEYS = (
@@ -112,18 +111,9 @@ class UsageRecorder:
                                 type(exc).__name__, self.pending)
 
     async def _write(self, requests: Mapping[tuple[str, date], int], used: Mapping[str, datetime]) -> None:
-        for attempt in range(_DEADLOCK_RETRIES):
-            try:
-                async with self._engine.begin() as conn:
-                    await _write_batch(conn, requests, used)
-                return
-            except sa.exc.OperationalError as exc:
-                # Two processes upserting overlapping key-days can deadlock on MySQL; rows go in key
-                # order to make it rare, and the loser tries again.
-                code = getattr(exc.orig, "args", [None])[0]
-                if code not in _MYSQL_DEADLOCK_CODES or attempt == _DEADLOCK_RETRIES - 1:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
+        # Two processes upserting overlapping key-days can deadlock on MySQL; rows go in key order to
+        # make it rare, and the loser runs again.
+        await run_transaction(self._engine, lambda conn: _write_batch(conn, requests, used))
 
 
 async def _write_batch(

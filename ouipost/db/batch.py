@@ -84,14 +84,24 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
             async with conn.begin():
                 yield conn
             return
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
+        async with immediate_transaction(conn):
             yield conn
-        except BaseException:
-            await conn.exec_driver_sql("ROLLBACK")
-            raise
-        await conn.exec_driver_sql("COMMIT")
+
+
+@asynccontextmanager
+async def immediate_transaction(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """SQLite: a transaction on `conn` (which has none open) begun with BEGIN IMMEDIATE, committed
+    at the end of the block and rolled back if it raises. The driver's own transaction handling
+    would open a deferred transaction, whose upgrade to a writer can fail with "database is locked"
+    after a read; AUTOCOMMIT hands the BEGIN to us."""
+    await conn.execution_options(isolation_level="AUTOCOMMIT")
+    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        await conn.exec_driver_sql("ROLLBACK")
+        raise
+    await conn.exec_driver_sql("COMMIT")
 
 
 def is_transient(exc: BaseException) -> bool:
