@@ -250,9 +250,12 @@ def with_account_limits(spec: PlatformSpec, limits: Mapping[str, Any] | None) ->
         return replace(spec, max_characters=UNKNOWN_SERVER_MAX_CHARACTERS)
     if not limits:
         return spec
-    changes = {name: int(limits[name]) for name in ACCOUNT_LIMIT_FIELDS
-               if isinstance(limits.get(name), int) and not isinstance(limits[name], bool) and limits[name] > 0}
-    return replace(spec, **changes) if changes else spec
+    def limit(name: str, default: int) -> int:
+        value = limits.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+    return replace(spec, max_characters=limit("max_characters", spec.max_characters),
+                   max_images=limit("max_images", spec.max_images))
 
 
 def strictest_limits(pairs: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Mapping[str, Any]]:

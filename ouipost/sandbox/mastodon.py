@@ -45,7 +45,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from ouipost.sandbox.core import Sandbox, TokenInfo, record_of, units_under_way
 
@@ -351,10 +351,12 @@ class MastodonSandbox:
         data, description = b"", None
         reader = await request.multipart()
         async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue  # a nested multipart: not a field Mastodon reads
             if part.name == "file":
-                data = bytes(await part.read())  # type: ignore[union-attr]
+                data = bytes(await part.read())
             elif part.name == "description":
-                description = (await part.text())  # type: ignore[union-attr]
+                description = await part.text()
         mime = sniff(data)
         if not data or mime is None:
             raise reject(422, "Validation failed: File content type is invalid")
