@@ -48,6 +48,7 @@ from ouipost import media as media_files
 from ouipost.clock import isoformat
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts
+from ouipost.events import record_events
 from ouipost.ids import new_id
 from ouipost.posts import actions, service, uploads
 from ouipost.storage import Storage
@@ -160,6 +161,11 @@ class PlannedPost:
     media_urls: list[str] = field(default_factory=list)
     media: list[FetchedMedia] = field(default_factory=list)
     problems: dict[str, list[str]] = field(default_factory=dict)
+
+    def add_error(self, exc: errors.ApiError) -> None:
+        """An error of the domain functions, by field (or network) as the API details it."""
+        for name, messages in (exc.details or {"_row": [exc.message]}).items():
+            self.add(name, messages)
 
     def add(self, name: str, messages: Any) -> None:
         """Note messages on a field: a string, a list of them, or marshmallow's {index: [...]} of a list."""
@@ -380,13 +386,36 @@ def _media_row(post: Mapping[str, Any], item: FetchedMedia, now: datetime) -> di
     }
 
 
-async def _create_one(
-    conn: AsyncConnection, workspace_id: str, post: PlannedPost, now: datetime,
+async def create_drafts(
+    conn: AsyncConnection, workspace_id: str, planned: Sequence[PlannedPost], now: datetime,
+) -> list[tuple[PlannedPost, dict[str, Any]]]:
+    """actions.create_draft for every row whose cells loaded, in bulk: each row's targets resolved
+    and its draft rules enforced as there (a refusal is noted on its row), then every draft inserted
+    by one statement per table and every post.created event recorded at once. Keep in step with
+    actions.create_draft."""
+    ready: list[tuple[PlannedPost, list[service.Target]]] = []
+    for post in planned:
+        if post.body is None:
+            continue  # its cells were refused: nothing for the domain to check
+        try:
+            targets = await service.resolve_targets(conn, workspace_id, post.body["platforms"])
+            actions.enforce_rules(post.body, targets, media=[])
+        except errors.ValidationError as exc:
+            post.add_error(exc)
+            continue
+        ready.append((post, targets))
+    rows = await service.insert_posts(conn, workspace_id=workspace_id, now=now,
+                                      items=[(post.body or {}, targets) for post, targets in ready])
+    await record_events(conn, [("post.created", {"post": service.post_view(row)}, workspace_id) for row in rows],
+                        now=now)
+    return [(post, row) for (post, _), row in zip(ready, rows, strict=True)]
+
+
+async def _attach_and_schedule(
+    conn: AsyncConnection, post: PlannedPost, created: dict[str, Any], now: datetime,
 ) -> tuple[dict[str, Any], list[tuple[dict[str, Any], FetchedMedia]]]:
-    """The row's post as the API would make it: the draft, its media (checked against the media
-    rules of its networks one by one, as uploads are), then its schedule. Raises the API's errors."""
-    assert post.body is not None
-    created = await actions.create_draft(conn, workspace_id, post.body, now)
+    """The row's media (checked against the media rules of its networks one by one, as uploads
+    are), then its schedule. Raises the API's errors."""
     stored: list[tuple[dict[str, Any], FetchedMedia]] = []
     for item in post.media:
         row = _media_row(created, item, now)
@@ -406,10 +435,6 @@ async def _forget_files(storage: Storage, rows: Sequence[Mapping[str, Any]]) -> 
                 await storage.delete(key)
 
 
-def _error_fields(exc: errors.ApiError) -> dict[str, list[str]]:
-    if exc.details:
-        return {k: (v if isinstance(v, list) else [v]) for k, v in exc.details.items()}
-    return {"_row": [exc.message]}
 
 
 async def import_posts(
@@ -426,14 +451,11 @@ async def import_posts(
     async with engine.connect() as conn:
         transaction = await conn.begin()
         try:
-            for post in planned:
-                if post.body is None:
-                    continue  # its cells were refused: nothing for the domain to check
+            for post, created in await create_drafts(conn, workspace_id, planned, now):
                 try:
-                    created, stored = await _create_one(conn, workspace_id, post, now)
+                    created, stored = await _attach_and_schedule(conn, post, created, now)
                 except (errors.ValidationError, errors.Conflict, errors.NotFound) as exc:
-                    for name, messages in _error_fields(exc).items():
-                        post.add(name, messages)
+                    post.add_error(exc)
                     continue
                 files.extend(stored)
                 outcome.append({

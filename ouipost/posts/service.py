@@ -81,7 +81,32 @@ def target_networks(targets: Sequence[Target]) -> list[str]:
 async def insert_post(
     conn: AsyncConnection, *, workspace_id: str, fields: Mapping[str, Any], targets: Sequence[Target], now: datetime
 ) -> dict[str, Any]:
-    row = {
+    row = _new_post_row(workspace_id, fields, targets, now)
+    await conn.execute(posts.insert(), row)  # parameters, not values(): one cached compiled INSERT
+    await _insert_targets(conn, row, targets, now)  # a new post has no targets to replace
+    return row
+
+
+async def insert_posts(
+    conn: AsyncConnection, *, workspace_id: str, items: Sequence[tuple[Mapping[str, Any], Sequence[Target]]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """insert_post for many drafts at once (a CSV import): one INSERT of the posts and one of all
+    their targets, each with many parameter sets, instead of two statements per post."""
+    rows = [_new_post_row(workspace_id, fields, targets, now) for fields, targets in items]
+    if rows:
+        await conn.execute(posts.insert(), rows)
+        target_rows = [t for row, (_, targets) in zip(rows, items, strict=True)
+                       for t in _target_rows(row, targets, now)]
+        if target_rows:
+            await conn.execute(post_targets.insert(), target_rows)
+    return rows
+
+
+def _new_post_row(
+    workspace_id: str, fields: Mapping[str, Any], targets: Sequence[Target], now: datetime,
+) -> dict[str, Any]:
+    return {
         "id": new_id("post"),
         "workspace_id": workspace_id,
         "status": "draft",
@@ -97,9 +122,6 @@ async def insert_post(
         "created_at": now,
         "updated_at": now,
     }
-    await conn.execute(posts.insert(), row)  # parameters, not values(): one cached compiled INSERT
-    await _insert_targets(conn, row, targets, now)  # a new post has no targets to replace
-    return row
 
 
 async def replace_targets(
@@ -113,17 +135,18 @@ async def _insert_targets(
     conn: AsyncConnection, post: Mapping[str, Any], targets: Sequence[Target], now: datetime
 ) -> None:
     if targets:
-        await conn.execute(
-            post_targets.insert(),
-            [
-                {
-                    "id": new_id("tgt"), "post_id": post["id"], "workspace_id": post["workspace_id"],
-                    "network": t.network, "requested": t.requested, "account_id": t.account_id,
-                    "status": "pending", "attempts": 0, "created_at": now, "updated_at": now,
-                }
-                for t in targets
-            ],
-        )
+        await conn.execute(post_targets.insert(), _target_rows(post, targets, now))
+
+
+def _target_rows(post: Mapping[str, Any], targets: Sequence[Target], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": new_id("tgt"), "post_id": post["id"], "workspace_id": post["workspace_id"],
+            "network": t.network, "requested": t.requested, "account_id": t.account_id,
+            "status": "pending", "attempts": 0, "created_at": now, "updated_at": now,
+        }
+        for t in targets
+    ]
 
 
 async def get_post(
