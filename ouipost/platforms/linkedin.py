@@ -247,11 +247,16 @@ class LinkedInAdapter(PlatformAdapter):
         try:
             await self._request("PUT", init["uploadUrl"], auth.access_token, rest=False, data=data,
                                 headers={"Content-Type": image.mime_type})
-        except PlatformError:
+        except PlatformError as exc:
             # The answer may belong to a second send of bytes that got through (the first answer
             # lost, the PUT sent again by the HTTP client: "upload already completed"): the
-            # image's own status says whether LinkedIn has them.
-            if await self._image_status(auth, init["image"]) in (None, "WAITING_UPLOAD"):
+            # image's own status says whether LinkedIn has them. Nothing is posted yet, so when
+            # that cannot be read either, trying the whole post again later is safe.
+            status = await self._image_status(auth, init["image"])
+            if status is None:
+                raise RetryableError(f"LinkedIn image upload failed and its status is unknown ({exc.message}); "
+                                     "nothing was posted", network=self.network) from exc
+            if status == "WAITING_UPLOAD":
                 raise
         await self._wait_available(auth, "images", init["image"])
         return str(init["image"])

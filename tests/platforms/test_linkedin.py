@@ -178,6 +178,16 @@ async def test_image_upload_answered_already_completed_after_a_lost_answer_is_po
     assert post.media[0]["kind"] == "image"
 
 
+async def test_image_upload_refused_whose_status_cannot_be_read_is_retryable_nothing_posted(
+    adapter: LinkedInAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    sandbox.add_fault("linkedin", "drop_after", method="PUT")
+    sandbox.add_fault("linkedin", "server_error", method="GET", path_contains="/rest/images/")
+    with pytest.raises(RetryableError, match="nothing was posted"):
+        await adapter.publish(auth, PublishRequest(text="One picture", media=[make_media("image")]))
+    assert live_posts(sandbox) == []
+
+
 async def test_several_images_become_a_multi_image_post(
     adapter: LinkedInAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
 ) -> None:
