@@ -170,7 +170,7 @@ class Supervisor:
         if self.failure:
             return 1
         if self._unclean:
-            self.failure = "not every API process stopped cleanly: " + "; ".join(self._unclean)
+            self.failure = f"not every {self._name} stopped cleanly: " + "; ".join(self._unclean)
             return 1
         return 0
 

@@ -90,6 +90,20 @@ def child_that_dies_after_start(link: Any) -> None:
     os._exit(3)
 
 
+def child_that_ignores_sigterm(link: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    link.ready()
+    while True:
+        time.sleep(0.1)
+
+
+def test_a_child_that_does_not_stop_in_time_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervisor, "STOP_SECONDS", 1.0)
+    runner = Supervisor(child_that_ignores_sigterm, (), 1, on_ready=lambda _: os.kill(os.getpid(), signal.SIGTERM))
+    assert runner.run() == 1
+    assert runner.failure is not None and "API process 1" in runner.failure and "killed by SIGKILL" in runner.failure
+
+
 def test_a_child_that_cannot_start_stops_the_supervisor_with_its_reason() -> None:
     runner = Supervisor(child_that_cannot_start, (), 2)
     started = time.monotonic()
