@@ -128,7 +128,8 @@ async def seed_posts(engine: AsyncEngine, workspace_id: str, count: int) -> None
         await insert_batches(engine, posts, post_rows)
         await insert_batches(engine, post_targets, target_rows)
         await insert_batches(engine, target_insights, total_rows)
-        post_rows.clear(), target_rows.clear(), total_rows.clear()
+        for rows in (post_rows, target_rows, total_rows):
+            rows.clear()
 
     for index in range(count):
         published = index % 3 != 0
