@@ -1,0 +1,90 @@
+"""The README's Mastodon walk-through, run as written: a real `run.py serve` with its embedded SQLite
+and sandbox, the README's own shell blocks through bash and curl. Connects an account by its server,
+then publishes a status with an image and its alt text and one with a video."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.media_samples import mp4_bytes, png_bytes
+from tests.servers import free_port, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[1]
+PRINTED_KEY = re.compile(r"API key\s+:\s+(pk_live_\S+)")
+
+
+def readme_blocks(word: str) -> list[str]:
+    """The README's ```sh blocks that mention `word`, in order."""
+    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return [block for block in blocks if word in block]
+
+
+def api_get(api: str, key: str, path: str, workspace: str | None = None) -> dict:
+    headers = {"X-API-Key": key, **({"X-Workspace-ID": workspace} if workspace else {})}
+    with urllib.request.urlopen(urllib.request.Request(api + path, headers=headers), timeout=10) as resp:
+        return json.loads(resp.read())["data"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None, reason="needs curl and bash")
+def test_the_readme_walk_through_publishes_text_an_image_with_alt_text_and_a_video(tmp_path: Path) -> None:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "serve.log"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "OUIPOST_DATA_DIR": str(tmp_path / "data"),
+           "OUIPOST_PORT": str(port)}
+    with log_path.open("w") as log:
+        server = subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=tmp_path, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(api, server, log_path=log_path, timeout=60)
+        deadline = time.monotonic() + 10
+        while not PRINTED_KEY.search(log_path.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        match = PRINTED_KEY.search(log_path.read_text())
+        assert match, log_path.read_text()
+        key = match.group(1)
+        (tmp_path / "square.png").write_bytes(png_bytes(64, 64))
+        (tmp_path / "clip.mp4").write_bytes(mp4_bytes())
+        workspace = api_get(api, key, "/api/workspaces")["workspaces"][0]["id"]
+        blocks = readme_blocks('"mastodon"')
+        assert len(blocks) == 2, "the README connects an account, then publishes"
+        script = "set -e\n" + "\n".join(blocks)
+        done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=90,
+                              env={**env, "KEY": key, "API": api, "WSD": workspace})
+        assert done.returncode == 0, done.stdout + done.stderr
+
+        accounts = api_get(api, key, "/api/accounts", workspace)["accounts"]
+        assert [(a["platform"], a["username"]) for a in accounts] == [("mastodon", "ouipost@mastodon.social")]
+        deadline = time.monotonic() + 30
+        while True:
+            posts = api_get(api, key, "/api/posts?platform=mastodon", workspace)["posts"]
+            if all(p["status"] == "published" for p in posts) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(posts) == 3 and {p["status"] for p in posts} == {"published"}, posts
+        by_content = {p["content"]: p for p in posts}
+        assert by_content["Hello, fediverse"]["media"] == []
+        image_post = by_content["Our new square, see https://example.com/launch"]
+        video_post = by_content["Thirty seconds of launch day"]
+        assert [(m["type"], m["alt_text"]) for m in image_post["media"]] == [("image", "A grey square")]
+        assert [(m["type"], m["alt_text"]) for m in video_post["media"]] == [("video", "The team cutting the ribbon")]
+        for post in posts:
+            [result] = api_get(api, key, f"/api/posts/{post['id']}", workspace)["post"]["platform_posts"]
+            assert result["status"] == "published" and result["url"].startswith("https://mastodon.social/@ouipost/")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
