@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import accounts, errors, publishing
+from ouipost import accounts, errors, instance_apps, publishing
 from ouipost.audit import Actor, record_audit
 from ouipost.config import Settings
 from ouipost.crypto import Cipher
@@ -189,6 +189,8 @@ async def disconnect_account(
     commit with the change. `adapter` None skips the revocation (network not configured)."""
     if adapter is not None:
         try:
+            if get_platform(account["platform"]).instance_based:  # its app is per server (Mastodon)
+                adapter = await instance_apps.bind_for_account(engine, adapter, account, cipher=cipher)
             # Best effort: the account is disconnected here whatever the network answers.
             await adapter.revoke(accounts.auth_of(account, cipher))
         except Exception as exc:  # revocation must never block disconnecting

@@ -15,7 +15,7 @@ server that does not answer usefully 503.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -131,3 +131,30 @@ async def bind_to_instance(
         raise errors.ServiceUnavailable(f"{host} did not answer usefully; try again",
                                         details={"instance": host}, headers=headers) from exc
     return bindable.for_instance(app)
+
+
+async def bind_for_account(
+    engine: AsyncEngine, adapter: PlatformAdapter, account: Mapping[str, Any], *, cipher: Cipher,
+) -> PlatformAdapter:
+    """`adapter` bound to the app an account of an instance-based network connected through (its
+    server and client id are in the account's metadata), so that it can revoke the account's token;
+    `adapter` itself when that app is no longer known or its secret no longer decrypts."""
+    metadata = account.get("metadata") or {}
+    instance, client_id = metadata.get("instance"), metadata.get("client_id")
+    if not instance or not client_id:
+        return adapter
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(instance_apps).where(
+            instance_apps.c.platform == adapter.network, instance_apps.c.instance == instance,
+        ))).mappings().all()
+    for row in rows:
+        if row["client_id"] != client_id:
+            continue
+        try:
+            secret = cipher.decrypt(row["client_secret"], context=_context(adapter.network, instance,
+                                                                           row["redirect_hash"]))
+        except DecryptionError:
+            return adapter
+        bindable: InstanceAdapter = adapter  # type: ignore[assignment]
+        return bindable.for_instance(InstanceApp(instance, client_id, secret, pkce=bool(row["pkce"])))
+    return adapter

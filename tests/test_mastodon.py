@@ -268,3 +268,29 @@ async def test_options_a_network_does_not_take_are_422(
         "content": "opts", "platforms": platforms, "platform_content": {network: {"options": options}}})
     assert resp.status == 422, await resp.text()
     assert says in str((await resp.json())["error"]["details"][network])
+
+
+def live_mastodon_tokens(sandbox: Any) -> list[Any]:
+    return [t for t in sandbox.tokens.values() if t.network == "mastodon" and not t.revoked]
+
+
+async def test_disconnecting_revokes_the_token_with_the_servers_app(client: Any, key: Any, sandbox: Any) -> None:
+    account = await connect_mastodon(client, key)
+    assert len(live_mastodon_tokens(sandbox)) == 1
+    resp = await client.delete(f"/api/accounts/{account['id']}", headers=key.headers())
+    assert resp.status == 200
+    assert live_mastodon_tokens(sandbox) == []
+    [revoke] = [r for r in sandbox.requests if r.path == f"/{SERVER}/oauth/revoke"]
+    assert revoke.body["client_secret"] == "[redacted]" and revoke.status == 200
+
+
+async def test_an_account_whose_app_was_forgotten_still_disconnects(
+    client: Any, key: Any, sandbox: Any, engine: Any
+) -> None:
+    account = await connect_mastodon(client, key)
+    async with engine.begin() as conn:
+        await conn.execute(instance_apps.delete())
+    resp = await client.delete(f"/api/accounts/{account['id']}", headers=key.headers())
+    assert resp.status == 200
+    assert not [r for r in sandbox.requests if r.path.endswith("/oauth/revoke")]
+    assert (await (await client.get("/api/accounts", headers=key.headers())).json())["data"]["accounts"] == []

@@ -11,7 +11,8 @@ Flows (docs/platforms/mastodon.md):
   metadata (`limits`) and are checked before anything is sent. The server, app id and secret and the
   PKCE verifier travel from authorize to exchange inside the state's encrypted verifier slot
   (`AuthorizationRequest.code_verifier`), so the OAuth state table needs nothing Mastodon-specific.
-  Tokens do not expire and there is no refresh token.
+  Tokens do not expire and there is no refresh token. Disconnecting revokes the token with the
+  account's app (`POST /oauth/revoke`), once instance_apps.bind_for_account has bound the adapter to it.
 - Post: each file through `POST /api/v2/media` (with its alt text as `description`); 202 means the
   server still processes it, and `GET /api/v1/media/{id}` answers 206 until it is ready (200). Then
   `POST /api/v1/statuses` with an `Idempotency-Key`, so a re-sent creation returns the first status
@@ -270,11 +271,26 @@ class MastodonAdapter(PlatformAdapter):
         raise TokenExpiredError("the Mastodon token was revoked; reconnect the account", network=self.network)
 
     async def revoke(self, auth: AccountAuth) -> None:
-        """Nothing to call: POST /oauth/revoke needs the app's secret, which stays with the app cache
-        (ouipost/instance_apps.py) and never reaches an account. The user can revoke the app in the
+        """POST /oauth/revoke with the app's id and secret, which this adapter holds once bound to the
+        account's app (`for_instance`, as instance_apps.bind_for_account does). Best effort: without
+        the app (it was forgotten) or when the server refuses, the user can still revoke it in the
         server's settings; the account is disconnected here either way."""
-        log.info("mastodon: %s disconnected; revoke the app on %s if wanted", auth.remote_id,
-                 (auth.metadata or {}).get("instance"))
+        instance = self.instance  # set only when bound to the account's app
+        if not instance or instance != (auth.metadata or {}).get("instance"):
+            log.info("mastodon: %s disconnected without its app; revoke it on %s if wanted", auth.remote_id,
+                     (auth.metadata or {}).get("instance"))
+            return
+        try:
+            resp = await self.http.request(
+                "POST", f"https://{instance}/oauth/revoke", network=self.network, idempotent=True,
+                data={"client_id": self.credentials.client_id, "client_secret": self.credentials.client_secret,
+                      "token": auth.access_token},
+            )
+        except PlatformError as exc:
+            log.info("mastodon: revoking at %s failed: %s", instance, exc.message)
+            return
+        if not resp.ok:
+            log.info("mastodon: %s answered %s to the revocation", instance, resp.status)
 
     # Content -----------------------------------------------------------------------------------
 

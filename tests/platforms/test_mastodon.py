@@ -149,6 +149,24 @@ async def test_authorization_needs_a_server(adapter: MastodonAdapter) -> None:
         adapter.authorization_url(state="s", redirect_uri=REDIRECT)
 
 
+async def test_revoking_needs_the_accounts_app_and_ends_the_token(
+    adapter: MastodonAdapter, http_session: aiohttp.ClientSession, sandbox: Sandbox
+) -> None:
+    app = await adapter.register_app(SERVER, redirect_uri=REDIRECT, scopes=SCOPES)
+    bound = adapter.for_instance(app)
+    request = bound.authorization_url(state="s", redirect_uri=REDIRECT)
+    query = await follow_consent(http_session, request.url, REDIRECT)
+    [identity] = await adapter.exchange_code(code=query["code"], redirect_uri=REDIRECT,
+                                             code_verifier=request.code_verifier)
+    auth = auth_of(identity)
+    await adapter.revoke(auth)  # not bound to the app: nothing is sent
+    assert calls(sandbox, "/oauth/revoke") == []
+    await bound.revoke(auth)
+    assert sandbox.tokens[auth.access_token].revoked is True
+    with pytest.raises(TokenExpiredError):
+        await adapter.account_stats(auth)
+
+
 async def test_a_token_has_no_refresh_and_a_revoked_one_asks_for_reconnection(
     adapter: MastodonAdapter, auth: AccountAuth, sandbox: Sandbox
 ) -> None:
