@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -66,9 +65,10 @@ async def count_workers(engine: AsyncEngine) -> int:
         return (await conn.execute(sa.select(sa.func.count()).select_from(workers))).scalar_one()
 
 
-def stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
+def stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    """Signal the process and wait for its exit status (TimeoutExpired after `timeout` seconds)."""
     process.send_signal(sig)
-    return process.wait(timeout=30)
+    return process.wait(timeout=timeout)
 
 
 async def test_worker_processes_drain_the_queue_running_each_job_exactly_once(
@@ -135,9 +135,8 @@ async def test_sigterm_releases_a_job_that_outlasts_the_grace_period(
     job_id = await add_job(engine, "sleep_record", payload={"dir": str(traces), "seconds": 60}, now=Clock().now())
     worker = spawn("--grace-seconds", "0.5")
     await wait_until(lambda: any(e[0] == "start" for e in read_traces(traces)), timeout=60)
-    started = time.monotonic()
-    assert stop(worker) == 0
-    assert time.monotonic() - started < 10
+    # The job would run a minute: the worker gives up on it after its grace period, well within 10 s.
+    assert stop(worker, timeout=10) == 0
     row = await job_row(engine, job_id)
     assert (row.status, row.attempts, row.locked_by) == ("queued", 0, None)
 

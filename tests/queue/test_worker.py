@@ -22,16 +22,19 @@ from ouipost.queue import JobFailed, RetryJob
 from tests.queue.conftest import add_job, count_jobs, job_row
 from workers.worker import Handler, JobContext, Worker
 
+# Far longer than any test waits: a worker that only polls would never see the job in time.
+NEVER = 3600.0
 
-async def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> float:
-    """Poll `condition` (sync or async) until true; return the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
+
+async def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Poll `condition` (sync or async) until true; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         result = condition()
         if asyncio.iscoroutine(result):
             result = await result
         if result:
-            return time.monotonic() - started
+            return
         await asyncio.sleep(0.01)
     raise AssertionError(f"not true within {timeout}s")
 
@@ -113,9 +116,10 @@ async def test_handler_outcomes_retry_fail_and_honour_retry_after(engine: AsyncE
 
 async def test_stop_lets_running_jobs_finish(engine: AsyncEngine) -> None:
     finished: list[int] = []
+    go_on = asyncio.Event()
 
     async def slow(context: JobContext) -> None:
-        await asyncio.sleep(0.3)
+        await go_on.wait()
         finished.append(context.id)
 
     job_id = await add_job(engine, "slow", now=now())
@@ -123,6 +127,9 @@ async def test_stop_lets_running_jobs_finish(engine: AsyncEngine) -> None:
     task = asyncio.create_task(worker.run())
     await wait_until(lambda: worker.in_flight == 1)
     worker.stop()
+    await asyncio.sleep(0)  # the worker takes the stop while the job still runs
+    assert not task.done()
+    go_on.set()
     await asyncio.wait_for(task, timeout=5)
     assert finished == [job_id]
     assert (await job_row(engine, job_id)).status == "done"
@@ -132,7 +139,7 @@ async def test_stop_lets_running_jobs_finish(engine: AsyncEngine) -> None:
 
 async def test_stop_releases_jobs_still_running_after_the_grace_period(engine: AsyncEngine) -> None:
     async def stuck(context: JobContext) -> None:
-        await asyncio.sleep(60)
+        await asyncio.Event().wait()  # never set: only the release after the grace period ends it
 
     job_id = await add_job(engine, "stuck", now=now())
     worker = Worker(engine, {"stuck": stuck}, poll_interval=0.05, grace_seconds=0.2)
@@ -146,34 +153,55 @@ async def test_stop_releases_jobs_still_running_after_the_grace_period(engine: A
 
 
 async def test_an_idle_worker_sleeps_only_until_the_next_job_is_due(engine: AsyncEngine, start_worker: Any) -> None:
-    job_id = await add_job(engine, run_at=now() + timedelta(seconds=0.6), now=now())
-    start_worker({"noop": _noop}, poll_interval=10)
-    waited = await wait_until(lambda: _is_done(engine, job_id), timeout=5)
-    assert 0.4 < waited < 2.0
+    # Not due at the first claim; done long before the next poll: the idle wait ended at its due
+    # time. (That a job is never claimed before its run_at is the claim's, tests/queue/test_queue.py.)
+    job_id = await add_job(engine, run_at=now() + timedelta(seconds=0.3), now=now())
+    start_worker({"noop": _noop}, poll_interval=NEVER)
+    await wait_until(lambda: _is_done(engine, job_id), timeout=10)
 
 
-async def test_wake_makes_an_idle_worker_claim_at_once(engine: AsyncEngine, start_worker: Any) -> None:
-    worker = start_worker({"noop": _noop}, poll_interval=30)
-    await asyncio.sleep(0.2)  # now idle in a 30 s wait
+@pytest.fixture
+def claims(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many jobs each claim of the workers took, in order: a worker that claimed nothing goes
+    on to wait (its idle wait, NEVER long in these tests)."""
+    taken: list[int] = []
+    claim_due_jobs = queue.claim_due_jobs
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        jobs = await claim_due_jobs(*args, **kwargs)
+        taken.append(len(jobs))
+        return jobs
+
+    monkeypatch.setattr(queue, "claim_due_jobs", counted)
+    return taken
+
+
+async def test_wake_makes_an_idle_worker_claim_at_once(
+    engine: AsyncEngine, start_worker: Any, claims: list[int],
+) -> None:
+    worker = start_worker({"noop": _noop}, poll_interval=NEVER)
+    await wait_until(lambda: claims == [0])  # it found nothing and waits for an hour
     job_id = await add_job(engine, now=now())
     worker.wake()
-    assert await wait_until(lambda: _is_done(engine, job_id), timeout=5) < 1.0
+    await wait_until(lambda: _is_done(engine, job_id), timeout=10)
 
 
 async def test_an_enqueue_through_the_app_wakes_its_embedded_worker(
-    engine: AsyncEngine, settings: Settings, aiohttp_client: Any  # engine first: it must outlive the app
+    engine: AsyncEngine, settings: Settings, aiohttp_client: Any,  # engine first: it must outlive the app
+    claims: list[int],
 ) -> None:
     client = await aiohttp_client(create_app(settings.with_overrides(workers=2), engine=engine))
     app = client.server.app
     worker = app[WORKER]
-    worker.poll_interval = 30
-    worker.wake()  # go round once more, into a 30 s wait
-    await asyncio.sleep(0.2)
+    worker.poll_interval = NEVER
+    before = len(claims)
+    worker.wake()  # go round once more, into an hour's wait
+    await wait_until(lambda: len(claims) > before)
 
     async with app[DB].begin() as conn:
         job_id = await queue.enqueue(conn, kind="noop", payload={}, now=now())
     queue.notify_enqueued(app.get(WORKER))
-    assert await wait_until(lambda: _is_done(engine, job_id), timeout=5) < 1.0
+    await wait_until(lambda: _is_done(engine, job_id), timeout=10)
     # The counter moves once the batched acknowledgement is written; periodic jobs may add to it.
     await wait_until(lambda: worker.counters.completed >= 1, timeout=5)
 
