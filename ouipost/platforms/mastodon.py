@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 
 SCOPES: tuple[str, ...] = ("read", "write:statuses", "write:media")
 APP_NAME = "Oui Post"
-APP_WEBSITE = "https://github.com/ouipost/ouipost"
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 URL_WEIGHT = 23
 # What a server without /api/v2/instance (or an older one) is assumed to allow: Mastodon's defaults.
@@ -157,8 +156,7 @@ class MastodonAdapter(PlatformAdapter):
         """
         resp = await self.http.request(
             "POST", f"https://{instance}/api/v1/apps", network=self.network, idempotent=True,
-            json={"client_name": APP_NAME, "redirect_uris": redirect_uri, "scopes": " ".join(scopes),
-                  "website": APP_WEBSITE},
+            json={"client_name": APP_NAME, "redirect_uris": redirect_uri, "scopes": " ".join(scopes)},
         )
         body = self._checked(resp, what="register the app")
         client_id, client_secret = body.get("client_id"), body.get("client_secret")
