@@ -16,7 +16,7 @@ Flows (docs/platforms/mastodon.md):
 - Post: each file through `POST /api/v2/media` (with its alt text as `description`); 202 means the
   server still processes it, and `GET /api/v1/media/{id}` answers 206 until it is ready (200). Then
   `POST /api/v1/statuses` with an `Idempotency-Key`, so a re-sent creation returns the first status
-  instead of a second one. Options: `visibility` (public, unlisted, private, direct),
+  instead of a second one: a lost answer is asked again at once with the same key. Options: `visibility` (public, unlisted, private, direct),
   `spoiler_text` (content warning), `sensitive`, `language`.
 - Insights: favourites, reblogs and replies of `GET /api/v1/statuses/{id}`; followers from
   verify_credentials. Rate limits: `X-RateLimit-Remaining` / `X-RateLimit-Reset` (ISO 8601) on every
@@ -59,6 +59,7 @@ from ouipost.platforms.base import (
     RetryableError,
     TokenExpiredError,
     TokenSet,
+    UnknownOutcomeError,
 )
 from ouipost.platforms.http import PlatformHttp, PlatformResponse
 
@@ -314,10 +315,26 @@ class MastodonAdapter(PlatformAdapter):
             body["sensitive"] = bool(options["sensitive"])
         # One key per publication: the same target re-sent after a lost answer finds its status.
         key = str(options.get("idempotency_key") or _idempotency_key(auth, post))
-        status = await self._api(auth, "POST", "/api/v1/statuses", json=body, what="create the status",
-                                 headers={"Idempotency-Key": key})
+        status = await self._create_status(auth, body, key)
         return PublishResult(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"),
                              extra={"media_ids": media_ids, "instance": self._instance(auth)})
+
+    async def _create_status(self, auth: AccountAuth, body: dict[str, Any], key: str) -> dict[str, Any]:
+        """POST /api/v1/statuses once; when its answer is lost, once more at once with the same
+        Idempotency-Key: the server answers the status the first call created, or creates it now, so
+        either way it exists once. A second loss (or an error after the first loss) stays unknown."""
+        try:
+            return await self._api(auth, "POST", "/api/v1/statuses", json=body, what="create the status",
+                                   headers={"Idempotency-Key": key})
+        except UnknownOutcomeError as lost:
+            try:
+                return await self._api(auth, "POST", "/api/v1/statuses", json=body, what="create the status",
+                                       headers={"Idempotency-Key": key})
+            except PlatformError as again:
+                raise UnknownOutcomeError(
+                    f"mastodon: the status may have been created; its answer was lost ({lost.message}), and "
+                    f"asking again with its Idempotency-Key failed ({again.message})", network=self.network,
+                ) from again
 
     def _check_content(self, post: PublishRequest, limits: dict[str, int]) -> None:
         images = [m for m in post.media if m.kind == "image"]

@@ -323,12 +323,22 @@ async def test_the_same_idempotency_key_answers_the_first_status(
     assert other.remote_id != first.remote_id
 
 
-async def test_a_dropped_status_answer_is_an_unknown_outcome_and_published_once(
+async def test_a_lost_status_answer_is_asked_again_with_its_key_and_published_once(
     adapter: MastodonAdapter, auth: AccountAuth, sandbox: Sandbox
 ) -> None:
     sandbox.add_fault("mastodon", "drop_after", path_contains="/api/v1/statuses")
+    result = await adapter.publish(auth, PublishRequest(text="lost answer"))
+    [status] = statuses(sandbox)
+    assert status.remote_id == result.remote_id
+    assert [r.notes.get("idempotent_replay", False) for r in calls(sandbox, "/api/v1/statuses")] == [False, True]
+
+
+async def test_two_lost_answers_are_an_unknown_outcome_and_published_once(
+    adapter: MastodonAdapter, auth: AccountAuth, sandbox: Sandbox
+) -> None:
+    sandbox.add_fault("mastodon", "drop_after", path_contains="/api/v1/statuses", count=2)
     with pytest.raises(UnknownOutcomeError):
-        await adapter.publish(auth, PublishRequest(text="lost answer"))
+        await adapter.publish(auth, PublishRequest(text="lost twice"))
     assert len(statuses(sandbox)) == 1
 
 
