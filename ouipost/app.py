@@ -49,6 +49,7 @@ from ouipost.ui import setup_ui
 from ouipost.users import PasswordHashing
 from ouipost.web import add_security_headers, error_middleware, error_response, ok, request_id_middleware
 from workers.registry import load_handlers
+from workers.resources import worker_resources
 from workers.worker import Worker
 
 
@@ -149,18 +150,21 @@ async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
     if settings.workers < 1:
         yield
         return
+    # Its resources are the app's own HTTP session, storage and cipher, plus what only jobs use.
     engine = create_engine(settings.database_url)
-    worker = Worker(
-        engine, load_handlers(), concurrency=settings.workers, clock=app[CLOCK], settings=settings,
-        http=app[HTTP_CLIENT],
-    )
-    app[WORKER] = worker
-    task = asyncio.create_task(worker.run(), name="embedded-worker")
     try:
-        yield
+        async with worker_resources(settings, engine, app[CLOCK], http=app[HTTP_CLIENT], storage=app[STORAGE],
+                                    cipher=app[CIPHER]) as resources:
+            worker = Worker(engine, load_handlers(), concurrency=settings.workers, clock=app[CLOCK],
+                            resources=resources)
+            app[WORKER] = worker
+            task = asyncio.create_task(worker.run(), name="embedded-worker")
+            try:
+                yield
+            finally:
+                worker.stop()
+                await task
     finally:
-        worker.stop()
-        await task
         await engine.dispose()
 
 

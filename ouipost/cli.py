@@ -388,10 +388,8 @@ def _is_loopback(host: str) -> bool:
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run the worker loop until SIGTERM/SIGINT, then finish or release running jobs and exit 0."""
-    import aiohttp
-
-    from ouipost import __version__
     from workers.registry import load_handlers
+    from workers.resources import worker_resources
     from workers.worker import Worker
 
     try:
@@ -404,10 +402,12 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_engine(settings.database_url)
         try:
             await prepare_database(engine, settings)
-            async with aiohttp.ClientSession(headers={"User-Agent": f"OuiPost/{__version__}"}) as http:
+            clock = Clock()
+            async with worker_resources(settings, engine, clock) as resources:
+                http = resources.http
                 job_worker = Worker(
-                    engine, handlers, queues=queues, concurrency=args.concurrency, clock=Clock(),
-                    settings=settings, http=http, batch_size=args.batch_size, lease_seconds=args.lease_seconds,
+                    engine, handlers, queues=queues, concurrency=args.concurrency, clock=clock,
+                    resources=resources, batch_size=args.batch_size, lease_seconds=args.lease_seconds,
                     poll_interval=args.poll_interval, grace_seconds=args.grace_seconds,
                 )
                 for signum in (signal.SIGTERM, signal.SIGINT):

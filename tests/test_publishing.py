@@ -227,10 +227,12 @@ async def test_disconnecting_returns_a_scheduled_post_to_draft(client: Any, key:
 
 def job_context(engine: Any, settings: Any, session: aiohttp.ClientSession, post_id: str, attempts: int = 1) -> Any:
     from ouipost.clock import Clock
+    from tests.resources import resources_for
 
     job = Job(id=1, queue="publish", kind="publish_post", payload={"post_id": post_id}, attempts=attempts,
               max_attempts=8, run_at=datetime.now(UTC), unique_key=f"publish:{post_id}", locked_by="test")
-    return JobContext(job=job, engine=engine, clock=Clock(), settings=settings, http=session)
+    clock = Clock()
+    return JobContext(job, engine, clock, resources_for(settings, engine, clock, session))
 
 
 async def _prepare_publishing(client: Any, key: Any, engine: Any, network: str) -> dict:

@@ -14,8 +14,9 @@ the next attempt is queued.
 
 No attempt is made once the endpoint is disabled (the delivery is failed without sending, see
 `deliver_due_attempt`) or deleted (its deliveries are deleted with it, the job finds nothing).
-Every attempt goes through the SSRF-guarded session of `ouipost.webhooks.client_session`, never the
-worker's general HTTP session, so OUIPOST_WEBHOOK_ALLOW_PRIVATE is honoured at connection time.
+Every attempt goes through the SSRF-guarded session of `ouipost.webhooks.client_session` (one per
+worker process: `context.resources.webhook_http`), never the worker's general HTTP session, so
+OUIPOST_WEBHOOK_ALLOW_PRIVATE is honoured at connection time.
 
 Sending is at least once: a worker stopped during an attempt (after the grace period) hands the job
 back and the attempt is made again with the same `webhook-id`, which receivers use to deduplicate.
@@ -37,8 +38,8 @@ log = logging.getLogger(__name__)
 async def handle(context: JobContext) -> None:
     """Make the attempt named in the payload if it is still to be made and due.
 
-    Raises JobFailed when the payload is malformed or the worker has no settings (retrying cannot
-    help; a due pending delivery is picked up again by the dispatch safety run), RetryJob when the
+    Raises JobFailed when the payload is malformed (retrying cannot help; a due pending delivery is
+    picked up again by the dispatch safety run), RetryJob when the
     delivery is not due yet (a worker whose clock is behind the one that scheduled it). Database
     errors propagate and the queue retries the job; network errors are attempts, recorded by
     ouipost.webhooks, never raised.
@@ -48,9 +49,7 @@ async def handle(context: JobContext) -> None:
         attempt = int(context.payload["attempt"])
     except (KeyError, TypeError, ValueError) as exc:
         raise JobFailed(f"malformed deliver_webhook payload: {context.payload!r}") from exc
-    settings = context.settings
-    if settings is None:
-        raise JobFailed("deliver_webhook needs the worker's settings (secret key, private-address setting)")
+    settings, session = context.resources.settings, context.resources.webhook_http
     engine, clock = context.engine, context.clock
 
     async with engine.connect() as conn:
@@ -66,7 +65,7 @@ async def handle(context: JobContext) -> None:
         return
     result = await webhooks.deliver_due_attempt(
         engine, delivery_id, secret_key=settings.secret_key, allow_private=settings.webhook_allow_private,
-        clock=clock,
+        clock=clock, session=session,
     )
     if result is None or result["status"] != "pending":
         return

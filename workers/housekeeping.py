@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from ouipost import housekeeping
-from ouipost.retention import Retention
 from workers.periodic import HOUSEKEEPING_KIND, schedule_next_run
 from workers.worker import JobContext
 
@@ -20,11 +19,11 @@ log = logging.getLogger(__name__)
 
 
 async def handle(context: JobContext) -> None:
-    """Prune every table by the settings' retention (OUIPOST_RETENTION; the defaults without
-    settings). Database errors propagate and the job is retried, its successor already scheduled."""
+    """Prune every table by the settings' retention (OUIPOST_RETENTION). Database errors propagate
+    and the job is retried, its successor already scheduled."""
     engine, clock = context.engine, context.clock
+    retention = context.resources.settings.retention
     await schedule_next_run(engine, context.job, clock.now())
-    retention = context.settings.retention if context.settings is not None else Retention()
     reports = await housekeeping.run_housekeeping(engine, clock.now(), retention)
     longest = max((r.longest_transaction_seconds for r in reports), default=0.0)
     log.debug("housekeeping: %d row(s) in %d batch(es), longest transaction %.3fs",

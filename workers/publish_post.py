@@ -6,12 +6,12 @@ retry-after). See ouipost/publishing.py for the state machine and why a target f
 `publishing` is never sent again blindly.
 
 Throughput: a job is one post, but its database steps are not its own transactions. Each worker
-process has one `Publisher` whose two group commits (ouipost/db/batch.py) write the steps of every
-post in flight together: "start" (move due posts to publishing, pacing's answers, targets to
-publishing) and "finish" (outcomes, analytics rows, slots given back, platform calls, final
-statuses and events). A post's targets are sent concurrently. So a burst of posts costs a few
-transactions per batch of posts instead of a dozen per target, and an idle worker still writes
-each step at once.
+process has one `Publisher` (built with its resources, workers/resources.py) whose two group
+commits (ouipost/db/batch.py) write the steps of every post in flight together: "start" (move due
+posts to publishing, pacing's answers, targets to publishing) and "finish" (outcomes, analytics
+rows, slots given back, platform calls, final statuses and events). A post's targets are sent
+concurrently. So a burst of posts costs a few transactions per batch of posts instead of a dozen
+per target, and an idle worker still writes each step at once.
 """
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost import accounts, pacing, platform_calls, publishing, queue
+from ouipost.clock import Clock
+from ouipost.config import Settings
 from ouipost.crypto import Cipher
 from ouipost.db.batch import GroupCommit
 from ouipost.events import record_events
@@ -43,12 +45,12 @@ from ouipost.platforms.base import (
     TokenExpiredError,
     UnknownOutcomeError,
 )
-from ouipost.platforms.http import PlatformHttp
+from ouipost.platforms.http import CallObserver, PlatformHttp
 from ouipost.platforms.registry import get_platform
 from ouipost.posts import validation
 from ouipost.publishing import Outcome, RunPlan, RunRequest
 from ouipost.queue import Job, RetryJob
-from ouipost.storage import Storage, storage_from_settings
+from ouipost.storage import Storage
 from ouipost.text import effective_text
 from workers.worker import JobContext
 
@@ -76,7 +78,7 @@ async def handle(context: JobContext) -> None:
     again, while the targets already admitted are on their way. Each network's answer is written
     (and its slot given back) as soon as it arrives; every adapter call is recorded for platform
     health."""
-    publisher = Publisher.of(context)
+    publisher = context.resources.publisher
     post_id = context.payload["post_id"]
     started = time.monotonic()
     sending: dict[str, asyncio.Task[Sent]] = {}
@@ -174,26 +176,19 @@ class Finished:
 class Publisher:
     """A worker process's publishing machinery, shared by all its publish jobs (see the module doc)."""
 
-    def __init__(self, context: JobContext) -> None:
-        settings = context.settings
-        if settings is None or context.http is None:
-            raise RuntimeError("publish_post needs the worker's settings and HTTP session")
+    def __init__(self, engine: AsyncEngine, clock: Clock, settings: Settings, cipher: Cipher, storage: Storage,
+                 platform_http: Callable[[CallObserver | None], PlatformHttp]) -> None:
+        """Built once per worker process, with its resources (workers/resources.py)."""
         self.settings = settings
-        self.clock = context.clock
-        self.cipher = Cipher(settings.secret_key)
+        self.clock = clock
+        self.cipher = cipher
+        self.storage = storage
+        self.platform_http = platform_http
         self._slot_waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self.starts: GroupCommit[RunRequest, RunPlan] = GroupCommit(context.engine, self._start, name="publish-start")
-        self.finishes: GroupCommit[Finish, Finished] = GroupCommit(context.engine, self._finish,
-                                                                   name="publish-finish")
-        self.releases: GroupCommit[pacing.Admission, None] = GroupCommit(context.engine, self._release,
+        self.starts: GroupCommit[RunRequest, RunPlan] = GroupCommit(engine, self._start, name="publish-start")
+        self.finishes: GroupCommit[Finish, Finished] = GroupCommit(engine, self._finish, name="publish-finish")
+        self.releases: GroupCommit[pacing.Admission, None] = GroupCommit(engine, self._release,
                                                                          name="publish-release")
-
-    @classmethod
-    def of(cls, context: JobContext) -> Publisher:
-        publisher = context.shared.get(KIND)
-        if publisher is None:
-            publisher = context.shared[KIND] = cls(context)
-        return publisher  # type: ignore[no-any-return]
 
     async def drain(self) -> None:
         """Wait for the writes in progress (the worker calls it when it stops, so that answers
@@ -336,13 +331,12 @@ class Publisher:
         """Call the network for a target already marked `publishing`: its outcome, and the seconds
         to wait before trying again (None unless the network answered with a retryable error)."""
         target_id = target["id"]
-        http = PlatformHttp(context.http, base_url=self.settings.effective_platform_base_url,  # type: ignore[arg-type]
-                            observer=calls.observe)
+        http = self.platform_http(calls.observe)
         try:
             adapter = make_adapter(target["network"], http, self.settings)
         except NetworkNotConfigured as exc:
             return Outcome(target_id, "failed", code="NETWORK_NOT_CONFIGURED", message=str(exc)), None
-        storage = storage_from_settings(self.settings) if plan.media else None
+        storage = self.storage if plan.media else None
         try:
             request = _publish_request(plan.post, account, target["network"], plan.media, storage)  # type: ignore[arg-type]
             result = await accounts.call_with_refresh(
@@ -365,9 +359,6 @@ class Publisher:
             return Outcome(target_id, "failed", code=str(code), message=exc.message), None
         except PlatformError as exc:  # any other outcome an adapter reports: never re-sent blindly
             return Outcome(target_id, "failed", code="OUTCOME_UNKNOWN", message=exc.message), None
-        finally:
-            if storage is not None:
-                await storage.close()
         return Outcome(target_id, "published", remote_id=result.remote_id, url=result.url), None
 
 

@@ -50,15 +50,12 @@ REFRESH_WITH_ACCESS_TOKEN = frozenset({"instagram", "threads"})
 async def handle(context: JobContext) -> None:
     """Refresh what expires soon. Per-account failures are handled (see the module doc); database
     errors propagate and the job is retried, its successor already scheduled."""
-    engine, clock = context.engine, context.clock
-    if context.settings is None or context.http is None:
-        raise RuntimeError("refresh_tokens needs the worker's settings and HTTP session")
+    engine, clock, resources = context.engine, context.clock, context.resources
     await schedule_next_run(engine, context.job, clock.now())
-    due = await expiring_accounts(engine, clock.now(), context.settings.pacing)
+    due = await expiring_accounts(engine, clock.now(), resources.settings.pacing)
     if not due:
         return
-    cipher = Cipher(context.settings.secret_key)
-    http = PlatformHttp(context.http, base_url=context.settings.effective_platform_base_url)
+    cipher, http = resources.cipher, resources.platform_http()
     limit = asyncio.Semaphore(CONCURRENCY)
 
     async def one(account: dict[str, Any]) -> str:
@@ -103,7 +100,7 @@ async def refresh_account(context: JobContext, account: Mapping[str, Any], http:
     engine, clock = context.engine, context.clock
     network = account["platform"]
     try:
-        adapter = make_adapter(network, http, context.settings)  # type: ignore[arg-type]
+        adapter = make_adapter(network, http, context.resources.settings)
         accounts.auth_of(account, cipher)  # tokens that cannot be decrypted are not worth a call
     except NetworkNotConfigured:
         return "skipped"

@@ -13,10 +13,8 @@ from __future__ import annotations
 import logging
 
 from ouipost import accounts, analytics
-from ouipost.crypto import Cipher
 from ouipost.platforms import NetworkNotConfigured, make_adapter
 from ouipost.platforms.base import PlatformError
-from ouipost.platforms.http import PlatformHttp
 from workers.worker import JobContext
 
 KIND = analytics.ACCOUNTS_KIND
@@ -25,11 +23,8 @@ log = logging.getLogger(__name__)
 
 async def handle(context: JobContext) -> None:
     """Record one snapshot per active account, then plan tomorrow's run."""
-    engine, clock, settings = context.engine, context.clock, context.settings
-    if settings is None or context.http is None:
-        raise RuntimeError("sync_accounts needs the worker's settings and HTTP session")
-    http = PlatformHttp(context.http, base_url=settings.effective_platform_base_url)
-    cipher = Cipher(settings.secret_key)
+    engine, clock, resources = context.engine, context.clock, context.resources
+    settings, http, cipher = resources.settings, resources.platform_http(), resources.cipher
     async with engine.connect() as conn:
         rows = await analytics.accounts_to_sync(conn)
     skipped = 0

@@ -18,7 +18,6 @@ import logging
 from typing import Any
 
 from ouipost import accounts, analytics
-from ouipost.crypto import Cipher
 from ouipost.platforms import NetworkNotConfigured, make_adapter
 from ouipost.platforms.base import (
     Insights,
@@ -28,7 +27,6 @@ from ouipost.platforms.base import (
     RetryableError,
     TokenExpiredError,
 )
-from ouipost.platforms.http import PlatformHttp
 from ouipost.queue import RetryJob
 from workers.worker import JobContext
 
@@ -47,12 +45,9 @@ async def handle(context: JobContext) -> None:
     if target["account"]["status"] != "active":
         await _plan_next(context, target)
         return
-    settings = context.settings
-    if settings is None or context.http is None:
-        raise RuntimeError("sync_analytics needs the worker's settings and HTTP session")
+    resources = context.resources
     try:
-        adapter = make_adapter(target["network"], PlatformHttp(context.http,
-                               base_url=settings.effective_platform_base_url), settings)
+        adapter = make_adapter(target["network"], resources.platform_http(), resources.settings)
     except NetworkNotConfigured as exc:
         log.warning("analytics of %s not synced: %s", target_id, exc)
         return
@@ -82,10 +77,9 @@ async def handle(context: JobContext) -> None:
 
 
 async def _fetch(context: JobContext, adapter: Any, target: dict[str, Any]) -> Insights:
-    cipher = Cipher(context.settings.secret_key)  # type: ignore[union-attr]
     remote_id = target["remote_id"]
     return await accounts.call_with_refresh(
-        context.engine, adapter, target["account"], cipher, context.clock.now(),
+        context.engine, adapter, target["account"], context.resources.cipher, context.clock.now(),
         lambda auth: adapter.post_insights(auth, remote_id),
     )
 

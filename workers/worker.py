@@ -28,18 +28,19 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ouipost import queue
 from ouipost.clock import Clock
-from ouipost.config import Settings
 from ouipost.logs import CURRENT_JOB
 from ouipost.metrics import process_metrics
 from ouipost.queue import Job, JobFailed, RetryJob
 from workers.periodic import ensure_periodic_jobs
+
+if TYPE_CHECKING:  # resources build the publisher, whose module imports this one for JobContext
+    from workers.resources import WorkerResources
 
 log = logging.getLogger("ouipost.worker")
 
@@ -48,16 +49,23 @@ CLAIM_GATHER_SECONDS = 0.02  # under a backlog, how long freed slots may wait to
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a handler gets: the job and the process's shared resources."""
+    """What a handler gets: the job, the database, the clock and the process's resources."""
 
     job: Job
     engine: AsyncEngine
     clock: Clock
-    settings: Settings | None
-    http: aiohttp.ClientSession | None
-    # The worker's own objects that handlers share across jobs (batchers, caches), by handler name.
-    shared: dict[str, Any] = field(default_factory=dict)
+    # None only in a worker built without resources (tests of the queue alone run handlers that need
+    # none): `resources` then fails the job, so handlers never check.
+    given_resources: WorkerResources | None = None
     ack: Acknowledgement = field(default_factory=lambda: Acknowledgement())
+
+    @property
+    def resources(self) -> WorkerResources:
+        """The worker process's resources (settings, HTTP sessions, cipher, storage, publisher).
+        Raises JobFailed in a worker started without them."""
+        if self.given_resources is None:
+            raise JobFailed(f"job kind {self.job.kind!r} needs the worker's resources; this worker has none")
+        return self.given_resources
 
     @property
     def id(self) -> int:
@@ -109,8 +117,7 @@ class Worker:
         queues: Sequence[str] | None = None,
         concurrency: int = 4,
         clock: Clock | None = None,
-        settings: Settings | None = None,
-        http: aiohttp.ClientSession | None = None,
+        resources: WorkerResources | None = None,
         batch_size: int = 50,
         lease_seconds: float = 30.0,
         poll_interval: float = 1.0,
@@ -119,7 +126,8 @@ class Worker:
     ) -> None:
         """`queues` None takes every queue. `lease_seconds` is how long a dead worker's jobs wait
         before another worker takes them; heartbeats renew it every third of it. The default grace
-        (8 s) ends before the usual 10 s after which process managers send SIGKILL."""
+        (8 s) ends before the usual 10 s after which process managers send SIGKILL. `resources`
+        (workers/resources.py) are what handlers share; the caller closes them after `run()`."""
         if concurrency < 1:
             raise ValueError("concurrency must be 1 or more")
         self.engine = engine
@@ -127,8 +135,7 @@ class Worker:
         self.queues = list(queues) if queues else None
         self.concurrency = concurrency
         self.clock = clock or Clock()
-        self.settings = settings
-        self.http = http
+        self.resources = resources
         self.batch_size = max(1, batch_size)
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
@@ -137,7 +144,6 @@ class Worker:
         self.id = f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
         self.counters = WorkerCounters()
         self.metrics = process_metrics()
-        self.shared: dict[str, Any] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._acks: list[int] = []
         self._released: list[int] = []
@@ -261,7 +267,7 @@ class Worker:
         self._running[job.id] = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
 
     async def _run_job(self, job: Job) -> None:
-        context = JobContext(job, self.engine, self.clock, self.settings, self.http, self.shared)
+        context = JobContext(job, self.engine, self.clock, self.resources)
         CURRENT_JOB.set((job.id, job.kind))  # this task's log lines name the job (JSON logs)
         started = time.perf_counter()
         try:
@@ -395,14 +401,12 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        # Handlers' shared writers (group commits) finish what they were given, bounded likewise.
-        for shared in self.shared.values():
-            drain = getattr(shared, "drain", None)
-            if drain is not None:
-                try:
-                    await asyncio.wait_for(drain(), timeout=max(1.0, self.grace_seconds))
-                except Exception as exc:
-                    log.warning("worker %s: writes of %s not finished (%s)", self.id, type(shared).__name__, exc)
+        # The resources' shared writers (group commits) finish what they were given, bounded likewise.
+        if self.resources is not None:
+            try:
+                await asyncio.wait_for(self.resources.drain(), timeout=max(1.0, self.grace_seconds))
+            except Exception as exc:
+                log.warning("worker %s: shared writes not finished (%s)", self.id, exc)
         # No job can finish any more: let the acknowledger write what is left (bounded, in case
         # the database is away), then stop the other side tasks.
         acknowledger, *others = side_tasks

@@ -20,6 +20,7 @@ from ouipost.config import Settings
 from ouipost.db.tables import post_targets
 from ouipost.platforms.base import AccountStats, Insights
 from ouipost.queue import Job
+from tests.resources import resources_for
 from workers.worker import JobContext
 
 PASSWORD = "correct horse battery staple"
@@ -78,7 +79,8 @@ def job_context(engine: AsyncEngine, settings: Settings, session: aiohttp.Client
                 max_attempts: int = analytics.SYNC_MAX_ATTEMPTS) -> JobContext:
     job = Job(id=0, queue=analytics.QUEUE, kind=kind, payload=payload, attempts=attempts, max_attempts=max_attempts,
               run_at=datetime.now().astimezone(), unique_key=None, locked_by="test")
-    return JobContext(job=job, engine=engine, clock=clock or Clock(), settings=settings, http=session)
+    clock = clock or Clock()
+    return JobContext(job, engine, clock, resources_for(settings, engine, clock, session))
 
 
 @pytest.fixture

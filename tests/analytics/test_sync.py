@@ -147,9 +147,11 @@ async def test_each_sync_plans_the_next_one_along_the_schedule(
 
 
 def _context_for(engine: Any, settings: Any, session: aiohttp.ClientSession, job: Any, now: Any) -> Any:
+    from tests.resources import resources_for
     from workers.worker import JobContext
 
-    return JobContext(job=job, engine=engine, clock=FrozenClock(now), settings=settings, http=session)
+    clock = FrozenClock(now)
+    return JobContext(job, engine, clock, resources_for(settings, engine, clock, session))
 
 
 async def test_a_rate_limited_sync_retries_later_and_publishing_goes_on(

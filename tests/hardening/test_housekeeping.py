@@ -30,6 +30,7 @@ from ouipost.retention import DEFAULT_RETENTION, Retention, load_retention
 from tests.conftest import TEST_SECRET
 from workers import housekeeping as housekeeping_job
 from workers.periodic import HOUSEKEEPING_KIND, ensure_periodic_jobs, periodic_key
+from workers.resources import worker_resources
 from workers.worker import JobContext, Worker
 
 DAY = timedelta(days=1)
@@ -295,9 +296,10 @@ async def test_the_job_starts_only_when_something_is_old_and_re_enqueues_itself_
     assert await ensure_periodic_jobs(engine, frozen_clock, kinds=handlers) == []  # a second worker
 
     [job] = await queue.claim_due_jobs(engine, "w1", None, 10, 30.0, frozen_clock.now())
-    context = JobContext(job, engine, frozen_clock, settings, None)
-    await housekeeping_job.handle(context)
-    await housekeeping_job.handle(context)  # the same run again (a retry after a crash): no second successor
+    async with worker_resources(settings, engine, frozen_clock) as resources:
+        context = JobContext(job, engine, frozen_clock, resources)
+        await housekeeping_job.handle(context)
+        await housekeeping_job.handle(context)  # the same run again (a retry after a crash): no second successor
     await queue.complete_jobs(engine, [job.id], "w1", frozen_clock.now())
 
     assert await count(engine, platform_calls) == 0
@@ -313,18 +315,19 @@ async def test_two_workers_run_one_housekeeping_chain(
     await record_calls(engine, frozen_clock, 5)
     frozen_clock.advance(days=31)
     handlers = {HOUSEKEEPING_KIND: housekeeping_job.handle}
-    pair = [Worker(engine, handlers, clock=frozen_clock, settings=settings, poll_interval=0.05, concurrency=2)
-            for _ in range(2)]
-    runs = [asyncio.create_task(w.run()) for w in pair]
-    try:
-        for _ in range(200):
-            if await count(engine, jobs, jobs.c.status == "done") >= 1:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        for w in pair:
-            w.stop()
-        await asyncio.gather(*runs)
+    async with worker_resources(settings, engine, frozen_clock) as resources:
+        pair = [Worker(engine, handlers, clock=frozen_clock, resources=resources, poll_interval=0.05, concurrency=2)
+                for _ in range(2)]
+        runs = [asyncio.create_task(w.run()) for w in pair]
+        try:
+            for _ in range(200):
+                if await count(engine, jobs, jobs.c.status == "done") >= 1:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            for w in pair:
+                w.stop()
+            await asyncio.gather(*runs)
 
     assert await count(engine, platform_calls) == 0
     assert await count(engine, jobs, jobs.c.kind == HOUSEKEEPING_KIND, jobs.c.status == "done") == 1

@@ -16,6 +16,7 @@ from ouipost.clock import Clock
 from ouipost.config import Settings
 from ouipost.queue import Job
 from tests.admin.conftest import _collect_migration_leftovers, admin, make_user, sign_in  # noqa: F401
+from tests.resources import resources_for
 from workers.worker import JobContext
 
 
@@ -35,4 +36,5 @@ def job_context(engine: AsyncEngine, settings: Settings, session: aiohttp.Client
                 unique_key: str | None = None) -> JobContext:
     job = Job(id=job_id, queue="default", kind=kind, payload=payload, attempts=attempts, max_attempts=8,
               run_at=datetime.now(UTC), unique_key=unique_key, locked_by="test-worker")
-    return JobContext(job=job, engine=engine, clock=clock or Clock(), settings=settings, http=session)
+    clock = clock or Clock()
+    return JobContext(job, engine, clock, resources_for(settings, engine, clock, session))

@@ -20,6 +20,7 @@ from ouipost.clock import Clock
 from ouipost.config import Settings
 from ouipost.db.queue_tables import jobs
 from workers.registry import HANDLERS
+from workers.resources import worker_resources
 from workers.worker import JobContext
 
 PASSWORD = "correct horse battery staple"
@@ -105,20 +106,21 @@ async def run_due_jobs(engine: AsyncEngine, clock: Clock, settings: Settings, *,
     """Run the due jobs of the `webhooks` queue as a worker would (claim, handle, acknowledge or
     retry), until none is due at `clock.now()`; returns the kinds run, in order."""
     ran: list[str] = []
-    for _ in range(max_rounds):
-        claimed = await queue.claim_due_jobs(engine, DRIVER_ID, ["webhooks"], 10, 30.0, clock.now())
-        if not claimed:
-            return ran
-        for job in claimed:
-            ran.append(job.kind)
-            try:
-                await HANDLERS[job.kind](JobContext(job, engine, clock, settings, None))
-            except queue.RetryJob as exc:
-                await queue.fail_or_retry(engine, job, str(exc), clock.now(), retry_after=exc.retry_after)
-            except queue.JobFailed as exc:
-                await queue.fail_or_retry(engine, job, str(exc), clock.now(), retryable=False)
-            else:
-                await queue.complete_jobs(engine, [job.id], DRIVER_ID, clock.now())
+    async with worker_resources(settings, engine, clock) as resources:
+        for _ in range(max_rounds):
+            claimed = await queue.claim_due_jobs(engine, DRIVER_ID, ["webhooks"], 10, 30.0, clock.now())
+            if not claimed:
+                return ran
+            for job in claimed:
+                ran.append(job.kind)
+                try:
+                    await HANDLERS[job.kind](JobContext(job, engine, clock, resources))
+                except queue.RetryJob as exc:
+                    await queue.fail_or_retry(engine, job, str(exc), clock.now(), retry_after=exc.retry_after)
+                except queue.JobFailed as exc:
+                    await queue.fail_or_retry(engine, job, str(exc), clock.now(), retryable=False)
+                else:
+                    await queue.complete_jobs(engine, [job.id], DRIVER_ID, clock.now())
     raise AssertionError("jobs kept coming")
 
 

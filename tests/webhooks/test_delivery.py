@@ -21,6 +21,7 @@ from tests.test_publishing import create_post, publish
 from tests.webhooks.conftest import add_webhook, eventually, live_jobs, run_due_jobs, sign_in
 from workers import dispatch_events, periodic
 from workers.registry import load_handlers
+from workers.resources import worker_resources
 from workers.worker import Worker
 
 POST = {"post": {"id": "post_1", "status": "published", "platform_posts": []}}
@@ -171,7 +172,8 @@ async def test_an_event_recorded_while_a_run_is_claimed_is_not_left_behind(
     [job] = await queue.claim_due_jobs(engine, "w1", ["webhooks"], 10, 30.0, clock.now())
     await record(engine, clock)  # deduplicated against the running job: it must pick this one up too
     assert len(await live_jobs(engine, "dispatch_events")) == 1
-    await dispatch_events.handle(JobContext(job, engine, clock, settings, None))
+    async with worker_resources(settings, engine, clock) as resources:
+        await dispatch_events.handle(JobContext(job, engine, clock, resources))
     await queue.complete_jobs(engine, [job.id], "w1", clock.now())
     assert await undispatched(engine) == 0 and len(await deliveries(engine)) == 2
 
@@ -340,23 +342,25 @@ async def test_a_delivery_waiting_for_its_retry_survives_a_worker_restart(
     receiver.statuses[:] = [500]
     await record(engine, frozen_clock)
 
-    first = Worker(engine, load_handlers(), clock=frozen_clock, settings=settings, poll_interval=0.05)
-    task = asyncio.create_task(first.run())
-    await eventually(lambda: len(receiver.received) == 1)
-    await eventually(lambda: _queued_attempt(engine, 2))
-    first.stop()
-    await asyncio.wait_for(task, timeout=15)
+    async with worker_resources(settings, engine, frozen_clock) as resources:
+        first = Worker(engine, load_handlers(), clock=frozen_clock, resources=resources, poll_interval=0.05)
+        task = asyncio.create_task(first.run())
+        await eventually(lambda: len(receiver.received) == 1)
+        await eventually(lambda: _queued_attempt(engine, 2))
+        first.stop()
+        await asyncio.wait_for(task, timeout=15)
     assert [j["status"] for j in await live_jobs(engine, "deliver_webhook")] == ["queued"]
 
     frozen_clock.advance(seconds=5)
-    second = Worker(engine, load_handlers(), clock=frozen_clock, settings=settings, poll_interval=0.05)
-    task = asyncio.create_task(second.run())
-    try:
-        await eventually(lambda: len(receiver.received) == 2)
-        await eventually(lambda: _delivery_status(engine, "succeeded"))
-    finally:
-        second.stop()
-        await asyncio.wait_for(task, timeout=15)
+    async with worker_resources(settings, engine, frozen_clock) as resources:
+        second = Worker(engine, load_handlers(), clock=frozen_clock, resources=resources, poll_interval=0.05)
+        task = asyncio.create_task(second.run())
+        try:
+            await eventually(lambda: len(receiver.received) == 2)
+            await eventually(lambda: _delivery_status(engine, "succeeded"))
+        finally:
+            second.stop()
+            await asyncio.wait_for(task, timeout=15)
     [delivery] = await deliveries(engine)
     assert delivery["attempts"] == 2
 
