@@ -25,6 +25,7 @@ PERMISSIONS: tuple[str, ...] = (
     "workspaces.manage",
     "posts.read",
     "posts.write",
+    "posts.approve",
     "accounts.read",
     "accounts.manage",
     "schedules.read",

@@ -33,6 +33,7 @@ ADMIN_PERMISSIONS: tuple[str, ...] = (
     "api_keys.manage",
     "workspaces.manage",
     "posts.manage",
+    "posts.approve",
     "analytics.view",
     "webhooks.manage",
     "audit.view",

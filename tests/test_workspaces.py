@@ -24,13 +24,14 @@ async def test_create_answers_201_with_the_workspace(client: Any, key: Any) -> N
     )
     assert ws["id"].startswith("ws_") and len(ws["id"]) == 39
     assert ws["name"] == "Marketing Team" and ws["description"] == "Campaigns"
-    assert ws["settings"] == {"timezone": "Europe/Paris", "default_hashtags": ["#marketing", "#brand"]}
+    assert ws["settings"] == {"timezone": "Europe/Paris", "default_hashtags": ["#marketing", "#brand"],
+                              "approval_required": False}
     assert ws["created_at"].endswith("Z")
 
 
 async def test_settings_default_to_utc_and_no_hashtags(client: Any, key: Any) -> None:
     ws = await create(client, key, name="Plain")
-    assert ws["settings"] == {"timezone": "UTC", "default_hashtags": []}
+    assert ws["settings"] == {"timezone": "UTC", "default_hashtags": [], "approval_required": False}
     assert ws["description"] is None
 
 
@@ -134,7 +135,7 @@ async def test_update_merges_settings_and_bumps_updated_at(client: Any, key: Any
     assert resp.status == 200
     updated = (await resp.json())["data"]["workspace"]
     assert updated["name"] == "Marketing Team - 2024"
-    assert updated["settings"] == {"timezone": "Europe/London", "default_hashtags": ["#a"]}
+    assert updated["settings"] == {"timezone": "Europe/London", "default_hashtags": ["#a"], "approval_required": False}
     assert updated["updated_at"] >= ws["updated_at"]
     again = await (await client.get(f"/api/workspaces/{ws['id']}", headers=key.headers())).json()
     assert again["data"]["workspace"]["settings"]["timezone"] == "Europe/London"

@@ -99,6 +99,6 @@ async def upload_media(request: web.Request) -> web.StreamResponse:
 @api_route("posts.write")
 async def delete_media(request: web.Request) -> web.Response:
     async with request.app[DB].begin() as conn:
-        row = await uploads.remove(conn, request[WORKSPACE_ID], request.match_info["id"])
+        row = await uploads.remove(conn, request[WORKSPACE_ID], request.match_info["id"], request.app[CLOCK].now())
     await rules.forget_media_files(request.app[STORAGE], [row])
     return ok({"message": "Media deleted successfully"})

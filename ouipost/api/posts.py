@@ -10,14 +10,15 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ouipost import analytics, publishing
 from ouipost.api.auth import api_route, key_connection, key_transaction, shares_key_connection
-from ouipost.api.common import HashtagList, PageQuery, pagination, validate_timezone
+from ouipost.api.common import HashtagList, PageQuery, api_actor, pagination, validate_timezone
 from ouipost.clock import isoformat
-from ouipost.context import CLOCK, DB, STORAGE, WORKER, WORKSPACE_ID
+from ouipost.context import API_KEY, CLOCK, DB, STORAGE, WORKER, WORKSPACE_ID
 from ouipost.idempotency import idempotent
 from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
-from ouipost.posts import actions, rules, service
+from ouipost.posts import actions, approval, rules, service
 from ouipost.queue import notify_enqueued
+from ouipost.schedules.service import workspace_timezone
 from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
@@ -175,6 +176,7 @@ async def schedule_post(request: web.Request) -> web.Response:
     workspace_id, now = request[WORKSPACE_ID], request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
         post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
+        await approval.ensure_may_publish(conn, workspace_id, may_approve=_may_approve(request))
         post = await actions.schedule(conn, post, body, now)
     notify_enqueued(request.app.get(WORKER))
     return ok({"post": {
@@ -203,6 +205,7 @@ async def publish_post(request: web.Request) -> web.Response:
     engine, workspace_id = request.app[DB], request[WORKSPACE_ID]
     async with engine.begin() as conn:
         post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
+        await approval.ensure_may_publish(conn, workspace_id, may_approve=_may_approve(request))
         await publishing.request_publish(conn, post, request.app[CLOCK].now())
     notify_enqueued(request.app.get(WORKER))
     post, targets, done = await actions.wait_for_outcome(
@@ -213,3 +216,85 @@ async def publish_post(request: web.Request) -> web.Response:
         "platform_results": publishing.platform_results([t for t in targets if t["status"] != "cancelled"]),
     }
     return ok({"post": view}, status=200 if done else 202)
+
+
+# --- approval (ouipost/posts/approval.py) ------------------------------------------------------------
+
+
+def _may_approve(request: web.Request) -> bool:
+    return approval.PERMISSION in request[API_KEY].permissions
+
+
+class SubmitBody(Schema):
+    scheduled_at = fields.String(validate=validate.Length(min=10, max=40))
+    timezone = fields.String(validate=validate_timezone)
+
+    @validates_schema
+    def _time_for_zone(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if "timezone" in data and "scheduled_at" not in data:
+            raise ValidationError("timezone needs scheduled_at", field_name="timezone")
+
+
+class ApproveBody(SubmitBody):
+    publish_now = fields.Boolean(truthy={True}, falsy={False}, load_default=False)
+
+    @validates_schema
+    def _one_time(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if data.get("publish_now") and "scheduled_at" in data:
+            raise ValidationError("Give scheduled_at or publish_now, not both", field_name="publish_now")
+
+
+class RejectBody(Schema):
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=approval.MAX_REASON), _not_blank])
+
+
+async def _requested_time(conn: Any, post: Mapping[str, Any], body: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """(instant, zone) of a SubmitBody's scheduled_at, read in its timezone or the workspace's."""
+    if "scheduled_at" not in body:
+        return None, None
+    zone = body.get("timezone") or await workspace_timezone(conn, post["workspace_id"])
+    return actions.scheduled_instant(body["scheduled_at"], zone), zone
+
+
+@routes.post("/api/posts/{id}/submit")
+@describe("Submit a draft for approval, with the time it should go out (none: when approved)",
+          body=SubmitBody, data={"post": views.Post}, errors=(409, 422))
+@api_route("posts.write")
+async def submit_post(request: web.Request) -> web.Response:
+    body = await load_body(request, SubmitBody())
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        post = await service.get_post(conn, request[WORKSPACE_ID], request.match_info["id"], for_update=True)
+        requested_at, zone = await _requested_time(conn, post, body)
+        post = await approval.submit(conn, post, requested_at=requested_at, timezone=zone,
+                                     actor=api_actor(request), now=now)
+    return ok({"post": service.post_view(post)})
+
+
+@routes.post("/api/posts/{id}/approve")
+@describe("Approve a post pending approval: scheduled at the time it asked for (or a new one), or published now",
+          body=ApproveBody, data={"post": views.Post}, errors=(409, 422))
+@api_route(approval.PERMISSION)
+async def approve_post(request: web.Request) -> web.Response:
+    body = await load_body(request, ApproveBody())
+    now = request.app[CLOCK].now()
+    async with request.app[DB].begin() as conn:
+        post = await service.get_post(conn, request[WORKSPACE_ID], request.match_info["id"], for_update=True)
+        scheduled_at, zone = await _requested_time(conn, post, body)
+        post = await approval.approve(conn, post, scheduled_at=scheduled_at, timezone=zone,
+                                      publish_now=body["publish_now"], actor=api_actor(request), now=now)
+    notify_enqueued(request.app.get(WORKER))
+    return ok({"post": service.post_view(post)})
+
+
+@routes.post("/api/posts/{id}/reject")
+@describe("Reject a post pending approval: it returns to draft with the reason", body=RejectBody,
+          data={"post": views.Post}, errors=(409,))
+@api_route(approval.PERMISSION)
+async def reject_post(request: web.Request) -> web.Response:
+    body = await load_body(request, RejectBody())
+    async with request.app[DB].begin() as conn:
+        post = await service.get_post(conn, request[WORKSPACE_ID], request.match_info["id"], for_update=True)
+        post = await approval.reject(conn, post, reason=body["reason"].strip(), actor=api_actor(request),
+                                     now=request.app[CLOCK].now())
+    return ok({"post": service.post_view(post)})

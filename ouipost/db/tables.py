@@ -138,6 +138,10 @@ posts = sa.Table(
     sa.Column("published_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Approval (ouipost/posts/approval.py): when the post was submitted, while it waits; why it was
+    # last rejected, while it is a draft again.
+    sa.Column("submitted_at", UTCDateTime, nullable=True),
+    sa.Column("rejection_reason", sa.Text, nullable=True),
     sa.Index(None, "workspace_id", "status"),
     sa.Index(None, "workspace_id", "created_at"),
 )

@@ -115,6 +115,7 @@ class Platform(View):
 class WorkspaceSettings(View):
     timezone = String()
     default_hashtags = _strings()
+    approval_required = Boolean()
 
 
 class Workspace(View):
@@ -277,6 +278,8 @@ class Post(View):
     scheduled_at = _null(DateTime)
     scheduled_timezone = _null(String)
     published_at = _null(DateTime)
+    submitted_at = _null(DateTime)  # while pending approval
+    rejection_reason = _null(String)  # a draft whose approval was refused
     created_at = DateTime()
     updated_at = DateTime()
     analytics = _nested(PostFigures)

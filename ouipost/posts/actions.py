@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost import errors, publishing
 from ouipost.events import record_event
-from ouipost.posts import rules, service
+from ouipost.posts import approval, rules, service
 from ouipost.schedules.service import workspace_timezone
 
 PUBLISH_WAIT_SECONDS = 5.0  # how long publish-now waits for the outcome before answering "still running"
@@ -69,6 +69,7 @@ async def update_draft(
     media = (await service.media_of(conn, [post["id"]]))[post["id"]]
     enforce_rules(merged, targets, media=media)
     post = await service.update_post(conn, post, changes, targets if "platforms" in changes else None, now)
+    post = await approval.withdraw_on_edit(conn, post, now)
     return post, media
 
 

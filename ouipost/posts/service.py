@@ -25,11 +25,12 @@ from ouipost.db.types import UTCDateTime
 from ouipost.ids import new_id
 from ouipost.platforms.registry import NETWORKS
 
-EDITABLE_STATUSES = frozenset({"draft", "scheduled"})
-# A post is draft or scheduled only until it is published (it never returns to them afterwards), so
-# no target of such a post was ever published and none has insights.
-NEVER_PUBLISHED_STATUSES = frozenset({"draft", "scheduled"})
-STATUSES = ("draft", "scheduled", "publishing", "published", "partially_published", "failed")
+# Editing a post pending approval returns it to draft (ouipost/posts/approval.py).
+EDITABLE_STATUSES = frozenset({"draft", "pending_approval", "scheduled"})
+# A post is draft, pending approval or scheduled only until it is published (it never returns to
+# them afterwards), so no target of such a post was ever published and none has insights.
+NEVER_PUBLISHED_STATUSES = frozenset({"draft", "pending_approval", "scheduled"})
+STATUSES = ("draft", "pending_approval", "scheduled", "publishing", "published", "partially_published", "failed")
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ async def get_post(
 def ensure_editable(post: Mapping[str, Any]) -> None:
     if post["status"] not in EDITABLE_STATUSES:
         raise errors.Conflict(
-            f"A {post['status']} post cannot be changed; only draft and scheduled posts can",
+            f"A {post['status']} post cannot be changed; only draft, pending_approval and scheduled posts can",
             details={"status": post["status"]},
         )
 
@@ -384,6 +385,8 @@ def post_view(
         "scheduled_at": isoformat(post["scheduled_at"]),
         "scheduled_timezone": post["scheduled_timezone"],
         "published_at": isoformat(post["published_at"]),
+        "submitted_at": isoformat(post.get("submitted_at")),
+        "rejection_reason": post.get("rejection_reason"),
         "created_at": isoformat(post["created_at"]),
         "updated_at": isoformat(post["updated_at"]),
         "analytics": {name: int(totals.get(name, 0)) for name in ("impressions", "engagement", "clicks")},

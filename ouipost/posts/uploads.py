@@ -25,7 +25,7 @@ from ouipost import media as media_files
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts
 from ouipost.ids import new_id
-from ouipost.posts import rules, service, validation
+from ouipost.posts import approval, rules, service, validation
 from ouipost.storage import Storage
 
 MEDIA_TYPES = ("image", "video", "document")
@@ -167,9 +167,10 @@ async def attach(
             await storage.put_file(row["thumbnail_key"], probed["thumbnail"], probed["thumbnail_type"])
         async with engine.begin() as conn:
             # The post may have changed while the file streamed in: check again under the write lock.
-            await check_can_attach(conn, post, row, for_update=True)
+            current = await check_can_attach(conn, post, row, for_update=True)
             await conn.execute(media_table.insert().values(**row))
             await conn.execute(posts.update().where(posts.c.id == post["id"]).values(updated_at=now))
+            await approval.withdraw_on_edit(conn, current, now)
     except BaseException:
         await rules.forget_media_files(storage, [row])
         raise
@@ -178,8 +179,9 @@ async def attach(
 
 async def check_can_attach(
     conn: AsyncConnection, post: Mapping[str, Any], row: Mapping[str, Any], *, for_update: bool = False
-) -> None:
-    """The post is still editable and the new file keeps every target network within its media rules."""
+) -> dict[str, Any]:
+    """The post is still editable and the new file keeps every target network within its media rules;
+    returns the post as it is now."""
     current = await service.get_post(conn, post["workspace_id"], post["id"], for_update=for_update)
     service.ensure_editable(current)
     existing = (await service.media_of(conn, [post["id"]]))[post["id"]]
@@ -191,11 +193,13 @@ async def check_can_attach(
     problems = validation.media_limit_errors(networks, infos, platform_media=selections)
     if problems:
         raise errors.ValidationError("This file would break the media rules of some networks", details=problems)
+    return current
 
 
-async def remove(conn: AsyncConnection, workspace_id: str, media_id: str) -> dict[str, Any]:
+async def remove(conn: AsyncConnection, workspace_id: str, media_id: str, now: datetime) -> dict[str, Any]:
     """Delete a media row of the workspace; returns it so that the caller removes its files after
-    the commit. 404 for another workspace's media, 409 while its post is publishing or published."""
+    the commit. 404 for another workspace's media, 409 while its post is publishing or published;
+    a post pending approval is a draft again."""
     row = (await conn.execute(
         sa.select(media_table, posts.c.status.label("post_status"))
         .join(posts, posts.c.id == media_table.c.post_id, isouter=True)
@@ -209,4 +213,6 @@ async def remove(conn: AsyncConnection, workspace_id: str, media_id: str) -> dic
             details={"post_status": row["post_status"]},
         )
     await conn.execute(media_table.delete().where(media_table.c.id == row["id"]))
+    if row["post_id"] is not None and row["post_status"] == approval.PENDING:
+        await approval.withdraw_on_edit(conn, {"id": row["post_id"], "status": row["post_status"]}, now)
     return dict(row)

@@ -530,7 +530,7 @@ async def test_a_post_past_editing_cannot_be_edited(client: Any, make_user: Any,
     done = await _insert_post(engine, s["ws"], status="published", target_status="published",
                               published_at=clock.now())
     response = await client.get(f"/ui/w/{s['ws']}/posts/{done}/edit")
-    assert response.status == 409 and "only draft and scheduled posts can" in await response.text()
+    assert response.status == 409 and "only draft, pending_approval and scheduled posts can" in await response.text()
     response = await client.post(f"/ui/w/{s['ws']}/posts/{done}/edit", data=_form(
         s["csrf"], content="Rewrite", platforms=["twitter"], action="draft"))
     assert response.status == 409

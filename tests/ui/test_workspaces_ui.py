@@ -75,7 +75,8 @@ async def test_creating_a_workspace_through_the_form(client: Any, make_user: Any
     assert response.status == 303 and response.headers["Location"] == "/ui/workspaces"
     [row] = await _workspace_rows(engine)
     assert row["name"] == "Launch team" and row["description"] is None
-    assert row["settings"] == {"timezone": "Europe/Paris", "default_hashtags": ["#launch", "#Oui"]}
+    assert row["settings"] == {"timezone": "Europe/Paris", "default_hashtags": ["#launch", "#Oui"],
+                               "approval_required": False}
     listing = await (await client.get("/ui/workspaces")).text()
     assert "Workspace “Launch team” created." in listing
 
@@ -140,7 +141,8 @@ async def test_editing_keeps_values_and_saves_through_the_domain(
     assert response.status == 303
     [row] = await _workspace_rows(engine)
     assert row["name"] == "After" and row["description"] == "Our brand"
-    assert row["settings"] == {"timezone": "America/New_York", "default_hashtags": ["#one", "#two"]}
+    assert row["settings"] == {"timezone": "America/New_York", "default_hashtags": ["#one", "#two"],
+                               "approval_required": False}
 
 
 async def test_deleting_confirms_what_goes_then_deletes_with_an_audit_entry(
