@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost import errors
 from ouipost.clock import isoformat
 from ouipost.crypto import Cipher, DecryptionError
+from ouipost.db.pages import fetch_page
 from ouipost.db.tables import oauth_states, post_targets, posts, social_accounts
 from ouipost.ids import new_id
 from ouipost.platforms.base import AccountAuth, ConnectedIdentity, TokenSet
@@ -165,12 +166,8 @@ async def list_accounts(
         clauses.append(social_accounts.c.platform == platform)
     if status:
         clauses.append(social_accounts.c.status == status)
-    total = await conn.scalar(sa.select(sa.func.count()).select_from(social_accounts).where(*clauses))
-    rows = await conn.execute(
-        sa.select(social_accounts).where(*clauses).order_by(social_accounts.c.id)
-        .limit(limit).offset((page - 1) * limit)
-    )
-    return [dict(r) for r in rows.mappings()], int(total or 0)
+    return await fetch_page(conn, social_accounts, where=clauses, order_by=[social_accounts.c.id], page=page,
+                            limit=limit)
 
 
 def auth_of(account: Mapping[str, Any], cipher: Cipher) -> AccountAuth:

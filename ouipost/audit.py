@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.clock import isoformat
 from ouipost.db.admin_tables import audit_logs
+from ouipost.db.pages import fetch_page
 from ouipost.ids import new_id
 
 ACTIONS: frozenset[str] = frozenset({
@@ -35,9 +36,6 @@ ACTIONS: frozenset[str] = frozenset({
     "webhook.deleted",
     "workspace.deleted",
     "account.disconnected",
-    "post.submitted",
-    "post.approved",
-    "post.rejected",
 })
 _SECRET_WORDS = ("password", "secret", "token", "api_key")
 
@@ -127,15 +125,8 @@ async def list_audit(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of entries, newest first, and the total matching the filters (both bounds inclusive)."""
     conditions = _filters(user_id, action, resource_type, since, until)
-    total = await conn.scalar(sa.select(sa.func.count()).select_from(audit_logs).where(*conditions))
-    rows = await conn.execute(
-        sa.select(audit_logs)
-        .where(*conditions)
-        .order_by(audit_logs.c.created_at.desc(), audit_logs.c.id.desc())
-        .limit(limit)
-        .offset((page - 1) * limit)
-    )
-    return [dict(r) for r in rows.mappings()], int(total or 0)
+    return await fetch_page(conn, audit_logs, where=conditions,
+                            order_by=[audit_logs.c.created_at.desc(), audit_logs.c.id.desc()], page=page, limit=limit)
 
 
 def audit_view(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
 import ipaddress
 import json
 import os
@@ -48,6 +47,7 @@ from ouipost.audit import Actor, record_audit
 from ouipost.clock import Clock, isoformat
 from ouipost.crypto import Cipher, DecryptionError
 from ouipost.db.admin_tables import webhook_deliveries, webhooks
+from ouipost.db.pages import fetch_page
 from ouipost.ids import new_id
 from ouipost.metrics import process_metrics
 
@@ -57,9 +57,6 @@ EVENTS: tuple[str, ...] = (
     "post.published",
     "post.partial",
     "post.failed",
-    "post.submitted",
-    "post.approved",
-    "post.rejected",
     "account.connected",
     "account.disconnected",
     "account.expired",
@@ -121,10 +118,7 @@ def sign_headers(secret: str, message_id: str, timestamp: datetime, body: str) -
     }
 
 
-@functools.lru_cache(maxsize=4)
 def _cipher(secret_key: str) -> Cipher:
-    """The cipher of the webhook secrets, built once per secret key (deriving its key is not free,
-    and every delivery decrypts a secret)."""
     return Cipher(secret_key)
 
 
@@ -278,9 +272,7 @@ async def get_webhook(conn: AsyncConnection, webhook_id: str) -> dict[str, Any] 
 
 
 async def list_webhooks(conn: AsyncConnection, *, page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-    total = await conn.scalar(sa.select(sa.func.count()).select_from(webhooks))
-    rows = await conn.execute(sa.select(webhooks).order_by(webhooks.c.id).limit(limit).offset((page - 1) * limit))
-    return [dict(r) for r in rows.mappings()], int(total or 0)
+    return await fetch_page(conn, webhooks, order_by=[webhooks.c.id], page=page, limit=limit)
 
 
 async def update_webhook(
@@ -411,15 +403,10 @@ async def list_deliveries(
     conditions = [webhook_deliveries.c.webhook_id == webhook_id]
     if status:
         conditions.append(webhook_deliveries.c.status == status)
-    total = await conn.scalar(sa.select(sa.func.count()).select_from(webhook_deliveries).where(*conditions))
-    rows = await conn.execute(
-        sa.select(webhook_deliveries)
-        .where(*conditions)
-        .order_by(webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id.desc())
-        .limit(limit)
-        .offset((page - 1) * limit)
+    return await fetch_page(
+        conn, webhook_deliveries, where=conditions,
+        order_by=[webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id.desc()], page=page, limit=limit,
     )
-    return [dict(r) for r in rows.mappings()], int(total or 0)
 
 
 async def due_delivery_ids(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[str]:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost.audit import Actor, record_audit
 from ouipost.clock import isoformat
+from ouipost.db.pages import fetch_page
 from ouipost.db.schedule_tables import schedules
 from ouipost.db.tables import api_key_workspaces, media, posts, social_accounts, workspace_members, workspaces
 from ouipost.ids import new_id
@@ -19,7 +20,7 @@ from ouipost.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SETTINGS: dict[str, Any] = {"timezone": "UTC", "default_hashtags": [], "approval_required": False}
+DEFAULT_SETTINGS: dict[str, Any] = {"timezone": "UTC", "default_hashtags": []}
 
 
 async def create_workspace(
@@ -42,26 +43,14 @@ async def create_workspace(
     return row
 
 
-async def count_for_key(conn: AsyncConnection, key_id: str) -> int:
-    return int(
-        await conn.scalar(
-            sa.select(sa.func.count()).select_from(api_key_workspaces).where(api_key_workspaces.c.key_id == key_id)
-        )
-        or 0
-    )
-
-
-async def list_for_key(conn: AsyncConnection, key_id: str, *, page: int, limit: int) -> list[dict[str, Any]]:
-    """One page of the workspaces a key reaches, oldest first (ids are time-ordered, so stable)."""
-    rows = await conn.execute(
-        sa.select(workspaces)
-        .join(api_key_workspaces, api_key_workspaces.c.workspace_id == workspaces.c.id)
-        .where(api_key_workspaces.c.key_id == key_id)
-        .order_by(workspaces.c.id)
-        .limit(limit)
-        .offset((page - 1) * limit)
-    )
-    return [dict(r) for r in rows.mappings()]
+async def list_for_key(
+    conn: AsyncConnection, key_id: str, *, page: int, limit: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the workspaces a key reaches, oldest first (ids are time-ordered, so stable), and
+    how many it reaches."""
+    granted = workspaces.join(api_key_workspaces, api_key_workspaces.c.workspace_id == workspaces.c.id)
+    return await fetch_page(conn, granted, where=[api_key_workspaces.c.key_id == key_id],
+                            order_by=[workspaces.c.id], page=page, limit=limit, columns=workspaces)
 
 
 async def get_workspace(conn: AsyncConnection, workspace_id: str) -> dict[str, Any] | None:

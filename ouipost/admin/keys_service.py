@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost import api_keys, errors
 from ouipost.audit import Actor, record_audit
 from ouipost.clock import isoformat
+from ouipost.db.pages import fetch_page
 from ouipost.db.tables import api_key_secrets, api_key_workspaces
 from ouipost.db.tables import api_keys as keys_table
 
@@ -44,11 +45,7 @@ async def list_keys(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of keys, oldest first, and how many match."""
     conditions = [] if is_active is None else [keys_table.c.is_active == is_active]
-    total = await conn.scalar(sa.select(sa.func.count()).select_from(keys_table).where(*conditions))
-    rows = await conn.execute(
-        sa.select(keys_table).where(*conditions).order_by(keys_table.c.id).limit(limit).offset((page - 1) * limit)
-    )
-    return [dict(r) for r in rows.mappings()], int(total or 0)
+    return await fetch_page(conn, keys_table, where=conditions, order_by=[keys_table.c.id], page=page, limit=limit)
 
 
 async def workspaces_by_key(conn: AsyncConnection, key_ids: Sequence[str]) -> dict[str, list[str]]:

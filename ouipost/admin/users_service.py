@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost import admin_auth, errors, users
 from ouipost.audit import Actor, record_audit
 from ouipost.clock import isoformat
+from ouipost.db.pages import fetch_page
 from ouipost.db.tables import users as users_table
 from ouipost.db.tables import workspace_members, workspaces
 
@@ -41,11 +42,7 @@ async def list_users(
         conditions.append(users_table.c.role == role)
     if is_active is not None:
         conditions.append(users_table.c.is_active == is_active)
-    total = await conn.scalar(sa.select(sa.func.count()).select_from(users_table).where(*conditions))
-    rows = await conn.execute(
-        sa.select(users_table).where(*conditions).order_by(users_table.c.id).limit(limit).offset((page - 1) * limit)
-    )
-    return [dict(r) for r in rows.mappings()], int(total or 0)
+    return await fetch_page(conn, users_table, where=conditions, order_by=[users_table.c.id], page=page, limit=limit)
 
 
 async def workspaces_by_user(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, list[str]]:

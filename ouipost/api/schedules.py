@@ -91,8 +91,7 @@ async def list_schedules(request: web.Request) -> web.Response:
     query = load_query(request, PageQuery())
     workspace_id = request[WORKSPACE_ID]
     async with request.app[DB].connect() as conn:
-        total = await service.count_schedules(conn, workspace_id)
-        rows = await service.list_schedules(conn, workspace_id, page=query["page"], limit=query["limit"])
+        rows, total = await service.list_schedules(conn, workspace_id, page=query["page"], limit=query["limit"])
         slots = await service.slots_of(conn, [r["id"] for r in rows])
     return ok({
         "schedules": [service.schedule_view(r, slots[r["id"]]) for r in rows],

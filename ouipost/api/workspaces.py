@@ -19,8 +19,6 @@ routes = web.RouteTableDef()
 class WorkspaceSettings(Schema):
     timezone = fields.String(validate=validate_timezone)
     default_hashtags = HashtagList(validate=validate.Length(max=30))
-    # Posts need a posts.approve key or user to be scheduled or published (ouipost/posts/approval.py).
-    approval_required = fields.Boolean(truthy={True}, falsy={False})
 
 
 class WorkspaceBody(Schema):
@@ -37,8 +35,7 @@ async def list_workspaces(request: web.Request) -> web.Response:
     query = load_query(request, PageQuery())
     key = request[API_KEY]
     async with request.app[DB].connect() as conn:
-        total = await workspaces.count_for_key(conn, key.id)
-        rows = await workspaces.list_for_key(conn, key.id, page=query["page"], limit=query["limit"])
+        rows, total = await workspaces.list_for_key(conn, key.id, page=query["page"], limit=query["limit"])
         counts = await workspaces.counts_by_workspace(conn, [r["id"] for r in rows])
     return ok({
         "workspaces": [workspaces.workspace_view(r, counts[r["id"]]) for r in rows],

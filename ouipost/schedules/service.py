@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost import errors
 from ouipost.clock import isoformat
 from ouipost.db.batch import expanding
+from ouipost.db.pages import fetch_page
 from ouipost.db.schedule_tables import schedule_entries, schedule_slots, schedules
 from ouipost.db.tables import posts, social_accounts, workspaces
 from ouipost.ids import new_id
@@ -78,18 +79,13 @@ async def _lock_schedule(conn: AsyncConnection, schedule_id: str) -> dict[str, A
     return dict(row) if row else None
 
 
-async def count_schedules(conn: AsyncConnection, workspace_id: str) -> int:
-    query = sa.select(sa.func.count()).select_from(schedules).where(schedules.c.workspace_id == workspace_id)
-    return int(await conn.scalar(query) or 0)
-
-
-async def list_schedules(conn: AsyncConnection, workspace_id: str, *, page: int, limit: int) -> list[dict[str, Any]]:
-    """One page of the workspace's schedules, oldest first (ids are time-ordered, so pages are stable)."""
-    rows = await conn.execute(
-        sa.select(schedules).where(schedules.c.workspace_id == workspace_id)
-        .order_by(schedules.c.id).limit(limit).offset((page - 1) * limit)
-    )
-    return [dict(r) for r in rows.mappings()]
+async def list_schedules(
+    conn: AsyncConnection, workspace_id: str, *, page: int, limit: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the workspace's schedules, oldest first (ids are time-ordered, so pages are
+    stable), and how many it has."""
+    return await fetch_page(conn, schedules, where=[schedules.c.workspace_id == workspace_id],
+                            order_by=[schedules.c.id], page=page, limit=limit)
 
 
 def _slot(row: RowMapping) -> Slot:

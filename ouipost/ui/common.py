@@ -33,6 +33,7 @@ from ouipost import errors
 from ouipost.admin_auth import AdminUser
 from ouipost.audit import Actor
 from ouipost.context import DB
+from ouipost.db.pages import fetch_page
 from ouipost.db.tables import workspace_members, workspaces
 from ouipost.ui.session import csrf_ok, csrf_token, current_user, flash, take_flashes
 from ouipost.users import ADMIN_PERMISSIONS
@@ -105,19 +106,18 @@ def _visible_filter(user: AdminUser) -> Any:
     )
 
 
-async def visible_workspaces(
-    conn: AsyncConnection, user: AdminUser, *, limit: int | None = None, offset: int = 0,
-) -> list[dict[str, Any]]:
-    """The workspaces `user` may see, by name."""
+async def visible_workspaces(conn: AsyncConnection, user: AdminUser, *, limit: int) -> list[dict[str, Any]]:
+    """The first `limit` workspaces `user` may see, by name (the switcher's)."""
     stmt = sa.select(workspaces).where(_visible_filter(user)).order_by(workspaces.c.name, workspaces.c.id)
-    if limit is not None:
-        stmt = stmt.limit(limit).offset(offset)
-    return [dict(r) for r in (await conn.execute(stmt)).mappings()]
+    return [dict(r) for r in (await conn.execute(stmt.limit(limit))).mappings()]
 
 
-async def count_visible_workspaces(conn: AsyncConnection, user: AdminUser) -> int:
-    stmt = sa.select(sa.func.count()).select_from(workspaces).where(_visible_filter(user))
-    return int(await conn.scalar(stmt) or 0)
+async def visible_workspaces_page(
+    conn: AsyncConnection, user: AdminUser, *, page: int, limit: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the workspaces `user` may see, by name, and how many they are."""
+    return await fetch_page(conn, workspaces, where=[_visible_filter(user)],
+                            order_by=[workspaces.c.name, workspaces.c.id], page=page, limit=limit)
 
 
 async def visible_workspace(conn: AsyncConnection, user: AdminUser, workspace_id: str) -> dict[str, Any] | None:

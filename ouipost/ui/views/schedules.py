@@ -97,8 +97,7 @@ async def schedules_page(request: web.Request) -> web.Response:
     page = _page_number(request)
     now = request.app[CLOCK].now()
     async with request.app[DB].connect() as conn:
-        total = await service.count_schedules(conn, workspace_id)
-        rows = await service.list_schedules(conn, workspace_id, page=page, limit=PAGE_SIZE)
+        rows, total = await service.list_schedules(conn, workspace_id, page=page, limit=PAGE_SIZE)
         slots = await service.slots_of(conn, [r["id"] for r in rows])
         queued = await service.queued_counts(conn, [r["id"] for r in rows])
     _, names = await _target_names(request)

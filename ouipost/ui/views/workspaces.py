@@ -22,7 +22,6 @@ from ouipost.ui.common import (
     UI_USER,
     UI_WORKSPACE,
     can_mutate,
-    count_visible_workspaces,
     field_errors,
     form_dict,
     page_numbers,
@@ -31,7 +30,7 @@ from ouipost.ui.common import (
     split_list,
     ui_actor,
     ui_view,
-    visible_workspaces,
+    visible_workspaces_page,
 )
 from ouipost.web import run_schema
 
@@ -39,7 +38,7 @@ routes = web.RouteTableDef()
 
 MANAGE = "workspaces.manage"
 TIMEZONES: tuple[str, ...] = tuple(sorted(zoneinfo.available_timezones()))
-_FIELDS = ("name", "description", "settings.timezone", "settings.default_hashtags", "settings.approval_required")
+_FIELDS = ("name", "description", "settings.timezone", "settings.default_hashtags")
 
 
 @routes.get("/ui/workspaces")
@@ -48,8 +47,7 @@ async def list_workspaces(request: web.Request) -> web.Response:
     user = request[UI_USER]
     page, limit = page_arg(request), DEFAULT_PAGE_SIZE
     async with request.app[DB].connect() as conn:
-        total = await count_visible_workspaces(conn, user)
-        rows = await visible_workspaces(conn, user, limit=limit, offset=(page - 1) * limit)
+        rows, total = await visible_workspaces_page(conn, user, page=page, limit=limit)
         counts = await workspaces.counts_by_workspace(conn, [r["id"] for r in rows])
     return await render(request, "ui/workspaces/list.html", {
         "rows": [{**r, **counts[r["id"]]} for r in rows],
@@ -60,15 +58,13 @@ async def list_workspaces(request: web.Request) -> web.Response:
 
 def _form_values(row: dict[str, Any] | None = None) -> dict[str, str]:
     if row is None:
-        return {"name": "", "description": "", "settings.timezone": "UTC", "settings.default_hashtags": "",
-                "settings.approval_required": ""}
+        return {"name": "", "description": "", "settings.timezone": "UTC", "settings.default_hashtags": ""}
     settings = {**workspaces.DEFAULT_SETTINGS, **row["settings"]}
     return {
         "name": row["name"],
         "description": row["description"] or "",
         "settings.timezone": settings["timezone"],
         "settings.default_hashtags": ", ".join(settings["default_hashtags"]),
-        "settings.approval_required": "on" if settings["approval_required"] else "",
     }
 
 
@@ -80,7 +76,6 @@ def _body(values: dict[str, Any]) -> dict[str, Any]:
         "settings": {
             "timezone": values.get("settings.timezone", ""),
             "default_hashtags": split_list(values.get("settings.default_hashtags", "")),
-            "approval_required": values.get("settings.approval_required") == "on",  # an unticked box is absent
         },
     }
 
