@@ -623,6 +623,22 @@ async def unregister_worker(engine: AsyncEngine, worker_id: str) -> None:
         await conn.execute(sa.delete(workers).where(workers.c.id == worker_id))
 
 
+async def alive_workers(conn: AsyncConnection, since: datetime, *, limit: int = 50) -> Sequence[sa.Row[Any]]:
+    """The workers whose last heartbeat is at or after `since`, oldest started first, at most `limit`:
+    rows of (id, hostname, pid, concurrency, started_at, heartbeat_at) for health views."""
+    return (await conn.execute(
+        sa.select(workers.c.id, workers.c.hostname, workers.c.pid, workers.c.concurrency,
+                  workers.c.started_at, workers.c.heartbeat_at)
+        .where(workers.c.heartbeat_at >= since)
+        .order_by(workers.c.started_at).limit(limit)
+    )).all()
+
+
+async def last_worker_heartbeat(conn: AsyncConnection) -> datetime | None:
+    """The latest heartbeat of any worker still registered (alive or not yet pruned)."""
+    return await conn.scalar(sa.select(sa.func.max(workers.c.heartbeat_at)))
+
+
 @dataclass(frozen=True)
 class QueueDepth:
     """One queue's jobs right now (metrics at scrape time)."""

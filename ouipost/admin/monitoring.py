@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost import queue, usage
 from ouipost.clock import isoformat
-from ouipost.db.queue_tables import workers
 from ouipost.db.tables import api_keys, posts, social_accounts, users, workspaces
 from ouipost.platforms.registry import NETWORKS
 
@@ -195,12 +194,7 @@ async def check_queue(engine: AsyncEngine, now: datetime) -> dict[str, Any]:
     try:
         stats = await queue.queue_stats(engine, now, alive_within=WORKER_ALIVE_SECONDS)
         async with engine.connect() as conn:
-            alive = (await conn.execute(
-                sa.select(workers.c.id, workers.c.hostname, workers.c.pid, workers.c.concurrency,
-                          workers.c.started_at, workers.c.heartbeat_at)
-                .where(workers.c.heartbeat_at >= now - timedelta(seconds=WORKER_ALIVE_SECONDS))
-                .order_by(workers.c.started_at).limit(50)
-            )).all()
+            alive = await queue.alive_workers(conn, now - timedelta(seconds=WORKER_ALIVE_SECONDS), limit=50)
     except Exception as exc:  # reported, not raised: health answers whatever fails
         return {"status": "unhealthy", "error": type(exc).__name__}
     age = stats.oldest_due_age_seconds

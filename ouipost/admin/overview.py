@@ -5,7 +5,8 @@ user id counts only the workspaces that user is a member of (`workspace_members`
 rather than a list of ids, so a user of a thousand workspaces costs no more than one of three.
 Counts are grouped queries served by the `(workspace_id, status)` indexes; the lists are bounded.
 
-The global figures (queue, workers, platform health) live in ouipost.admin.monitoring.
+The global figures (queue, workers, platform health) live in ouipost.admin.monitoring, ouipost.queue and
+ouipost.platform_calls.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost.db.queue_tables import workers
 from ouipost.db.tables import post_targets, posts, social_accounts, workspace_members, workspaces
 
 # Accounts in these states cannot publish until someone reconnects them.
@@ -134,8 +134,3 @@ async def accounts_needing_attention(
         .limit(limit)
     )
     return [dict(r) for r in rows.mappings()]
-
-
-async def last_worker_heartbeat(conn: AsyncConnection) -> datetime | None:
-    """The latest heartbeat of any worker still registered (alive or not yet pruned)."""
-    return await conn.scalar(sa.select(sa.func.max(workers.c.heartbeat_at)))

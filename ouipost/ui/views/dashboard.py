@@ -13,6 +13,7 @@ from aiohttp import web
 from ouipost import platform_calls
 from ouipost.admin import monitoring, overview
 from ouipost.context import CLOCK, DB
+from ouipost.queue import last_worker_heartbeat
 from ouipost.ui.common import UI_USER, member_scope, render, ui_view
 
 routes = web.RouteTableDef()
@@ -51,7 +52,7 @@ async def dashboard(request: web.Request) -> web.Response:
         async with engine.connect() as conn:
             return {
                 "attention": await overview.accounts_needing_attention(conn, scope, limit=FAILURES_SHOWN),
-                "last_heartbeat": await overview.last_worker_heartbeat(conn),
+                "last_heartbeat": await last_worker_heartbeat(conn),
                 "platforms": await platform_calls.platform_health(conn, now),
             }
 
