@@ -37,9 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench import publish_burst
 from ouipost.clock import Clock
 from ouipost.db.queue_tables import jobs
-from ouipost.db.tables import post_targets, posts
-from ouipost.publishing import PUBLISH_KIND, PUBLISH_QUEUE
-from tests.admin.conftest import free_port
+from ouipost.db.tables import media, post_targets, posts
+from ouipost.ids import new_id
+from ouipost.publishing import PUBLISH_KIND, PUBLISH_MAX_ATTEMPTS, PUBLISH_QUEUE, publish_job_key
+from tests.servers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILL_SECONDS = 90.0  # every drill, set-up included, ends within this or fails
@@ -51,6 +52,14 @@ POST_TEXT = re.compile(r"(\w+) post (\d+) at ")
 
 FIGURES = pytest.StashKey[list[str]]()
 UNANSWERED_FAULTS = ("drop", "drop_after", "timeout")  # the sandbox closed the connection, no answer
+# The call that makes a post exist on a network, where it carries the post's text (the end of the
+# request path): a second one for a target is a second publication attempt. Instagram and Threads
+# publish a container by its id, TikTok and YouTube by finishing an upload: a repeat of those is
+# only ever made after the network said nothing was published, and a duplicate shows on the network.
+PUBLISHING_CALLS = {
+    "twitter": "/2/tweets", "bluesky": "/com.atproto.repo.createRecord", "linkedin": "/rest/posts",
+    "facebook": "/photos", "pinterest": "/v5/pins",
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -155,17 +164,24 @@ async def drill_sandbox(tmp_path: Path, control: aiohttp.ClientSession) -> Async
         sandbox.stop()
 
 
+def drill_env(database_url: str, tmp_path: Path, sandbox: DrillSandbox, **extra: str) -> dict[str, str]:
+    """The environment of a drill's `run.py` processes: one database, one data dir (local media),
+    the drill sandbox for every network, no pacing (the drills are about faults, not about the
+    networks' pace); `extra` OUIPOST_* settings on top."""
+    return {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+            "OUIPOST_DATABASE_URL": database_url, "OUIPOST_SECRET_KEY": publish_burst.SECRET,
+            "OUIPOST_DATA_DIR": str(tmp_path / "data"), "OUIPOST_PLATFORM_BASE_URL": sandbox.url,
+            "OUIPOST_PACING": "off", "OUIPOST_LOG_LEVEL": "WARNING", **extra}
+
+
 @pytest.fixture
 def spawn_worker(tmp_path: Path, drill_sandbox: DrillSandbox) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """spawn_worker(database_url, *args) -> a `run.py worker` process on the publish queue, on the
-    drill sandbox, without pacing (the drills are about faults, not about the networks' pace)."""
+    """spawn_worker(database_url, *args, **settings) -> a `run.py worker` process on the publish
+    queue with drill_env (and `settings`, OUIPOST_* names)."""
     processes: list[subprocess.Popen[str]] = []
 
-    def start(database_url: str, *args: str) -> subprocess.Popen[str]:
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-               "OUIPOST_DATABASE_URL": database_url, "OUIPOST_SECRET_KEY": publish_burst.SECRET,
-               "OUIPOST_DATA_DIR": str(tmp_path / "data"), "OUIPOST_PLATFORM_BASE_URL": drill_sandbox.url,
-               "OUIPOST_PACING": "off", "OUIPOST_LOG_LEVEL": "WARNING"}
+    def start(database_url: str, *args: str, **settings: str) -> subprocess.Popen[str]:
+        env = drill_env(database_url, tmp_path, drill_sandbox, **settings)
         with (tmp_path / f"worker-{len(processes)}.log").open("w") as log:
             process = subprocess.Popen(
                 [sys.executable, str(ROOT / "run.py"), "worker", "--poll-interval", "0.1", "--queues", PUBLISH_QUEUE,
@@ -179,6 +195,63 @@ def spawn_worker(tmp_path: Path, drill_sandbox: DrillSandbox) -> Iterator[Callab
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
+
+
+@dataclass
+class DrillServer:
+    """A `run.py serve --no-workers` process: the API, and the signed media URLs networks fetch."""
+
+    url: str
+    process: subprocess.Popen[str]
+
+
+@pytest.fixture
+def spawn_server(tmp_path: Path, drill_sandbox: DrillSandbox) -> Iterator[Callable[..., DrillServer]]:
+    """spawn_server(database_url, **settings) -> a healthy `run.py serve --no-workers` with drill_env,
+    its public URL its own address (so that the workers' media URLs point at it)."""
+    servers: list[DrillServer] = []
+
+    def start(database_url: str, **settings: str) -> DrillServer:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = drill_env(database_url, tmp_path, drill_sandbox, OUIPOST_PUBLIC_URL=url, OUIPOST_AUTO_MIGRATE="1",
+                        **settings)
+        log_path = tmp_path / "server.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "run.py"), "serve", "--no-workers", "--port", str(port)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        servers.append(DrillServer(url, process))
+        wait_healthy(url, process, log_path=log_path)
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.terminate()
+            try:
+                server.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait(timeout=10)
+
+
+class CpuMeter:
+    """CPU seconds each part of a drill spends from now on (Linux /proc): on a machine whose cores
+    they all share, where a drill's time goes. cpu_meter.spent() -> {part: seconds}."""
+
+    def __init__(self, **processes: list[int]) -> None:
+        self.parts = dict(processes)
+        if (server := publish_burst.mariadb_pid()) is not None:
+            self.parts["mariadbd"] = [server]
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        return {name: sum(publish_burst.cpu_seconds(pid) for pid in pids) for name, pids in self.parts.items()}
+
+    def spent(self) -> dict[str, float]:
+        end = self._read()
+        return {name: round(end[name] - self.start[name], 1) for name in end}
 
 
 def worker_logs(tmp_path: Path) -> str:
@@ -195,6 +268,45 @@ async def schedule_burst(database_url: str, owners: list[dict[str, str]], count:
                          label: str) -> list[str]:
     """`count` posts due at `due`, each to its workspace's three accounts (round-robin over the workspaces)."""
     return await publish_burst.schedule_posts(database_url, owners, [due] * count, label)
+
+
+async def schedule_with_media(engine: AsyncEngine, workspace_id: str, accounts: dict[str, str],
+                              media_of: dict[str, dict[str, Any]], count: int, due: datetime, label: str) -> list[str]:
+    """`count` posts due at `due`, each to `accounts` ({network: account id}), each network given
+    its media: `media_of[network]` is a media row uploaded once through the API, which every post
+    gets a row of its own for (a media row belongs to one post) pointing at the same stored file.
+    Written as `schedule_post` leaves them (scheduled post, pending targets, media, publish job)."""
+    now = Clock().now()
+    templates = {row["id"]: row for row in media_of.values()}
+    post_ids: list[str] = []
+    post_rows, target_rows, media_rows, job_rows = [], [], [], []
+    for n in range(count):
+        post_id = new_id("post")
+        post_ids.append(post_id)
+        copies = {template_id: new_id("media") for template_id in templates}
+        media_rows += [{**row, "id": copies[template_id], "post_id": post_id, "created_at": now}
+                       for template_id, row in templates.items()]
+        post_rows.append({
+            "id": post_id, "workspace_id": workspace_id, "status": "scheduled",
+            "content": f"{label} post {n} at {due.isoformat()}", "hashtags": [], "platforms": list(accounts),
+            "platform_content": {network: {"media_ids": [copies[media_of[network]["id"]]]} for network in accounts},
+            "scheduled_at": due, "scheduled_timezone": "UTC", "created_at": now, "updated_at": now,
+        })
+        target_rows += [{
+            "id": new_id("tgt"), "post_id": post_id, "workspace_id": workspace_id, "network": network,
+            "requested": network, "account_id": account_id, "status": "pending", "attempts": 0,
+            "created_at": now, "updated_at": now,
+        } for network, account_id in accounts.items()]
+        job_rows.append({
+            "queue": PUBLISH_QUEUE, "kind": PUBLISH_KIND, "payload": {"post_id": post_id},
+            "unique_key": publish_job_key(post_id), "live_key": publish_job_key(post_id), "status": "queued",
+            "priority": 50, "run_at": due, "attempts": 0, "max_attempts": PUBLISH_MAX_ATTEMPTS, "created_at": now,
+        })
+    async with engine.begin() as conn:
+        for table, rows in ((posts, post_rows), (post_targets, target_rows), (media, media_rows), (jobs, job_rows)):
+            for start in range(0, len(rows), 2000):
+                await conn.execute(table.insert(), rows[start:start + 2000])
+    return post_ids
 
 
 async def wait_all_final(engine: AsyncEngine, deadline: float) -> int:
@@ -221,14 +333,24 @@ class Tally:
     not_final: int = 0
     duplicates: int = 0  # publications beyond the first of one target's text on its network
     lost: int = 0  # published targets whose publication the network does not have
+    published_but_failed: int = 0  # on the network, yet failed with an error that says it is not
     resent_unknown: int = 0  # targets sent again after a call whose answer never came
     requests: int = 0
     creates: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (network, label, n) -> sends
+    by_network: dict[str, Counter[str]] = field(default_factory=dict)  # network -> final state -> targets
 
 
 def post_key(text: str) -> tuple[str, str] | None:
     match = POST_TEXT.search(text)
     return (match.group(1), match.group(2)) if match else None
+
+
+def publishing_call_key(req: dict[str, Any]) -> tuple[str, str] | None:
+    """The post a recorded request is the publishing call of (PUBLISHING_CALLS), else None."""
+    ending = PUBLISHING_CALLS.get(req["network"])
+    if req["method"] != "POST" or not req["body"] or not ending or not req["path"].endswith(ending):
+        return None
+    return post_key(json.dumps(req["body"]))
 
 
 async def tally(engine: AsyncEngine, sandbox: DrillSandbox, control: aiohttp.ClientSession) -> Tally:
@@ -243,9 +365,7 @@ async def tally(engine: AsyncEngine, sandbox: DrillSandbox, control: aiohttp.Cli
     result = Tally(posts=len({r.content for r in rows if r.post_status != "draft"}), requests=len(requests))
     unanswered: set[tuple[str, str, str]] = set()  # a create whose answer never came (sandbox faults)
     for req in sorted(requests, key=lambda r: r["at"]):
-        # A create call is the one that carries the post's text (X, Bluesky and LinkedIn each send
-        # the text in exactly one call per attempt).
-        key = post_key(json.dumps(req["body"])) if req["method"] == "POST" and req["body"] else None
+        key = publishing_call_key(req)
         if key:
             target = (req["network"], *key)
             result.creates[target] += 1
@@ -267,6 +387,10 @@ async def tally(engine: AsyncEngine, sandbox: DrillSandbox, control: aiohttp.Cli
         result.targets += 1
         key = post_key(row.content)
         assert key is not None, row.content
+        state = row.status if row.status != "failed" else str(row.error_code)
+        result.by_network.setdefault(row.network, Counter())[state] += 1
+        if row.status == "failed" and row.error_code != "OUTCOME_UNKNOWN" and published_texts[(row.network, *key)]:
+            result.published_but_failed += 1
         if row.status == "published":
             result.published += 1
             if (row.network, row.remote_id) not in remote_ids:
