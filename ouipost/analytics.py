@@ -89,7 +89,7 @@ def sync_job_key(target_id: str) -> str:
     return f"analytics:{target_id}"
 
 
-def engagement_rate(engagement: int, impressions: int) -> float:
+def engagement_rate(engagement: float, impressions: float) -> float:
     """engagement / impressions x 100, two decimals; 0 when there are no impressions."""
     return round(engagement * 100 / impressions, 2) if impressions else 0.0
 
@@ -302,14 +302,14 @@ async def add_to_rollups(conn: AsyncConnection, changes: Sequence[Mapping[str, A
 def _upsert_adding(dialect: str, table: sa.Table) -> sa.Insert:
     """INSERT of one row, for executemany; a row whose key exists gets the amounts added to its own."""
     if dialect == "sqlite":
-        statement = sqlite_dialect.insert(table)
-        return statement.on_conflict_do_update(
+        on_sqlite = sqlite_dialect.insert(table)
+        return on_sqlite.on_conflict_do_update(
             index_elements=[column.name for column in table.primary_key.columns],
-            set_={name: table.c[name] + statement.excluded[name] for name in _ROLLUP_FIGURES},
+            set_={name: table.c[name] + on_sqlite.excluded[name] for name in _ROLLUP_FIGURES},
         )
-    statement = mysql_dialect.insert(table)
-    return statement.on_duplicate_key_update(
-        {name: table.c[name] + statement.inserted[name] for name in _ROLLUP_FIGURES}
+    on_mysql = mysql_dialect.insert(table)
+    return on_mysql.on_duplicate_key_update(
+        {name: table.c[name] + on_mysql.inserted[name] for name in _ROLLUP_FIGURES}
     )
 
 
@@ -719,7 +719,9 @@ async def _timeline(
     if plan is None:
         first = last = 0
     step = 3600 if _whole_hour_zone(period.zone, period.start, period.end) else 900
-    timeline = {key: {"date": key, "posts": 0, **dict.fromkeys(COMMON, 0)} for key in bucket_keys(period, step)}
+    timeline: dict[str, dict[str, Any]] = {
+        key: {"date": key, "posts": 0, **dict.fromkeys(COMMON, 0)} for key in bucket_keys(period, step)
+    }
 
     def add(key: str, row: Any) -> None:
         point = timeline.get(key)
@@ -899,7 +901,7 @@ async def _top_posts(
         sa.select(top, posts.c.content).join(posts, posts.c.id == top.c.post_id)
         .order_by(top.c.impressions.desc(), top.c.engagement.desc(), top.c.target_id.desc())
     )).all()
-    top = []
+    found = []
     for row in rows:
         item: dict[str, Any] = {
             "id": row.post_id, "content": row.content, "platform": row.network,
@@ -910,8 +912,8 @@ async def _top_posts(
         }
         if with_workspace:
             item["workspace_id"] = row.workspace_id
-        top.append(item)
-    return top
+        found.append(item)
+    return found
 
 
 # --- reading: audience ------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ async def record_events(
             raise ValueError(f"unknown event type {event_type!r}")
     # Webhooks: a dispatch job follows in this transaction, or the event needs none (no subscriber).
     pending = await prepare_dispatch_many(conn, {t for t, _, _ in items}, now=now)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": new_id("evt"), "type": event_type, "workspace_id": workspace_id, "payload": dict(data),
          "created_at": now, "dispatched_at": None if event_type in pending else now}
         for event_type, data, workspace_id in items

@@ -203,11 +203,12 @@ async def request_publish(conn: AsyncConnection, post: Mapping[str, Any], now: d
 @dataclass
 class RunPlan:
     """What one run of a post's publish job does now: `post` None when there is nothing to do.
-    `send` and `holds` hold (target, account, pacing's answer)."""
+    `send` and `holds` hold (target, account, pacing's answer); a held target's account is None
+    when it is gone (the target then fails as ACCOUNT_UNAVAILABLE)."""
 
     post: dict[str, Any] | None
     send: list[tuple[dict[str, Any], dict[str, Any], pacing.Admission]] = field(default_factory=list)
-    holds: list[tuple[dict[str, Any], dict[str, Any], pacing.Hold]] = field(default_factory=list)
+    holds: list[tuple[dict[str, Any], dict[str, Any] | None, pacing.Hold]] = field(default_factory=list)
     media: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -131,7 +131,7 @@ async def enqueue(
     )
     if unique_key is None:
         result = await conn.execute(sa.insert(jobs).values(values))
-        return int(result.inserted_primary_key[0])
+        return _inserted_id(result)
     if conn.dialect.name == "sqlite":
         stmt = (
             sqlite_dialect.insert(jobs).values(values)
@@ -146,7 +146,15 @@ async def enqueue(
         if _is_live_key_conflict(exc):
             return None
         raise
-    return int(result.inserted_primary_key[0])
+    return _inserted_id(result)
+
+
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The id of the one row an INSERT added."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the INSERT of a job gave no primary key")
+    return int(key[0])
 
 
 async def enqueue_many(conn: AsyncConnection, new_jobs: Iterable[NewJob], *, now: datetime) -> int:
@@ -186,7 +194,7 @@ def _new_job_values(job: NewJob, *, now: datetime, unique_key: str | None) -> di
 
 def _is_live_key_conflict(exc: IntegrityError) -> bool:
     # MySQL: (1062, "Duplicate entry 'x' for key 'uq_jobs_live_key'")
-    args = getattr(exc.orig, "args", ())
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
     return bool(args) and args[0] == 1062 and "uq_jobs_live_key" in str(exc.orig)
 
 
@@ -623,7 +631,9 @@ async def unregister_worker(engine: AsyncEngine, worker_id: str) -> None:
         await conn.execute(sa.delete(workers).where(workers.c.id == worker_id))
 
 
-async def alive_workers(conn: AsyncConnection, since: datetime, *, limit: int = 50) -> Sequence[sa.Row[Any]]:
+async def alive_workers(
+    conn: AsyncConnection, since: datetime, *, limit: int = 50,
+) -> Sequence[sa.Row[*tuple[Any, ...]]]:
     """The workers whose last heartbeat is at or after `since`, oldest started first, at most `limit`:
     rows of (id, hostname, pid, concurrency, started_at, heartbeat_at) for health views."""
     return (await conn.execute(
