@@ -241,8 +241,10 @@ class LinkedInAdapter(PlatformAdapter):
         return str(auth.metadata.get("urn") or f"urn:li:person:{auth.remote_id}")
 
     async def _upload_image(self, auth: AccountAuth, owner: str, image: MediaFile) -> str:
+        # An upload slot whose answer is lost is never referenced by a post: asking for another is safe.
         init = (await self._request("POST", f"{API}/rest/images?action=initializeUpload", auth.access_token,
-                                    json={"initializeUploadRequest": {"owner": owner}})).json()["value"]
+                                    idempotent=True, json={"initializeUploadRequest": {"owner": owner}})
+                ).json()["value"]
         data = await image.read_all()
         try:
             await self._request("PUT", init["uploadUrl"], auth.access_token, rest=False, data=data,
@@ -270,10 +272,10 @@ class LinkedInAdapter(PlatformAdapter):
         return str(asset.get("status") or "") or None
 
     async def _upload_video(self, auth: AccountAuth, owner: str, video: MediaFile) -> str:
-        init = (await self._request("POST", f"{API}/rest/videos?action=initializeUpload", auth.access_token, json={
-            "initializeUploadRequest": {"owner": owner, "fileSizeBytes": video.size,
-                                        "uploadCaptions": False, "uploadThumbnail": False},
-        })).json()["value"]
+        init = (await self._request("POST", f"{API}/rest/videos?action=initializeUpload", auth.access_token,
+                                    idempotent=True, json={"initializeUploadRequest": {
+                                        "owner": owner, "fileSizeBytes": video.size,
+                                        "uploadCaptions": False, "uploadThumbnail": False}})).json()["value"]
         etags: list[str] = []
         parts = _byte_ranges(video, init["uploadInstructions"])
         async for instruction, chunk in parts:

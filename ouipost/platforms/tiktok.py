@@ -212,7 +212,8 @@ class TikTokAdapter(PlatformAdapter):
             raise PermanentError(f"TikTok photos must be JPEG or WEBP (not PNG or others): {', '.join(bad)}",
                                  network=self.network, code="file_format_check_failed")
 
-        creator = await self._call("POST", f"{API}/post/publish/creator_info/query/", auth, json={})
+        # A query (POST only by TikTok's design): a lost answer changes nothing at TikTok.
+        creator = await self._call("POST", f"{API}/post/publish/creator_info/query/", auth, json={}, idempotent=True)
         privacy = self._privacy_level(creator, post.options)
         username = creator.get("creator_username") or auth.metadata.get("username")
         if videos:

@@ -243,7 +243,8 @@ class TwitterAdapter(PlatformAdapter):
             category = "tweet_gif"
         else:
             category = "tweet_image"
-        init = await self._api("POST", "/2/media/upload/initialize", auth.access_token, json={
+        # A media id whose answer is lost is never attached to a tweet: asking for another is safe.
+        init = await self._api("POST", "/2/media/upload/initialize", auth.access_token, idempotent=True, json={
             "media_type": media.mime_type, "total_bytes": media.size, "media_category": category,
         })
         media_id = str(init["data"]["id"])

@@ -188,6 +188,15 @@ async def test_image_upload_refused_whose_status_cannot_be_read_is_retryable_not
     assert live_posts(sandbox) == []
 
 
+async def test_lost_answer_to_an_image_upload_start_is_retryable_nothing_posted(
+    adapter: LinkedInAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    sandbox.add_fault("linkedin", "drop_after", path_contains="/rest/images", method="POST")  # initializeUpload
+    with pytest.raises(RetryableError):
+        await adapter.publish(auth, PublishRequest(text="One picture", media=[make_media("image")]))
+    assert live_posts(sandbox) == []
+
+
 async def test_several_images_become_a_multi_image_post(
     adapter: LinkedInAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
 ) -> None:

@@ -378,6 +378,15 @@ async def test_tiktok_last_chunk_answered_already_complete_after_a_lost_answer_i
     assert [p.remote_id for p in publications(sandbox)] == [result.remote_id]
 
 
+async def test_tiktok_lost_answer_to_the_creator_query_is_retryable_nothing_published(
+    adapter: TikTokAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    sandbox.add_fault("tiktok", "drop_after", path_contains="/creator_info/query/")
+    with pytest.raises(RetryableError):
+        await adapter.publish(auth, PublishRequest(text="x", media=[make_media("video")]))
+    assert publications(sandbox) == []
+
+
 # The sandbox itself refuses protocol violations --------------------------------------------------
 
 

@@ -394,6 +394,15 @@ async def test_server_error_is_retryable(adapter: TwitterAdapter, auth: AccountA
     assert caught.value.status == 503
 
 
+async def test_lost_answer_to_a_media_upload_start_is_retryable_nothing_was_tweeted(
+    adapter: TwitterAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., Any]
+) -> None:
+    sandbox.add_fault("twitter", "drop_after", path_contains="/2/media/upload/initialize")
+    with pytest.raises(RetryableError):
+        await adapter.publish(auth, PublishRequest(text="with a picture", media=[make_media("image")]))
+    assert live_tweets(sandbox) == []
+
+
 async def test_connection_dropped_after_the_tweet_was_created_is_an_unknown_outcome(
     adapter: TwitterAdapter, auth: AccountAuth, sandbox: Sandbox
 ) -> None:
