@@ -370,10 +370,16 @@ class TikTokAdapter(PlatformAdapter):
             try:
                 data = await self._status(auth, publish_id)
             except (RetryableError, TokenExpiredError) as exc:
-                # The media is with TikTok; a retry could post it twice.
-                raise UnknownOutcomeError(
-                    f"tiktok accepted the {kind} (publish_id {publish_id}) but its status could not be read: "
-                    f"{exc.message}", network=self.network, code=exc.code) from exc
+                # The media is with TikTok, so sending it again could post it twice: a status read
+                # that fails for a moment is asked again (after the wait TikTok names), until the
+                # deadline; past it, or without a valid token, the outcome is unknown.
+                wait = max(self.poll_interval, getattr(exc, "retry_after", None) or 0.0)
+                if isinstance(exc, TokenExpiredError) or time.monotonic() + wait >= deadline:
+                    raise UnknownOutcomeError(
+                        f"tiktok accepted the {kind} (publish_id {publish_id}) but its status could not be read: "
+                        f"{exc.message}", network=self.network, code=exc.code) from exc
+                await asyncio.sleep(wait)
+                continue
             status = data.get("status")
             if status == "FAILED":
                 reason = str(data.get("fail_reason") or "unknown")

@@ -387,6 +387,25 @@ async def test_tiktok_lost_answer_to_the_creator_query_is_retryable_nothing_publ
     assert publications(sandbox) == []
 
 
+async def test_tiktok_status_read_failing_for_a_moment_is_asked_again_and_the_video_published(
+    adapter: TikTokAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    sandbox.add_fault("tiktok", "server_error", path_contains="/status/fetch/")
+    result = await adapter.publish(auth, PublishRequest(text="x", media=[make_media("video")]))
+    assert [p.remote_id for p in publications(sandbox)] == [result.remote_id]
+
+
+async def test_tiktok_status_never_readable_is_an_unknown_outcome_at_the_deadline_posted_once(
+    adapter: TikTokAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    adapter.publish_timeout = 0.3
+    sandbox.add_fault("tiktok", "server_error", path_contains="/status/fetch/", count=None)
+    with pytest.raises(UnknownOutcomeError, match="status could not be read"):
+        await adapter.publish(auth, PublishRequest(text="x", media=[make_media("video")]))
+    assert len([r for r in sandbox.requests if "/status/fetch/" in r.path]) > 1
+    assert len(publications(sandbox)) == 1
+
+
 # The sandbox itself refuses protocol violations --------------------------------------------------
 
 
