@@ -301,3 +301,20 @@ async def test_export_reads_in_chunks_and_misses_no_post(client: TestClient, key
 async def test_export_refuses_other_formats(client: TestClient, key: Any) -> None:
     resp = await client.get("/api/posts/export?format=xlsx", headers=key.headers())
     assert resp.status == 422 and "format" in (await resp.json())["error"]["details"]
+
+
+async def test_scheduling_rows_in_a_workspace_that_requires_approval_needs_posts_approve(
+    client: TestClient, make_key: Any, engine: Any,
+) -> None:
+    writer = await make_key(permissions=["posts.read", "posts.write", "accounts.manage", "workspaces.manage"])
+    resp = await client.put(f"/api/workspaces/{writer.workspace_id}", json={"settings": {"approval_required": True}},
+                            headers=writer.headers())
+    assert resp.status == 200, await resp.text()
+    await connect_bluesky(client, writer)
+    scheduled = f"content,platforms,scheduled_at\nLater,bluesky,{NEXT_YEAR}-05-05T10:00:00Z\n"
+    refused = await upload(client, writer, scheduled, expect=403)
+    assert refused["error"]["details"]["required_permission"] == "posts.approve"
+    assert await stored_posts(engine) == []
+    assert (await upload(client, writer, "content,platforms\nA draft,bluesky\n"))["data"]["drafts"] == 1
+    approver = await make_key(workspace=writer.workspace_id)
+    assert (await upload(client, approver, scheduled))["data"]["scheduled"] == 1

@@ -22,7 +22,7 @@ from ouipost.api.auth import api_route
 from ouipost.api.posts import POST_BODY, PostQuery, ScheduleBody
 from ouipost.context import API_KEY, CLOCK, DB, SETTINGS, STORAGE, WORKER, WORKSPACE_ID
 from ouipost.openapi import describe, views
-from ouipost.posts import csv_io, uploads
+from ouipost.posts import approval, csv_io, uploads
 from ouipost.queue import notify_enqueued
 from ouipost.web import REQUEST_ID, load_query, ok
 
@@ -111,11 +111,18 @@ async def _next_part(reader: MultipartReader) -> Any:
         raise errors.BadRequest("The multipart/form-data body is malformed") from exc
 
 
-async def run_import(app: web.Application, workspace_id: str, data: bytes, *, dry_run: bool) -> csv_io.ImportOutcome:
-    """Every step of an import, for the API and the UI: read, plan, fetch media, create (or not)."""
+async def run_import(
+    app: web.Application, workspace_id: str, data: bytes, *, dry_run: bool, may_approve: bool,
+) -> csv_io.ImportOutcome:
+    """Every step of an import, for the API and the UI: read, plan, fetch media, create (or not).
+    A file with rows to schedule in a workspace that requires approval needs a caller who may
+    approve (403 otherwise, as POST /api/posts/{id}/schedule; drafts need no approval)."""
     settings = app[SETTINGS]
     rows = csv_io.read_rows(data)
     planned = [csv_io.plan_row(row, POST_BODY, SCHEDULE_BODY) for row in rows]
+    if any(p.schedule is not None for p in planned):
+        async with app[DB].connect() as conn:
+            await approval.ensure_may_publish(conn, workspace_id, may_approve=may_approve)
     try:
         await csv_io.fetch_all_media(planned, allow_private=settings.webhook_allow_private,
                                      limits=uploads.caps(settings), tmp_dir=Path(settings.data_dir) / "tmp")
@@ -131,7 +138,7 @@ async def run_import(app: web.Application, workspace_id: str, data: bytes, *, dr
 @routes.post("/api/posts/import")
 @describe("Import posts from a CSV file (multipart/form-data)", query=ImportQuery, upload=IMPORT_UPLOAD,
           data=ImportResult, status=201, also={200: ("A dry run: what would be created", ImportResult)},
-          errors=(413, 415), idempotent=True)
+          errors=(403, 413, 415), idempotent=True)
 @api_route("posts.write")
 async def import_posts(request: web.Request) -> web.StreamResponse:
     """Every row is checked (the rules of POST /api/posts and of scheduling, media URLs fetched with
@@ -151,7 +158,8 @@ async def import_posts(request: web.Request) -> web.StreamResponse:
     workspace_id, engine = request[WORKSPACE_ID], request.app[DB]
 
     async def run(req: web.Request) -> web.Response:
-        outcome = await run_import(req.app, workspace_id, data, dry_run=query["dry_run"])
+        outcome = await run_import(req.app, workspace_id, data, dry_run=query["dry_run"],
+                                   may_approve=approval.PERMISSION in req[API_KEY].permissions)
         return ok(outcome.as_dict(), status=200 if outcome.dry_run else 201)
 
     key = idempotency.idempotency_key(request)

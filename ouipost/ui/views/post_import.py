@@ -12,8 +12,8 @@ from aiohttp import web
 from ouipost import errors
 from ouipost.api.post_import import read_csv_form, run_import, stream_csv
 from ouipost.context import DB
-from ouipost.posts import csv_io
-from ouipost.ui.common import UI_WORKSPACE, accepts_multipart, multipart_with_csrf, redirect, render, ui_view
+from ouipost.posts import approval, csv_io
+from ouipost.ui.common import UI_USER, UI_WORKSPACE, accepts_multipart, multipart_with_csrf, redirect, render, ui_view
 from ouipost.ui.views.posts import MANAGE, _zone, list_query_from
 
 routes = web.RouteTableDef()
@@ -45,7 +45,8 @@ async def import_submit(request: web.Request) -> web.Response:
     try:
         data, values = await read_csv_form(reader, text_fields=("dry_run",))
         dry_run = values.get("dry_run") in ("1", "on", "true")
-        outcome = await run_import(request.app, workspace_id, data, dry_run=dry_run)
+        outcome = await run_import(request.app, workspace_id, data, dry_run=dry_run,
+                                   may_approve=request[UI_USER].can(approval.PERMISSION))
     except errors.ApiError as exc:
         rows = exc.details.get("rows") if exc.status == 422 else None
         problems = {} if rows else {"file": [exc.message]}
