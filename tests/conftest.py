@@ -32,6 +32,19 @@ from ouipost.sandbox import Sandbox, create_sandbox_app
 
 TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnop"
 
+# A test that starts processes, servers or browsers, or waits for wall time, is `slow`, so that
+# `pytest -m "not slow"` is a quick loop. Modules that do it throughout say so (`pytestmark`); the
+# drills, the browser tests and every test using one of these fixtures (each starts processes or a
+# server) are marked here.
+SLOW_FIXTURES = frozenset({"start_servers", "processes", "spawn", "own_redis", "moto_endpoint"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("drill") or item.get_closest_marker("browser") or fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
 
 @dataclass(frozen=True)
 class DatabaseUnderTest:

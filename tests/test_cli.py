@@ -16,6 +16,9 @@ import pytest
 from tests.conftest import DatabaseUnderTest, make_env
 from tests.servers import free_port, wait_healthy
 
+# Runs the command line in processes: not in the quick loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

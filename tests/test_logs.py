@@ -57,6 +57,7 @@ def _run_until(args: list[str], env: dict[str, str], ready: Any, act: Any) -> st
     return stderr
 
 
+@pytest.mark.slow  # a serve process
 def test_json_log_lines_carry_the_request_id_and_no_secrets(database_url: str, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -113,6 +114,7 @@ async def test_an_unhandled_error_logs_its_traceback_inside_one_json_object(
     assert "RuntimeError: the handler broke" in line["exception"]
 
 
+@pytest.mark.slow  # a worker process
 async def test_worker_json_lines_name_the_job(database_url: str, tmp_path: Path, engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         job_id = await queue.enqueue(conn, kind="no_such_kind", payload={}, queue="logs_q", now=Clock().now())
@@ -141,6 +143,7 @@ async def test_worker_json_lines_name_the_job(database_url: str, tmp_path: Path,
     assert failed and failed[0]["job_kind"] == "no_such_kind" and failed[0]["level"] == "WARNING", stderr
 
 
+@pytest.mark.slow  # the command line in a process
 def test_a_bad_log_format_stops_the_start_naming_the_variable(database_url: str, tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="OUIPOST_LOG_FORMAT must be text or json"):
         load_settings(make_env(database_url, tmp_path / "data", OUIPOST_LOG_FORMAT="yaml"))
@@ -151,6 +154,7 @@ def test_a_bad_log_format_stops_the_start_naming_the_variable(database_url: str,
     assert "OUIPOST_LOG_FORMAT" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # the command line in a process
 def test_a_short_metrics_token_stops_the_start(database_url: str, tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="OUIPOST_METRICS_TOKEN"):
         load_settings(make_env(database_url, tmp_path / "data", OUIPOST_METRICS_TOKEN="short"))

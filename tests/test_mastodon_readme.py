@@ -19,6 +19,9 @@ import pytest
 from tests.media_samples import mp4_bytes, png_bytes
 from tests.servers import free_port, wait_healthy
 
+# Runs the README's walk against real processes: not in the quick loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 PRINTED_KEY = re.compile(r"API key\s+:\s+(pk_live_\S+)")
 

@@ -312,6 +312,7 @@ async def test_a_scheduled_publication_counts_its_outcome_lateness_and_platform_
     assert delta("ouipost_jobs_succeeded_total", queue="publish", kind="publish_post") >= 1
 
 
+@pytest.mark.slow  # waits for an unreachable Redis
 async def test_rate_limit_rejections_login_failures_and_redis_availability_are_counted(
     aiohttp_client: Any, settings: Settings, engine: AsyncEngine, frozen_clock: Any, make_key: Any
 ) -> None:

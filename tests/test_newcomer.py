@@ -26,6 +26,9 @@ from tests.test_publishing import (  # noqa: F401 -- fixtures
 )
 from workers import publish_post
 
+# Runs the `ouipost` command in processes: not in the quick loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 
 def _env(**extra: str) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **extra}

@@ -12,8 +12,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.servers import free_port
 from tests.test_cli import ROOT
+
+# Builds a wheel and runs it in processes: not in the quick loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
 
 # What a wheel is built from: the checkout less what git ignores (and its own venv).
 _NOT_SOURCES = shutil.ignore_patterns(

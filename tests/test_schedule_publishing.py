@@ -83,6 +83,7 @@ async def test_queued_posts_publish_at_their_slot_times_in_order(timed: Any, san
     assert [p.text for p in sandbox.publications] == ["first in the queue"]
 
 
+@pytest.mark.slow  # waits for two worker polls
 async def test_a_paused_schedule_publishes_nothing_and_resuming_replans(timed: Any, sandbox: Any,
                                                                        engine: Any) -> None:
     client, key, clock = timed

@@ -32,6 +32,9 @@ from ouipost.clock import Clock
 from tests.conftest import make_env
 from tests.servers import free_port, wait_healthy
 
+# Runs a real server and Schemathesis against it: not in the quick loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("schemathesis")
 
 ROOT = Path(__file__).resolve().parents[1]

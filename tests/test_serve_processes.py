@@ -22,6 +22,9 @@ from ouipost.supervisor import Supervisor
 from tests.conftest import TEST_SECRET
 from tests.servers import free_port
 
+# Starts `serve` processes and gunicorn: not in the quick loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 UNREACHABLE_MYSQL = "mysql+aiomysql://root@127.0.0.1:1/nothing_here"
 

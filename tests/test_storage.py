@@ -110,7 +110,7 @@ class Backend:
     storage: Storage
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])  # s3: a moto server
 async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, aiohttp_server: Any, unused_tcp_port_factory: Any
 ) -> AsyncIterator[Backend]:
@@ -199,6 +199,7 @@ async def test_url_for_another_key_is_refused(backend: Backend, tmp_path: Path) 
     assert body != b"theirs"
 
 
+@pytest.mark.slow  # waits 2 s for the URL to expire
 async def test_expired_url_is_refused(backend: Backend, tmp_path: Path) -> None:
     await backend.storage.put_file("ws_1/photo.png", _temp_file(tmp_path, b"data"), "image/png")
     url = backend.storage.url("ws_1/photo.png", expires_in=1)

@@ -352,6 +352,7 @@ async def test_usage_of_a_key_deleted_before_the_flush_is_dropped(
     assert counts[kept.id]["requests_today"] == 1
 
 
+@pytest.mark.slow  # waits for the usage flush
 async def test_usage_is_written_within_five_seconds_without_a_flush_asked(
     client: Any, make_key: Any, engine: Any, clock: Any
 ) -> None:

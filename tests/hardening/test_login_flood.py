@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,6 +19,9 @@ from ouipost.clock import Clock
 from ouipost.config import Settings
 from ouipost.context import PASSWORDS
 from ouipost.db.admin_tables import audit_logs, login_failures
+
+# Floods of argon2 password checks (seconds of CPU each): not in the quick loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse battery staple"
 

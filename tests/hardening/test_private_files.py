@@ -75,6 +75,7 @@ async def test_stored_media_and_thumbnails_are_private(client: Any, key: Any, se
     assert {oct(mode(p)) for p in [media_root, *media_root.rglob("*")] if p.is_dir()} == {oct(0o700)}
 
 
+@pytest.mark.slow  # a serve process
 def test_serve_hides_its_banner_and_warns_about_a_public_sandbox(tmp_path: Path) -> None:
     port = free_port()
     data_dir = tmp_path / "data"

@@ -32,6 +32,9 @@ from tests.queue.test_worker import wait_until
 from tests.test_accounts import connect
 from tests.test_publishing import create_post
 
+# Worker and sandbox processes: not in the quick loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 CREATE = "createRecord"
 

@@ -24,6 +24,9 @@ from tests.queue.conftest import add_job, count_jobs, job_row
 from tests.queue.handlers import read_traces
 from tests.queue.test_worker import wait_until
 
+# Worker processes: not in the quick loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
