@@ -485,7 +485,7 @@ async def media_delete(request: web.Request) -> web.Response:
     """The API's DELETE /api/media/{id}: refused while the post is publishing or published."""
     async with request.app[DB].begin() as conn:
         post, row = await _media_row(conn, request)
-        row = await uploads.remove(conn, post["workspace_id"], row["id"])
+        row = await uploads.remove(conn, post["workspace_id"], row["id"], request.app[CLOCK].now())
     await rules.forget_media_files(request.app[STORAGE], [row])
     return await redirect(request, f"{_base(request)}/posts/{post['id']}/edit", "Media removed.")
 
