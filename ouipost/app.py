@@ -39,6 +39,7 @@ from ouipost.context import (
 )
 from ouipost.crypto import Cipher
 from ouipost.db.engine import create_engine
+from ouipost.forwarded import forwarded_middleware
 from ouipost.metrics_http import metrics_handler, metrics_middleware
 from ouipost.openapi import describe, views
 from ouipost.openapi.docs import setup_docs
@@ -57,6 +58,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     """Build the app. The engine is created on startup unless one is given (tests share one)."""
     app = web.Application(
         middlewares=[
+            # First: every other middleware and handler sees the client behind a trusted proxy.
+            *([forwarded_middleware(settings.trusted_proxies)] if settings.trusted_proxies else []),
             metrics_middleware, request_id_middleware, error_middleware, api_key_middleware,
             rate_limits.rate_limit_middleware,
         ],

@@ -6,6 +6,7 @@ expected; nothing else in the code reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ouipost.forwarded import Network
 from ouipost.pacing import PacingConfig, load_pacing
 from ouipost.platforms.registry import NETWORKS
 from ouipost.retention import Retention, load_retention
@@ -73,6 +75,9 @@ class Settings:
     # host's processes write their metrics so that one scrape adds them up (ouipost/metrics.py).
     metrics_token: str | None = None
     metrics_dir: Path | None = None
+    # Reverse proxies whose X-Forwarded-For is believed (OUIPOST_TRUSTED_PROXIES: addresses or
+    # networks); a request from one of them is the client's it names (ouipost/forwarded.py).
+    trusted_proxies: tuple[Network, ...] = ()
     # The admin UI's signed-in sessions end after this many minutes without a request.
     ui_idle_minutes: int = 30
     # Per-account pacing, per-network concurrency and token refresh windows (OUIPOST_PACING*,
@@ -196,6 +201,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         log_level=reader.choice("OUIPOST_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         log_format=_log_format(reader.text("OUIPOST_LOG_FORMAT", ""), problems),
         metrics_token=_metrics_token(reader.text("OUIPOST_METRICS_TOKEN", ""), problems),
+        trusted_proxies=_networks("OUIPOST_TRUSTED_PROXIES", reader.text("OUIPOST_TRUSTED_PROXIES", ""), problems),
         metrics_dir=Path(reader.text("OUIPOST_METRICS_DIR", "") or data_dir / "metrics").expanduser(),
         ui_idle_minutes=reader.integer("OUIPOST_UI_IDLE_MINUTES", 30, 1, 7 * 24 * 60),
         pacing=pacing,
@@ -279,6 +285,20 @@ def _log_format(raw: str, problems: list[str]) -> str:
         problems.append(f"OUIPOST_LOG_FORMAT must be text or json (got {raw!r})")
         return "text"
     return value
+
+
+def _networks(name: str, raw: str, problems: list[str]) -> tuple[Network, ...]:
+    """Comma-separated addresses or networks (CIDR), IPv4 or IPv6."""
+    found: list[Network] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            problems.append(f"{name} must list IP addresses or networks such as 127.0.0.1, ::1 or 10.0.0.0/8 "
+                            f"(got {item!r})")
+    return tuple(found)
 
 
 def _metrics_token(raw: str, problems: list[str]) -> str | None:

@@ -22,6 +22,7 @@ from ouipost import errors, queue
 from ouipost.clock import Clock
 from ouipost.config import Settings
 from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.forwarded import is_forwarded
 from ouipost.metrics import multiprocess_dir, process_metrics
 from ouipost.rate_limits import LIMITER, RedisLimiter
 from ouipost.web import Handler, error_middleware
@@ -91,9 +92,10 @@ def _check_access(request: web.Request, token: str | None) -> None:
         if not hmac.compare_digest(value.strip().encode(), token.encode()):
             raise errors.Forbidden("This token may not read the metrics")
         return
-    if not _is_loopback(request.remote):
-        raise errors.Forbidden("The metrics are served to loopback clients only; set OUIPOST_METRICS_TOKEN "
-                               "to scrape them from elsewhere")
+    if not _is_loopback(request.remote) or is_forwarded(request.headers):
+        # A reverse proxy on this host is a loopback peer too: what it passes on came from elsewhere.
+        raise errors.Forbidden("The metrics are served to loopback clients only (not through a proxy); set "
+                               "OUIPOST_METRICS_TOKEN to scrape them from elsewhere")
 
 
 def _is_loopback(remote: str | None) -> bool:
