@@ -16,8 +16,9 @@ Flows (docs/platforms/mastodon.md):
 - Post: each file through `POST /api/v2/media` (with its alt text as `description`); 202 means the
   server still processes it, and `GET /api/v1/media/{id}` answers 206 until it is ready (200). Then
   `POST /api/v1/statuses` with an `Idempotency-Key`, so a re-sent creation returns the first status
-  instead of a second one: a lost answer is asked again at once with the same key. Options: `visibility` (public, unlisted, private, direct),
-  `spoiler_text` (content warning), `sensitive`, `language`.
+  instead of a second one: a lost answer is asked again at once with the same key. Options:
+  `visibility` (public, unlisted, private, direct), `spoiler_text` (content warning), `sensitive`,
+  `language`.
 - Insights: favourites, reblogs and replies of `GET /api/v1/statuses/{id}`; followers from
   verify_credentials. Rate limits: `X-RateLimit-Remaining` / `X-RateLimit-Reset` (ISO 8601) on every
   answer; a 429 waits until the reset, and a media upload that leaves no request in the window defers
