@@ -85,7 +85,7 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-workers", action="store_true", help="do not run embedded workers")
     parser.add_argument("--processes", type=_positive_int, default=1, metavar="N",
                         help="API processes sharing the port (SO_REUSEPORT), watched by this one; N > 1 needs "
-                             "MySQL/MariaDB (default 1)")
+                             "MySQL/MariaDB or PostgreSQL (default 1)")
 
 
 def _positive_int(value: str) -> int:
@@ -155,7 +155,8 @@ def _database_failure(settings: Settings, exc: BaseException) -> str:
     """One line naming the database (password hidden) and the driver's reason."""
     url = make_url(settings.database_url)
     reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    where = f"{url.host or 'localhost'}:{url.port or 3306}" if url.drivername.startswith("mysql") else url.database
+    port = {"mysql": 3306, "postgresql": 5432}.get(url.get_backend_name())
+    where = f"{url.host or 'localhost'}:{url.port or port}" if port else url.database
     return (f"cannot use the database {url.render_as_string(hide_password=True)} ({where}): "
             f"{str(reason).strip() or type(reason).__name__}; check OUIPOST_DATABASE_URL")
 
@@ -249,7 +250,8 @@ def _check_processes(settings: Settings, processes: int) -> None:
     """What `--processes N` (N > 1) cannot work with, as CommandFailed naming the fix."""
     if settings.is_sqlite:
         raise CommandFailed(
-            f"--processes {processes} needs MySQL/MariaDB (OUIPOST_DATABASE_URL=mysql+aiomysql://...): SQLite "
+            f"--processes {processes} needs MySQL/MariaDB or PostgreSQL (OUIPOST_DATABASE_URL=mysql+aiomysql://... "
+            "or postgresql+asyncpg://...): SQLite "
             "lets one process write at a time, so more API processes would only wait on each other's locks; "
             "use --processes 1 with SQLite")
     if settings.sandbox and not settings.platform_base_url:
@@ -544,4 +546,6 @@ def create_key(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db_kind(settings: Settings) -> str:
-    return "SQLite (embedded)" if settings.is_sqlite else "MySQL/MariaDB"
+    if settings.is_sqlite:
+        return "SQLite (embedded)"
+    return "PostgreSQL" if settings.database_url.startswith("postgresql") else "MySQL/MariaDB"

@@ -119,9 +119,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
 
     data_dir = Path(reader.text("OUIPOST_DATA_DIR", "./data")).expanduser()
     database_url = reader.text("OUIPOST_DATABASE_URL", "") or f"sqlite+aiosqlite:///{data_dir / 'ouipost.db'}"
-    if not database_url.startswith(("sqlite+aiosqlite://", "mysql+aiomysql://")):
+    if not database_url.startswith(("sqlite+aiosqlite://", "mysql+aiomysql://", "postgresql+asyncpg://")):
         problems.append(
-            "OUIPOST_DATABASE_URL must start with sqlite+aiosqlite:// or mysql+aiomysql:// "
+            "OUIPOST_DATABASE_URL must start with sqlite+aiosqlite://, mysql+aiomysql:// or postgresql+asyncpg:// "
             f"(got {_redact_url(database_url)!r})"
         )
     # An empty OUIPOST_HOST means the default, not "every interface" (which is what aiohttp makes of "").
@@ -215,7 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     if secret and len(secret) < MIN_SECRET_LENGTH:
         problems.append(f"OUIPOST_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
     if not secret and not str(settings_kwargs["database_url"]).startswith("sqlite"):
-        problems.append("OUIPOST_SECRET_KEY is required with a MySQL/MariaDB database (32+ characters)")
+        problems.append("OUIPOST_SECRET_KEY is required with a MySQL/MariaDB or PostgreSQL database (32+ characters)")
 
     if problems:
         raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))

@@ -5,7 +5,7 @@ lease (graceful shutdown) or an expired lease (the worker died).
 
 - `enqueue` inserts in the caller's transaction: the job exists if and only if the caller commits.
   Live jobs are deduplicated by `unique_key` through a unique index, never check-then-insert.
-- `claim_due_jobs` takes up to n due jobs in one short transaction: MySQL/MariaDB
+- `claim_due_jobs` takes up to n due jobs in one short transaction: MySQL/MariaDB and PostgreSQL
   `SELECT ... FOR UPDATE SKIP LOCKED` then one UPDATE by primary keys (READ COMMITTED, so no gap
   locks); SQLite runs the same two statements inside `BEGIN IMMEDIATE`, whose writer lock gives the
   same exclusivity. Each claim counts as an attempt and takes a lease (`locked_until`).
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -122,7 +123,8 @@ async def enqueue(
     the commit to wake the embedded workers at once. The duplicate check is the unique index on
     live_key: on a conflict only this insert is undone (a SAVEPOINT on MySQL, ON CONFLICT DO
     NOTHING on SQLite, whose driver cannot nest a SAVEPOINT in a transaction that has not written
-    yet), so the caller's transaction goes on. Other integrity errors propagate.
+    yet, and on PostgreSQL, where it costs no subtransaction), so the caller's transaction goes on.
+    Other integrity errors propagate.
     """
     if max_attempts < 1:
         raise ValueError("max_attempts must be 1 or more")
@@ -132,9 +134,9 @@ async def enqueue(
     if unique_key is None:
         result = await conn.execute(sa.insert(jobs).values(values))
         return _inserted_id(result)
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name in _ON_CONFLICT:
         stmt = (
-            sqlite_dialect.insert(jobs).values(values)
+            _ON_CONFLICT[conn.dialect.name](jobs).values(values)
             .on_conflict_do_nothing(index_elements=["live_key"]).returning(jobs.c.id)
         )
         job_id = (await conn.execute(stmt)).scalar()
@@ -175,10 +177,14 @@ async def enqueue_unique_many(conn: AsyncConnection, new_jobs: Sequence[tuple[Ne
     rows = [_new_job_values(job, now=now, unique_key=key) for job, key in new_jobs]
     if not rows:
         return
-    await conn.execute(_INSERT_UNLESS_LIVE_SQLITE if conn.dialect.name == "sqlite" else _INSERT_UNLESS_LIVE_MYSQL, rows)
+    await conn.execute(_INSERT_UNLESS_LIVE.get(conn.dialect.name, _INSERT_UNLESS_LIVE_MYSQL), rows)
 
 
-_INSERT_UNLESS_LIVE_SQLITE = sqlite_dialect.insert(jobs).on_conflict_do_nothing(index_elements=["live_key"])
+# The INSERT constructs that know ON CONFLICT, by dialect name.
+_ON_CONFLICT = {"sqlite": sqlite_dialect.insert, "postgresql": postgresql_dialect.insert}
+_INSERT_UNLESS_LIVE = {
+    name: insert(jobs).on_conflict_do_nothing(index_elements=["live_key"]) for name, insert in _ON_CONFLICT.items()
+}
 # ON DUPLICATE KEY UPDATE live_key = live_key: the live job stays as it is (INSERT IGNORE would also
 # hide other errors).
 _INSERT_UNLESS_LIVE_MYSQL = mysql_dialect.insert(jobs).on_duplicate_key_update(live_key=jobs.c.live_key)
@@ -336,7 +342,7 @@ async def claim_due_jobs(
     """Claim up to `limit` due jobs of `queues` (None: every queue) for `worker_id`.
 
     Each claimed job is `running`, counts one more attempt and is leased until now + lease_seconds.
-    No job is ever claimed by two workers: MySQL skips rows another claim holds (SKIP LOCKED),
+    No job is ever claimed by two workers: MySQL and PostgreSQL skip rows another claim holds (SKIP LOCKED),
     SQLite serialises claims on its writer lock. Database errors propagate (nothing is claimed).
     """
     if limit < 1:

@@ -1,8 +1,8 @@
 """Shared fixtures: a migrated database per test (SQLite file, or MariaDB when
 OUIPOST_TEST_DATABASE_URL is set), the app, a test client and API keys made through the domain.
 
-MariaDB: the suite creates its own database (`<name>_<pid>`) from OUIPOST_TEST_DATABASE_URL, migrates
-it once, empties every table after each test, and drops the database at the end.
+MariaDB or PostgreSQL: the suite creates its own database (`<name>_<pid>`) from OUIPOST_TEST_DATABASE_URL,
+migrates it once, empties every table after each test, and drops the database at the end.
 """
 
 from __future__ import annotations
@@ -55,11 +55,37 @@ class DatabaseUnderTest:
     def is_mysql(self) -> bool:
         return self.url.startswith("mysql")
 
+    @property
+    def is_postgresql(self) -> bool:
+        return self.url.startswith("postgresql")
+
+    @property
+    def is_server(self) -> bool:
+        """A database server (MariaDB or PostgreSQL) shared by the whole run, emptied after each test."""
+        return self.template is None
+
 
 def _mysql_server_url(url: str) -> tuple[str, str]:
     parsed = make_url(url)
     name = f"{parsed.database or 'ouipost_test'}_{os.getpid()}"
     return parsed.set(database="").render_as_string(hide_password=False), name
+
+
+def _postgresql_server_url(url: str) -> tuple[str, str]:
+    """The maintenance database to create and drop ours from, and ours (`<name>_<pid>`)."""
+    parsed = make_url(url)
+    name = f"{parsed.database or 'ouipost_test'}_{os.getpid()}"
+    return parsed.set(database="postgres").render_as_string(hide_password=False), name
+
+
+async def _exec_autocommit(server_url: str, statement: str) -> None:
+    """PostgreSQL runs CREATE/DROP DATABASE outside any transaction."""
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
 
 
 async def _exec_server(server_url: str, statement: str) -> None:
@@ -91,6 +117,18 @@ def test_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database
         yield DatabaseUnderTest(url, None)
         asyncio.run(_exec_server(server_url, f"DROP DATABASE IF EXISTS `{name}`"))
         return
+    if configured.startswith("postgresql"):
+        server_url, name = _postgresql_server_url(configured)
+        asyncio.run(_exec_autocommit(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        # C.UTF-8 orders text by code point, as MariaDB's utf8mb4_bin does (comparisons are exact anyway).
+        asyncio.run(_exec_autocommit(
+            server_url, f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' "
+            "TEMPLATE template0"))
+        url = make_url(configured).set(database=name).render_as_string(hide_password=False)
+        asyncio.run(_migrate(url))
+        yield DatabaseUnderTest(url, None)
+        asyncio.run(_exec_autocommit(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return
     template = tmp_path_factory.mktemp("db") / "template.db"
     asyncio.run(_migrate(f"sqlite+aiosqlite:///{template}"))
     yield DatabaseUnderTest(f"sqlite+aiosqlite:///{template}", template)
@@ -109,12 +147,14 @@ def database_url(test_database: DatabaseUnderTest, tmp_path: Path) -> str:
 async def engine(database_url: str, test_database: DatabaseUnderTest) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
     yield engine
-    if test_database.is_mysql:
+    if test_database.is_server:
         async with engine.begin() as conn:
-            await conn.execute(sa.text("SET FOREIGN_KEY_CHECKS=0"))
-            for table in reversed(metadata.sorted_tables):
+            if test_database.is_mysql:
+                await conn.execute(sa.text("SET FOREIGN_KEY_CHECKS=0"))
+            for table in reversed(metadata.sorted_tables):  # children first, for PostgreSQL's checks
                 await conn.execute(table.delete())
-            await conn.execute(sa.text("SET FOREIGN_KEY_CHECKS=1"))
+            if test_database.is_mysql:
+                await conn.execute(sa.text("SET FOREIGN_KEY_CHECKS=1"))
     await engine.dispose()
 
 

@@ -15,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
-    """An AsyncEngine for `sqlite+aiosqlite` or `mysql+aiomysql` URLs.
+    """An AsyncEngine for `sqlite+aiosqlite`, `mysql+aiomysql` or `postgresql+asyncpg` URLs.
 
     SQLite gets foreign keys on (workspace deletion cascades), WAL (readers never wait for the
-    writer) and a busy timeout (writers queue instead of failing). MySQL connections are checked
-    before use and recycled, so a restarted server does not surface as errors. Both run in READ
-    COMMITTED or its SQLite equivalent. JSON columns are read by orjson (see json_loads).
+    writer) and a busy timeout (writers queue instead of failing). MySQL and PostgreSQL connections
+    are checked before use and recycled, so a restarted server does not surface as errors. All run
+    in READ COMMITTED or its SQLite equivalent. PostgreSQL sessions run in UTC, so that anything the
+    server computes from its clock or a time zone agrees with the naive UTC columns. JSON columns
+    are read by orjson (see json_loads).
     """
     kwargs.setdefault("json_deserializer", json_loads)
     url = make_url(database_url)
@@ -40,6 +42,12 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
 
+    if url.get_backend_name() == "postgresql":
+        kwargs.setdefault("isolation_level", "READ COMMITTED")
+        return create_async_engine(
+            url, pool_pre_ping=True, pool_recycle=1800,
+            connect_args={"server_settings": {"timezone": "UTC"}}, **kwargs,
+        )
     url = url.update_query_dict({"charset": "utf8mb4"})
     return create_async_engine(
         url,

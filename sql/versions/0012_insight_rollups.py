@@ -51,6 +51,9 @@ def backfill(connection: sa.Connection) -> None:
     if connection.dialect.name == "sqlite":
         hour = "CAST(strftime('%s', published_at) AS INTEGER) / 3600"
         day = "CAST(strftime('%s', published_at) AS INTEGER) / 86400"
+    elif connection.dialect.name == "postgresql":  # EXTRACT(EPOCH) of a timestamp ignores the time zone
+        hour = "CAST(FLOOR(EXTRACT(EPOCH FROM published_at) / 3600) AS INTEGER)"
+        day = "CAST(FLOOR(EXTRACT(EPOCH FROM published_at) / 86400) AS INTEGER)"
     else:  # TIMESTAMPDIFF on a DATETIME ignores the session time zone (UNIX_TIMESTAMP would not)
         hour = "TIMESTAMPDIFF(HOUR, '1970-01-01 00:00:00', published_at)"
         day = "TIMESTAMPDIFF(DAY, '1970-01-01 00:00:00', published_at)"
