@@ -36,6 +36,9 @@ ACTIONS: frozenset[str] = frozenset({
     "webhook.deleted",
     "workspace.deleted",
     "account.disconnected",
+    "post.submitted",
+    "post.approved",
+    "post.rejected",
 })
 _SECRET_WORDS = ("password", "secret", "token", "api_key")
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import ipaddress
 import json
 import os
@@ -57,6 +58,9 @@ EVENTS: tuple[str, ...] = (
     "post.published",
     "post.partial",
     "post.failed",
+    "post.submitted",
+    "post.approved",
+    "post.rejected",
     "account.connected",
     "account.disconnected",
     "account.expired",
@@ -118,7 +122,10 @@ def sign_headers(secret: str, message_id: str, timestamp: datetime, body: str) -
     }
 
 
+@functools.lru_cache(maxsize=4)
 def _cipher(secret_key: str) -> Cipher:
+    """The cipher of the webhook secrets, built once per secret key (deriving its key is not free,
+    and every delivery decrypts a secret)."""
     return Cipher(secret_key)
 
 

@@ -20,7 +20,7 @@ from ouipost.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SETTINGS: dict[str, Any] = {"timezone": "UTC", "default_hashtags": []}
+DEFAULT_SETTINGS: dict[str, Any] = {"timezone": "UTC", "default_hashtags": [], "approval_required": False}
 
 
 async def create_workspace(

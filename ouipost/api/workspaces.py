@@ -19,6 +19,8 @@ routes = web.RouteTableDef()
 class WorkspaceSettings(Schema):
     timezone = fields.String(validate=validate_timezone)
     default_hashtags = HashtagList(validate=validate.Length(max=30))
+    # Posts need a posts.approve key or user to be scheduled or published (ouipost/posts/approval.py).
+    approval_required = fields.Boolean(truthy={True}, falsy={False})
 
 
 class WorkspaceBody(Schema):

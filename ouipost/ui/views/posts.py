@@ -31,7 +31,7 @@ from ouipost.context import CLOCK, DB, SETTINGS, STORAGE, WORKER
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts, social_accounts
 from ouipost.platforms.registry import NETWORKS, PLATFORMS
-from ouipost.posts import actions, rules, service, uploads
+from ouipost.posts import actions, approval, rules, service, uploads
 from ouipost.posts import calendar as posts_calendar
 from ouipost.queue import notify_enqueued
 from ouipost.schedules import service as schedules_service
@@ -49,6 +49,7 @@ from ouipost.ui.common import (
     redirect,
     render,
     split_list,
+    ui_actor,
     ui_view,
 )
 from ouipost.web import dumps, error_response, run_schema
@@ -345,6 +346,8 @@ async def _save(request: web.Request, existing: Mapping[str, Any] | None) -> web
                     post = await actions.create_draft(conn, workspace_id, post_fields, now)
                 else:
                     post, _ = await actions.update_draft(conn, workspace_id, existing["id"], post_fields, now)
+                if action in ("schedule", "queue", "publish"):
+                    await approval.ensure_may_publish(conn, workspace_id, may_approve=_may_approve(request))
                 if action in ("schedule", "queue"):
                     if action == "queue":
                         # A missing schedule is a wrong choice in this form, not a missing page.
@@ -514,6 +517,8 @@ async def _post_page_context(conn: AsyncConnection, request: web.Request) -> dic
         and any(t["status"] == "failed" for t in targets),
         "can_manage": can_mutate(request[UI_USER], MANAGE),
         "zone": _zone_name(request[UI_WORKSPACE]),
+        "approval_required": bool((request[UI_WORKSPACE].get("settings") or {}).get("approval_required")),
+        "may_approve": _may_approve(request),
         "action_errors": {},
     }
 
@@ -541,11 +546,78 @@ async def publish_now(request: web.Request) -> web.Response:
     try:
         async with request.app[DB].begin() as conn:
             post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
+            await approval.ensure_may_publish(conn, workspace_id, may_approve=_may_approve(request))
             await publishing.request_publish(conn, post, request.app[CLOCK].now())
-    except (errors.ValidationError, errors.Conflict) as exc:
+    except (errors.ValidationError, errors.Conflict, errors.Forbidden) as exc:
         return await _render_post(request, form_errors_of(exc), status=exc.status)
     notify_enqueued(request.app.get(WORKER))
     return await _publish_outcome(request, post["id"])
+
+
+def _may_approve(request: web.Request) -> bool:
+    return bool(request[UI_USER].can(approval.PERMISSION)) and can_mutate(request[UI_USER], MANAGE)
+
+
+def _requested_instant(request: web.Request, values: Mapping[str, Any]) -> datetime | None:
+    """The form's optional `scheduled_at` (a local date and time in the workspace's zone, as the
+    composer's), or None when left empty. 422 when it is not a date and time."""
+    text = str(values.get("scheduled_at") or "").strip()
+    return actions.scheduled_instant(text, _zone_name(request[UI_WORKSPACE])) if text else None
+
+
+async def _approval_step(request: web.Request, step: str) -> web.Response:
+    """Submit, approve or reject through ouipost/posts/approval.py, as the API's routes do."""
+    values = form_dict(await request.post())
+    workspace_id, now, actor = request[UI_WORKSPACE]["id"], request.app[CLOCK].now(), ui_actor(request)
+    zone = _zone_name(request[UI_WORKSPACE])
+    try:
+        if step != "submit" and not _may_approve(request):
+            raise errors.Forbidden(f"Your account lacks the {approval.PERMISSION} permission")
+        async with request.app[DB].begin() as conn:
+            post = await service.get_post(conn, workspace_id, request.match_info["id"], for_update=True)
+            if step == "submit":
+                when = _requested_instant(request, values)
+                post = await approval.submit(conn, post, requested_at=when, timezone=zone if when else None,
+                                             actor=actor, now=now)
+            elif step == "approve":
+                when = _requested_instant(request, values)
+                post = await approval.approve(conn, post, scheduled_at=when, timezone=zone if when else None,
+                                              publish_now=values.get("publish_now") == "on", actor=actor, now=now)
+            else:
+                reason = str(values.get("reason") or "").strip()
+                if not reason or len(reason) > approval.MAX_REASON:
+                    raise errors.ValidationError("Say why the post is rejected", details={
+                        "reason": [f"Say why the post is rejected, in 1 to {approval.MAX_REASON} characters"]})
+                post = await approval.reject(conn, post, reason=reason, actor=actor, now=now)
+    except (errors.ValidationError, errors.Conflict, errors.Forbidden) as exc:
+        return await _render_post(request, form_errors_of(exc), status=exc.status)
+    target = f"{_base(request)}/posts/{post['id']}"
+    if step == "submit":
+        return await redirect(request, target, "Submitted for approval.")
+    if step == "reject":
+        return await redirect(request, target, "Rejected: the post is a draft again, with your reason.")
+    notify_enqueued(request.app.get(WORKER))
+    if post["status"] == "publishing":
+        return await _publish_outcome(request, post["id"])
+    return await redirect(request, target, f"Approved: scheduled for {localtime(post['scheduled_at'], zone)}.")
+
+
+@routes.post("/ui/w/{ws}/posts/{id}/submit")
+@ui_view(MANAGE, workspace=True)
+async def submit_for_approval(request: web.Request) -> web.Response:
+    return await _approval_step(request, "submit")
+
+
+@routes.post("/ui/w/{ws}/posts/{id}/approve")
+@ui_view(MANAGE, workspace=True)
+async def approve(request: web.Request) -> web.Response:
+    return await _approval_step(request, "approve")
+
+
+@routes.post("/ui/w/{ws}/posts/{id}/reject")
+@ui_view(MANAGE, workspace=True)
+async def reject(request: web.Request) -> web.Response:
+    return await _approval_step(request, "reject")
 
 
 @routes.post("/ui/w/{ws}/posts/{id}/unschedule")

@@ -38,7 +38,7 @@ routes = web.RouteTableDef()
 
 MANAGE = "workspaces.manage"
 TIMEZONES: tuple[str, ...] = tuple(sorted(zoneinfo.available_timezones()))
-_FIELDS = ("name", "description", "settings.timezone", "settings.default_hashtags")
+_FIELDS = ("name", "description", "settings.timezone", "settings.default_hashtags", "settings.approval_required")
 
 
 @routes.get("/ui/workspaces")
@@ -58,13 +58,15 @@ async def list_workspaces(request: web.Request) -> web.Response:
 
 def _form_values(row: dict[str, Any] | None = None) -> dict[str, str]:
     if row is None:
-        return {"name": "", "description": "", "settings.timezone": "UTC", "settings.default_hashtags": ""}
+        return {"name": "", "description": "", "settings.timezone": "UTC", "settings.default_hashtags": "",
+                "settings.approval_required": ""}
     settings = {**workspaces.DEFAULT_SETTINGS, **row["settings"]}
     return {
         "name": row["name"],
         "description": row["description"] or "",
         "settings.timezone": settings["timezone"],
         "settings.default_hashtags": ", ".join(settings["default_hashtags"]),
+        "settings.approval_required": "on" if settings["approval_required"] else "",
     }
 
 
@@ -76,6 +78,7 @@ def _body(values: dict[str, Any]) -> dict[str, Any]:
         "settings": {
             "timezone": values.get("settings.timezone", ""),
             "default_hashtags": split_list(values.get("settings.default_hashtags", "")),
+            "approval_required": values.get("settings.approval_required") == "on",  # an unticked box is absent
         },
     }
 
