@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import api_keys, workspaces
+from ouipost import api_keys, users, workspaces
 from ouipost.app import create_app
 from ouipost.clock import Clock, FrozenClock
 from ouipost.config import Settings, load_settings
@@ -44,6 +45,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = set(getattr(item, "fixturenames", ()))
         if item.get_closest_marker("drill") or item.get_closest_marker("browser") or fixtures & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id at its smallest cost in this process, except in slow tests: the same format and the
+    same code path, in a millisecond instead of half a second of CPU per hash (every admin test
+    makes a user and signs in). Slow tests (the login floods) and every process keep the real cost."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @dataclass(frozen=True)
