@@ -6,13 +6,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import __version__, errors, rate_limits, usage
 from ouipost import admin as admin_api
+from ouipost import errors, rate_limits, usage, webhooks
 from ouipost.admin.common import authenticate
 from ouipost.api import accounts as accounts_api
 from ouipost.api import analytics as analytics_api
@@ -136,8 +135,11 @@ def _database(given: AsyncEngine | None) -> Callable[[web.Application], AsyncIte
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
-    # One client session per app, for every outgoing call (networks, webhooks).
-    session = aiohttp.ClientSession(headers={"User-Agent": f"OuiPost/{__version__}"})
+    # One client session per app, for every outgoing call to the networks (guarded unless they are
+    # the sandbox or a configured base URL).
+    settings = app[SETTINGS]
+    session = webhooks.network_session(guarded=settings.effective_platform_base_url is None,
+                                       allow_private=settings.webhook_allow_private)
     app[HTTP_CLIENT] = session
     app[PLATFORM_HTTP] = PlatformHttp(session, base_url=app[SETTINGS].effective_platform_base_url)
     yield

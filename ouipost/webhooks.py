@@ -191,6 +191,16 @@ def client_session(*, allow_private: bool) -> aiohttp.ClientSession:
     )
 
 
+def network_session(*, guarded: bool, allow_private: bool) -> aiohttp.ClientSession:
+    """The session for the networks' APIs. `guarded` (calls go to the real networks, not to a sandbox
+    or an OUIPOST_PLATFORM_BASE_URL): it connects only where deliveries may, as resolved at
+    connection time. The nine big networks are public anyway; a Mastodon server is a host a user
+    names, checked when the account connects, and its name could later resolve to this machine or
+    its network (DNS rebinding): the guard keeps every later call off private addresses too."""
+    connector = GuardedConnector(allow_private=allow_private) if guarded else None
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": f"OuiPost/{__version__}"})
+
+
 async def check_url(url: str, *, allow_private: bool) -> str:
     """The URL, checked for saving. Raises InvalidWebhook when the scheme is not allowed, it carries
     credentials, has no host, or (unless allow_private) its host is or resolves to a non-public

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import __version__, webhooks
+from ouipost import webhooks
 from ouipost.clock import Clock
 from ouipost.config import Settings
 from ouipost.crypto import Cipher
@@ -77,9 +77,9 @@ async def worker_resources(
     """Build the process's resources, and close at exit what was built here (not what was given)."""
     async with AsyncExitStack() as stack:
         if http is None:
-            http = await stack.enter_async_context(
-                aiohttp.ClientSession(headers={"User-Agent": f"OuiPost/{__version__}"})
-            )
+            http = await stack.enter_async_context(webhooks.network_session(
+                guarded=settings.effective_platform_base_url is None, allow_private=settings.webhook_allow_private,
+            ))
         webhook_http = await stack.enter_async_context(
             webhooks.client_session(allow_private=settings.webhook_allow_private)
         )
