@@ -40,3 +40,37 @@ async def test_foreign_keys_are_enforced(engine: Any) -> None:
         except sa.exc.IntegrityError:
             return
         raise AssertionError("a post without its workspace was accepted")
+
+
+async def test_two_migrators_at_once_apply_each_migration_once(test_database: Any, tmp_path: Any) -> None:
+    """`migrate` started on two hosts together: the second waits for the first, then has nothing to do
+    (without the lock both create the same tables and one fails half-way)."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    from ouipost.db.engine import create_engine
+    from ouipost.db.migrations import migration_status, upgrade
+    from tests.conftest import _exec_server, _mysql_server_url
+
+    if test_database.is_mysql:
+        server_url, name = _mysql_server_url(test_database.url)
+        name = f"{name}_twice"
+        await _exec_server(server_url, f"DROP DATABASE IF EXISTS `{name}`")
+        await _exec_server(server_url, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        url = make_url(test_database.url).set(database=name).render_as_string(hide_password=False)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'twice.db'}"
+    engines = [create_engine(url), create_engine(url)]
+    try:
+        first, second = await asyncio.gather(*(upgrade(engine) for engine in engines))
+        assert not first.pending and not second.pending
+        async with engines[0].connect() as conn:
+            versions = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalars().all()
+        assert versions == list(first.heads)
+        assert (await migration_status(engines[1])).current == first.heads
+    finally:
+        for engine in engines:
+            await engine.dispose()
+        if test_database.is_mysql:
+            await _exec_server(server_url, f"DROP DATABASE IF EXISTS `{name}`")
