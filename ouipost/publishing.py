@@ -8,7 +8,9 @@ means a worker died mid-call: the post may or may not exist on the network, so i
 OUTCOME_UNKNOWN rather than sent again; the user can retry explicitly.
 
 Post status follows its targets: publishing while any is pending or publishing; then published (all
-published), partially_published (some), failed (none).
+published), partially_published (some), failed (none). The whole state machine, and the phases of a
+run (admit: `start_runs`, which answers each target `Send` or `Held`; send; conclude), are drawn in
+workers/publish_post.py's module doc.
 """
 
 from __future__ import annotations
@@ -200,16 +202,45 @@ async def request_publish(conn: AsyncConnection, post: Mapping[str, Any], now: d
 # --- what the worker does, in batches (workers/publish_post.py writes many posts' steps at once) -----
 
 
+@dataclass(frozen=True)
+class Send:
+    """A target admitted by pacing: committed as `publishing` with its plan (before any network
+    call), its account, and the network slot it holds until the network answers."""
+
+    target: dict[str, Any]
+    account: dict[str, Any]
+    admission: pacing.Admission
+
+
+@dataclass(frozen=True)
+class Held:
+    """A target pacing holds back: it stays `pending` (late, not failed). `busy` when every slot of
+    its network was taken (its run may ask again in a moment), else its account's pace names the
+    seconds until its turn."""
+
+    target: dict[str, Any]
+    account: dict[str, Any]
+    hold: pacing.Hold
+
+    @property
+    def busy(self) -> bool:
+        return self.hold.busy
+
+
 @dataclass
 class RunPlan:
-    """What one run of a post's publish job does now: `post` None when there is nothing to do.
-    `send` and `holds` hold (target, account, pacing's answer); a held target's account is None
-    when it is gone (the target then fails as ACCOUNT_UNAVAILABLE)."""
+    """What one run of a post's publish job does now: `post` None when there is nothing to do;
+    else the targets to send now, those pacing held, and the post's media."""
 
     post: dict[str, Any] | None
-    send: list[tuple[dict[str, Any], dict[str, Any], pacing.Admission]] = field(default_factory=list)
-    holds: list[tuple[dict[str, Any], dict[str, Any] | None, pacing.Hold]] = field(default_factory=list)
+    send: list[Send] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
     media: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def busy(self) -> list[Held]:
+        """The held targets that wait only for a free slot of their network."""
+        return [h for h in self.held if h.busy]
 
 
 @dataclass(frozen=True)
@@ -279,54 +310,111 @@ async def start_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now:
     call). A target found in `publishing` (its last run died mid-call) fails OUTCOME_UNKNOWN; a
     target whose account is gone or not active fails ACCOUNT_UNAVAILABLE. One plan per request.
     """
-    plans = await _begin_runs(conn, [r for r in requests if r.again is None], now)
+    begun = await _begin_runs(conn, [r for r in requests if r.again is None], now)
+    runs = [_run_of(request, begun) for request in requests]
+    failures, asking = _triage(runs)
+    answers = await pacing.admit_many(conn, [a.ask for a in asking], now=now, config=config)
+    await _move_to_publishing(conn, _hold_or_admit(asking, answers), now)
+    await mark_targets_failed(conn, failures, now)
+    return [run.plan for run in runs]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A target read for a run, pacing not asked yet: its account is None when it is gone."""
+
+    target: dict[str, Any]
+    account: dict[str, Any] | None
+
+
+@dataclass
+class _Run:
+    """A plan `start_runs` is building, with the targets it may send (`job_id` names their slots)."""
+
+    plan: RunPlan
+    job_id: int
+    candidates: list[_Candidate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Asking:
+    """A target pacing is asked about, and the plan its answer goes to."""
+
+    plan: RunPlan
+    target: dict[str, Any]
+    account: dict[str, Any]
+    ask: pacing.Ask
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    plan: RunPlan
+    send: Send
+
+
+def _run_of(request: RunRequest, begun: Mapping[tuple[str, int], _Run]) -> _Run:
+    """The run a request builds: a plan just begun, or (`again`) the busy targets of its earlier
+    plan; less the targets it skips."""
+    if request.again is None:
+        run = begun.get((request.post_id, request.job_id)) or _Run(RunPlan(None), request.job_id)
+    else:
+        run = _Run(RunPlan(request.again.post, media=request.again.media), request.job_id,
+                   [_Candidate(h.target, h.account) for h in request.again.busy])
+    run.candidates = [c for c in run.candidates if c.target["id"] not in request.skip]
+    return run
+
+
+def _triage(runs: Sequence[_Run]) -> tuple[list[tuple[str, str, str]], list[_Asking]]:
+    """The candidates that fail without a call (id, code, message), and those pacing is asked about."""
     failures: list[tuple[str, str, str]] = []
-    asks: list[tuple[RunPlan, dict[str, Any], dict[str, Any], pacing.Ask]] = []
-    for request in requests:
-        if request.again is not None:
-            plan = RunPlan(request.again.post, media=request.again.media)
-            plans[(request.post_id, request.job_id)] = plan
-            candidates = [(t, a) for t, a, _ in request.again.holds if t["id"] not in request.skip]
-        else:
-            plan = plans.get((request.post_id, request.job_id)) or RunPlan(None)
-            candidates = [(t, a) for t, a, _ in plan.holds if t["id"] not in request.skip]
-            plan.holds = []
-        for target, account in candidates:
+    asking: list[_Asking] = []
+    for run in runs:
+        for candidate in run.candidates:
+            target, account = candidate.target, candidate.account
             if target["status"] == "publishing":
                 failures.append((target["id"], "OUTCOME_UNKNOWN", INTERRUPTED_MESSAGE))
             elif account is None or account["status"] != "active":
                 failures.append((target["id"], "ACCOUNT_UNAVAILABLE",
                                  "The account is disconnected or needs reconnecting"))
             else:
-                asks.append((plan, target, account, pacing.Ask(target["network"], account["id"],
-                                                               slot_holder(request.job_id, target["id"]))))
-    answers = await pacing.admit_many(conn, [a for *_, a in asks], now=now, config=config)
-    admitted: dict[str, tuple[RunPlan, dict[str, Any], dict[str, Any], pacing.Admission]] = {}
-    for (plan, target, account, _), answer in zip(asks, answers, strict=True):
+                asking.append(_Asking(run.plan, target, account, pacing.Ask(
+                    target["network"], account["id"], slot_holder(run.job_id, target["id"]))))
+    return failures, asking
+
+
+def _hold_or_admit(asking: Sequence[_Asking], answers: Sequence[pacing.Admission | pacing.Hold],
+                   ) -> dict[str, _Admitted]:
+    """Pacing's answers: each held target joins its plan's `held`; the admitted ones, by target id."""
+    admitted: dict[str, _Admitted] = {}
+    for asked, answer in zip(asking, answers, strict=True):
         if isinstance(answer, pacing.Hold):
-            plan.holds.append((target, account, answer))
+            asked.plan.held.append(Held(asked.target, asked.account, answer))
         else:
-            admitted[target["id"]] = (plan, target, account, answer)
-    if admitted:
-        moved = await conn.execute(_TARGETS_TO_PUBLISHING, {"ids": list(admitted), "now": now})
-        if moved.rowcount != len(admitted):
-            # Only a target asked for again can have changed since it was read (its post was
-            # deleted meanwhile): it is not sent, and its slot goes back.
-            now_publishing = set((await conn.execute(_PUBLISHING_TARGETS, {"ids": list(admitted)})).scalars())
-            gone = [entry[3] for target_id, entry in admitted.items() if target_id not in now_publishing]
-            await pacing.release_many(conn, gone)
-            admitted = {k: v for k, v in admitted.items() if k in now_publishing}
-        for plan, target, account, admission in admitted.values():
-            target["status"] = "publishing"
-            plan.send.append((target, account, admission))
-    await mark_targets_failed(conn, failures, now)
-    return [plans.get((r.post_id, r.job_id)) or RunPlan(None) for r in requests]
+            admitted[asked.target["id"]] = _Admitted(asked.plan, Send(asked.target, asked.account, answer))
+    return admitted
+
+
+async def _move_to_publishing(conn: AsyncConnection, admitted: dict[str, _Admitted], now: datetime) -> None:
+    """The admitted targets move pending -> publishing (one UPDATE) and join their plans' `send`."""
+    if not admitted:
+        return
+    moved = await conn.execute(_TARGETS_TO_PUBLISHING, {"ids": list(admitted), "now": now})
+    if moved.rowcount != len(admitted):
+        # Only a target asked for again can have changed since it was read (its post was
+        # deleted meanwhile): it is not sent, and its slot goes back.
+        now_publishing = set((await conn.execute(_PUBLISHING_TARGETS, {"ids": list(admitted)})).scalars())
+        gone = [entry.send.admission for target_id, entry in admitted.items() if target_id not in now_publishing]
+        await pacing.release_many(conn, gone)
+        admitted = {k: v for k, v in admitted.items() if k in now_publishing}
+    for entry in admitted.values():
+        entry.send.target["status"] = "publishing"
+        entry.plan.send.append(entry.send)
 
 
 async def _begin_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now: datetime,
-                      ) -> dict[tuple[str, int], RunPlan]:
-    """The plans of posts to run now, keyed by (post, job), each with its targets to run and their
-    accounts in `holds` (pacing not asked yet); due scheduled posts move to publishing."""
+                      ) -> dict[tuple[str, int], _Run]:
+    """The runs of posts to run now, keyed by (post, job), each with its targets to run and their
+    accounts as candidates (pacing not asked yet); due scheduled posts move to publishing."""
     if not requests:
         return {}
     ids = sorted({r.post_id for r in requests})
@@ -345,21 +433,19 @@ async def _begin_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now
     running = {pid: p for pid, p in found.items() if p["status"] == "publishing"}
     if not running:
         return {}
-    plans = {(r.post_id, r.job_id): RunPlan(running[r.post_id]) for r in requests if r.post_id in running}
+    runs = {(r.post_id, r.job_id): _Run(RunPlan(running[r.post_id]), r.job_id)
+            for r in requests if r.post_id in running}
     targets = [dict(r) for r in (await conn.execute(
         _locked(conn, _TARGETS_TO_RUN, _TARGETS_TO_RUN_LOCKED), {"ids": sorted(running)})).mappings()]
     account_ids = sorted({t["account_id"] for t in targets if t["account_id"]})
     accounts = {r["id"]: dict(r) for r in (await conn.execute(_ACCOUNTS_BY_ID, {"ids": account_ids})).mappings()} \
         if account_ids else {}
-    by_post = {key[0]: plan for key, plan in plans.items()}
+    by_post = {key[0]: run for key, run in runs.items()}
     for target in targets:
-        by_post[target["post_id"]].holds.append((target, accounts.get(target["account_id"] or ""), _NOT_ASKED))
+        by_post[target["post_id"]].candidates.append(_Candidate(target, accounts.get(target["account_id"] or "")))
     for post_id, media in (await service.media_of(conn, sorted(running))).items():
-        by_post[post_id].media = media
-    return plans
-
-
-_NOT_ASKED = pacing.Hold(0.0, "not asked yet")
+        by_post[post_id].plan.media = media
+    return runs
 
 
 INTERRUPTED_MESSAGE = ("Publishing was interrupted after the request may have reached the network; check the account "

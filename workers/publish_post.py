@@ -1,17 +1,57 @@
 """`publish_post`: send a post to each of its networks, exactly once per target.
 
-Per target: pending -> publishing (committed before the network is called) -> published | failed,
-or back to pending after a retryable error (the job then retries, honouring the network's
-retry-after). See ouipost/publishing.py for the state machine and why a target found in
-`publishing` is never sent again blindly.
+A run of a post's job goes through three phases, each a method of `PublishRun`:
+
+    admit     `starts` group commit (publishing.start_runs): a due scheduled post moves to
+              publishing; each pending target gets pacing's answer, a `Send` (the target moves
+              to `publishing`, committed before any call) or a `Held` (it stays pending).
+              Held because every slot of its network is busy: the run waits for a slot to come
+              back and asks again, BUSY_WAIT_SECONDS at most. Held by its account's pace: late.
+    send      every `Send` is called as soon as it is admitted, each in a task of its own; a run
+              that waits for slots writes each answer (and gives its slot back) as it arrives.
+    conclude  `finishes` group commit: the answers not written yet (`Answers`: outcomes, the
+              slots they free, the calls made, account.expired events) and what the run learnt
+              (`Conclusion`): RETRIES_EXHAUSTED past the last attempt, the post's final status
+              and its event, a fresh job at the turn of the targets pacing held, the job marked
+              done in the same transaction. Else RetryJob after the longest wait a network
+              named, or the crash of a call raised again.
+
+The target's state machine (post_targets.status; ouipost/publishing.py writes every move):
+
+      schedule, publish now
+        (prepare_targets)
+               |
+               v                   another target on the same account, the account disconnected
+    +-----> pending ------------------------------------------------------------> cancelled
+    |       |  ^  |  |
+    |       +--+  |  +--- account gone or not active ----------------------------> failed ACCOUNT_UNAVAILABLE
+    |   held by   |  +--- still erring after the job's last attempt -------------> failed RETRIES_EXHAUSTED
+    |   pacing    |
+    |             | admitted (committed before the call; attempts + 1)
+    |             v
+    |       publishing ---- the network's answer ---------------------------------> published (remote id, URL)
+    |        |  |  |
+    |        |  |  +----- refused, or its answer lost ----------------------------> failed TOKEN_EXPIRED,
+    |        |  |                                                                   NOT_SUPPORTED, OUTCOME_UNKNOWN,
+    |        |  |                                                                   REJECTED_BY_NETWORK, ...
+    |        |  +-------- still `publishing` when a later run reads it -----------> failed OUTCOME_UNKNOWN
+    |        |            (a worker died mid-call, or the call crashed):
+    |        |            never sent again blindly
+    +--------+
+      retryable error (RETRYING): the job runs again after the network's wait, or the backoff
+
+    failed -> pending: the user publishes again (POST /api/posts/{id}/publish), or the account is
+    reconnected (TOKEN_EXPIRED and ACCOUNT_UNAVAILABLE only: those never reached the network).
+
+The post follows its targets: draft | scheduled -> publishing -> published (every target),
+partially_published (some) or failed (none), once no target is pending or publishing.
 
 Throughput: a job is one post, but its database steps are not its own transactions. Each worker
-process has one `Publisher` (built with its resources, workers/resources.py) whose two group
-commits (ouipost/db/batch.py) write the steps of every post in flight together: "start" (move due
-posts to publishing, pacing's answers, targets to publishing) and "finish" (outcomes, analytics
-rows, slots given back, platform calls, final statuses and events). A post's targets are sent
-concurrently. So a burst of posts costs a few transactions per batch of posts instead of a dozen
-per target, and an idle worker still writes each step at once.
+process has one `Publisher` (built with its resources, workers/resources.py) whose group commits
+(ouipost/db/batch.py) write the steps of every post in flight together: "start" (admit) and
+"finish" (answers and conclusions). A post's targets are sent concurrently. So a burst of posts
+costs a few transactions per batch of posts instead of a dozen per target, and an idle worker
+still writes each step at once.
 """
 
 from __future__ import annotations
@@ -19,9 +59,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -48,7 +88,7 @@ from ouipost.platforms.base import (
 from ouipost.platforms.http import CallObserver, PlatformHttp
 from ouipost.platforms.registry import get_platform
 from ouipost.posts import validation
-from ouipost.publishing import Outcome, RunPlan, RunRequest
+from ouipost.publishing import Held, Outcome, RunPlan, RunRequest, Send
 from ouipost.queue import Job, RetryJob
 from ouipost.storage import Storage
 from ouipost.text import effective_text
@@ -69,101 +109,99 @@ ANSWER_WRITE_PAUSE = 0.5
 
 
 async def handle(context: JobContext) -> None:
-    """Publish every pending target of the post in the payload. Raises RetryJob while some target
-    waits for a retryable error to pass; the post reaches a final status otherwise.
+    """Publish every pending target of the post in the payload: admit, send, conclude (see the
+    module doc). Raises RetryJob while some target waits for a retryable error to pass; the post
+    reaches a final status otherwise.
 
     A target held back by account pacing stays pending and the post gets a fresh job at the time
     pacing names (this one hands it its unique key and ends), so waiting never uses up attempts.
     A target that finds every slot of its network busy waits in this run for a moment and asks
-    again, while the targets already admitted are on their way. Each network's answer is written
-    (and its slot given back) as soon as it arrives; every adapter call is recorded for platform
-    health."""
-    publisher = context.resources.publisher
-    post_id = context.payload["post_id"]
-    started = time.monotonic()
-    sending: dict[str, asyncio.Task[Sent]] = {}
-    held: list[float] = []
-    again: RunPlan | None = None
-    write_each = False  # True once a target waits for a slot: answers are then written as they come
-    while True:
-        plan = await publisher.starts.submit(RunRequest(post_id, context.id, frozenset(sending), again))
-        if plan.post is None:
-            break
-        waited_enough = time.monotonic() - started > BUSY_WAIT_SECONDS
-        busy = [h for _, _, h in plan.holds if h.busy]
-        # A run that waits for slots must give back those it holds as each call ends (holding them
-        # while waiting for others could starve every run); one that does not writes all its
-        # answers, the slots they free and its conclusion in one go.
-        write_each = write_each or (bool(busy) and not waited_enough)
-        for target, account, admission in plan.send:
-            sending[target["id"]] = asyncio.create_task(
-                publisher.publish(context, plan, target, account, admission, write=write_each))
-        held += [h.seconds for _, _, h in plan.holds if not h.busy or waited_enough]
-        if not busy or waited_enough:
-            break
-        # Ask again for the busy targets only (with what this plan read), once a slot comes back.
-        again = RunPlan(plan.post, holds=[entry for entry in plan.holds if entry[2].busy], media=plan.media)
-        await publisher.slot_freed([h.network for h in busy], timeout=min(h.seconds for h in busy))
-    if plan.post is None and not sending:
+    again, while the targets already admitted are on their way. Every adapter call is recorded
+    for platform health."""
+    run = PublishRun(context)
+    if not await run.admit():
         return  # nothing to do: deleted, unscheduled, not due yet, or held by a paused schedule
-    if sending:
-        await asyncio.wait(sending.values())
-    finish = Finish(context.job, conclude=True, held=held)
-    crashed: BaseException | None = None
-    for target_id, task in sending.items():
-        if task.exception() is not None:
-            crashed = crashed or task.exception()  # its outcome is unknown: the next run says so
-            continue
-        sent = task.result()
-        if sent.retry_after is not None:
-            finish.retry_after.append(sent.retry_after)
-            finish.errored.add(target_id)
-        if not sent.written:
-            finish.outcomes.append(sent.outcome)
-            finish.admissions.append(sent.admission)
-            finish.calls += sent.calls
-            if sent.outcome.code == "TOKEN_EXPIRED":
-                finish.expired_accounts.append(sent.account)
-    finish.acknowledge = crashed is None
-    finished = await publisher.write_answers(finish)
-    context.ack.written = finished.acknowledged
-    for admission in finish.admissions:
-        if admission.slot is not None:
-            publisher.slot_given_back(admission.network)
-    if crashed is not None:
-        raise crashed
-    if finished.retry_after is not None:
-        raise RetryJob("some networks asked to try again later", retry_after=finished.retry_after)
+    await run.conclude(await run.sent())
+
+
+# --- the records a run passes between its phases ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answers:
+    """What the networks said, to write: the targets' outcomes, the network slots to give back in
+    the same transaction, every adapter call made (platform health), the accounts found expired
+    (each gets an account.expired event)."""
+
+    outcomes: tuple[Outcome, ...] = ()
+    slots: tuple[pacing.Admission, ...] = ()
+    calls: tuple[dict[str, Any], ...] = ()
+    expired_accounts: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def joined(cls, parts: Iterable[Answers]) -> Answers:
+        parts = list(parts)
+        return cls(tuple(o for p in parts for o in p.outcomes), tuple(s for p in parts for s in p.slots),
+                   tuple(c for p in parts for c in p.calls), tuple(a for p in parts for a in p.expired_accounts))
 
 
 @dataclass(frozen=True)
 class Sent:
-    """One target's call: its outcome, the seconds to wait before sending again (retryable errors
-    only), and whether its answer was written already (else the run's conclusion writes it)."""
+    """One target's call: its outcome, the seconds to wait before sending it again (retryable
+    errors only), and its answers not written yet (none when written as they arrived)."""
 
     outcome: Outcome
     retry_after: float | None
-    written: bool
-    admission: pacing.Admission
-    account: dict[str, Any]
-    calls: list[dict[str, Any]]
+    unwritten: Answers
 
 
-@dataclass
+@dataclass(frozen=True)
+class Calls:
+    """Every call of a run, once all have ended: the calls that answered, and the first that
+    crashed (its target stays `publishing`: the next run reports OUTCOME_UNKNOWN, never sends it
+    again)."""
+
+    sent: list[Sent]
+    crashed: BaseException | None
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """How a run ends, beside its answers: the seconds until the turn of each target pacing held,
+    the waits networks asked for after retryable errors (and those targets' ids), and whether the
+    job may be marked done with it (no call crashed)."""
+
+    held: tuple[float, ...] = ()
+    retry_after: tuple[float, ...] = ()
+    errored: frozenset[str] = frozenset()
+    acknowledge: bool = True
+
+    @classmethod
+    def of(cls, calls: Calls, held: Sequence[float]) -> Conclusion:
+        return cls(
+            held=tuple(held),
+            retry_after=tuple(s.retry_after for s in calls.sent if s.retry_after is not None),
+            errored=frozenset(s.outcome.target_id for s in calls.sent if s.retry_after is not None),
+            acknowledge=calls.crashed is None,
+        )
+
+    def exhausted(self, job: Job) -> bool:
+        """Some target asks to be sent again, but this was the job's last attempt."""
+        return bool(self.retry_after) and job.attempts >= job.max_attempts
+
+
+@dataclass(frozen=True)
 class Finish:
-    """What to write: a network's answers (as they arrive), or the end of a run (`conclude`: the
-    post's final status, or what the run learnt: held targets, retry-afters)."""
+    """One job's write in the `finishes` group commit: networks' answers, and with a
+    `conclusion` the end of its run."""
 
     job: Job
-    outcomes: list[Outcome] = field(default_factory=list)
-    admissions: list[pacing.Admission] = field(default_factory=list)  # slots to give back
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    expired_accounts: list[dict[str, Any]] = field(default_factory=list)
-    conclude: bool = False
-    held: list[float] = field(default_factory=list)
-    retry_after: list[float] = field(default_factory=list)
-    errored: set[str] = field(default_factory=set)
-    acknowledge: bool = False  # the run ends well unless it must retry: mark its job done with it
+    answers: Answers
+    conclusion: Conclusion | None = None
+
+    @property
+    def post_id(self) -> str:
+        return str(self.job.payload["post_id"])
 
 
 @dataclass(frozen=True)
@@ -171,6 +209,80 @@ class Finished:
     final: str | None  # the post's final status, None while some target is still to run
     retry_after: float | None  # raise RetryJob with this, None when the job is done
     acknowledged: bool = False  # the job was marked done in this transaction
+
+
+# --- one run: admit -> send -> conclude --------------------------------------------------------------
+
+
+@dataclass
+class PublishRun:
+    """One run of a post's publish job (see the module doc for its phases)."""
+
+    context: JobContext
+    started: float = field(default_factory=time.monotonic)
+    sending: dict[str, asyncio.Task[Sent]] = field(default_factory=dict)  # target id -> its call
+    held: list[float] = field(default_factory=list)  # seconds until the turn of each held target
+    write_each: bool = False  # True once a target waits for a slot: answers are written as they come
+
+    @property
+    def publisher(self) -> Publisher:
+        return self.context.resources.publisher
+
+    async def admit(self) -> bool:
+        """Ask pacing for the post's targets and start each admitted one's call at once; while some
+        wait for a busy network slot, wait for one to come back and ask again for those. False when
+        the post has nothing to run now."""
+        again: RunPlan | None = None
+        while True:
+            plan = await self.publisher.starts.submit(
+                RunRequest(self.context.payload["post_id"], self.context.id, frozenset(self.sending), again))
+            if plan.post is None:
+                return bool(self.sending)
+            busy = self._take(plan)
+            if not busy:
+                return True
+            await self.publisher.slot_freed([h.hold.network for h in busy], timeout=min(h.hold.seconds for h in busy))
+            again = plan  # asked again: its busy targets only, with what this plan read
+
+    def _take(self, plan: RunPlan) -> list[Held]:
+        """Start the calls of the plan's admitted targets and note the waits of those held. Returns
+        the busy ones to ask again for (none once the run has waited BUSY_WAIT_SECONDS)."""
+        patient = time.monotonic() - self.started <= BUSY_WAIT_SECONDS
+        busy = plan.busy if patient else []
+        # A run that waits for slots must give back those it holds as each call ends (holding them
+        # while waiting for others could starve every run); one that does not writes all its
+        # answers, the slots they free and its conclusion in one go.
+        self.write_each = self.write_each or bool(busy)
+        for send in plan.send:
+            self.sending[send.target["id"]] = asyncio.create_task(
+                self.publisher.publish(self.context, plan, send, write=self.write_each))
+        self.held += [h.hold.seconds for h in plan.held if not (h.busy and patient)]
+        return busy
+
+    async def sent(self) -> Calls:
+        """Wait until every call of the run has ended."""
+        if self.sending:
+            await asyncio.wait(self.sending.values())
+        tasks = list(self.sending.values())
+        crashes = [t.exception() for t in tasks if t.exception() is not None]
+        return Calls([t.result() for t in tasks if t.exception() is None], crashes[0] if crashes else None)
+
+    async def conclude(self, calls: Calls) -> None:
+        """Write the answers not written yet with the run's conclusion, then end the job: done
+        (marked in that transaction), RetryJob after the longest wait a network asked for, or the
+        first crash of a call raised again."""
+        unwritten = Answers.joined(s.unwritten for s in calls.sent)
+        finished = await self.publisher.write_answers(
+            Finish(self.context.job, unwritten, Conclusion.of(calls, self.held)))
+        self.context.ack.written = finished.acknowledged
+        self.publisher.slots_given_back(unwritten.slots)
+        if calls.crashed is not None:
+            raise calls.crashed
+        if finished.retry_after is not None:
+            raise RetryJob("some networks asked to try again later", retry_after=finished.retry_after)
+
+
+# --- the process's machinery: group commits, slot waiters, the network call ------------------------
 
 
 class Publisher:
@@ -204,80 +316,40 @@ class Publisher:
         return [None] * len(admissions)
 
     async def _finish(self, conn: AsyncConnection, items: list[Finish]) -> list[Finished]:
+        """Many jobs' writes in one transaction: every answer first; then the runs' conclusions
+        (those that gave up, the posts' final statuses, fresh jobs for held targets); then the jobs
+        of runs that ended well marked done, one statement per worker."""
         now = self.clock.now()
-        await publishing.record_outcomes(conn, [o for item in items for o in item.outcomes], now)
-        await pacing.release_many(conn, [a for item in items for a in item.admissions])
-        await platform_calls.record_calls(conn, [c for item in items for c in item.calls])
-        expired = [a for item in items for a in item.expired_accounts]
-        if expired:
-            await record_events(conn, [
-                ("account.expired", {"account": accounts.account_view({**a, "status": "expired"}, now=now)},
-                 a["workspace_id"]) for a in expired
-            ], now=now)
-        concluding = [item for item in items if item.conclude]
-        for item in concluding:
-            if item.retry_after and item.job.attempts >= item.job.max_attempts:
-                post_id = item.job.payload["post_id"]
-                log.warning("job %s: post %s failed with RETRIES_EXHAUSTED after %d attempt(s): %s", item.job.id,
-                            post_id, item.job.attempts, EXHAUSTED_MESSAGE)
-                if item.held:  # only the targets that erred give up; the held ones are merely late
-                    await publishing.mark_targets_failed(
-                        conn, [(t, "RETRIES_EXHAUSTED", EXHAUSTED_MESSAGE) for t in sorted(item.errored)], now)
-                else:
-                    await publishing.fail_remaining(conn, post_id, EXHAUSTED_MESSAGE, now)
-                item.retry_after = []
-        finals = await publishing.finish_posts(conn, [item.job.payload["post_id"] for item in concluding], now)
-        answers = []
-        for item in items:
-            post_id = item.job.payload["post_id"]
-            final = finals.get(post_id)
-            if not item.conclude:
-                answers.append(Finished(final, None))
-                continue
-            if item.held and not item.retry_after and final is None:
-                # Late, not failed: a fresh job (attempts from zero) takes over this job's unique key.
-                await queue.release_unique_key(conn, item.job)
-                await publishing.upsert_publish_job(conn, post_id, now + timedelta(seconds=min(item.held)),
-                                                    priority=publishing.PUBLISH_PRIORITY_NOW, now=now)
-            answers.append(Finished(final, max(item.retry_after) if item.retry_after and final is None else None))
-        # Runs that end well mark their jobs done in this same transaction (one statement for all).
-        done = [n for n, (item, answer) in enumerate(zip(items, answers, strict=True))
-                if item.conclude and item.acknowledge and answer.retry_after is None]
-        by_worker: dict[str, list[int]] = {}
-        for n in done:
-            by_worker.setdefault(items[n].job.locked_by, []).append(n)
-        for worker_id, indexes in by_worker.items():
-            ids = [items[n].job.id for n in indexes]
-            if await queue.complete_jobs_in(conn, ids, worker_id, now) == len(ids):
-                for n in indexes:
-                    answers[n] = replace(answers[n], acknowledged=True)
-            # else some lease was lost: the worker's own (fenced) acknowledgement reports it
-        return answers
+        await _record_answers(conn, Answers.joined(item.answers for item in items), now)
+        ending = [item for item in items if item.conclusion is not None]
+        await _give_up_exhausted(conn, ending, now)
+        finals = await publishing.finish_posts(conn, [item.post_id for item in ending], now)
+        answers = [await _conclude(conn, item, finals.get(item.post_id), now) for item in items]
+        return await _acknowledge(conn, items, answers, now)
 
-    async def publish(self, context: JobContext, plan: RunPlan, target: Mapping[str, Any],
-                      account: dict[str, Any], admission: pacing.Admission, *, write: bool) -> Sent:
+    async def publish(self, context: JobContext, plan: RunPlan, send: Send, *, write: bool) -> Sent:
         """Send one admitted target. With `write`, its answer is written and its network slot given
         back as soon as the call ends (the slot in a small transaction of its own, so the next call
         does not wait for the answers' bigger one)."""
         calls = platform_calls.PlatformCallLog(context.clock.now)
         try:
-            outcome, wait = await self.send(context, plan, target, account, calls)
+            outcome, wait = await self.call_network(context, plan, send, calls)
         except Exception:
-            process_metrics().publish_outcomes.labels(target["network"], "unknown").inc()
+            process_metrics().publish_outcomes.labels(send.target["network"], "unknown").inc()
             # Not an answer we understand: the target stays `publishing` (the next run reports
             # OUTCOME_UNKNOWN rather than sending it again); its slot and calls are written now.
-            await self._give_back(admission)
-            await self.finishes.submit(Finish(context.job, calls=calls.calls))
+            await self._give_back(send.admission)
+            await self.finishes.submit(Finish(context.job, Answers(calls=tuple(calls.calls))))
             raise
         scheduled_at = plan.post.get("scheduled_at") if plan.post else None
-        process_metrics().observe_publish(target["network"], outcome.status, scheduled_at, context.clock.now())
-        _log_failure(context, target, outcome, wait)
-        if write:
-            await asyncio.gather(self._give_back(admission), self.write_answers(Finish(
-                context.job, [outcome], calls=calls.calls,
-                expired_accounts=[account] if outcome.code == "TOKEN_EXPIRED" else [],
-            )))
-        return Sent(outcome, wait, write, admission, account, calls.calls)
+        process_metrics().observe_publish(send.target["network"], outcome.status, scheduled_at, context.clock.now())
+        _log_failure(context, send.target, outcome, wait)
+        answers = Answers((outcome,), calls=tuple(calls.calls),
+                          expired_accounts=(send.account,) if outcome.code == "TOKEN_EXPIRED" else ())
+        if not write:
+            return Sent(outcome, wait, replace(answers, slots=(send.admission,)))
+        await asyncio.gather(self._give_back(send.admission), self.write_answers(Finish(context.job, answers)))
+        return Sent(outcome, wait, Answers())
 
     async def write_answers(self, finish: Finish) -> Finished:
         """Write the networks' answers in `finish`. While the database cannot be reached (the
@@ -317,6 +389,12 @@ class Publisher:
                 if waiter in waiters:
                     waiters.remove(waiter)
 
+    def slots_given_back(self, admissions: Iterable[pacing.Admission]) -> None:
+        """The slots of `admissions` were given back (written): wake a waiter for each."""
+        for admission in admissions:
+            if admission.slot is not None:
+                self.slot_given_back(admission.network)
+
     def slot_given_back(self, network: str) -> None:
         # One slot: one waiter goes (its next admission may still lose the slot to another process).
         waiters = self._slot_waiters.get(network, [])
@@ -326,21 +404,21 @@ class Publisher:
                 waiter.set_result(None)
                 return
 
-    async def send(self, context: JobContext, plan: RunPlan, target: Mapping[str, Any], account: Mapping[str, Any],
-                   calls: platform_calls.PlatformCallLog) -> tuple[Outcome, float | None]:
+    async def call_network(self, context: JobContext, plan: RunPlan, send: Send,
+                           calls: platform_calls.PlatformCallLog) -> tuple[Outcome, float | None]:
         """Call the network for a target already marked `publishing`: its outcome, and the seconds
         to wait before trying again (None unless the network answered with a retryable error)."""
-        target_id = target["id"]
+        target_id = send.target["id"]
         http = self.platform_http(calls.observe)
         try:
-            adapter = make_adapter(target["network"], http, self.settings)
+            adapter = make_adapter(send.target["network"], http, self.settings)
         except NetworkNotConfigured as exc:
             return Outcome(target_id, "failed", code="NETWORK_NOT_CONFIGURED", message=str(exc)), None
         storage = self.storage if plan.media else None
         try:
-            request = _publish_request(plan.post, account, target["network"], plan.media, storage)  # type: ignore[arg-type]
+            request = _publish_request(plan.post, send.account, send.target["network"], plan.media, storage)  # type: ignore[arg-type]
             result = await accounts.call_with_refresh(
-                context.engine, adapter, account, self.cipher, self.clock.now(),
+                context.engine, adapter, send.account, self.cipher, self.clock.now(),
                 lambda auth: adapter.publish(auth, request),
             )
         except RetryableError as exc:
@@ -360,6 +438,73 @@ class Publisher:
         except PlatformError as exc:  # any other outcome an adapter reports: never re-sent blindly
             return Outcome(target_id, "failed", code="OUTCOME_UNKNOWN", message=exc.message), None
         return Outcome(target_id, "published", remote_id=result.remote_id, url=result.url), None
+
+
+# --- the `finishes` transaction, step by step ------------------------------------------------------
+
+
+async def _record_answers(conn: AsyncConnection, answers: Answers, now: datetime) -> None:
+    """Outcomes (with analytics rows for the published), slots given back, calls recorded, and an
+    account.expired event for each account a network refused."""
+    await publishing.record_outcomes(conn, answers.outcomes, now)
+    await pacing.release_many(conn, answers.slots)
+    await platform_calls.record_calls(conn, answers.calls)
+    if answers.expired_accounts:
+        await record_events(conn, [
+            ("account.expired", {"account": accounts.account_view({**a, "status": "expired"}, now=now)},
+             a["workspace_id"]) for a in answers.expired_accounts
+        ], now=now)
+
+
+async def _give_up_exhausted(conn: AsyncConnection, ending: Sequence[Finish], now: datetime) -> None:
+    """Runs still retrying after their job's last attempt: the targets that erred fail
+    RETRIES_EXHAUSTED (all pending ones when pacing held none; the held ones are merely late)."""
+    for item in ending:
+        conclusion = item.conclusion
+        if conclusion is None or not conclusion.exhausted(item.job):
+            continue
+        log.warning("job %s: post %s failed with RETRIES_EXHAUSTED after %d attempt(s): %s", item.job.id,
+                    item.post_id, item.job.attempts, EXHAUSTED_MESSAGE)
+        if conclusion.held:
+            await publishing.mark_targets_failed(
+                conn, [(t, "RETRIES_EXHAUSTED", EXHAUSTED_MESSAGE) for t in sorted(conclusion.errored)], now)
+        else:
+            await publishing.fail_remaining(conn, item.post_id, EXHAUSTED_MESSAGE, now)
+
+
+async def _conclude(conn: AsyncConnection, item: Finish, final: str | None, now: datetime) -> Finished:
+    """What a write tells its run: the post's final status, and the wait before the job runs again
+    (the longest a network asked for; None when done or given up). A run that only pacing held
+    back hands the post to a fresh job at the earliest held target's turn."""
+    conclusion = item.conclusion
+    if conclusion is None:
+        return Finished(final, None)
+    retry_after = () if conclusion.exhausted(item.job) else conclusion.retry_after
+    if conclusion.held and not retry_after and final is None:
+        # Late, not failed: a fresh job (attempts from zero) takes over this job's unique key.
+        await queue.release_unique_key(conn, item.job)
+        await publishing.upsert_publish_job(conn, item.post_id, now + timedelta(seconds=min(conclusion.held)),
+                                            priority=publishing.PUBLISH_PRIORITY_NOW, now=now)
+    return Finished(final, max(retry_after) if retry_after and final is None else None)
+
+
+async def _acknowledge(conn: AsyncConnection, items: Sequence[Finish], answers: list[Finished],
+                       now: datetime) -> list[Finished]:
+    """Runs that end well mark their jobs done in this same transaction (one statement per worker);
+    a job whose lease was lost stays for the worker's own fenced acknowledgement to report."""
+    by_worker: dict[str, list[int]] = {}
+    for n, (item, answer) in enumerate(zip(items, answers, strict=True)):
+        if item.conclusion is not None and item.conclusion.acknowledge and answer.retry_after is None:
+            by_worker.setdefault(item.job.locked_by, []).append(n)
+    for worker_id, indexes in by_worker.items():
+        ids = [items[n].job.id for n in indexes]
+        if await queue.complete_jobs_in(conn, ids, worker_id, now) == len(ids):
+            for n in indexes:
+                answers[n] = replace(answers[n], acknowledged=True)
+    return answers
+
+
+# --- what a network gets --------------------------------------------------------------------------
 
 
 def _log_failure(context: JobContext, target: Mapping[str, Any], outcome: Outcome, wait: float | None) -> None:
