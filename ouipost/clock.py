@@ -1,7 +1,14 @@
-"""The one clock. Code asks `clock.now()`; tests swap in a `FrozenClock` and move it."""
+"""The one clock. Code asks `clock.now()` for the time, `clock.monotonic()` for deadlines and
+`await clock.sleep(s)` to wait; tests swap in a `FrozenClock` and move it, so that nothing waits for
+wall time (a network adapter's 10-minute processing deadline passes in one `advance`).
+
+Durations that are measured rather than decided on (metrics, logs) keep the real clock.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 
@@ -10,15 +17,31 @@ class Clock:
         """The current time, aware, in UTC, truncated to microseconds like the database keeps it."""
         return datetime.now(UTC)
 
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back, for deadlines."""
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
 
 class FrozenClock(Clock):
-    """A clock that only moves when told to (tests, benchmarks)."""
+    """A clock that only moves when told to (tests, benchmarks); sleeping on it moves it at once."""
 
     def __init__(self, start: datetime | None = None) -> None:
         self.current = start or datetime.now(UTC)
+        self._origin = self.current
 
     def now(self) -> datetime:
         return self.current
+
+    def monotonic(self) -> float:
+        return (self.current - self._origin).total_seconds()
+
+    async def sleep(self, seconds: float) -> None:
+        """Move the clock by `seconds` instead of waiting, and let other tasks run."""
+        self.current += timedelta(seconds=max(0.0, seconds))
+        await asyncio.sleep(0)
 
     def advance(self, **delta: float) -> datetime:
         self.current += timedelta(**delta)

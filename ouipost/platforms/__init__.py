@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Protocol
 
+from ouipost.clock import Clock
 from ouipost.platforms.base import ClientCredentials, PlatformAdapter
 from ouipost.platforms.http import PlatformHttp
 from ouipost.platforms.registry import get_platform
@@ -63,9 +64,12 @@ def client_credentials(settings: AdapterSettings, network: str) -> ClientCredent
     )
 
 
-def make_adapter(network: str, http: PlatformHttp, settings: AdapterSettings) -> PlatformAdapter:
-    """The adapter of `network`, talking through `http`; NetworkNotConfigured without credentials."""
-    adapter = adapter_class(network)(http, client_credentials(settings, network))
+def make_adapter(
+    network: str, http: PlatformHttp, settings: AdapterSettings, clock: Clock | None = None,
+) -> PlatformAdapter:
+    """The adapter of `network`, talking through `http` and reading `clock` (the real one unless
+    given); NetworkNotConfigured without credentials."""
+    adapter = adapter_class(network)(http, client_credentials(settings, network), clock)
     poll = settings.media_poll_seconds.get(network)
     if poll is not None:
         adapter.poll_media_every(poll)

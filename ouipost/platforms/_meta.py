@@ -9,13 +9,11 @@ the outcomes of `ouipost.platforms.base` so each adapter only describes its own 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from ouipost.platforms.base import (
@@ -160,12 +158,12 @@ def classify_graph_error(resp: PlatformResponse, network: str, *, action: str = 
     return PermanentError(text, **kw)
 
 
-def expires_at(expires_in: Any) -> datetime | None:
+def expires_at(expires_in: Any, now: datetime) -> datetime | None:
     """An aware UTC expiry from a token answer's `expires_in` (None when absent: no expiry)."""
     seconds = _as_int(expires_in)
     if not seconds:
         return None
-    return datetime.now(UTC) + timedelta(seconds=seconds)
+    return now + timedelta(seconds=seconds)
 
 
 def split_scopes(value: Any) -> list[str]:
@@ -242,7 +240,7 @@ class GraphAdapter(PlatformAdapter):
         EXPIRED or still IN_PROGRESS after `container_poll_timeout` -> RetryableError: nothing was
         published, so the whole flow can safely start over. PUBLISHED is returned as is.
         """
-        deadline = time.monotonic() + self.container_poll_timeout
+        deadline = self.clock.monotonic() + self.container_poll_timeout
         while True:
             body = await self._call(
                 "GET", f"{self.graph_base}/{container_id}", token=token,
@@ -260,12 +258,12 @@ class GraphAdapter(PlatformAdapter):
                 )
             if status == "EXPIRED":
                 raise RetryableError(f"{self.network}: {what} expired before publishing", network=self.network)
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 raise RetryableError(
                     f"{self.network}: {what} was not ready after {self.container_poll_timeout:.0f} s "
                     "(nothing was published)", network=self.network,
                 )
-            await asyncio.sleep(self.container_poll_interval)
+            await self.clock.sleep(self.container_poll_interval)
 
     async def _publish_container(
         self, token: str, publish_url: str, container_id: str, *, action: str

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ouipost.clock import Clock
+
 if TYPE_CHECKING:
     from ouipost.platforms.http import PlatformHttp
 
@@ -200,9 +202,12 @@ class PlatformAdapter(ABC):
     #: uploaded media (containers, videos); `poll_media_every` sets them (OUIPOST_MEDIA_POLL_SECONDS).
     media_poll_attributes: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, http: PlatformHttp, credentials: ClientCredentials) -> None:
+    def __init__(self, http: PlatformHttp, credentials: ClientCredentials, clock: Clock | None = None) -> None:
         self.http = http
         self.credentials = credentials
+        # Token expiries, deadlines and waits (processing polls, rate-limit resets) read this clock,
+        # so a test moves time instead of waiting for it (ouipost/clock.py).
+        self.clock = clock or Clock()
 
     def poll_media_every(self, seconds: float) -> None:
         """Read the network's media processing status every `seconds` instead of the adapter's

@@ -19,14 +19,12 @@ at most 1 MiB, and any failure just yields a card titled with the URL.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
 import logging
 import re
 import struct
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -195,7 +193,7 @@ class BlueskyAdapter(PlatformAdapter):
         did = auth.remote_id
         text = post.text
         facets, links = await self.detect_facets(auth, text)
-        record: dict[str, Any] = {"$type": POST, "text": text, "createdAt": _now_iso()}
+        record: dict[str, Any] = {"$type": POST, "text": text, "createdAt": _now_iso(self.clock.now())}
         if facets:
             record["facets"] = facets
         langs = post.options.get("langs")
@@ -297,7 +295,7 @@ class BlueskyAdapter(PlatformAdapter):
     async def _video(self, auth: AccountAuth, media: MediaFile) -> dict[str, Any]:
         """Upload through the video service and wait for its blob; nothing is posted before that."""
         pds = self._pds(auth)
-        exp = int(time.time()) + 1800
+        exp = int(self.clock.now().timestamp()) + 1800
         service = await self._get(auth, "com.atproto.server.getServiceAuth", {
             "aud": f"did:web:{urlsplit(pds).hostname}", "lxm": "com.atproto.repo.uploadBlob", "exp": str(exp)})
         data = await media.read_all()
@@ -326,7 +324,7 @@ class BlueskyAdapter(PlatformAdapter):
         return embed
 
     async def _await_video_job(self, job_id: str) -> dict[str, Any]:
-        deadline = time.monotonic() + self.video_timeout
+        deadline = self.clock.monotonic() + self.video_timeout
         while True:
             resp = await self.http.request(
                 "GET", f"{VIDEO_SERVICE}/xrpc/app.bsky.video.getJobStatus?jobId={quote(job_id)}",
@@ -344,10 +342,10 @@ class BlueskyAdapter(PlatformAdapter):
                     raise RetryableError(f"bluesky video processing failed: {message}", network=self.network,
                                          code=code)
                 raise PermanentError(f"bluesky refused the video: {message}", network=self.network, code=code)
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 raise RetryableError(f"bluesky video job {job_id} still {state}; no post was created",
                                      network=self.network, code="video_processing_timeout")
-            await asyncio.sleep(self.video_poll_interval)
+            await self.clock.sleep(self.video_poll_interval)
 
     async def _link_card(self, auth: AccountAuth, url: str) -> dict[str, Any]:
         external: dict[str, Any] = {"uri": url, "title": url, "description": ""}
@@ -466,7 +464,7 @@ class BlueskyAdapter(PlatformAdapter):
     def _retry_after(self, resp: PlatformResponse) -> float:
         reset = resp.headers.get("RateLimit-Reset", "")
         if reset.isdigit():
-            return max(1.0, float(reset) - time.time())
+            return max(1.0, float(reset) - self.clock.now().timestamp())
         retry = resp.headers.get("Retry-After", "")
         return float(retry) if retry.isdigit() else self.rate_limit_wait
 
@@ -484,8 +482,7 @@ def _error_name(resp: PlatformResponse) -> str:
     return str(body.get("error") or "") if isinstance(body, dict) else ""
 
 
-def _now_iso() -> str:
-    now = datetime.now(UTC)
+def _now_iso(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 

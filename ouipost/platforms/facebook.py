@@ -21,9 +21,7 @@ Permalinks come from `GET /{id}?fields=permalink_url` (relative for videos, so m
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -125,7 +123,7 @@ class FacebookAdapter(GraphAdapter):
                 permissions=granted,
                 metadata={"page_id": str(page["id"]), "user_id": str(me.get("id")),
                           "tasks": page.get("tasks") or [], "category": page.get("category"),
-                          "user_token_expires_at": _iso(expires_at(long_lived.get("expires_in")))},
+                          "user_token_expires_at": _iso(expires_at(long_lived.get("expires_in"), self.clock.now()))},
             ))
         return identities
 
@@ -242,7 +240,7 @@ class FacebookAdapter(GraphAdapter):
 
     async def _watch_video(self, token: str, video_id: str) -> str | None:
         """Follow processing for a while: `error` is reported, still processing is fine (it is posted)."""
-        deadline = time.monotonic() + self.video_poll_timeout
+        deadline = self.clock.monotonic() + self.video_poll_timeout
         status: str | None = None
         while True:
             try:
@@ -255,9 +253,9 @@ class FacebookAdapter(GraphAdapter):
             status = ((body.get("status") or {}).get("video_status") or "").lower() or None
             if status == "error":
                 raise PermanentError(f"facebook: video {video_id} failed processing", network=self.network)
-            if status in ("ready", "upload_complete") or time.monotonic() >= deadline:
+            if status in ("ready", "upload_complete") or self.clock.monotonic() >= deadline:
                 return status
-            await asyncio.sleep(self.video_poll_interval)
+            await self.clock.sleep(self.video_poll_interval)
 
     async def _photo_story(self, token: str, page_id: str, images: list[Any]) -> PublishResult:
         if len(images) != 1:

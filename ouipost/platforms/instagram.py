@@ -135,7 +135,7 @@ class InstagramAdapter(GraphAdapter):
             remote_id=ig_user_id, type=PROFESSIONAL.get(account_type, "business"),
             name=str(me.get("name") or me.get("username") or ig_user_id), username=me.get("username"),
             profile_image=me.get("profile_picture_url"),
-            token=TokenSet(access_token=token, expires_at=expires_at(long_lived.get("expires_in")),
+            token=TokenSet(access_token=token, expires_at=expires_at(long_lived.get("expires_in"), self.clock.now()),
                            scopes=scopes),
             permissions=scopes,
             metadata={"ig_user_id": ig_user_id, "app_scoped_id": str(me.get("id")),
@@ -147,7 +147,8 @@ class InstagramAdapter(GraphAdapter):
         body = await self._call("GET", REFRESH, params={
             "grant_type": "ig_refresh_token", "access_token": auth.access_token,
         }, action="token refresh")
-        return TokenSet(access_token=str(body["access_token"]), expires_at=expires_at(body.get("expires_in")))
+        return TokenSet(access_token=str(body["access_token"]),
+                        expires_at=expires_at(body.get("expires_in"), self.clock.now()))
 
     async def revoke(self, auth: AccountAuth) -> None:
         """Instagram Login documents no revoke call: the user removes the app in Instagram's settings."""

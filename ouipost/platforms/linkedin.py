@@ -17,11 +17,9 @@ Flows (shared/platforms.md section 4):
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote, urlencode
 
@@ -294,7 +292,7 @@ class LinkedInAdapter(PlatformAdapter):
 
     async def _wait_available(self, auth: AccountAuth, kind: str, urn: str) -> None:
         """Poll the asset until AVAILABLE; PROCESSING_FAILED is permanent, a timeout retryable."""
-        deadline = time.monotonic() + self.poll_timeout
+        deadline = self.clock.monotonic() + self.poll_timeout
         while True:
             asset = (await self._request("GET", f"{API}/rest/{kind}/{quote(urn, safe='')}", auth.access_token)).json()
             status = asset.get("status")
@@ -304,15 +302,15 @@ class LinkedInAdapter(PlatformAdapter):
                 reason = asset.get("processingFailureReason") or "processing failed"
                 raise PermanentError(f"LinkedIn could not process {urn}: {reason}", network=self.network,
                                      code="PROCESSING_FAILED")
-            if time.monotonic() + self.poll_interval > deadline:
+            if self.clock.monotonic() + self.poll_interval > deadline:
                 raise RetryableError(f"LinkedIn {urn} still {status} after {self.poll_timeout:.0f}s; "
                                      "nothing was posted", network=self.network, retry_after=60.0)
-            await asyncio.sleep(self.poll_interval)
+            await self.clock.sleep(self.poll_interval)
 
     # HTTP and errors ---------------------------------------------------------------------------
 
     def _token_set(self, body: dict[str, Any]) -> TokenSet:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         expires_in = body.get("expires_in")
         refresh_in = body.get("refresh_token_expires_in")
         return TokenSet(
@@ -358,7 +356,7 @@ class LinkedInAdapter(PlatformAdapter):
         common: dict[str, Any] = {"network": self.network, "status": resp.status, "code": code}
         if resp.status == 429:
             # No rate-limit headers: daily quotas reset at midnight UTC.
-            raise RetryableError(message, retry_after=_seconds_to_utc_midnight(), **common)
+            raise RetryableError(message, retry_after=_seconds_to_utc_midnight(self.clock.now()), **common)
         if resp.status == 401 or service_code in (65600, 65601, 65602):
             raise TokenExpiredError(message, **common)
         if resp.status == 403:
@@ -372,8 +370,7 @@ def _alt(media: MediaFile) -> dict[str, str]:
     return {"altText": media.alt_text[:4086]} if media.alt_text else {}
 
 
-def _seconds_to_utc_midnight() -> float:
-    now = datetime.now(UTC)
+def _seconds_to_utc_midnight(now: datetime) -> float:
     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(1.0, (midnight - now).total_seconds())
 

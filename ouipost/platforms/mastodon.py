@@ -27,14 +27,12 @@ Flows (docs/platforms/mastodon.md):
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import logging
 import re
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +41,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from ouipost.clock import Clock
 from ouipost.platforms.base import (
     AccountAuth,
     AccountStats,
@@ -137,15 +136,15 @@ class MastodonAdapter(PlatformAdapter):
     # A 429 without a usable reset header (Mastodon's windows are 5 minutes).
     default_rate_limit_wait: ClassVar[float] = 300.0
 
-    def __init__(self, http: PlatformHttp, credentials: ClientCredentials, *, instance: str | None = None,
-                 pkce: bool = True) -> None:
-        super().__init__(http, credentials)
+    def __init__(self, http: PlatformHttp, credentials: ClientCredentials, clock: Clock | None = None, *,
+                 instance: str | None = None, pkce: bool = True) -> None:
+        super().__init__(http, credentials, clock)
         self.instance = instance
         self.pkce = pkce
 
     def for_instance(self, app: InstanceApp) -> MastodonAdapter:
         """This adapter bound to a server and the app registered there (for the OAuth dance)."""
-        return type(self)(self.http, ClientCredentials(app.client_id, app.client_secret),
+        return type(self)(self.http, ClientCredentials(app.client_id, app.client_secret), self.clock,
                           instance=app.instance, pkce=app.pkce)
 
     # App registration --------------------------------------------------------------------------
@@ -378,19 +377,19 @@ class MastodonAdapter(PlatformAdapter):
         return media_id
 
     async def _wait_for_media(self, auth: AccountAuth, media_id: str) -> None:
-        deadline = time.monotonic() + self.media_poll_timeout
+        deadline = self.clock.monotonic() + self.media_poll_timeout
         while True:
             resp = await self._request(auth, "GET", f"/api/v1/media/{media_id}")
             if resp.status == 200:
                 return
             if resp.status != 206:
                 self._raise_for(resp, what="media status")
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 raise RetryableError(
                     f"mastodon: media {media_id} still processing after {self.media_poll_timeout:.0f} s; "
                     "nothing was posted", network=self.network, code="media_processing_timeout",
                 )
-            await asyncio.sleep(self.media_poll_interval)
+            await self.clock.sleep(self.media_poll_interval)
 
     async def delete(self, auth: AccountAuth, remote_id: str) -> None:
         """DELETE /api/v1/statuses/{id}; a status the server no longer knows counts as deleted."""
@@ -481,7 +480,7 @@ class MastodonAdapter(PlatformAdapter):
         if raw:
             try:
                 reset = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-                return max(1.0, reset.timestamp() - time.time())
+                return max(1.0, reset.timestamp() - self.clock.now().timestamp())
             except ValueError:
                 pass
         retry = resp.headers.get("Retry-After", "")

@@ -16,11 +16,9 @@ Flows (shared/platforms.md section 7):
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import urlencode
 
@@ -195,7 +193,7 @@ class PinterestAdapter(PlatformAdapter):
         impressions = IMPRESSION, clicks = OUTBOUND_CLICK, engagement = PIN_CLICK + OUTBOUND_CLICK + SAVE
         + TOTAL_REACTIONS + TOTAL_COMMENTS, reach = 0 (Pinterest reports no reach per pin).
         """
-        today = datetime.now(UTC).date()
+        today = self.clock.now().date()
         data = await self._call("GET", f"/pins/{remote_id}/analytics", auth.access_token, params={
             "start_date": (today - timedelta(days=89)).isoformat(),
             "end_date": today.isoformat(),
@@ -255,7 +253,7 @@ class PinterestAdapter(PlatformAdapter):
         return source
 
     async def _wait_for_video(self, auth: AccountAuth, media_id: str) -> None:
-        deadline = time.monotonic() + self.poll_timeout
+        deadline = self.clock.monotonic() + self.poll_timeout
         while True:
             status = (await self._call("GET", f"/media/{media_id}", auth.access_token)).get("status")
             if status == "succeeded":
@@ -263,10 +261,10 @@ class PinterestAdapter(PlatformAdapter):
             if status == "failed":
                 raise PermanentError(f"Pinterest could not process video {media_id}", network=self.network,
                                      code="media-failed")
-            if time.monotonic() + self.poll_interval > deadline:
+            if self.clock.monotonic() + self.poll_interval > deadline:
                 raise RetryableError(f"Pinterest video {media_id} still {status} after {self.poll_timeout:.0f}s; "
                                      "nothing was pinned", network=self.network, retry_after=60.0)
-            await asyncio.sleep(self.poll_interval)
+            await self.clock.sleep(self.poll_interval)
 
     async def _boards(self, token: str) -> list[dict[str, Any]]:
         boards: list[dict[str, Any]] = []
@@ -289,7 +287,7 @@ class PinterestAdapter(PlatformAdapter):
                                        headers={"Authorization": "Basic " + base64.b64encode(raw).decode()})
 
     def _token_set(self, body: dict[str, Any]) -> TokenSet:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         expires_in = body.get("expires_in")
         refresh_in = body.get("refresh_token_expires_in")
         return TokenSet(
@@ -343,5 +341,5 @@ class PinterestAdapter(PlatformAdapter):
             except ValueError:
                 continue
             if seconds is not None:
-                return max(1.0, seconds - time.time() if seconds > 1e9 else seconds)
+                return max(1.0, seconds - self.clock.now().timestamp() if seconds > 1e9 else seconds)
         return self.default_rate_limit_wait

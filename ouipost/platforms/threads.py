@@ -110,7 +110,7 @@ class ThreadsAdapter(GraphAdapter):
         return [ConnectedIdentity(
             remote_id=user_id, type="profile", name=str(me.get("name") or me.get("username") or user_id),
             username=me.get("username"), profile_image=me.get("threads_profile_picture_url"),
-            token=TokenSet(access_token=token, expires_at=expires_at(long_lived.get("expires_in"))),
+            token=TokenSet(access_token=token, expires_at=expires_at(long_lived.get("expires_in"), self.clock.now())),
             metadata={"threads_user_id": user_id},
         )]
 
@@ -119,7 +119,8 @@ class ThreadsAdapter(GraphAdapter):
         body = await self._call("GET", REFRESH, params={
             "grant_type": "th_refresh_token", "access_token": auth.access_token,
         }, action="token refresh")
-        return TokenSet(access_token=str(body["access_token"]), expires_at=expires_at(body.get("expires_in")))
+        return TokenSet(access_token=str(body["access_token"]),
+                        expires_at=expires_at(body.get("expires_in"), self.clock.now()))
 
     async def revoke(self, auth: AccountAuth) -> None:
         """Threads documents no revoke call: the user removes the app from their Threads settings."""

@@ -16,12 +16,10 @@ A public post id appears only after moderation; when it is not there yet by the 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -175,7 +173,7 @@ class TikTokAdapter(PlatformAdapter):
             if refreshing and error in ("invalid_grant", "invalid_request"):
                 raise TokenExpiredError(message, network=self.network, code=error, status=resp.status)
             raise PermanentError(message, network=self.network, code=error, status=resp.status)
-        now = datetime.now(UTC)
+        now = self.clock.now()
         return TokenSet(
             access_token=body["access_token"],
             refresh_token=body.get("refresh_token"),
@@ -364,7 +362,7 @@ class TikTokAdapter(PlatformAdapter):
 
     async def _await_publication(self, auth: AccountAuth, publish_id: str, kind: str,
                                  username: str | None) -> PublishResult:
-        deadline = time.monotonic() + self.publish_timeout
+        deadline = self.clock.monotonic() + self.publish_timeout
         completed_at: float | None = None
         while True:
             try:
@@ -374,11 +372,11 @@ class TikTokAdapter(PlatformAdapter):
                 # that fails for a moment is asked again (after the wait TikTok names), until the
                 # deadline; past it, or without a valid token, the outcome is unknown.
                 wait = max(self.poll_interval, getattr(exc, "retry_after", None) or 0.0)
-                if isinstance(exc, TokenExpiredError) or time.monotonic() + wait >= deadline:
+                if isinstance(exc, TokenExpiredError) or self.clock.monotonic() + wait >= deadline:
                     raise UnknownOutcomeError(
                         f"tiktok accepted the {kind} (publish_id {publish_id}) but its status could not be read: "
                         f"{exc.message}", network=self.network, code=exc.code) from exc
-                await asyncio.sleep(wait)
+                await self.clock.sleep(wait)
                 continue
             status = data.get("status")
             if status == "FAILED":
@@ -396,16 +394,16 @@ class TikTokAdapter(PlatformAdapter):
                     post_id = str(ids[0])
                     return PublishResult(remote_id=post_id, url=self.permalink(username, post_id, kind),
                                          extra={"publish_id": publish_id})
-                completed_at = completed_at or time.monotonic()
-                if time.monotonic() - completed_at >= self.post_id_wait:
+                completed_at = completed_at or self.clock.monotonic()
+                if self.clock.monotonic() - completed_at >= self.post_id_wait:
                     # Published; the public id comes after moderation (can take hours).
                     return PublishResult(remote_id=publish_id, url=None,
                                          extra={"publish_id": publish_id, "post_id_pending": True})
-            elif time.monotonic() >= deadline:
+            elif self.clock.monotonic() >= deadline:
                 raise UnknownOutcomeError(
                     f"tiktok is still processing publish_id {publish_id} ({status}); it may yet be published",
                     network=self.network, code="processing_timeout")
-            await asyncio.sleep(self.poll_interval)
+            await self.clock.sleep(self.poll_interval)
 
     async def _status(self, auth: AccountAuth, publish_id: str) -> dict[str, Any]:
         return await self._call("POST", f"{API}/post/publish/status/fetch/", auth,

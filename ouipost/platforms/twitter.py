@@ -12,13 +12,11 @@ Flows (shared/platforms.md section 3):
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import secrets
-import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import urlencode
 
@@ -267,7 +265,7 @@ class TwitterAdapter(PlatformAdapter):
         return media_id
 
     async def _wait_for_processing(self, auth: AccountAuth, media_id: str, info: dict[str, Any]) -> None:
-        deadline = time.monotonic() + self.poll_timeout
+        deadline = self.clock.monotonic() + self.poll_timeout
         while True:
             state = info.get("state")
             if state == "succeeded":
@@ -281,12 +279,12 @@ class TwitterAdapter(PlatformAdapter):
             wait = self.poll_interval
             if wait is None:
                 wait = float(info.get("check_after_secs", 1))
-            if time.monotonic() + wait > deadline:
+            if self.clock.monotonic() + wait > deadline:
                 raise RetryableError(
                     f"X media {media_id} still {state} after {self.poll_timeout:.0f}s; nothing was posted",
                     network=self.network, retry_after=60.0,
                 )
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
             status = await self._api("GET", "/2/media/upload", auth.access_token,
                                      params={"command": "STATUS", "media_id": media_id})
             info = (status.get("data") or {}).get("processing_info") or {"state": "succeeded"}
@@ -308,7 +306,7 @@ class TwitterAdapter(PlatformAdapter):
         return TokenSet(
             access_token=body["access_token"],
             refresh_token=body.get("refresh_token"),
-            expires_at=datetime.now(UTC) + timedelta(seconds=int(expires_in)) if expires_in else None,
+            expires_at=self.clock.now() + timedelta(seconds=int(expires_in)) if expires_in else None,
             scopes=str(body.get("scope", "")).split(),
         )
 
@@ -361,7 +359,7 @@ class TwitterAdapter(PlatformAdapter):
     def _until_reset(self, resp: PlatformResponse) -> float:
         reset = resp.headers.get("x-rate-limit-reset")
         try:
-            return max(1.0, float(reset) - time.time() + 1) if reset else self.default_rate_limit_wait
+            return max(1.0, float(reset) - self.clock.now().timestamp() + 1) if reset else self.default_rate_limit_wait
         except ValueError:
             return self.default_rate_limit_wait
 

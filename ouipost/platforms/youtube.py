@@ -18,16 +18,14 @@ extra["processing"] = "pending" (the id is kept: nothing is lost and nothing wil
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import io
 import logging
 import re
 import secrets
-import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -191,7 +189,7 @@ class YouTubeAdapter(PlatformAdapter):
         return TokenSet(
             access_token=body["access_token"],
             refresh_token=body.get("refresh_token"),
-            expires_at=datetime.now(UTC) + timedelta(seconds=int(body.get("expires_in", 3599))),
+            expires_at=self.clock.now() + timedelta(seconds=int(body.get("expires_in", 3599))),
             scopes=str(body.get("scope", "")).split(),
         )
 
@@ -298,7 +296,7 @@ class YouTubeAdapter(PlatformAdapter):
                     raise UnknownOutcomeError(
                         f"youtube upload could not be resumed after {failures - 1} attempts ({error}); "
                         "the video may exist", network=self.network, code="upload_incomplete")
-                await asyncio.sleep(max(self.resume_backoff * 2 ** (failures - 1), wait or 0.0))
+                await self.clock.sleep(max(self.resume_backoff * 2 ** (failures - 1), wait or 0.0))
                 probe = await self._probe(auth, session_url, total)
                 if isinstance(probe, dict):
                     return probe
@@ -326,7 +324,7 @@ class YouTubeAdapter(PlatformAdapter):
         return -1
 
     async def _await_processing(self, auth: AccountAuth, video_id: str) -> str:
-        deadline = time.monotonic() + self.processing_timeout
+        deadline = self.clock.monotonic() + self.processing_timeout
         while True:
             try:
                 data = await self._call("GET", f"{DATA_API}/videos?part=status,processingDetails&id={video_id}",
@@ -343,9 +341,9 @@ class YouTubeAdapter(PlatformAdapter):
                     reason = status.get("failureReason") or status.get("rejectionReason") or upload_status
                     raise PermanentError(f"youtube could not process video {video_id}: {reason}",
                                          network=self.network, code=str(reason))
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 return "pending"
-            await asyncio.sleep(self.poll_interval)
+            await self.clock.sleep(self.poll_interval)
 
     async def delete(self, auth: AccountAuth, remote_id: str) -> None:
         """videos.delete. A video that is already gone counts as deleted."""
@@ -383,7 +381,7 @@ class YouTubeAdapter(PlatformAdapter):
     async def _analytics(self, auth: AccountAuth, video_id: str, start: str) -> dict[str, float]:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", start):
             return {}
-        end = datetime.now(UTC).date().isoformat()
+        end = self.clock.now().date().isoformat()
         query = urlencode({"ids": "channel==MINE", "startDate": start, "endDate": max(start, end),
                            "metrics": "shares,estimatedMinutesWatched", "filters": f"video=={video_id}"})
         try:
@@ -436,7 +434,7 @@ class YouTubeAdapter(PlatformAdapter):
         message = f"youtube {what}: {resp.status} {reason}: {error.get('message') or resp.text[:200]}"
         kw: dict[str, Any] = {"network": self.network, "code": reason or None, "status": resp.status}
         if reason == "quotaExceeded":
-            raise RetryableError(message, retry_after=_seconds_to_pacific_midnight(), **kw)
+            raise RetryableError(message, retry_after=_seconds_to_pacific_midnight(self.clock.now()), **kw)
         if reason == "uploadLimitExceeded":
             raise RetryableError(message, retry_after=86400.0, **kw)
         if reason in RATE_REASONS or resp.status == 429:
@@ -514,8 +512,8 @@ def _rate_limit_wait(resp: PlatformResponse) -> float | None:
     return float(header) if header.isdigit() else 0.0
 
 
-def _seconds_to_pacific_midnight() -> float:
+def _seconds_to_pacific_midnight(now: datetime) -> float:
     """YouTube quota resets at midnight Pacific time."""
-    now = datetime.now(PACIFIC)
+    now = now.astimezone(PACIFIC)
     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(60.0, (midnight - now).total_seconds())

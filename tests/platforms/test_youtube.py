@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
+from ouipost.clock import FrozenClock
 from ouipost.platforms.base import (
     AccountAuth,
     MediaFile,
@@ -272,6 +273,22 @@ async def test_youtube_slow_processing_still_returns_the_video_id(
     result = await adapter.publish(auth, video_post(make_media))
     assert result.extra["processing"] == "pending"
     assert result.remote_id == videos(sandbox)[0].remote_id
+
+
+async def test_youtube_processing_deadline_is_kept_on_the_adapters_clock(
+    adapter: YouTubeAdapter, auth: AccountAuth, sandbox: Sandbox, make_media: Callable[..., MediaFile]
+) -> None:
+    """Its real deadline (5 minutes, a read every 5 s) waited out on the clock it is given: the test
+    moves that clock instead of waiting for wall time."""
+    clock = FrozenClock()
+    adapter.clock = clock
+    adapter.poll_interval, adapter.processing_timeout = YouTubeAdapter.poll_interval, YouTubeAdapter.processing_timeout
+    sandbox.network_state("youtube")["processing_seconds"] = 3600
+    result = await adapter.publish(auth, video_post(make_media))
+    assert result.extra["processing"] == "pending"
+    assert clock.monotonic() >= YouTubeAdapter.processing_timeout
+    reads = [r for r in sandbox.requests if r.method == "GET" and "/youtube/v3/videos" in r.path]
+    assert len(reads) == pytest.approx(YouTubeAdapter.processing_timeout / YouTubeAdapter.poll_interval, abs=2)
 
 
 async def test_youtube_delete_removes_the_video_and_is_idempotent(
