@@ -168,6 +168,19 @@ async def test_publishes_text_images_with_alt_text_and_a_video_with_options(
     assert len(creations) == 3
 
 
+async def test_two_posts_saying_the_same_thing_are_two_statuses(client: Any, key: Any, sandbox: Any) -> None:
+    """Each publication's Idempotency-Key is its target's: a weekly reminder repeated within the hour
+    Mastodon remembers keys is published again, not answered with the first status."""
+    await connect_mastodon(client, key)
+    ids = []
+    for _ in range(2):
+        post = await create(client, key, "Stand-up in 5 minutes")
+        status, body = await publish(client, key, post["id"])
+        assert status == 200 and body["data"]["post"]["status"] == "published", body
+        ids.append(body["data"]["post"]["platform_results"][0]["post_id"])
+    assert len(set(ids)) == 2 and len(publications(sandbox, "mastodon")) == 2
+
+
 async def test_validation_counts_urls_as_23_and_refuses_over_500(client: Any, key: Any) -> None:
     await connect_mastodon(client, key)
     long_url = "https://example.com/" + "a" * 600

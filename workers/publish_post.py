@@ -417,6 +417,7 @@ class Publisher:
         storage = self.storage if plan.media else None
         try:
             request = _publish_request(plan.post, send.account, send.target["network"], plan.media, storage)  # type: ignore[arg-type]
+            request.target_key = target_id
             result = await accounts.call_with_refresh(
                 context.engine, adapter, send.account, self.cipher, self.clock.now(),
                 lambda auth: adapter.publish(auth, request),

@@ -159,6 +159,10 @@ class PublishRequest:
     link: str | None = None  # only for networks with a separate link field
     media: list[MediaFile] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)  # e.g. board_id, privacy_level
+    # Unique to this publication (the target) and the same on every attempt: what a network's
+    # idempotency key is made of, so that a re-sent request finds its first result and two posts
+    # that happen to say the same thing stay two.
+    target_key: str | None = None
 
 
 @dataclass

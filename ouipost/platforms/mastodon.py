@@ -314,7 +314,7 @@ class MastodonAdapter(PlatformAdapter):
         if "sensitive" in options:
             body["sensitive"] = bool(options["sensitive"])
         # One key per publication: the same target re-sent after a lost answer finds its status.
-        key = str(options.get("idempotency_key") or _idempotency_key(auth, post))
+        key = _idempotency_key(auth, post)
         status = await self._create_status(auth, body, key)
         return PublishResult(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"),
                              extra={"media_ids": media_ids, "instance": self._instance(auth)})
@@ -499,9 +499,13 @@ def _handoff(code_verifier: str | None) -> dict[str, Any]:
 
 
 def _idempotency_key(auth: AccountAuth, post: PublishRequest) -> str:
-    """Same account, text, files and options: the same key, whatever the attempt (the attachments'
-    ids are new on each upload, so the files are named by what they are). Mastodon keeps a key for
-    an hour: the same status sent again within the hour answers the first one."""
+    """The publication's key: made of its target (PublishRequest.target_key), so every attempt of one
+    target sends the same key and two posts that say the same thing, even within Mastodon's hour of
+    remembering keys, are two statuses. Without a target key (a direct adapter call), the account,
+    text, files and options make it (the attachments' ids are new on each upload, so the files are
+    named by what they are)."""
+    if post.target_key:
+        return "ouipost-" + hashlib.sha256(f"{auth.remote_id}\n{post.target_key}".encode()).hexdigest()[:40]
     files = [[m.filename, m.size, m.mime_type, m.alt_text] for m in post.media]
     raw = json.dumps([auth.remote_id, post.text, files, post.options or {}], sort_keys=True, default=str)
     return "ouipost-" + hashlib.sha256(raw.encode()).hexdigest()[:40]

@@ -313,14 +313,16 @@ async def test_a_status_over_the_limit_the_server_counts_is_refused_by_the_serve
 async def test_the_same_idempotency_key_answers_the_first_status(
     adapter: MastodonAdapter, auth: AccountAuth, sandbox: Sandbox
 ) -> None:
-    first = await adapter.publish(auth, PublishRequest(text="only once"))
-    again = await adapter.publish(auth, PublishRequest(text="only once"))
+    """The key is the target's: its attempts share it; two targets saying the same thing are two."""
+    first = await adapter.publish(auth, PublishRequest(text="only once", target_key="tgt_1"))
+    again = await adapter.publish(auth, PublishRequest(text="only once", target_key="tgt_1"))
     assert again.remote_id == first.remote_id
     assert len(statuses(sandbox)) == 1
     keys = {r.notes.get("idempotent_replay", False) for r in calls(sandbox, "/api/v1/statuses")}
     assert keys == {False, True}
-    other = await adapter.publish(auth, PublishRequest(text="only once", options={"idempotency_key": "k2"}))
+    other = await adapter.publish(auth, PublishRequest(text="only once", target_key="tgt_2"))
     assert other.remote_id != first.remote_id
+    assert len(statuses(sandbox)) == 2
 
 
 async def test_a_lost_status_answer_is_asked_again_with_its_key_and_published_once(
