@@ -137,6 +137,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     s3_bucket = reader.text("OUIPOST_S3_BUCKET", "") or None
     if storage == "s3" and not s3_bucket:
         problems.append("OUIPOST_S3_BUCKET is required when OUIPOST_STORAGE=s3")
+    s3_endpoint_url = reader.text("OUIPOST_S3_ENDPOINT_URL", "") or None
+    if s3_endpoint_url and not (urlsplit(s3_endpoint_url).scheme in ("http", "https")
+                                and urlsplit(s3_endpoint_url).hostname):
+        problems.append("OUIPOST_S3_ENDPOINT_URL must be an http(s) URL such as https://s3.example.com "
+                        f"(got {_redact_url(s3_endpoint_url)!r})")
 
     credentials: dict[str, NetworkCredentials] = {}
     for network in NETWORKS:
@@ -182,7 +187,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         public_url=public_url,
         storage=storage,
         s3_bucket=s3_bucket,
-        s3_endpoint_url=reader.text("OUIPOST_S3_ENDPOINT_URL", "") or None,
+        s3_endpoint_url=s3_endpoint_url,
         s3_region=reader.text("OUIPOST_S3_REGION", "") or None,
         sandbox=sandbox,
         sandbox_control=reader.boolean("OUIPOST_SANDBOX_CONTROL", default=False),

@@ -56,6 +56,8 @@ def test_overrides_from_the_command_line_win(tmp_path: Path) -> None:
         ({"OUIPOST_PUBLIC_URL": "ftp://x"}, "OUIPOST_PUBLIC_URL must be an http(s) URL"),
         ({"OUIPOST_TWITTER_CLIENT_ID": "id"}, "OUIPOST_TWITTER_CLIENT_SECRET"),
         ({"OUIPOST_MAX_JSON_KB": "0"}, "OUIPOST_MAX_JSON_KB must be between"),
+        ({"OUIPOST_STORAGE": "s3", "OUIPOST_S3_BUCKET": "b", "OUIPOST_S3_ENDPOINT_URL": "not a url"},
+         "OUIPOST_S3_ENDPOINT_URL must be an http(s) URL"),
         ({"OUIPOST_PACING_ACCOUNT": "myspace=10/1"}, "OUIPOST_PACING_ACCOUNT: unknown network 'myspace'"),
         ({"OUIPOST_PACING_CONCURRENCY": "twitter=many"}, "OUIPOST_PACING_CONCURRENCY"),
     ],
