@@ -57,48 +57,78 @@ async def prepare_targets(
     are one publication (the later is cancelled as a duplicate). Raises 422 VALIDATION_ERROR keyed by
     network when a target has no active account or the post breaks a rule that needs media.
     """
-    workspace_id = post["workspace_id"]
     targets = [t for t in (await service.targets_of(conn, [post["id"]]))[post["id"]] if t["status"] in only_statuses]
     if not targets:
         raise errors.Conflict("This post has nothing left to publish")
-    problems: dict[str, list[str]] = {}
-    defaults = await default_accounts(conn, workspace_id, {t["network"] for t in targets})
+    defaults = await default_accounts(conn, post["workspace_id"], {t["network"] for t in targets})
     wanted_ids = {t["account_id"] for t in targets if t["account_id"]} | set(defaults.values())
     accounts = {
         r["id"]: dict(r) for r in (await conn.execute(
             sa.select(social_accounts).where(social_accounts.c.id.in_(wanted_ids))
         )).mappings()
     } if wanted_ids else {}
-    resolved: dict[str, str] = {}
+    chosen = _choose_accounts(targets, defaults, accounts)
+    media = (await service.media_of(conn, [post["id"]]))[post["id"]]
+    draft = _draft_of(post, targets, media, [accounts[a] for a in chosen.resolved.values()])
+    for network, network_problems in validation.validate_for_networks(draft, require_media=True).items():
+        chosen.problems.setdefault(network, []).extend(network_problems)
+    if chosen.problems:
+        raise errors.ValidationError("Some targets cannot be published", details=chosen.problems)
+
+    for target_id, account_id in chosen.resolved.items():
+        await conn.execute(post_targets.update().where(post_targets.c.id == target_id).values(account_id=account_id))
+    if chosen.duplicates:
+        await conn.execute(post_targets.update().where(post_targets.c.id.in_(chosen.duplicates)).values(
+            status="cancelled", error_code="DUPLICATE_TARGET",
+            error_message="Another target of this post publishes to the same account",
+        ))
+    return [t for t in targets if t["id"] in chosen.resolved]
+
+
+@dataclass
+class _ChosenAccounts:
+    """Each target's account: `resolved` (target id -> account id), `duplicates` (targets whose
+    account an earlier target has), `problems` (by network: targets without an active account)."""
+
+    resolved: dict[str, str] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _choose_accounts(targets: Sequence[Mapping[str, Any]], defaults: Mapping[str, str],
+                     accounts: Mapping[str, Mapping[str, Any]]) -> _ChosenAccounts:
+    chosen = _ChosenAccounts()
     seen: set[str] = set()
-    duplicates: list[str] = []
     for target in targets:
         account_id = target["account_id"] or (None if target["requested"] != target["network"]
                                                else defaults.get(target["network"]))
         account = accounts.get(account_id or "")
-        if account is None:
-            problems.setdefault(target["network"], []).append(
-                f"No active {target['network']} account is connected to this workspace"
-                if target["requested"] == target["network"] else f"Account {target['requested']} is disconnected"
-            )
-            continue
-        if account["status"] != "active":
-            problems.setdefault(target["network"], []).append(
-                f"Account {account['name']} is {account['status']}; reconnect it"
-            )
-            continue
-        if account["id"] in seen:
-            duplicates.append(target["id"])
-            continue
-        seen.add(account["id"])
-        resolved[target["id"]] = account["id"]
+        if account is None or account["status"] != "active":
+            chosen.problems.setdefault(target["network"], []).append(_unusable(target, account))
+        elif account["id"] in seen:
+            chosen.duplicates.append(target["id"])
+        else:
+            seen.add(account["id"])
+            chosen.resolved[target["id"]] = account["id"]
+    return chosen
 
-    media = (await service.media_of(conn, [post["id"]]))[post["id"]]
+
+def _unusable(target: Mapping[str, Any], account: Mapping[str, Any] | None) -> str:
+    """Why the target cannot be published: no account, or one that is not active."""
+    if account is None:
+        return (f"No active {target['network']} account is connected to this workspace"
+                if target["requested"] == target["network"] else f"Account {target['requested']} is disconnected")
+    return f"Account {account['name']} is {account['status']}; reconnect it"
+
+
+def _draft_of(post: Mapping[str, Any], targets: Sequence[Mapping[str, Any]], media: Sequence[Mapping[str, Any]],
+              accounts: Sequence[Mapping[str, Any]]) -> validation.DraftPost:
+    """The post as the rules see it, with the chosen accounts' automatic hashtags and limits."""
     extra = {
-        accounts[a]["platform"]: list((accounts[a]["settings"] or {}).get("default_hashtags") or [])
-        for a in resolved.values() if (accounts[a]["settings"] or {}).get("auto_hashtags")
+        a["platform"]: list((a["settings"] or {}).get("default_hashtags") or [])
+        for a in accounts if (a["settings"] or {}).get("auto_hashtags")
     }
-    draft = validation.DraftPost(
+    return validation.DraftPost(
         content=post["content"], title=post["title"], link=post["link"], hashtags=list(post["hashtags"] or []),
         networks=list(dict.fromkeys(t["network"] for t in targets)),
         platform_content={k: dict(v) for k, v in (post["platform_content"] or {}).items()},
@@ -106,22 +136,9 @@ async def prepare_targets(
                                     height=m["height"]) for m in media],
         extra_hashtags=extra,
         account_limits=validation.strictest_limits(
-            (accounts[a]["platform"], (accounts[a]["metadata"] or {}).get("limits") or {}) for a in resolved.values()
+            (a["platform"], (a["metadata"] or {}).get("limits") or {}) for a in accounts
         ),
     )
-    for network, network_problems in validation.validate_for_networks(draft, require_media=True).items():
-        problems.setdefault(network, []).extend(network_problems)
-    if problems:
-        raise errors.ValidationError("Some targets cannot be published", details=problems)
-
-    for target_id, account_id in resolved.items():
-        await conn.execute(post_targets.update().where(post_targets.c.id == target_id).values(account_id=account_id))
-    if duplicates:
-        await conn.execute(post_targets.update().where(post_targets.c.id.in_(duplicates)).values(
-            status="cancelled", error_code="DUPLICATE_TARGET",
-            error_message="Another target of this post publishes to the same account",
-        ))
-    return [t for t in targets if t["id"] in resolved]
 
 
 # --- the publish job ------------------------------------------------------------------------------
@@ -510,15 +527,7 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
     if not ids:
         return {}
     targets = await service.targets_of(conn, ids)
-    finals: dict[str, str | None] = {}
-    for post_id in ids:
-        statuses = [t["status"] for t in targets[post_id] if t["status"] != "cancelled"]
-        if any(s in ("pending", "publishing") for s in statuses):
-            finals[post_id] = None
-            continue
-        published = [t for t in targets[post_id] if t["status"] == "published"]
-        finals[post_id] = ("published" if statuses and len(published) == len(statuses)
-                           else "partially_published" if published else "failed")
+    finals = {post_id: final_status(targets[post_id]) for post_id in ids}
     done = [pid for pid, final in finals.items() if final is not None]
     if not done:
         return finals
@@ -537,6 +546,16 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
          post["workspace_id"]) for post in moving
     ], now=now)
     return finals
+
+
+def final_status(targets: Sequence[Mapping[str, Any]]) -> str | None:
+    """A post's status once its targets are done: published (all but the cancelled ones),
+    partially_published (some), failed (none); None while any is pending or publishing."""
+    statuses = [t["status"] for t in targets if t["status"] != "cancelled"]
+    if any(s in ("pending", "publishing") for s in statuses):
+        return None
+    published = statuses.count("published")
+    return "published" if statuses and published == len(statuses) else "partially_published" if published else "failed"
 
 
 async def fail_remaining(conn: AsyncConnection, post_id: str, message: str, now: datetime) -> None:
