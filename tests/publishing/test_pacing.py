@@ -102,6 +102,7 @@ def test_defaults_keep_each_networks_published_limit() -> None:
     assert call_ok(201) and call_ok(400) and not call_ok(429) and not call_ok(503) and not call_ok(None)
 
 
+@pytest.mark.slow  # waits for the account's pace (one post a second) in wall time
 async def test_posts_due_at_once_to_one_account_are_spread_not_failed(
     aiohttp_client: Any, settings: Any, key: Any, engine: Any, sandbox: Any
 ) -> None:
