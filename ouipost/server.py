@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import socket
 from typing import Any
 
@@ -97,7 +98,8 @@ class EnvelopeAppRunner(web.AppRunner):
 async def _serve(
     app: web.Application, host: str, port: int, sock: socket.socket | None, **runner_options: Any
 ) -> None:
-    runner = EnvelopeAppRunner(app, handle_signals=True, **runner_options)
+    runner = EnvelopeAppRunner(app, handle_signals=False, **runner_options)
+    _stop_once_on_signals(asyncio.get_running_loop())  # before setup: an on_startup hook may set its own
     await runner.setup()
     try:
         site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
@@ -105,6 +107,25 @@ async def _serve(
         await asyncio.Event().wait()  # until SIGINT/SIGTERM raise GracefulExit out of the loop
     finally:
         await runner.cleanup()
+
+
+def _stop_once_on_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """SIGINT/SIGTERM stop the server once. aiohttp's own handlers raise GracefulExit on every
+    signal, also in the middle of the cleanup the first one started (a terminal's Ctrl-C reaches the
+    whole process group; systemd may signal again): that cut the usage flush short and exited 1.
+    Later signals are logged and ignored; SIGKILL remains for a stop that hangs."""
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        if stopping:
+            log.warning("already stopping (writing usage counters, closing connections); SIGKILL quits at once")
+            return
+        stopping = True
+        raise web.GracefulExit()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
 
 
 def run_app(

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -379,6 +380,24 @@ async def test_a_clean_shutdown_flushes_the_usage(aiohttp_client: Any, settings:
     async with engine.connect() as conn:
         counts = await usage.usage_by_key(conn, [key.id], datetime.now(UTC).date())
     assert counts[key.id]["requests_today"] == 7
+
+
+async def test_a_second_signal_during_the_stop_does_not_cut_the_usage_flush(
+    start_servers: Any, make_key: Any, engine: Any
+) -> None:
+    """Ctrl-C reaches the whole process group and systemd may signal again: the first signal stops
+    the server, the ones after it are ignored until its usage is written."""
+    key = await make_key(tier="professional")
+    (server,) = start_servers(1)
+    for _ in range(9):
+        assert server.request("GET", "/api/platforms", headers={"X-API-Key": key.secret})[0] == 200
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGTERM):
+        server.process.send_signal(signum)
+    server.process.communicate(timeout=20)
+    assert server.process.returncode == 0
+    async with engine.connect() as conn:
+        counts = await usage.usage_by_key(conn, [key.id], datetime.now(UTC).date())
+    assert counts[key.id]["requests_today"] == 9
 
 
 async def test_a_server_process_stopped_by_sigterm_writes_its_usage(
