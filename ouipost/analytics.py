@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -301,11 +302,11 @@ async def add_to_rollups(conn: AsyncConnection, changes: Sequence[Mapping[str, A
 @functools.cache
 def _upsert_adding(dialect: str, table: sa.Table) -> sa.Insert:
     """INSERT of one row, for executemany; a row whose key exists gets the amounts added to its own."""
-    if dialect == "sqlite":
-        on_sqlite = sqlite_dialect.insert(table)
-        return on_sqlite.on_conflict_do_update(
+    if dialect in ("sqlite", "postgresql"):
+        on_conflict = (sqlite_dialect if dialect == "sqlite" else postgresql_dialect).insert(table)
+        return on_conflict.on_conflict_do_update(
             index_elements=[column.name for column in table.primary_key.columns],
-            set_={name: table.c[name] + on_sqlite.excluded[name] for name in _ROLLUP_FIGURES},
+            set_={name: table.c[name] + on_conflict.excluded[name] for name in _ROLLUP_FIGURES},
         )
     on_mysql = mysql_dialect.insert(table)
     return on_mysql.on_duplicate_key_update(
@@ -573,6 +574,9 @@ def _bucket_column(conn: AsyncConnection, column: sa.ColumnElement[Any], step: i
     if conn.dialect.name == "sqlite":
         seconds = sa.cast(sa.func.strftime(sa.literal_column("'%s'"), column), sa.Integer)
         return (seconds / sa.literal_column(str(step))).label("bucket")
+    if conn.dialect.name == "postgresql":  # EXTRACT(EPOCH) of a timestamp ignores the session time zone
+        buckets = sa.func.floor(sa.extract("epoch", column) / sa.literal_column(str(step)))
+        return sa.cast(buckets, sa.BigInteger).label("bucket")
     # TIMESTAMPDIFF on a DATETIME ignores the session time zone (UNIX_TIMESTAMP would not).
     minutes = sa.func.timestampdiff(sa.literal_column("MINUTE"), sa.literal_column("'1970-01-01 00:00:00'"), column)
     return minutes.op("DIV")(sa.literal_column(str(step // 60))).label("bucket")
@@ -854,7 +858,7 @@ def _local_day(conn: AsyncConnection, hour: sa.ColumnElement[Any], offsets: Sequ
             else_=number(offsets[-1][1]),
         )
     local = (hour * number(3600) + offset).self_group()  # a custom operator would not parenthesize it
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name in ("sqlite", "postgresql"):
         return local.op("/")(number(86400))  # integer operands: integer division
     return local.op("DIV")(number(86400))
 

@@ -46,6 +46,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -272,7 +273,7 @@ async def admit_many(
     in the order of the asks (several asks of one account take its turns one after the other);
     an ask whose account must wait gives its slot back in the same transaction, so a Hold changes
     nothing. Commit the caller's transaction for the admissions to count. On SQLite run it inside
-    `ouipost.db.batch.write_transaction` for exactness across processes; on MySQL the rows read are
+    `ouipost.db.batch.write_transaction` for exactness across processes; on MySQL and PostgreSQL the rows read are
     locked (FOR UPDATE; slots with SKIP LOCKED, so concurrent admissions never wait on each other's
     slots). Database errors propagate.
     """
@@ -363,7 +364,7 @@ _FREE_BY_HOLDER = pacing_slots.update().where(
 async def _take_turns(conn: AsyncConnection, asks: Sequence[tuple[str, AccountPace]], now: datetime,
                       ) -> list[float | None]:
     """GCRA for each (key, pace), in order: None when that post may go now (and it is counted),
-    else the seconds to wait. Reads the keys' rows (locking them on MySQL), decides in order, and
+    else the seconds to wait. Reads the keys' rows (locking them on MySQL and PostgreSQL), decides in order, and
     writes each changed key once."""
     if not asks:
         return []
@@ -398,7 +399,7 @@ async def _take_turns(conn: AsyncConnection, asks: Sequence[tuple[str, AccountPa
 
 
 async def _read_tats(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, int]:
-    query = _TATS_LOCKED if conn.dialect.name == "mysql" else _TATS
+    query = _TATS if conn.dialect.name == "sqlite" else _TATS_LOCKED
     return {key: int(tat) for key, tat in (await conn.execute(query, {"keys": list(keys)})).all()}
 
 
@@ -407,24 +408,24 @@ async def _take_slots(conn: AsyncConnection, network: str, cap: int, holders: Se
     """Take free (or lease-expired) slots of `network` for `holders`, in order: a slot each while
     any is free, None for the rest.
 
-    MySQL/MariaDB: `SELECT ... FOR UPDATE SKIP LOCKED LIMIT n`, so concurrent publishers never wait
+    MySQL/MariaDB and PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED LIMIT n`, so concurrent publishers never wait
     on (or deadlock over) slots another is taking; then each is given its holder. On SQLite the
     UPDATE is fenced on the slot being free, and what it did is read back when it did not take
     them all (another process took one since our read).
     """
-    mysql = conn.dialect.name == "mysql"
-    find, params = (_FREE_SLOTS_SKIP_LOCKED if mysql else _FREE_SLOTS), {
+    locks = conn.dialect.name != "sqlite"
+    find, params = (_FREE_SLOTS_SKIP_LOCKED if locks else _FREE_SLOTS), {
         "network": network, "cap": cap, "now": now, "wanted": len(holders)}
     candidates = [int(s) for s in (await conn.execute(find, params)).scalars()]
     if len(candidates) < len(holders) and await _create_missing_slots(conn, network, cap):
         candidates = [int(s) for s in (await conn.execute(find, params)).scalars()]
     if not candidates:
         return [None] * len(holders)
-    if not mysql:
+    if not locks:
         random.shuffle(candidates)  # concurrent publishers reading the same free slots mostly differ
     assigned = dict(zip(candidates, (h[:100] for h in holders), strict=False))
     until = now + timedelta(seconds=SLOT_LEASE_SECONDS)
-    by_json = json_by_key(assigned) if mysql and len(assigned) > 1 else None
+    by_json = json_by_key(assigned) if conn.dialect.name == "mysql" and len(assigned) > 1 else None
     if by_json is not None:
         taken = await conn.execute(_TAKE_SLOTS_BY_JSON, {"b_network": network, "slots": list(assigned),
                                                          "holders": by_json, "b_until": until, "now": now})
@@ -473,8 +474,9 @@ def _insert_ignore(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> sa.I
     Executed with a list of rows (one multi-row INSERT on MySQL, per row in one call on SQLite) and
     built once: a VALUES list of each batch's length was compiled again for every batch of first
     posts."""
-    if dialect == "sqlite":
-        return sqlite_dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    if dialect in ("sqlite", "postgresql"):
+        on_conflict = sqlite_dialect.insert if dialect == "sqlite" else postgresql_dialect.insert
+        return on_conflict(table).on_conflict_do_nothing(index_elements=list(keys))
     statement = mysql_dialect.insert(table)
     # ON DUPLICATE KEY UPDATE k = k: a no-op on conflict (INSERT IGNORE would also hide other errors).
     return statement.on_duplicate_key_update({keys[0]: statement.inserted[keys[0]]})

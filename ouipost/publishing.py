@@ -316,7 +316,7 @@ _POST_FINISHED = posts.update().where(posts.c.id == sa.bindparam("post_id")).val
 
 
 def _locked(conn: AsyncConnection, plain: Any, locked: Any) -> Any:
-    return locked if conn.dialect.name == "mysql" else plain
+    return plain if conn.dialect.name == "sqlite" else locked
 
 
 async def start_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now: datetime,

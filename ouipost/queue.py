@@ -134,11 +134,9 @@ async def enqueue(
     if unique_key is None:
         result = await conn.execute(sa.insert(jobs).values(values))
         return _inserted_id(result)
-    if conn.dialect.name in _ON_CONFLICT:
-        stmt = (
-            _ON_CONFLICT[conn.dialect.name](jobs).values(values)
-            .on_conflict_do_nothing(index_elements=["live_key"]).returning(jobs.c.id)
-        )
+    if conn.dialect.name in ("sqlite", "postgresql"):
+        insert = sqlite_dialect.insert(jobs) if conn.dialect.name == "sqlite" else postgresql_dialect.insert(jobs)
+        stmt = insert.values(values).on_conflict_do_nothing(index_elements=["live_key"]).returning(jobs.c.id)
         job_id = (await conn.execute(stmt)).scalar()
         return None if job_id is None else int(job_id)
     try:
@@ -180,10 +178,10 @@ async def enqueue_unique_many(conn: AsyncConnection, new_jobs: Sequence[tuple[Ne
     await conn.execute(_INSERT_UNLESS_LIVE.get(conn.dialect.name, _INSERT_UNLESS_LIVE_MYSQL), rows)
 
 
-# The INSERT constructs that know ON CONFLICT, by dialect name.
-_ON_CONFLICT = {"sqlite": sqlite_dialect.insert, "postgresql": postgresql_dialect.insert}
+# By the dialects that know ON CONFLICT.
 _INSERT_UNLESS_LIVE = {
-    name: insert(jobs).on_conflict_do_nothing(index_elements=["live_key"]) for name, insert in _ON_CONFLICT.items()
+    "sqlite": sqlite_dialect.insert(jobs).on_conflict_do_nothing(index_elements=["live_key"]),
+    "postgresql": postgresql_dialect.insert(jobs).on_conflict_do_nothing(index_elements=["live_key"]),
 }
 # ON DUPLICATE KEY UPDATE live_key = live_key: the live job stays as it is (INSERT IGNORE would also
 # hide other errors).

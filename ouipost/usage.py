@@ -3,7 +3,7 @@
 Counting stays off the request path: `UsageRecorder.count_request` adds one to a counter in memory,
 and a task of the app writes what was counted every FLUSH_SECONDS in one transaction: one multi-row
 upsert for the request counts (`INSERT ... ON CONFLICT DO UPDATE requests = requests + excluded`
-on SQLite, `INSERT ... ON DUPLICATE KEY UPDATE requests = requests + VALUES(requests)` on MySQL /
+on SQLite and PostgreSQL, `INSERT ... ON DUPLICATE KEY UPDATE requests = requests + VALUES(requests)` on MySQL /
 MariaDB) and, for keys whose stored last_used_at is older than LAST_USED_RESOLUTION, one batched
 UPDATE. The admin views therefore see usage within FLUSH_SECONDS (the contract says 5 s). The app's
 cleanup flushes what is left, so a clean stop loses nothing; a killed process (kill -9) loses at
@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
@@ -132,11 +132,11 @@ async def _write_batch(
 
 def _add_requests(dialect: str, rows: list[dict[str, Any]]) -> Any:
     """One INSERT of `rows` that adds their counts to the rows already there."""
-    if dialect == "sqlite":
-        on_sqlite = sqlite.insert(api_key_usage).values(rows)
-        return on_sqlite.on_conflict_do_update(
+    if dialect in ("sqlite", "postgresql"):
+        on_conflict = (sqlite if dialect == "sqlite" else postgresql).insert(api_key_usage).values(rows)
+        return on_conflict.on_conflict_do_update(
             index_elements=[api_key_usage.c.key_id, api_key_usage.c.day],
-            set_={"requests": api_key_usage.c.requests + on_sqlite.excluded.requests},
+            set_={"requests": api_key_usage.c.requests + on_conflict.excluded.requests},
         )
     on_mysql = mysql.insert(api_key_usage).values(rows)
     return on_mysql.on_duplicate_key_update(requests=api_key_usage.c.requests + on_mysql.inserted.requests)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost import queue, usage
 from ouipost.clock import isoformat
+from ouipost.db.engine import json_loads
 from ouipost.db.tables import api_keys, posts, social_accounts, users, workspaces
 from ouipost.platforms.registry import NETWORKS
 
@@ -42,10 +43,21 @@ async def _grouped(conn: AsyncConnection, column: sa.ColumnElement[Any]) -> dict
     return {str(value): int(count) for value, count in rows}
 
 
+async def _platform_combinations(conn: AsyncConnection) -> list[tuple[Any, int]]:
+    """(platforms list, posts) per distinct list. PostgreSQL's json type has no equality, so there
+    the lists are grouped by their text and read back from it."""
+    if conn.dialect.name != "postgresql":
+        return [(targets, int(n)) for targets, n in
+                await conn.execute(sa.select(posts.c.platforms, sa.func.count()).group_by(posts.c.platforms))]
+    text = sa.cast(posts.c.platforms, sa.Text)
+    rows = await conn.execute(sa.select(text, sa.func.count()).group_by(text))
+    return [(None if value is None else json_loads(value), int(n)) for value, n in rows]
+
+
 async def posts_by_network(conn: AsyncConnection) -> Counter[str]:
     """Posts per network they target. `posts.platforms` holds network names and/or account ids;
     grouping by the whole list first keeps this to one row per distinct combination."""
-    combos = (await conn.execute(sa.select(posts.c.platforms, sa.func.count()).group_by(posts.c.platforms))).all()
+    combos = await _platform_combinations(conn)
     account_ids = {t for targets, _ in combos for t in (targets or []) if isinstance(t, str) and t.startswith("acc_")}
     networks_of: dict[str, str] = {}
     if account_ids:
@@ -240,6 +252,8 @@ async def database_version(conn: AsyncConnection) -> str:
     if conn.dialect.name == "sqlite":
         return "SQLite " + str(await conn.scalar(sa.text("SELECT sqlite_version()")))
     raw = str(await conn.scalar(sa.text("SELECT VERSION()")))
+    if raw.startswith("PostgreSQL"):  # PostgreSQL 15.20 (Debian 15.20-0+deb12u1) on x86_64-pc-linux-gnu, ...
+        return "PostgreSQL " + raw.split()[1]
     if "mariadb" in raw.lower():
         return "MariaDB " + raw.split("-", 1)[0]
     return "MySQL " + raw.split("-", 1)[0]

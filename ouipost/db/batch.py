@@ -67,6 +67,7 @@ def expanding(name: str = "ids") -> sa.BindParameter[Any]:
 
 
 TRANSIENT_MYSQL_CODES = frozenset({1205, 1213})  # lock wait timeout, deadlock: the transaction may run again
+TRANSIENT_POSTGRESQL_STATES = frozenset({"40P01", "40001", "55P03"})  # deadlock, serialization, lock not available
 TRANSIENT_ATTEMPTS = 4
 
 
@@ -74,7 +75,7 @@ TRANSIENT_ATTEMPTS = 4
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A transaction that may read, decide, then write, consistently on both databases.
 
-    MySQL/MariaDB: an ordinary transaction (READ COMMITTED); the caller locks what it reads with
+    MySQL/MariaDB and PostgreSQL: an ordinary transaction (READ COMMITTED); the caller locks what it reads with
     FOR UPDATE where a decision depends on it. SQLite: BEGIN IMMEDIATE, so the reads already hold
     the writer lock (the driver's deferred BEGIN would let another process write between our read
     and our write, and then refuse our write with "database is locked").
@@ -109,6 +110,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         args = getattr(exc.orig, "args", ())
         if args and args[0] in TRANSIENT_MYSQL_CODES:
+            return True
+        if getattr(exc.orig, "sqlstate", None) in TRANSIENT_POSTGRESQL_STATES:
             return True
         return "database is locked" in str(exc.orig)
     return False

@@ -111,7 +111,7 @@ async def test_system(client: Any, admin: Any, engine: Any) -> None:
     from ouipost import __version__
 
     assert data["version"] == __version__ and data["python_version"].count(".") == 2
-    assert data["database_version"].split()[0] in ("SQLite", "MariaDB", "MySQL")
+    assert data["database_version"].split()[0] in ("SQLite", "MariaDB", "MySQL", "PostgreSQL")
     assert data["uptime_seconds"] >= 0
     assert data["memory"]["used_mb"] > 0 and data["memory"]["limit_mb"] > 0
     assert data["features"]["webhooks"] is True and data["features"]["multi_platform"] is True
