@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ouipost import analytics, publishing
 from ouipost.api.auth import api_route, key_connection, key_transaction, shares_key_connection
-from ouipost.api.common import HashtagList, PageQuery, api_actor, pagination, validate_timezone
+from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, api_actor, pagination, validate_timezone
 from ouipost.clock import isoformat
 from ouipost.context import API_KEY, CLOCK, DB, STORAGE, WORKER, WORKSPACE_ID
 from ouipost.idempotency import idempotent
@@ -236,7 +236,7 @@ class SubmitBody(Schema):
 
 
 class ApproveBody(SubmitBody):
-    publish_now = fields.Boolean(truthy={True}, falsy={False}, load_default=False)
+    publish_now = StrictBoolean(load_default=False)
 
     @validates_schema
     def _one_time(self, data: Mapping[str, Any], **kwargs: Any) -> None:

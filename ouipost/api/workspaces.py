@@ -7,7 +7,15 @@ from marshmallow import Schema, fields, validate
 
 from ouipost import api_keys, workspaces
 from ouipost.api.auth import api_route
-from ouipost.api.common import HashtagList, PageQuery, TrimmedString, api_actor, pagination, validate_timezone
+from ouipost.api.common import (
+    HashtagList,
+    PageQuery,
+    StrictBoolean,
+    TrimmedString,
+    api_actor,
+    pagination,
+    validate_timezone,
+)
 from ouipost.context import API_KEY, CLOCK, DB, STORAGE, WORKSPACE_ID
 from ouipost.errors import NotFound
 from ouipost.openapi import describe, views
@@ -20,7 +28,7 @@ class WorkspaceSettings(Schema):
     timezone = fields.String(validate=validate_timezone)
     default_hashtags = HashtagList(validate=validate.Length(max=30))
     # Posts need a posts.approve key or user to be scheduled or published (ouipost/posts/approval.py).
-    approval_required = fields.Boolean(truthy={True}, falsy={False})
+    approval_required = StrictBoolean()
 
 
 class WorkspaceBody(Schema):
