@@ -131,7 +131,13 @@ async def migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
     if dialect != "sqlite" or not database or database == ":memory:":
         yield
         return
-    fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        # No place for the lock file: SQLite cannot open the database there either, and says so
+        # in its own words (one line) when the migration connects.
+        yield
+        return
     try:
         await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)  # off the loop: the holder may be us
         yield
