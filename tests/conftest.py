@@ -107,6 +107,31 @@ async def _exec_server(server_url: str, statement: str) -> None:
         await engine.dispose()
 
 
+def create_side_database(test_database: DatabaseUnderTest, suffix: str) -> str:
+    """A new, empty database `<the suite's>_<suffix>` on the suite's MariaDB or PostgreSQL server
+    (dropped first if a previous run left it), with the suite's collation; its URL."""
+    url = make_url(test_database.url)
+    name = f"{url.database}_{suffix}"
+    drop_side_database(test_database, suffix)
+    if test_database.is_postgresql:
+        asyncio.run(_exec_autocommit(
+            _postgresql_server_url(test_database.url)[0],
+            f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TEMPLATE template0"))
+    else:
+        asyncio.run(_exec_server(_mysql_server_url(test_database.url)[0],
+                                 f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_side_database(test_database: DatabaseUnderTest, suffix: str) -> None:
+    name = f"{make_url(test_database.url).database}_{suffix}"
+    if test_database.is_postgresql:
+        asyncio.run(_exec_autocommit(_postgresql_server_url(test_database.url)[0],
+                                     f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    else:
+        asyncio.run(_exec_server(_mysql_server_url(test_database.url)[0], f"DROP DATABASE IF EXISTS `{name}`"))
+
+
 async def _migrate(url: str) -> None:
     engine = create_engine(url)
     try:

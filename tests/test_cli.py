@@ -189,26 +189,19 @@ def test_first_start_prints_credentials_once_and_they_work(tmp_path: Path) -> No
         process.wait(timeout=20)
 
 
-def test_mysql_server_refuses_to_start_with_pending_migrations(
+def test_a_database_server_refuses_to_start_with_pending_migrations(
     test_database: DatabaseUnderTest, tmp_path: Path
 ) -> None:
-    if not test_database.is_mysql:
-        pytest.skip("only MySQL/MariaDB refuses; SQLite migrates itself")
-    import asyncio
+    if not test_database.is_server:
+        pytest.skip("only MySQL/MariaDB and PostgreSQL refuse; SQLite migrates itself")
+    from tests.conftest import create_side_database, drop_side_database
 
-    from sqlalchemy.engine import make_url
-
-    from tests.conftest import _exec_server
-
-    url = make_url(test_database.url)
-    empty = f"{url.database}_empty"
-    server = url.set(database="").render_as_string(hide_password=False)
-    asyncio.run(_exec_server(server, f"CREATE DATABASE IF NOT EXISTS `{empty}`"))
+    empty = create_side_database(test_database, "empty")
     try:
-        env = make_env(url.set(database=empty).render_as_string(hide_password=False), tmp_path / "d")
+        env = make_env(empty, tmp_path / "d")
         env.pop("OUIPOST_AUTO_MIGRATE")
         result = run_cli("serve", "--port", str(free_port()), env=env, timeout=30)
         assert result.returncode == 1
         assert "run `python run.py migrate`" in result.stderr
     finally:
-        asyncio.run(_exec_server(server, f"DROP DATABASE IF EXISTS `{empty}`"))
+        drop_side_database(test_database, "empty")

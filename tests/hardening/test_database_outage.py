@@ -92,10 +92,10 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def test_api_recovers_by_itself_after_a_database_outage(
     aiohttp_client: Any, settings: Settings, key: Any, test_database: DatabaseUnderTest, database_url: str
 ) -> None:
-    if not test_database.is_mysql:
-        pytest.skip("a TCP proxy stands between the app and a database server: MariaDB only")
+    if not test_database.is_server:
+        pytest.skip("a TCP proxy stands between the app and a database server: MariaDB or PostgreSQL only")
     url = make_url(database_url)
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 3306))
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or (5432 if test_database.is_postgresql else 3306)))
     await proxy.start()
     engine = create_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
                            pool_timeout=2)

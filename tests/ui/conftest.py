@@ -14,7 +14,6 @@ the helpers below (sign in through the real form, read the CSRF token from a pag
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -26,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from ouipost.config import Settings
 from tests.admin.conftest import PASSWORD, make_user  # noqa: F401 (fixture: users made through the domain)
-from tests.conftest import DatabaseUnderTest, _exec_server, make_env
+from tests.conftest import DatabaseUnderTest, create_side_database, drop_side_database, make_env
 from tests.servers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,16 +94,11 @@ class UiServer:
 
 @pytest.fixture(scope="session")
 def ui_database_url(test_database: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not test_database.is_mysql:
+    if not test_database.is_server:
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('ui-db') / 'ui.db'}"
         return
-    parsed = make_url(test_database.url)
-    name = f"{parsed.database}_ui"
-    server_url = parsed.set(database="").render_as_string(hide_password=False)
-    asyncio.run(_exec_server(server_url, f"DROP DATABASE IF EXISTS `{name}`"))
-    asyncio.run(_exec_server(server_url, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
-    yield parsed.set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_exec_server(server_url, f"DROP DATABASE IF EXISTS `{name}`"))
+    yield create_side_database(test_database, "ui")
+    drop_side_database(test_database, "ui")
 
 
 @pytest.fixture(scope="session")
