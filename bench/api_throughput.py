@@ -2,11 +2,12 @@
 """API throughput: the project's `GET /api/posts?limit=20` and `POST /api/posts` against a bare aiohttp
 handler doing the same key lookup and the same query or insert on the same database.
 
-    .venv/bin/python bench/api_throughput.py [--databases sqlite,mysql] [--redis both|on|off]
+    .venv/bin/python bench/api_throughput.py [--databases sqlite,mysql,postgresql] [--redis both|on|off]
         [--database-url mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_api]
+        [--postgresql-url postgresql+asyncpg://postgres@127.0.0.1:5432/ouipost_bench_api]
         [--redis-url redis://127.0.0.1:6379/14] [--connections 32] [--seconds 4] [--rounds 3]
 
-For each database (a scratch SQLite file; MariaDB: the database is dropped and created again) the
+For each database (a scratch SQLite file; MariaDB, PostgreSQL: the database is dropped and created again) the
 schema is migrated and seeded through the domain functions: workspace R with 200 posts (the page
 that GET reads), workspace W (where POSTs go), one enterprise key granted both. Then two real
 server processes run side by side on free ports:
@@ -56,11 +57,11 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import create_database, drop_database  # noqa: E402
 from ouipost import api_keys, workspaces  # noqa: E402
 from ouipost.db.engine import create_engine  # noqa: E402
 from ouipost.db.migrations import upgrade  # noqa: E402
@@ -151,27 +152,10 @@ def free_port() -> int:
 
 
 async def fresh_database(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "mysql":
-        server = create_engine(parsed.set(database="").render_as_string(hide_password=False))
-        async with server.connect() as conn:
-            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
-            await conn.execute(sa.text(f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 "
-                                       "COLLATE utf8mb4_bin"))
-        await server.dispose()
+    await create_database(url, fresh=True)
     engine = create_engine(url)
     await upgrade(engine)
     await engine.dispose()
-
-
-async def drop_database(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "mysql":
-        return
-    server = create_engine(parsed.set(database="").render_as_string(hide_password=False))
-    async with server.connect() as conn:
-        await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
-    await server.dispose()
 
 
 async def seed(url: str) -> tuple[str, str, str]:
@@ -377,9 +361,10 @@ async def measure(database_url: str, redis_url: str | None, args: argparse.Names
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--databases", default="sqlite,mysql", help="comma-separated: sqlite, mysql")
+    parser.add_argument("--databases", default="sqlite,mysql", help="comma-separated: sqlite, mysql, postgresql")
     parser.add_argument("--redis", choices=("both", "on", "off"), default="both")
     parser.add_argument("--database-url", default="mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_api")
+    parser.add_argument("--postgresql-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/ouipost_bench_api")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=4.0, help="length of one round")
@@ -392,6 +377,8 @@ async def main() -> None:
     for database in [d.strip() for d in args.databases.split(",") if d.strip()]:
         if database == "mysql":
             url = args.database_url
+        elif database == "postgresql":
+            url = args.postgresql_url
         elif database == "sqlite":
             url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='ouipost-bench-api-')}/bench.db"
         else:

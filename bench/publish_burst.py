@@ -3,6 +3,7 @@
 `run.py worker` processes and a sandbox process answering every call in ~50 ms.
 
     .venv/bin/python bench/publish_burst.py [--database-url mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_publish]
+        (or --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/ouipost_bench_publish)
         [--posts 10000] [--workspaces 1000] [--processes 2] [--concurrency 48] [--delay 0.05]
         [--steady-rate 100] [--steady-seconds 30] [--skip-burst] [--skip-steady]
 
@@ -20,7 +21,7 @@ worker processes start before T. Printed: the time from T until every post is fi
 lateness (target published_at - scheduled_at) p50/p99/max, duplicates (sandbox publications per
 target beyond 1) and lost targets (not published, or without their publication).
 (c) Steady: `--steady-rate` posts per second due over `--steady-seconds`; lateness p50/p99/max.
-Each phase also prints the CPU seconds the workers, the sandbox and mariadbd spent (per target):
+Each phase also prints the CPU seconds the workers, the sandbox and mariadbd or postgres spent (per target):
 they share the machine's cores, so a run is CPU-bound long before the network is the limit.
 
 Defaults: 2 worker processes x 48 posts in flight, one process per core of the 2-core machine this
@@ -54,6 +55,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import create_database  # noqa: E402
 from ouipost import accounts, workspaces  # noqa: E402
 from ouipost.clock import Clock  # noqa: E402
 from ouipost.crypto import Cipher  # noqa: E402
@@ -129,30 +131,45 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def mariadb_pid() -> int | None:
+def server_pids(name: str) -> list[int]:
+    """The pids of the processes named `name` (mariadbd: one; postgres: its postmaster and one backend
+    per connection)."""
     try:
-        out = subprocess.run(["pidof", "mariadbd"], capture_output=True, text=True, check=False).stdout.split()
+        out = subprocess.run(["pidof", name], capture_output=True, text=True, check=False).stdout.split()
     except OSError:
-        return None
-    return int(out[0]) if out else None
+        return []
+    return [int(pid) for pid in out]
+
+
+def mariadb_pid() -> int | None:
+    """The MariaDB server's pid (the drills meter it too)."""
+    pids = server_pids("mariadbd")
+    return pids[0] if pids else None
 
 
 class CpuMeter:
     """CPU seconds spent by the workers, the sandbox and the database server during a phase: where a
-    run's time goes on a machine whose cores they all share."""
+    run's time goes on a machine whose cores they all share. PostgreSQL's backends are looked up
+    again at the end (connections opened during the phase count from their start)."""
 
-    def __init__(self, workers: list[Any], sandbox: Any) -> None:
-        self.parts = {"workers": [w.pid for w in workers], "sandbox": [sandbox.pid]}
-        if (db := mariadb_pid()) is not None:
-            self.parts["mariadbd"] = [db]
-        self.start = self._read()
+    def __init__(self, workers: list[Any], sandbox: Any, database_url: str) -> None:
+        self.fixed = {"workers": [w.pid for w in workers], "sandbox": [sandbox.pid]}
+        backend = make_url(database_url).get_backend_name()
+        self.server = {"mysql": "mariadbd", "postgresql": "postgres"}.get(backend)
+        self.start = {pid: cpu_seconds(pid) for pid in self._pids()}
 
-    def _read(self) -> dict[str, float]:
-        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.parts.items()}
+    def _parts(self) -> dict[str, list[int]]:
+        parts = dict(self.fixed)
+        if self.server:
+            parts[self.server] = server_pids(self.server)
+        return parts
+
+    def _pids(self) -> list[int]:
+        return [pid for pids in self._parts().values() for pid in pids]
 
     def report(self, targets: int) -> str:
-        end = self._read()
-        used = {name: end[name] - self.start[name] for name in end}
+        used = {name: sum(max(0.0, cpu_seconds(pid) - self.start.get(pid, 0.0)) for pid in pids)
+                for name, pids in self._parts().items()}
         return "CPU seconds: " + ", ".join(f"{name} {value:.1f} ({value * 1000 / max(1, targets):.2f} ms/target)"
                                            for name, value in used.items())
 
@@ -192,13 +209,8 @@ def start_sandbox(delay: float) -> tuple[subprocess.Popen[bytes], str]:
 
 async def fresh_database(url: str) -> None:
     parsed = make_url(url)
-    if parsed.get_backend_name() == "mysql":
-        server = create_engine(parsed.set(database="").render_as_string(hide_password=False))
-        async with server.connect() as conn:
-            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
-            await conn.execute(sa.text(f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 "
-                                       "COLLATE utf8mb4_bin"))
-        await server.dispose()
+    if parsed.get_backend_name() in ("mysql", "postgresql"):
+        await create_database(url, fresh=True)
     elif parsed.database and Path(parsed.database).exists():
         Path(parsed.database).unlink()
     engine = create_engine(url)
@@ -387,7 +399,7 @@ async def main() -> None:
                 wait = (due - Clock().now()).total_seconds()
                 if wait < 1:
                     print(f"warning: set-up ran past the due time by {-wait:.1f}s; raise --lead")
-                meter = CpuMeter(workers, sandbox)
+                meter = CpuMeter(workers, sandbox, args.database_url)
                 await asyncio.sleep(max(0.0, wait))
                 drained = await wait_final(args.database_url, post_ids, timeout=900)
                 print(meter.report(len(post_ids) * len(NETWORKS)))
@@ -401,7 +413,7 @@ async def main() -> None:
                 total = args.steady_rate * args.steady_seconds
                 times = [start + timedelta(seconds=n / args.steady_rate) for n in range(total)]
                 post_ids = await schedule_posts(args.database_url, steady_owners, times, "steady")
-                meter = CpuMeter(workers, sandbox)
+                meter = CpuMeter(workers, sandbox, args.database_url)
                 await asyncio.sleep(max(0.0, (times[-1] - Clock().now()).total_seconds()))
                 drained = await wait_final(args.database_url, post_ids, timeout=900)
                 print(meter.report(len(post_ids) * len(NETWORKS)))

@@ -2,6 +2,7 @@
 """No-op jobs claimed and completed per second by 1, 2 and 4 `run.py worker` processes.
 
     .venv/bin/python bench/queue_throughput.py [--database-url mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench]
+    (or --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/ouipost_bench)
         [--jobs 20000] [--processes 1,2,4] [--concurrency 50] [--batch-size 50]
 
 For each process count: empty the jobs table, start the processes and wait until each has
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import create_database  # noqa: E402
 from ouipost import queue  # noqa: E402
 from ouipost.clock import Clock  # noqa: E402
 from ouipost.db.engine import create_engine  # noqa: E402
@@ -38,12 +40,7 @@ SECRET = "benchmark-secret-key-0123456789abcdefghij"
 
 
 async def prepare(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "mysql":
-        server = create_engine(parsed.set(database="").render_as_string(hide_password=False))
-        async with server.connect() as conn:
-            await conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS `{parsed.database}` CHARACTER SET utf8mb4"))
-        await server.dispose()
+    await create_database(url, fresh=False)
     engine = create_engine(url)
     await upgrade(engine)
     await engine.dispose()

@@ -42,8 +42,8 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
 
+    kwargs.setdefault("isolation_level", "READ COMMITTED")  # AUTOCOMMIT for CREATE/DROP DATABASE
     if url.get_backend_name() == "postgresql":
-        kwargs.setdefault("isolation_level", "READ COMMITTED")
         return create_async_engine(
             url, pool_pre_ping=True, pool_recycle=1800,
             connect_args={"server_settings": {"timezone": "UTC"}}, **kwargs,
@@ -53,7 +53,6 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         url,
         pool_pre_ping=True,
         pool_recycle=1800,
-        isolation_level="READ COMMITTED",
         **kwargs,
     )
 
