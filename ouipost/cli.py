@@ -15,6 +15,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,19 @@ def _port(value: str) -> int:
     return number
 
 
+def _quiet_late_sqlite_replies(args: threading.ExceptHookArgs) -> None:
+    """aiosqlite's worker thread may answer after the command's event loop has closed (a database
+    file that could not be opened, then the one-line error and exit): nobody waits for that answer,
+    and its traceback would follow the one line the command printed. Every other thread error is
+    reported as usual."""
+    late = (isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value)
+            and args.thread is not None and "_connection_worker_thread" in args.thread.name)
+    if not late:
+        threading.__excepthook__(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    threading.excepthook = _quiet_late_sqlite_replies
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):

@@ -138,8 +138,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     if storage == "s3" and not s3_bucket:
         problems.append("OUIPOST_S3_BUCKET is required when OUIPOST_STORAGE=s3")
     s3_endpoint_url = reader.text("OUIPOST_S3_ENDPOINT_URL", "") or None
-    if s3_endpoint_url and not (urlsplit(s3_endpoint_url).scheme in ("http", "https")
-                                and urlsplit(s3_endpoint_url).hostname):
+    if s3_endpoint_url and not _is_endpoint_url(s3_endpoint_url):
         problems.append("OUIPOST_S3_ENDPOINT_URL must be an http(s) URL such as https://s3.example.com "
                         f"(got {_redact_url(s3_endpoint_url)!r})")
 
@@ -315,6 +314,18 @@ def _metrics_token(raw: str, problems: list[str]) -> str | None:
     return raw
 
 
+def _is_endpoint_url(url: str) -> bool:
+    """What botocore accepts as an endpoint (checked here, so that a bad one is a line among the
+    configuration problems, not a traceback when the storage is built)."""
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    try:
+        return urlsplit(url).scheme in ("http", "https") and bool(
+            is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url))
+    except ValueError:  # urlsplit: a malformed IPv6 literal
+        return False
+
+
 def _is_redis_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
@@ -336,7 +347,10 @@ def _url_host(host: str) -> str:
 
 
 def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed IPv6 literal: nothing to find a password in
+        return url.split("@")[-1]
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@")
     return url

@@ -215,7 +215,9 @@ async def test_deleted_file_is_gone_everywhere(backend: Backend, tmp_path: Path)
     url = backend.storage.url("ws_1/gone.jpg", expires_in=300)
     await backend.storage.delete("ws_1/gone.jpg")
     assert not await backend.storage.exists("ws_1/gone.jpg")
-    assert (await _get(url))[0] == 404
+    # Not served any more: 404, or on S3 403, which is what S3 answers for a missing key to whoever
+    # may not list the bucket (a signed URL's holder), and what the test server sometimes answers.
+    assert (await _get(url))[0] in ((404,) if backend.name == "local" else (403, 404))
     with pytest.raises(ObjectNotFound):
         await backend.storage.open("ws_1/gone.jpg")
     await backend.storage.delete("ws_1/gone.jpg")  # deleting twice is fine
