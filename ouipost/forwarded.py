@@ -22,7 +22,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 
-def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def ip_address_of(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address a peer or header value names (IPv4-mapped IPv6 as IPv4), or None."""
     try:
         address = ipaddress.ip_address(value.strip().strip("[]"))
     except ValueError:
@@ -33,7 +34,7 @@ def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
 
 
 def is_trusted(remote: str | None, proxies: Sequence[Network]) -> bool:
-    address = _address(remote or "")
+    address = ip_address_of(remote or "")
     return address is not None and any(address in network for network in proxies)
 
 
@@ -42,12 +43,12 @@ def client_address(forwarded_for: Iterable[str], proxies: Sequence[Network]) -> 
     chain is empty or its last untrusted hop is not an IP address."""
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
     for hop in reversed(hops):
-        address = _address(hop)
+        address = ip_address_of(hop)
         if address is None:
             return None
         if not any(address in network for network in proxies):
             return str(address)
-    first = _address(hops[0]) if hops else None  # every hop is a proxy of ours: the first one
+    first = ip_address_of(hops[0]) if hops else None  # every hop is a proxy of ours: the first one
     return str(first) if first is not None else None
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import time
 from datetime import datetime
@@ -22,7 +21,7 @@ from ouipost import errors, queue
 from ouipost.clock import Clock
 from ouipost.config import Settings
 from ouipost.context import CLOCK, DB, SETTINGS
-from ouipost.forwarded import is_forwarded
+from ouipost.forwarded import ip_address_of, is_forwarded
 from ouipost.metrics import multiprocess_dir, process_metrics
 from ouipost.rate_limits import LIMITER, RedisLimiter
 from ouipost.web import Handler, error_middleware
@@ -99,15 +98,9 @@ def _check_access(request: web.Request, token: str | None) -> None:
 
 
 def _is_loopback(remote: str | None) -> bool:
-    if not remote:
-        return False
-    try:
-        address = ipaddress.ip_address(remote)
-    except ValueError:
-        return False  # a unix socket peer or a name: not an address we can vouch for
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
+    # A unix socket peer or a name is not an address we can vouch for.
+    address = ip_address_of(remote or "")
+    return address is not None and address.is_loopback
 
 
 class _FixedCollector:

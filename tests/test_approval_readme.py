@@ -5,18 +5,16 @@ create-key`, refused, submitted, rejected, submitted again and approved), ending
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, wait_healthy
-from tests.test_mastodon_readme import PRINTED_KEY, ROOT, api_get, readme_blocks
+from tests.servers import ROOT, first_start
+from tests.test_mastodon_readme import api_get, readme_blocks
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
                                 reason="needs curl and bash")
@@ -38,23 +36,9 @@ def json_documents(text: str) -> list[dict]:
 
 
 def test_the_readme_approval_walk_through(tmp_path: Path) -> None:
-    port = free_port()
-    api = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "serve.log"
     (tmp_path / "run.py").symlink_to(ROOT / "run.py")  # the README runs `python run.py` in the checkout
-    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", "HOME": str(tmp_path),
-           "OUIPOST_DATA_DIR": str(tmp_path / "data"), "OUIPOST_PORT": str(port)}
-    with log_path.open("w") as log:
-        server = subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=tmp_path, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
-    try:
-        wait_healthy(api, server, log_path=log_path, timeout=60)
-        deadline = time.monotonic() + 10
-        while not PRINTED_KEY.search(log_path.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        match = PRINTED_KEY.search(log_path.read_text())
-        assert match, log_path.read_text()
-        key = match.group(1)
+    with first_start(tmp_path) as served:
+        api, key, env = served.api, served.key, served.env
         workspace = api_get(api, key, "/api/workspaces")["workspaces"][0]["id"]
         api_post(api, key, "/api/accounts", {"platform": "bluesky", "identifier": "alice.bsky.social",
                                              "app_password": "abcd-efgh-ijkl-mnop"}, workspace)
@@ -77,10 +61,3 @@ def test_the_readme_approval_walk_through(tmp_path: Path) -> None:
             time.sleep(0.2)
         settings = api_get(api, key, f"/api/workspaces/{workspace}")["workspace"]["settings"]
         assert settings["approval_required"] is False
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)

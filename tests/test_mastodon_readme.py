@@ -5,11 +5,9 @@ then publishes a status with an image and its alt text and one with a video."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,13 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.media_samples import mp4_bytes, png_bytes
-from tests.servers import free_port, wait_healthy
+from tests.servers import first_start
 
 # Runs the README's walk against real processes: not in the quick loop (`pytest -m "not slow"`).
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-PRINTED_KEY = re.compile(r"API key\s+:\s+(pk_live_\S+)")
 
 
 def readme_blocks(word: str) -> list[str]:
@@ -40,22 +37,8 @@ def api_get(api: str, key: str, path: str, workspace: str | None = None) -> dict
 
 @pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None, reason="needs curl and bash")
 def test_the_readme_walk_through_publishes_text_an_image_with_alt_text_and_a_video(tmp_path: Path) -> None:
-    port = free_port()
-    api = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "serve.log"
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "OUIPOST_DATA_DIR": str(tmp_path / "data"),
-           "OUIPOST_PORT": str(port)}
-    with log_path.open("w") as log:
-        server = subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=tmp_path, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
-    try:
-        wait_healthy(api, server, log_path=log_path, timeout=60)
-        deadline = time.monotonic() + 10
-        while not PRINTED_KEY.search(log_path.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        match = PRINTED_KEY.search(log_path.read_text())
-        assert match, log_path.read_text()
-        key = match.group(1)
+    with first_start(tmp_path) as served:
+        api, key, env = served.api, served.key, served.env
         (tmp_path / "square.png").write_bytes(png_bytes(64, 64))
         (tmp_path / "clip.mp4").write_bytes(mp4_bytes())
         workspace = api_get(api, key, "/api/workspaces")["workspaces"][0]["id"]
@@ -84,10 +67,3 @@ def test_the_readme_walk_through_publishes_text_an_image_with_alt_text_and_a_vid
         for post in posts:
             [result] = api_get(api, key, f"/api/posts/{post['id']}", workspace)["post"]["platform_posts"]
             assert result["status"] == "published" and result["url"].startswith("https://mastodon.social/@ouipost/")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)

@@ -18,7 +18,6 @@ from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
 from ouipost.posts import actions, approval, rules, service
 from ouipost.queue import notify_enqueued
-from ouipost.schedules.service import workspace_timezone
 from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
@@ -248,14 +247,6 @@ class RejectBody(Schema):
     reason = fields.String(required=True, validate=[validate.Length(min=1, max=approval.MAX_REASON), _not_blank])
 
 
-async def _requested_time(conn: Any, post: Mapping[str, Any], body: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """(instant, zone) of a SubmitBody's scheduled_at, read in its timezone or the workspace's."""
-    if "scheduled_at" not in body:
-        return None, None
-    zone = body.get("timezone") or await workspace_timezone(conn, post["workspace_id"])
-    return actions.scheduled_instant(body["scheduled_at"], zone), zone
-
-
 @routes.post("/api/posts/{id}/submit")
 @describe("Submit a draft for approval, with the time it should go out (none: when approved)",
           body=SubmitBody, data={"post": views.Post}, errors=(409, 422))
@@ -265,7 +256,7 @@ async def submit_post(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
         post = await service.get_post(conn, request[WORKSPACE_ID], request.match_info["id"], for_update=True)
-        requested_at, zone = await _requested_time(conn, post, body)
+        requested_at, zone = await actions.requested_time(conn, post["workspace_id"], body)
         post = await approval.submit(conn, post, requested_at=requested_at, timezone=zone,
                                      actor=api_actor(request), now=now)
     return ok({"post": service.post_view(post)})
@@ -280,7 +271,7 @@ async def approve_post(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
         post = await service.get_post(conn, request[WORKSPACE_ID], request.match_info["id"], for_update=True)
-        scheduled_at, zone = await _requested_time(conn, post, body)
+        scheduled_at, zone = await actions.requested_time(conn, post["workspace_id"], body)
         post = await approval.approve(conn, post, scheduled_at=scheduled_at, timezone=zone,
                                       publish_now=body["publish_now"], actor=api_actor(request), now=now)
     notify_enqueued(request.app.get(WORKER))

@@ -116,9 +116,20 @@ async def schedule(
     cannot be published."""
     if "schedule_id" in body:
         return await publishing.queue_into_schedule(conn, post, body["schedule_id"], now)
-    zone = body.get("timezone") or await workspace_timezone(conn, post["workspace_id"])
-    instant = scheduled_instant(body["scheduled_at"], zone)
+    instant, zone = await requested_time(conn, post["workspace_id"], body)
+    assert instant is not None and zone is not None  # ScheduleBody: scheduled_at when no schedule_id
     return await publishing.schedule_post(conn, post, instant, zone, now)
+
+
+async def requested_time(
+    conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any],
+) -> tuple[datetime | None, str | None]:
+    """(instant, zone) of a body's `scheduled_at`, read in its `timezone`, else in the workspace's
+    (an explicit offset wins); (None, None) without scheduled_at. 422 when it is not a time."""
+    if "scheduled_at" not in body:
+        return None, None
+    zone = body.get("timezone") or await workspace_timezone(conn, workspace_id)
+    return scheduled_instant(body["scheduled_at"], zone), zone
 
 
 async def wait_for_outcome(

@@ -21,10 +21,10 @@ from marshmallow import ValidationError as SchemaError
 
 from ouipost import analytics, errors
 from ouipost.api.analytics import AnalyticsQuery
-from ouipost.clock import isoformat
 from ouipost.context import CLOCK, DB
 from ouipost.platforms.registry import NETWORKS, get_platform
 from ouipost.posts import service as posts_service
+from ouipost.posts.csv_io import csv_cell
 from ouipost.ui.charts import Series, bar_chart, line_chart
 from ouipost.ui.common import UI_WORKSPACE, field_errors, render, ui_view
 
@@ -37,7 +37,6 @@ PERIOD_CHOICES = [("7d", "Last 7 days"), ("30d", "Last 30 days"), ("90d", "Last 
 GRANULARITY_CHOICES = [("day", "Day"), ("week", "Week"), ("month", "Month")]
 WORKSPACE_CHARTS = ("timeline", "networks", "top_posts")
 POST_CHARTS = ("timeline", "networks")
-CSV_RISKY = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _zone(request: web.Request) -> str:
@@ -249,21 +248,6 @@ async def post_csv(request: web.Request) -> web.Response:
 def _unknown_chart(charts: Sequence[str]) -> errors.ApiError:
     return errors.ValidationError(f"Unknown chart; use one of {', '.join(charts)}",
                                   details={"chart": [f"Must be one of: {', '.join(charts)}."]})
-
-
-def csv_cell(value: Any) -> Any:
-    """A value as a CSV cell that no spreadsheet runs as a formula: text starting with = + - @ (or a
-    tab or carriage return) gets a leading quote. Numbers stay numbers; None is empty."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, datetime):
-        value = isoformat(value)
-    text = str(value)
-    return "'" + text if text.startswith(CSV_RISKY) else text
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
