@@ -44,14 +44,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ouipost import api_keys, workspaces  # noqa: E402
 from ouipost.app import create_app  # noqa: E402
 from ouipost.config import load_settings  # noqa: E402
+from ouipost.core.ids import new_id  # noqa: E402
 from ouipost.db.analytics_tables import account_snapshots, insight_snapshots, target_insights  # noqa: E402
 from ouipost.db.engine import create_engine  # noqa: E402
 from ouipost.db.migrations import upgrade  # noqa: E402
 from ouipost.db.tables import post_targets, posts, social_accounts  # noqa: E402
-from ouipost.ids import new_id  # noqa: E402
+from ouipost.identity import api_keys, workspaces  # noqa: E402
 
 SECRET = "benchmark-secret-key-0123456789abcdefghij"
 DEFAULT_URL = "mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_analytics"

@@ -62,12 +62,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import create_database, drop_database  # noqa: E402
-from ouipost import api_keys, workspaces  # noqa: E402
+from ouipost.core.ids import new_id  # noqa: E402
 from ouipost.db.engine import create_engine  # noqa: E402
 from ouipost.db.migrations import upgrade  # noqa: E402
 from ouipost.db.tables import api_key_secrets, post_targets, posts  # noqa: E402
 from ouipost.db.tables import api_keys as api_keys_table  # noqa: E402
-from ouipost.ids import new_id  # noqa: E402
+from ouipost.identity import api_keys, workspaces  # noqa: E402
 from ouipost.posts import service  # noqa: E402
 
 SECRET = "benchmark-secret-key-0123456789abcdefghij"

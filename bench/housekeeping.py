@@ -10,7 +10,7 @@ Re-creates the scratch database, migrates it, and seeds `calls` platform_calls a
 finished webhook deliveries (one endpoint, payloads of ~400 bytes) spread evenly over the last `days`
 days, with MariaDB's sequence engine (INSERT ... SELECT FROM seq_1_to_N).
 
-1. Backlog: housekeeping runs (ouipost.housekeeping.run_housekeeping, default retention: 30 days of
+1. Backlog: housekeeping runs (ouipost.housekeeping.service.run_housekeeping, default retention: 30 days of
    both) one after the other until nothing is left to prune, while a writer inserts platform calls
    one per transaction beside it. Prints rows before/after, runs, time, rows/s, the longest single
    delete transaction and the writer's slowest insert (what a request would wait behind a batch).
@@ -39,12 +39,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ouipost import housekeeping, webhooks  # noqa: E402
-from ouipost.clock import FrozenClock  # noqa: E402
+from ouipost.core.clock import FrozenClock  # noqa: E402
 from ouipost.db.admin_tables import platform_calls, webhook_deliveries  # noqa: E402
 from ouipost.db.engine import create_engine  # noqa: E402
 from ouipost.db.migrations import upgrade  # noqa: E402
-from ouipost.retention import Retention  # noqa: E402
+from ouipost.housekeeping import service as housekeeping  # noqa: E402
+from ouipost.housekeeping.retention import Retention  # noqa: E402
+from ouipost.webhooks import service as webhooks  # noqa: E402
 
 SECRET = "benchmark-secret-key-0123456789abcdefghij"
 DEFAULT_URL = "mysql+aiomysql://root@127.0.0.1:3306/ouipost_bench_housekeeping"

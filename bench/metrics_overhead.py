@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import make_mocked_request  # noqa: E402
 
-from ouipost import metrics, metrics_http  # noqa: E402
+from ouipost.core import metrics  # noqa: E402
+from ouipost.http import metrics as metrics_http  # noqa: E402
 
 
 async def _request(app: web.Application) -> web.Request:

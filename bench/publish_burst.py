@@ -11,7 +11,7 @@ No-op queue throughput (1, 2, 4 processes) is bench/queue_throughput.py.
 
 Set-up: the database is dropped and re-created (point it at a scratch database), migrated, and
 filled through the domain functions: `--workspaces` workspaces, each with one X, one Bluesky and
-one LinkedIn account (`ouipost.accounts.upsert_identity`, with tokens minted by the sandbox process
+one LinkedIn account (`ouipost.accounts.service.upsert_identity`, with tokens minted by the sandbox process
 for a distinct identity each, so no two accounts share a network-side rate limit). Every post
 targets its workspace's three accounts. A sandbox process (this script with --serve-sandbox) runs
 with a "slow" fault of `--delay` seconds on every request.
@@ -56,16 +56,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import create_database  # noqa: E402
-from ouipost import accounts, workspaces  # noqa: E402
-from ouipost.clock import Clock  # noqa: E402
-from ouipost.crypto import Cipher  # noqa: E402
+from ouipost.accounts import service as accounts  # noqa: E402
+from ouipost.core.clock import Clock  # noqa: E402
+from ouipost.core.crypto import Cipher  # noqa: E402
+from ouipost.core.ids import new_id  # noqa: E402
 from ouipost.db.engine import create_engine  # noqa: E402
 from ouipost.db.migrations import upgrade  # noqa: E402
 from ouipost.db.queue_tables import jobs  # noqa: E402
 from ouipost.db.tables import post_targets, posts  # noqa: E402
-from ouipost.ids import new_id  # noqa: E402
+from ouipost.identity import workspaces  # noqa: E402
 from ouipost.platforms.base import ConnectedIdentity, TokenSet  # noqa: E402
-from ouipost.publishing import PUBLISH_KIND, PUBLISH_MAX_ATTEMPTS, PUBLISH_QUEUE, publish_job_key  # noqa: E402
+from ouipost.publishing.service import PUBLISH_KIND, PUBLISH_MAX_ATTEMPTS, PUBLISH_QUEUE, publish_job_key  # noqa: E402
 
 SECRET = "benchmark-secret-key-0123456789abcdefghij"
 NETWORKS = ("twitter", "bluesky", "linkedin")

@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import create_database  # noqa: E402
-from ouipost import queue  # noqa: E402
-from ouipost.clock import Clock  # noqa: E402
+from ouipost.core.clock import Clock  # noqa: E402
 from ouipost.db.engine import create_engine  # noqa: E402
 from ouipost.db.migrations import upgrade  # noqa: E402
 from ouipost.db.queue_tables import jobs, workers  # noqa: E402
+from ouipost.jobs import queue  # noqa: E402
 
 SECRET = "benchmark-secret-key-0123456789abcdefghij"
 

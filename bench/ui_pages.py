@@ -38,14 +38,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ouipost import users, workspaces  # noqa: E402
 from ouipost.app import create_app  # noqa: E402
 from ouipost.config import load_settings  # noqa: E402
+from ouipost.core.ids import new_id  # noqa: E402
 from ouipost.db.analytics_tables import target_insights  # noqa: E402
 from ouipost.db.engine import create_engine  # noqa: E402
 from ouipost.db.migrations import upgrade  # noqa: E402
 from ouipost.db.tables import post_targets, posts, social_accounts  # noqa: E402
-from ouipost.ids import new_id  # noqa: E402
+from ouipost.identity import users, workspaces  # noqa: E402
 from ouipost.schedules import service as schedules  # noqa: E402
 
 SECRET = "benchmark-secret-key-0123456789abcdefghij"

@@ -11,7 +11,6 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ouipost import admin as admin_api
-from ouipost import errors, rate_limits, usage, webhooks
 from ouipost.admin.common import authenticate
 from ouipost.api import accounts as accounts_api
 from ouipost.api import analytics as analytics_api
@@ -22,9 +21,14 @@ from ouipost.api import posts as posts_api
 from ouipost.api import schedules as schedules_api
 from ouipost.api import workspaces as workspaces_api
 from ouipost.api.auth import api_key_middleware
-from ouipost.clock import Clock
 from ouipost.config import Settings
-from ouipost.context import (
+from ouipost.core import errors
+from ouipost.core.clock import Clock
+from ouipost.core.crypto import Cipher
+from ouipost.core.forwarded import forwarded_middleware
+from ouipost.db.engine import create_engine
+from ouipost.http import rate_limits, usage
+from ouipost.http.context import (
     CIPHER,
     CLOCK,
     DB,
@@ -36,18 +40,16 @@ from ouipost.context import (
     STORAGE,
     WORKER,
 )
-from ouipost.crypto import Cipher
-from ouipost.db.engine import create_engine
-from ouipost.forwarded import forwarded_middleware
-from ouipost.metrics_http import metrics_handler, metrics_middleware
+from ouipost.http.metrics import metrics_handler, metrics_middleware
+from ouipost.http.web import add_security_headers, error_middleware, error_response, ok, request_id_middleware
+from ouipost.identity.users import PasswordHashing
 from ouipost.openapi import describe, views
 from ouipost.openapi.docs import setup_docs
 from ouipost.platforms.http import PlatformHttp
 from ouipost.storage import storage_from_settings
 from ouipost.storage.local import FILE_ROUTE, LocalStorage, make_file_handler
 from ouipost.ui import setup_ui
-from ouipost.users import PasswordHashing
-from ouipost.web import add_security_headers, error_middleware, error_response, ok, request_id_middleware
+from ouipost.webhooks import service as webhooks
 from workers.registry import load_handlers
 from workers.resources import worker_resources
 from workers.worker import Worker

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import api_keys, users, workspaces
-from ouipost.clock import Clock
 from ouipost.config import Settings
+from ouipost.core.clock import Clock
 from ouipost.db.migrations import MigrationError, migration_status, upgrade
+from ouipost.identity import api_keys, users, workspaces
 
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
 

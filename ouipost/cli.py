@@ -23,15 +23,15 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from ouipost import api_keys, users
 from ouipost.bootstrap import StartupError, first_start, first_start_banner, prepare_database
-from ouipost.clock import Clock, isoformat
 from ouipost.config import Settings, SettingsError, load_settings
+from ouipost.core.clock import Clock, isoformat
+from ouipost.core.logs import configure_logging
 from ouipost.db.engine import create_engine
 from ouipost.db.migrations import MigrationError, MigrationStatus, count_between, migration_status, upgrade
-from ouipost.logs import configure_logging
+from ouipost.http.web import AccessLogger
+from ouipost.identity import api_keys, users
 from ouipost.server import run_app
-from ouipost.web import AccessLogger
 
 
 class CommandFailed(Exception):
@@ -176,7 +176,7 @@ def _database_failure(settings: Settings, exc: BaseException) -> str:
 
 def _share_metrics(settings: Settings) -> None:
     """Counters in the host's shared metrics directory, so that one scrape adds up every process."""
-    from ouipost.metrics import setup_multiprocess
+    from ouipost.core.metrics import setup_multiprocess
 
     directory = settings.metrics_dir or settings.data_dir / "metrics"
     try:
@@ -472,7 +472,7 @@ async def _worker_metrics(args: argparse.Namespace, settings: Settings, engine: 
     cannot be bound), else None."""
     if args.metrics_port is None:
         return None
-    from ouipost.metrics_http import start_metrics_server
+    from ouipost.http.metrics import start_metrics_server
 
     try:
         return await start_metrics_server(args.metrics_host, args.metrics_port, settings, engine, Clock())
@@ -526,7 +526,7 @@ def create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def create_key(settings: Settings, args: argparse.Namespace) -> int:
-    from ouipost.workspaces import get_workspace
+    from ouipost.identity.workspaces import get_workspace
 
     async def run() -> api_keys.NewKey:
         engine = create_engine(settings.database_url)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ouipost.forwarded import Network
-from ouipost.pacing import PacingConfig, load_pacing
+from ouipost.core.forwarded import Network
+from ouipost.housekeeping.retention import Retention, load_retention
 from ouipost.platforms.registry import NETWORKS
-from ouipost.retention import Retention, load_retention
+from ouipost.publishing.pacing import PacingConfig, load_pacing
 
 DEFAULT_RATE_LIMITS = {"starter": 60, "professional": 300, "enterprise": 1200}
 SECRET_FILE = "secret_key"
@@ -69,21 +69,21 @@ class Settings:
     max_document_mb: int = 100
     auto_migrate: bool = False
     log_level: str = "INFO"
-    # `text` (the default) or `json`: one JSON object per line (ouipost/logs.py).
+    # `text` (the default) or `json`: one JSON object per line (ouipost/core/logs.py).
     log_format: str = "text"
     # Bearer token for GET /metrics (unset: loopback clients only), and the directory where this
-    # host's processes write their metrics so that one scrape adds them up (ouipost/metrics.py).
+    # host's processes write their metrics so that one scrape adds them up (ouipost/core/metrics.py).
     metrics_token: str | None = None
     metrics_dir: Path | None = None
     # Reverse proxies whose X-Forwarded-For is believed (OUIPOST_TRUSTED_PROXIES: addresses or
-    # networks); a request from one of them is the client's it names (ouipost/forwarded.py).
+    # networks); a request from one of them is the client's it names (ouipost/core/forwarded.py).
     trusted_proxies: tuple[Network, ...] = ()
     # The admin UI's signed-in sessions end after this many minutes without a request.
     ui_idle_minutes: int = 30
     # Per-account pacing, per-network concurrency and token refresh windows (OUIPOST_PACING*,
-    # OUIPOST_REFRESH_WINDOWS; see ouipost/pacing.py).
+    # OUIPOST_REFRESH_WINDOWS; see ouipost/publishing/pacing.py).
     pacing: PacingConfig = field(default_factory=PacingConfig)
-    # How long housekeeping keeps each kind of row (OUIPOST_RETENTION; see ouipost/retention.py).
+    # How long housekeeping keeps each kind of row (OUIPOST_RETENTION; see ouipost/housekeeping/retention.py).
     retention: Retention = field(default_factory=Retention)
     # Seconds between media processing status reads per network (OUIPOST_MEDIA_POLL_SECONDS);
     # a network not named keeps its adapter's own pace.

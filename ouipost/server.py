@@ -27,7 +27,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, InvalidHeader, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from ouipost.web import dumps
+from ouipost.http.web import dumps
 
 log = logging.getLogger("ouipost.http")
 

@@ -22,13 +22,13 @@ from argon2 import PasswordHasher
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import api_keys, users, workspaces
 from ouipost.app import create_app
-from ouipost.clock import Clock, FrozenClock
 from ouipost.config import Settings, load_settings
+from ouipost.core.clock import Clock, FrozenClock
 from ouipost.db.engine import create_engine
 from ouipost.db.migrations import upgrade
 from ouipost.db.tables import metadata
+from ouipost.identity import api_keys, users, workspaces
 from ouipost.sandbox import Sandbox, create_sandbox_app
 
 TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnop"

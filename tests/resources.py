@@ -5,9 +5,9 @@ from __future__ import annotations
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost.clock import Clock
 from ouipost.config import Settings
-from ouipost.crypto import Cipher
+from ouipost.core.clock import Clock
+from ouipost.core.crypto import Cipher
 from ouipost.storage import storage_from_settings
 from workers.resources import WorkerResources
 

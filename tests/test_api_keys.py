@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from ouipost import api_keys
 from ouipost.api.auth import api_route
 from ouipost.app import create_app
-from ouipost.context import WORKSPACE_ID
-from ouipost.web import ok
+from ouipost.http.context import WORKSPACE_ID
+from ouipost.http.web import ok
+from ouipost.identity import api_keys
 
 
 @pytest.fixture

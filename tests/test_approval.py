@@ -16,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from ouipost import api_keys
 from ouipost.app import create_app
 from ouipost.db.admin_tables import audit_logs
 from ouipost.db.engine import create_engine
@@ -24,6 +23,7 @@ from ouipost.db.migrations import alembic_config, upgrade
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import api_keys as api_keys_table
 from ouipost.db.tables import events
+from ouipost.identity import api_keys
 from tests.test_accounts import connect
 
 WRITER = [p for p in api_keys.PERMISSIONS if p != "posts.approve"]

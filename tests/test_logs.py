@@ -21,12 +21,12 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import queue
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import Settings, SettingsError, load_settings
+from ouipost.core.clock import Clock
+from ouipost.core.logs import JsonFormatter
 from ouipost.db.queue_tables import jobs
-from ouipost.logs import JsonFormatter
+from ouipost.jobs import queue
 from tests.conftest import make_env
 from tests.servers import free_port
 from tests.test_cli import ROOT, run_cli

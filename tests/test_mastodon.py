@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
+from ouipost.accounts.instance_apps import checked_instance
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import load_settings
+from ouipost.core.clock import Clock
 from ouipost.db.instance_tables import instance_apps
-from ouipost.instance_apps import checked_instance
 from ouipost.platforms.mastodon import MastodonAdapter
 from tests.analytics.conftest import job_context, target_of
 from tests.conftest import make_env

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from ouipost.media import (
+from ouipost.posts.media import (
     CorruptMedia,
     MediaError,
     MediaTooLarge,

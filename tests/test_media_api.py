@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from ouipost.app import create_app
 from ouipost.config import load_settings
-from ouipost.context import STORAGE
 from ouipost.db.tables import media, posts
+from ouipost.http.context import STORAGE
 from tests.conftest import make_env
 from tests.media_samples import elf_bytes, jpeg_bytes, mp4_bytes, png_bytes
 

@@ -19,10 +19,10 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import queue
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import Settings
+from ouipost.core.clock import Clock
+from ouipost.jobs import queue
 from tests.conftest import Key, make_env
 from tests.servers import free_port
 from tests.test_cli import ROOT

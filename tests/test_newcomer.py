@@ -208,7 +208,7 @@ async def test_insights_read_just_after_publishing_are_not_zero(
 ) -> None:
     # The README's analytics walk reads a post moments after publishing it: every network's sandbox
     # counts the minute (or hour) under way, so the first sync already has figures.
-    from ouipost.clock import FrozenClock
+    from ouipost.core.clock import FrozenClock
     from tests.analytics.conftest import job_context as analytics_job
     from tests.analytics.conftest import target_of
     from tests.analytics.test_sync import post_analytics, published_post

@@ -15,10 +15,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import users
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import Settings
+from ouipost.core.clock import Clock
+from ouipost.identity import users
 from ouipost.openapi.docs import openapi_document
 from tests.conftest import Key
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import events, post_targets, posts, social_accounts
-from ouipost.queue import Job, RetryJob
+from ouipost.jobs.queue import Job, RetryJob
 from tests.test_accounts import connect
 from workers import publish_post
 from workers.worker import JobContext
@@ -226,7 +226,7 @@ async def test_disconnecting_returns_a_scheduled_post_to_draft(client: Any, key:
 
 
 def job_context(engine: Any, settings: Any, session: aiohttp.ClientSession, post_id: str, attempts: int = 1) -> Any:
-    from ouipost.clock import Clock
+    from ouipost.core.clock import Clock
     from tests.resources import resources_for
 
     job = Job(id=1, queue="publish", kind="publish_post", payload={"post_id": post_id}, attempts=attempts,
@@ -237,8 +237,8 @@ def job_context(engine: Any, settings: Any, session: aiohttp.ClientSession, post
 
 async def _prepare_publishing(client: Any, key: Any, engine: Any, network: str) -> dict:
     """A post whose publish request is committed but not yet run (no worker in these tests)."""
-    from ouipost import publishing
     from ouipost.posts import service
+    from ouipost.publishing import service as publishing
 
     await connect(client, key, network)
     post = await create_post(client, key, [network])
@@ -341,8 +341,8 @@ async def test_a_refresh_made_elsewhere_meanwhile_is_used_not_mistaken_for_expir
     """X rotates refresh tokens and revokes the whole grant when a used one comes back: a publisher
     holding tokens that another process has refreshed meanwhile must take the stored ones, not refresh
     again (which would kill the grant) nor expire the account."""
-    from ouipost import accounts
-    from ouipost.crypto import Cipher
+    from ouipost.accounts import service as accounts
+    from ouipost.core.crypto import Cipher
     from ouipost.platforms import make_adapter
     from ouipost.platforms.http import PlatformHttp
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost.web import dumps, dumps_bytes
+from ouipost.http.web import dumps, dumps_bytes
 
 
 class Recorder:

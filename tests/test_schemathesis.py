@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import users
-from ouipost.clock import Clock
+from ouipost.core.clock import Clock
+from ouipost.identity import users
 from tests.conftest import make_env
 from tests.servers import free_port, wait_healthy
 

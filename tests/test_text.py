@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ouipost.platforms.registry import PLATFORMS, get_platform
-from ouipost.text import count_inline_hashtags, count_text, effective_text, normalise_hashtags
+from ouipost.platforms.text import count_inline_hashtags, count_text, effective_text, normalise_hashtags
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man, woman, girl, boy joined by ZWJ
 FLAG_FR = "\U0001f1eb\U0001f1f7"

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from ouipost.db.tables import api_key_workspaces, posts, social_accounts, workspace_members, workspaces
-from ouipost.users import create_user
+from ouipost.identity.users import create_user
 
 
 async def create(client: Any, key: Any, **body: Any) -> dict[str, Any]:

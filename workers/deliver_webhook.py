@@ -2,11 +2,11 @@
 
 Payload: {"delivery_id": "dlv_...", "attempt": n} where n counts from 1. One job per attempt, each
 enqueued with `run_at` = the delivery's `next_attempt_at` and the unique key
-`deliver_webhook:<delivery>:<n>` (ouipost/webhook_dispatch.py::enqueue_attempt). Chosen over one
+`deliver_webhook:<delivery>:<n>` (ouipost/webhooks/dispatch.py::enqueue_attempt). Chosen over one
 job retried with RetryJob because a job's attempts also count what is not a delivery attempt (a
 database error, a lease lost when a worker died, a run before the delivery was due): tying the two
 counters together would let a job run out of tries while the delivery still has attempts left, or
-the other way round. Here the delivery row alone counts attempts (ouipost.webhooks, fenced on the
+the other way round. Here the delivery row alone counts attempts (ouipost.webhooks.service, fenced on the
 count) and the job's own retries (max DELIVER_MAX_ATTEMPTS, with backoff) only cover trouble
 running the job. A job whose attempt was already made (its own retry after the attempt was
 recorded, or a second job for the same attempt from the sweep) sends nothing and only makes sure
@@ -14,7 +14,7 @@ the next attempt is queued.
 
 No attempt is made once the endpoint is disabled (the delivery is failed without sending, see
 `deliver_due_attempt`) or deleted (its deliveries are deleted with it, the job finds nothing).
-Every attempt goes through the SSRF-guarded session of `ouipost.webhooks.client_session` (one per
+Every attempt goes through the SSRF-guarded session of `ouipost.webhooks.service.client_session` (one per
 worker process: `context.resources.webhook_http`), never the worker's general HTTP session, so
 OUIPOST_WEBHOOK_ALLOW_PRIVATE is honoured at connection time.
 
@@ -27,8 +27,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ouipost import webhook_dispatch, webhooks
-from ouipost.queue import JobFailed, RetryJob
+from ouipost.jobs.queue import JobFailed, RetryJob
+from ouipost.webhooks import dispatch as webhook_dispatch
+from ouipost.webhooks import service as webhooks
 from workers.worker import JobContext
 
 KIND = webhook_dispatch.DELIVER_KIND
@@ -42,7 +43,7 @@ async def handle(context: JobContext) -> None:
     picked up again by the dispatch safety run), RetryJob when the
     delivery is not due yet (a worker whose clock is behind the one that scheduled it). Database
     errors propagate and the queue retries the job; network errors are attempts, recorded by
-    ouipost.webhooks, never raised.
+    ouipost.webhooks.service, never raised.
     """
     try:
         delivery_id = str(context.payload["delivery_id"])

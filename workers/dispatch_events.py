@@ -1,7 +1,7 @@
 """`dispatch_events`: turn outbox events into webhook deliveries, each sent by its own job.
 
 The rules (which events go to which webhooks, the live keys, why runs never overlap) are in
-ouipost/webhook_dispatch.py; this is the job that runs them: one batch of events per run, and the
+ouipost/webhooks/dispatch.py; this is the job that runs them: one batch of events per run, and the
 periodic safety run (key `periodic:dispatch_events`) that also re-enqueues due deliveries without
 a job.
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from ouipost import queue, webhook_dispatch
+from ouipost.jobs import queue
+from ouipost.webhooks import dispatch as webhook_dispatch
 from workers import periodic
 from workers.worker import JobContext
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 async def handle(context: JobContext) -> None:
-    """One batch of outbox events, in one transaction (see ouipost/webhook_dispatch.py); the periodic
+    """One batch of outbox events, in one transaction (see ouipost/webhooks/dispatch.py); the periodic
     run also re-enqueues due deliveries that have no job.
 
     Nothing happens when the job is no longer ours (its lease expired and another worker took it).
@@ -34,7 +35,7 @@ async def handle(context: JobContext) -> None:
         if needed:
             await periodic.schedule_next_run(context.engine, context.job, now)
     async with context.engine.begin() as conn:
-        # First statement: give up the own live key (ouipost/webhook_dispatch.py, step 3). A periodic
+        # First statement: give up the own live key (ouipost/webhooks/dispatch.py, step 3). A periodic
         # run's key was handed over already; the statement still matches its row (and still writes).
         if not await queue.release_unique_key(conn, context.job):
             log.info("dispatch job %s is no longer ours; its new owner dispatches", context.id)

@@ -1,4 +1,4 @@
-"""`housekeeping`: a periodic job that deletes rows past their retention (ouipost/housekeeping.py).
+"""`housekeeping`: a periodic job that deletes rows past their retention (ouipost/housekeeping/service.py).
 
 Every 10 minutes (workers/periodic.py, key `periodic:housekeeping`: one live job across every
 process). The chain starts once some row is an hour past its reference time, and then keeps going.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from ouipost import housekeeping
+from ouipost.housekeeping import service as housekeeping
 from workers.periodic import HOUSEKEEPING_KIND, schedule_next_run
 from workers.worker import JobContext
 

@@ -21,9 +21,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import housekeeping, queue, webhook_dispatch
-from ouipost.clock import Clock
+from ouipost.core.clock import Clock
 from ouipost.db.tables import social_accounts
+from ouipost.housekeeping import service as housekeeping
+from ouipost.jobs import queue
+from ouipost.webhooks import dispatch as webhook_dispatch
 
 log = logging.getLogger("ouipost.periodic")
 

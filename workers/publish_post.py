@@ -16,7 +16,7 @@ A run of a post's job goes through three phases, each a method of `PublishRun`:
               done in the same transaction. Else RetryJob after the longest wait a network
               named, or the crash of a call raised again.
 
-The target's state machine (post_targets.status; ouipost/publishing.py writes every move):
+The target's state machine (post_targets.status; ouipost/publishing/service.py writes every move):
 
       schedule, publish now
         (prepare_targets)
@@ -67,13 +67,14 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import accounts, pacing, platform_calls, publishing, queue
-from ouipost.clock import Clock
+from ouipost.accounts import service as accounts
 from ouipost.config import Settings
-from ouipost.crypto import Cipher
+from ouipost.core.clock import Clock
+from ouipost.core.crypto import Cipher
+from ouipost.core.metrics import process_metrics
 from ouipost.db.batch import GroupCommit
-from ouipost.events import record_events
-from ouipost.metrics import process_metrics
+from ouipost.jobs import queue
+from ouipost.jobs.queue import Job, RetryJob
 from ouipost.platforms import NetworkNotConfigured, make_adapter
 from ouipost.platforms.base import (
     MediaFile,
@@ -87,11 +88,13 @@ from ouipost.platforms.base import (
 )
 from ouipost.platforms.http import CallObserver, PlatformHttp
 from ouipost.platforms.registry import get_platform
+from ouipost.platforms.text import effective_text
 from ouipost.posts import validation
-from ouipost.publishing import Held, Outcome, RunPlan, RunRequest, Send
-from ouipost.queue import Job, RetryJob
+from ouipost.publishing import pacing, platform_calls
+from ouipost.publishing import service as publishing
+from ouipost.publishing.service import Held, Outcome, RunPlan, RunRequest, Send
 from ouipost.storage import Storage
-from ouipost.text import effective_text
+from ouipost.webhooks.events import record_events
 from workers.worker import JobContext
 
 KIND = publishing.PUBLISH_KIND

@@ -1,7 +1,7 @@
 """`refresh_tokens`: a periodic job that refreshes tokens before they expire.
 
 Every 5 minutes (see workers/periodic.py) it takes the active accounts whose token expires within
-their network's window (ouipost/pacing.py DEFAULT_REFRESH_WINDOWS, OUIPOST_REFRESH_WINDOWS) and
+their network's window (ouipost/publishing/pacing.py DEFAULT_REFRESH_WINDOWS, OUIPOST_REFRESH_WINDOWS) and
 asks the network for a new token set:
 
 - success: the new tokens are stored (a rotated refresh token replaces the old one at once: X,
@@ -26,15 +26,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ouipost import accounts
-from ouipost.crypto import Cipher, DecryptionError
+from ouipost.accounts import service as accounts
+from ouipost.core.crypto import Cipher, DecryptionError
 from ouipost.db.tables import social_accounts
-from ouipost.events import record_event
-from ouipost.pacing import PacingConfig
 from ouipost.platforms import NetworkNotConfigured, adapter_class, make_adapter
 from ouipost.platforms.base import PlatformError, TokenExpiredError
 from ouipost.platforms.http import PlatformHttp
 from ouipost.platforms.registry import NETWORKS
+from ouipost.publishing.pacing import PacingConfig
+from ouipost.webhooks.events import record_event
 from workers.periodic import REFRESH_TOKENS_KIND, schedule_next_run
 from workers.worker import JobContext
 

@@ -8,7 +8,7 @@ returned (the worker has drained its writes by then). Handlers read `context.res
 - `http`: the one client session for calls to the networks (`platform_http()` wraps it with the
   base URL the settings name, and an observer when the calls are recorded);
 - `webhook_http`: the session that delivers webhooks, whose connector refuses private addresses at
-  connection time unless OUIPOST_WEBHOOK_ALLOW_PRIVATE (ouipost.webhooks.client_session);
+  connection time unless OUIPOST_WEBHOOK_ALLOW_PRIVATE (ouipost.webhooks.service.client_session);
 - `cipher`: decrypts the accounts' tokens;
 - `storage`: the media storage (on S3 one aiobotocore client for every upload the networks read);
 - `publisher`: the publish jobs' group commits and slot waiters (workers/publish_post.py).
@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import webhooks
-from ouipost.clock import Clock
 from ouipost.config import Settings
-from ouipost.crypto import Cipher
+from ouipost.core.clock import Clock
+from ouipost.core.crypto import Cipher
 from ouipost.platforms.http import CallObserver, PlatformHttp
 from ouipost.storage import Storage, storage_from_settings
+from ouipost.webhooks import service as webhooks
 from workers.publish_post import Publisher
 
 
@@ -55,7 +55,7 @@ class WorkerResources:
 
     def platform_http(self, observer: CallObserver | None = None) -> PlatformHttp:
         """The networks' session with the settings' base URL (the sandbox, when it is on); `observer`
-        hears of every call (ouipost.platform_calls.PlatformCallLog.observe)."""
+        hears of every call (ouipost.publishing.platform_calls.PlatformCallLog.observe)."""
         return PlatformHttp(self.http, base_url=self.settings.effective_platform_base_url, observer=observer)
 
     async def drain(self) -> None:

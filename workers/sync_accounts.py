@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from ouipost import accounts, analytics
+from ouipost.accounts import service as accounts
+from ouipost.analytics import service as analytics
 from ouipost.platforms import NetworkNotConfigured, make_adapter
 from ouipost.platforms.base import PlatformError
 from workers.worker import JobContext

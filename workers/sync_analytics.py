@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ouipost import accounts, analytics
+from ouipost.accounts import service as accounts
+from ouipost.analytics import service as analytics
+from ouipost.jobs.queue import RetryJob
 from ouipost.platforms import NetworkNotConfigured, make_adapter
 from ouipost.platforms.base import (
     Insights,
@@ -27,7 +29,6 @@ from ouipost.platforms.base import (
     RetryableError,
     TokenExpiredError,
 )
-from ouipost.queue import RetryJob
 from workers.worker import JobContext
 
 KIND = analytics.SYNC_KIND

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import queue
-from ouipost.clock import Clock
-from ouipost.logs import CURRENT_JOB
-from ouipost.metrics import process_metrics
-from ouipost.queue import Job, JobFailed, RetryJob
+from ouipost.core.clock import Clock
+from ouipost.core.logs import CURRENT_JOB
+from ouipost.core.metrics import process_metrics
+from ouipost.jobs import queue
+from ouipost.jobs.queue import Job, JobFailed, RetryJob
 from workers.periodic import ensure_periodic_jobs
 
 if TYPE_CHECKING:  # resources build the publisher, whose module imports this one for JobContext

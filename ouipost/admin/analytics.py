@@ -6,12 +6,12 @@ from __future__ import annotations
 from aiohttp import web
 from marshmallow import Schema, fields, validate
 
-from ouipost import analytics
 from ouipost.admin.common import admin_route
-from ouipost.clock import isoformat
-from ouipost.context import CLOCK, DB
+from ouipost.analytics import service as analytics
+from ouipost.core.clock import isoformat
+from ouipost.http.context import CLOCK, DB
+from ouipost.http.web import load_query, ok
 from ouipost.openapi import describe, views
-from ouipost.web import load_query, ok
 
 routes = web.RouteTableDef()
 

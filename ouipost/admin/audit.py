@@ -7,12 +7,12 @@ from typing import Any
 from aiohttp import web
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from ouipost import audit
 from ouipost.admin.common import admin_route
 from ouipost.api.common import PageQuery, pagination
-from ouipost.context import DB
+from ouipost.http.context import DB
+from ouipost.http.web import load_query, ok
+from ouipost.identity import audit
 from ouipost.openapi import describe, views
-from ouipost.web import load_query, ok
 
 routes = web.RouteTableDef()
 

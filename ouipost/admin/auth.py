@@ -7,14 +7,15 @@ import math
 from aiohttp import web
 from marshmallow import Schema, fields, validate
 
-from ouipost import admin_auth, errors
 from ouipost.admin.common import ADMIN_USER, admin_route, request_actor
-from ouipost.admin.users_service import get_user, user_view, workspaces_by_user
-from ouipost.audit import record_audit
-from ouipost.clock import isoformat
-from ouipost.context import CLOCK, DB, PASSWORDS, SETTINGS
+from ouipost.core import errors
+from ouipost.core.clock import isoformat
+from ouipost.http.context import CLOCK, DB, PASSWORDS, SETTINGS
+from ouipost.http.web import load_body, ok
+from ouipost.identity import admin_auth
+from ouipost.identity.audit import record_audit
+from ouipost.identity.user_admin import get_user, user_view, workspaces_by_user
 from ouipost.openapi import describe, views
-from ouipost.web import load_body, ok
 
 routes = web.RouteTableDef()
 

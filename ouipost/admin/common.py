@@ -15,12 +15,13 @@ import sqlalchemy as sa
 from aiohttp import web
 from marshmallow import ValidationError, fields
 
-from ouipost import admin_auth, errors
-from ouipost.admin_auth import AdminUser
-from ouipost.audit import Actor
-from ouipost.context import CLOCK, DB, SETTINGS
-from ouipost.users import ADMIN_PERMISSIONS
-from ouipost.web import DATABASE_RETRY_AFTER, Handler
+from ouipost.core import errors
+from ouipost.http.context import CLOCK, DB, SETTINGS
+from ouipost.http.web import DATABASE_RETRY_AFTER, Handler
+from ouipost.identity import admin_auth
+from ouipost.identity.admin_auth import AdminUser
+from ouipost.identity.audit import Actor
+from ouipost.identity.users import ADMIN_PERMISSIONS
 
 ADMIN_USER = web.RequestKey("admin_user", AdminUser)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ouipost-admin"'}

@@ -8,15 +8,16 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ouipost import api_keys, errors, usage
-from ouipost.admin import keys_service
 from ouipost.admin.common import Choice, UniqueList, admin_route, request_actor
-from ouipost.admin.users_service import require_workspaces
 from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination
-from ouipost.clock import isoformat
-from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.core import errors
+from ouipost.core.clock import isoformat
+from ouipost.http import usage
+from ouipost.http.context import CLOCK, DB, SETTINGS
+from ouipost.http.web import load_body, load_query, ok
+from ouipost.identity import api_keys, key_admin
+from ouipost.identity.user_admin import require_workspaces
 from ouipost.openapi import describe, views
-from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
 
@@ -42,13 +43,13 @@ class KeyQuery(PageQuery):
 
 
 def _check_tier(request: web.Request, body: dict[str, Any]) -> None:
-    keys_service.check_tier(body, request.app[SETTINGS].rate_limits)
+    key_admin.check_tier(body, request.app[SETTINGS].rate_limits)
 
 
 async def _view(conn: Any, row: dict[str, Any], now: Any) -> dict[str, Any]:
-    grants = await keys_service.workspaces_by_key(conn, [row["id"]])
+    grants = await key_admin.workspaces_by_key(conn, [row["id"]])
     counts = await usage.usage_by_key(conn, [row["id"]], now.date())
-    return keys_service.key_view(row, grants[row["id"]], counts[row["id"]])
+    return key_admin.key_view(row, grants[row["id"]], counts[row["id"]])
 
 
 @routes.get("/admin/keys")
@@ -59,14 +60,14 @@ async def list_keys(request: web.Request) -> web.Response:
     today = request.app[CLOCK].now().date()
     await request.app[usage.USAGE].flush()  # this process's latest counts first; others' follow within 2 s
     async with request.app[DB].connect() as conn:
-        rows, total = await keys_service.list_keys(
+        rows, total = await key_admin.list_keys(
             conn, page=query["page"], limit=query["limit"], is_active=query.get("is_active")
         )
         ids = [r["id"] for r in rows]
-        grants = await keys_service.workspaces_by_key(conn, ids)
+        grants = await key_admin.workspaces_by_key(conn, ids)
         counts = await usage.usage_by_key(conn, ids, today)
     return ok({
-        "keys": [keys_service.key_view(r, grants[r["id"]], counts[r["id"]]) for r in rows],
+        "keys": [key_admin.key_view(r, grants[r["id"]], counts[r["id"]]) for r in rows],
         "pagination": pagination(query["page"], query["limit"], total),
     })
 
@@ -86,7 +87,7 @@ async def create_key(request: web.Request) -> web.Response:
             workspace_ids=body.get("workspaces", []), created_by=actor.user_id, now=now,
         )
         view = await _view(conn, new.record, now)
-        await keys_service.audit_key_created(conn, actor, view, now)
+        await key_admin.audit_key_created(conn, actor, view, now)
     return ok({"key": {**view, "api_key": new.secret}}, status=201)
 
 
@@ -98,13 +99,13 @@ async def update_key(request: web.Request) -> web.Response:
     _check_tier(request, body)
     now = request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
-        key = await keys_service.get_key(conn, request.match_info["id"])
+        key = await key_admin.get_key(conn, request.match_info["id"])
         if key is None:
             raise errors.NotFound("API key not found")
         if "workspaces" in body:
             await require_workspaces(conn, body["workspaces"])
-        row, changed = await keys_service.update_key(conn, key, body, now)
-        await keys_service.audit_key_updated(conn, request_actor(request), row, changed, now)
+        row, changed = await key_admin.update_key(conn, key, body, now)
+        await key_admin.audit_key_updated(conn, request_actor(request), row, changed, now)
         view = await _view(conn, row, now)
     return ok({"key": view})
 
@@ -115,10 +116,10 @@ async def update_key(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
-        key = await keys_service.get_key(conn, request.match_info["id"])
-        if key is None or not await keys_service.delete_key(conn, key["id"]):
+        key = await key_admin.get_key(conn, request.match_info["id"])
+        if key is None or not await key_admin.delete_key(conn, key["id"]):
             raise errors.NotFound("API key not found")
-        await keys_service.audit_key_deleted(conn, request_actor(request), key, now)
+        await key_admin.audit_key_deleted(conn, request_actor(request), key, now)
     return ok({"message": "API key deleted successfully"})
 
 
@@ -128,11 +129,11 @@ async def delete_key(request: web.Request) -> web.Response:
 async def rotate_key(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
-        key = await keys_service.get_key(conn, request.match_info["id"])
+        key = await key_admin.get_key(conn, request.match_info["id"])
         if key is None:
             raise errors.NotFound("API key not found")
-        secret, old_expires_at = await keys_service.rotate_key(conn, key["id"], now)
-        await keys_service.audit_key_rotated(conn, request_actor(request), key, old_expires_at, now)
+        secret, old_expires_at = await key_admin.rotate_key(conn, key["id"], now)
+        await key_admin.audit_key_rotated(conn, request_actor(request), key, old_expires_at, now)
     return ok({
         "key": {
             "id": key["id"],

@@ -1,7 +1,7 @@
 """What the dashboard, stats, health and system views measure, as plain functions.
 
 Platform health (the workers' record of network calls, and a status per network) is
-ouipost/platform_calls.py.
+ouipost/publishing/platform_calls.py.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import queue, usage
-from ouipost.clock import isoformat
+from ouipost.core.clock import isoformat
 from ouipost.db.engine import json_loads
 from ouipost.db.tables import api_keys, posts, social_accounts, users, workspaces
+from ouipost.http import usage
+from ouipost.jobs import queue
 from ouipost.platforms.registry import NETWORKS
 
 POST_STATUSES = ("draft", "scheduled", "published", "failed")

@@ -5,8 +5,8 @@ user id counts only the workspaces that user is a member of (`workspace_members`
 rather than a list of ids, so a user of a thousand workspaces costs no more than one of three.
 Counts are grouped queries served by the `(workspace_id, status)` indexes; the lists are bounded.
 
-The global figures (queue, workers, platform health) live in ouipost.admin.monitoring, ouipost.queue and
-ouipost.platform_calls.
+The global figures (queue, workers, platform health) live in ouipost.admin.monitoring, ouipost.jobs.queue and
+ouipost.publishing.platform_calls.
 """
 
 from __future__ import annotations

@@ -10,16 +10,17 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema
 
-from ouipost import __version__, platform_calls
+from ouipost import __version__
 from ouipost.admin import monitoring
 from ouipost.admin.common import admin_route
-from ouipost.clock import isoformat
-from ouipost.context import CLOCK, DB, SETTINGS, STARTED_AT
+from ouipost.core.clock import isoformat
+from ouipost.http.context import CLOCK, DB, SETTINGS, STARTED_AT
+from ouipost.http.rate_limits import LIMITER
+from ouipost.http.usage import USAGE
+from ouipost.http.web import error_response, load_query, ok
 from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
-from ouipost.rate_limits import LIMITER
-from ouipost.usage import USAGE
-from ouipost.web import error_response, load_query, ok
+from ouipost.publishing import platform_calls
 
 routes = web.RouteTableDef()
 

@@ -7,13 +7,13 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ouipost import errors, users
-from ouipost.admin import users_service
 from ouipost.admin.common import ADMIN_USER, Choice, UniqueList, admin_route, request_actor
 from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination
-from ouipost.context import CLOCK, DB
+from ouipost.core import errors
+from ouipost.http.context import CLOCK, DB
+from ouipost.http.web import load_body, load_query, ok
+from ouipost.identity import user_admin, users
 from ouipost.openapi import describe, views
-from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
 
@@ -58,12 +58,12 @@ class UserQuery(PageQuery):
 async def list_users(request: web.Request) -> web.Response:
     query = load_query(request, UserQuery())
     async with request.app[DB].connect() as conn:
-        rows, total = await users_service.list_users(
+        rows, total = await user_admin.list_users(
             conn, page=query["page"], limit=query["limit"], role=query.get("role"), is_active=query.get("is_active")
         )
-        grants = await users_service.workspaces_by_user(conn, [r["id"] for r in rows])
+        grants = await user_admin.workspaces_by_user(conn, [r["id"] for r in rows])
     return ok({
-        "users": [users_service.user_view(r, grants[r["id"]]) for r in rows],
+        "users": [user_admin.user_view(r, grants[r["id"]]) for r in rows],
         "pagination": pagination(query["page"], query["limit"], total),
     })
 
@@ -76,10 +76,10 @@ async def create_user(request: web.Request) -> web.Response:
     body = await load_body(request, UserBody())
     now = request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
-        row = await users_service.create_user(conn, body, now)
-        grants = await users_service.workspaces_by_user(conn, [row["id"]])
-        await users_service.audit_user_created(conn, request_actor(request), row, grants[row["id"]], now)
-    return ok({"user": users_service.user_view(row, grants[row["id"]])}, status=201)
+        row = await user_admin.create_user(conn, body, now)
+        grants = await user_admin.workspaces_by_user(conn, [row["id"]])
+        await user_admin.audit_user_created(conn, request_actor(request), row, grants[row["id"]], now)
+    return ok({"user": user_admin.user_view(row, grants[row["id"]])}, status=201)
 
 
 @routes.put("/admin/users/{id}")
@@ -89,13 +89,13 @@ async def update_user(request: web.Request) -> web.Response:
     body = await load_body(request, UserUpdateBody(), partial=True)
     now = request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
-        user = await users_service.get_user(conn, request.match_info["id"])
+        user = await user_admin.get_user(conn, request.match_info["id"])
         if user is None:
             raise errors.NotFound("User not found")
-        row, changed = await users_service.update_user(conn, user, body, now)
-        grants = await users_service.workspaces_by_user(conn, [row["id"]])
-        await users_service.audit_user_updated(conn, request_actor(request), user, row, changed, now)
-    return ok({"user": users_service.user_view(row, grants[row["id"]])})
+        row, changed = await user_admin.update_user(conn, user, body, now)
+        grants = await user_admin.workspaces_by_user(conn, [row["id"]])
+        await user_admin.audit_user_updated(conn, request_actor(request), user, row, changed, now)
+    return ok({"user": user_admin.user_view(row, grants[row["id"]])})
 
 
 @routes.delete("/admin/users/{id}")
@@ -104,9 +104,9 @@ async def update_user(request: web.Request) -> web.Response:
 async def delete_user(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     async with request.app[DB].begin() as conn:
-        user = await users_service.get_user(conn, request.match_info["id"])
+        user = await user_admin.get_user(conn, request.match_info["id"])
         if user is None:
             raise errors.NotFound("User not found")
-        await users_service.delete_user(conn, user)
-        await users_service.audit_user_deleted(conn, request_actor(request, request[ADMIN_USER]), user, now)
+        await user_admin.delete_user(conn, user)
+        await user_admin.audit_user_deleted(conn, request_actor(request, request[ADMIN_USER]), user, now)
     return ok({"message": "User deleted successfully"})

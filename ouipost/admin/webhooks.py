@@ -8,12 +8,13 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ouipost import errors, webhooks
 from ouipost.admin.common import Choice, UniqueList, admin_route, request_actor
 from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination
-from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.core import errors
+from ouipost.http.context import CLOCK, DB, SETTINGS
+from ouipost.http.web import load_body, load_query, ok
 from ouipost.openapi import describe, views
-from ouipost.web import load_body, load_query, ok
+from ouipost.webhooks import service as webhooks
 
 routes = web.RouteTableDef()
 

@@ -10,14 +10,16 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ouipost import accounts, connections, errors, instance_apps
+from ouipost.accounts import connections, instance_apps
+from ouipost.accounts import service as accounts
 from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, api_actor, pagination
-from ouipost.context import API_KEY, CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS, WORKSPACE_ID
+from ouipost.core import errors
+from ouipost.http.context import API_KEY, CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS, WORKSPACE_ID
+from ouipost.http.web import load_body, load_query, ok
 from ouipost.openapi import describe, views
 from ouipost.platforms.base import PlatformAdapter, PlatformError
 from ouipost.platforms.registry import NETWORKS, get_platform
-from ouipost.web import load_body, load_query, ok
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

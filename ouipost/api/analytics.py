@@ -1,5 +1,5 @@
 """Analytics of the workspace (GET /api/analytics) and of one post (GET /api/posts/{id}/analytics,
-POST /api/posts/{id}/analytics/refresh). The figures and their rules are in ouipost/analytics.py."""
+POST /api/posts/{id}/analytics/refresh). The figures and their rules are in ouipost/analytics/service.py."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ouipost import analytics, workspaces
+from ouipost.analytics import service as analytics
 from ouipost.api.auth import api_route
-from ouipost.clock import isoformat
-from ouipost.context import CLOCK, DB, WORKER, WORKSPACE_ID
+from ouipost.core.clock import isoformat
+from ouipost.http.context import CLOCK, DB, WORKER, WORKSPACE_ID
+from ouipost.http.web import load_query, ok
+from ouipost.identity import workspaces
+from ouipost.jobs.queue import notify_enqueued
 from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
 from ouipost.posts import service
-from ouipost.queue import notify_enqueued
-from ouipost.web import load_query, ok
 
 routes = web.RouteTableDef()
 

@@ -21,9 +21,11 @@ from typing import Literal
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import api_keys, errors, idempotency
-from ouipost.context import API_KEY, CLOCK, DB, WORKSPACE_ID
-from ouipost.web import Handler
+from ouipost.core import errors
+from ouipost.http import idempotency
+from ouipost.http.context import API_KEY, CLOCK, DB, WORKSPACE_ID
+from ouipost.http.web import Handler
+from ouipost.identity import api_keys
 
 WorkspaceSource = Literal["header", "path"] | None
 KEY_CONNECTION = web.RequestKey("key_connection", AsyncConnection)
@@ -87,7 +89,7 @@ async def api_key_middleware(request: web.Request, handler: Handler) -> web.Stre
     secret = request.headers.get("X-API-Key", "").strip()
     if not secret:
         raise errors.Unauthorized("Missing X-API-Key header")
-    # A read: usage and last use are counted in memory (ouipost.usage). The workspace a
+    # A read: usage and last use are counted in memory (ouipost.http.usage). The workspace a
     # header-scoped route will check is asked in the same query.
     workspace_id = request.headers.get("X-Workspace-ID", "").strip() or None
     share = _shares_connection(request)

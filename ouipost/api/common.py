@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, fields, validate
 
-from ouipost.audit import Actor
-from ouipost.context import API_KEY
+from ouipost.http.context import API_KEY
+from ouipost.identity.audit import Actor
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -64,7 +64,7 @@ class HashtagList(fields.List[str]):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str | None]:
         from marshmallow import ValidationError
 
-        from ouipost.text import normalise_hashtags
+        from ouipost.platforms.text import normalise_hashtags
 
         items = super()._deserialize(value, attr, data, **kwargs)
         try:

@@ -15,13 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ouipost import errors, idempotency
 from ouipost.api.auth import api_route
-from ouipost.clock import isoformat
-from ouipost.context import API_KEY, CLOCK, DB, SETTINGS, STORAGE, WORKSPACE_ID
+from ouipost.core import errors
+from ouipost.core.clock import isoformat
+from ouipost.http import idempotency
+from ouipost.http.context import API_KEY, CLOCK, DB, SETTINGS, STORAGE, WORKSPACE_ID
+from ouipost.http.web import ok
 from ouipost.openapi import describe, views
 from ouipost.posts import rules, service, uploads
-from ouipost.web import ok
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from ouipost.api.auth import api_route
+from ouipost.http.web import ok
 from ouipost.openapi import describe, views
 from ouipost.platforms.registry import PLATFORMS
-from ouipost.web import ok
 
 routes = web.RouteTableDef()
 

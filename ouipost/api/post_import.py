@@ -17,14 +17,15 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from marshmallow import Schema, fields, validate
 
-from ouipost import errors, idempotency
 from ouipost.api.auth import api_route
 from ouipost.api.posts import POST_BODY, PostQuery, ScheduleBody
-from ouipost.context import API_KEY, CLOCK, DB, SETTINGS, STORAGE, WORKER, WORKSPACE_ID
+from ouipost.core import errors
+from ouipost.http import idempotency
+from ouipost.http.context import API_KEY, CLOCK, DB, SETTINGS, STORAGE, WORKER, WORKSPACE_ID
+from ouipost.http.web import REQUEST_ID, load_query, ok
+from ouipost.jobs.queue import notify_enqueued
 from ouipost.openapi import describe, views
 from ouipost.posts import approval, csv_io, uploads
-from ouipost.queue import notify_enqueued
-from ouipost.web import REQUEST_ID, load_query, ok
 
 routes = web.RouteTableDef()
 SCHEDULE_BODY = ScheduleBody()

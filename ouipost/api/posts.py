@@ -8,17 +8,18 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ouipost import analytics, publishing
+from ouipost.analytics import service as analytics
 from ouipost.api.auth import api_route, key_connection, key_transaction, shares_key_connection
 from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, api_actor, pagination, validate_timezone
-from ouipost.clock import isoformat
-from ouipost.context import API_KEY, CLOCK, DB, STORAGE, WORKER, WORKSPACE_ID
-from ouipost.idempotency import idempotent
+from ouipost.core.clock import isoformat
+from ouipost.http.context import API_KEY, CLOCK, DB, STORAGE, WORKER, WORKSPACE_ID
+from ouipost.http.idempotency import idempotent
+from ouipost.http.web import load_body, load_query, ok
+from ouipost.jobs.queue import notify_enqueued
 from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
 from ouipost.posts import actions, approval, rules, service
-from ouipost.queue import notify_enqueued
-from ouipost.web import load_body, load_query, ok
+from ouipost.publishing import service as publishing
 
 routes = web.RouteTableDef()
 MAX_CONTENT = 100_000

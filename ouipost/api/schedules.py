@@ -16,15 +16,15 @@ from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import publishing
 from ouipost.api.auth import api_route
 from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination, validate_timezone
-from ouipost.context import CLOCK, DB, WORKSPACE_ID
-from ouipost.idempotency import idempotent
+from ouipost.http.context import CLOCK, DB, WORKSPACE_ID
+from ouipost.http.idempotency import idempotent
+from ouipost.http.web import load_body, load_query, ok
 from ouipost.openapi import describe, views
+from ouipost.publishing import service as publishing
 from ouipost.schedules import service
 from ouipost.schedules.slots import DAYS, Slot, parse_hhmm
-from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
 MAX_SLOTS = 500

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 from marshmallow import Schema, fields, validate
 
-from ouipost import api_keys, workspaces
 from ouipost.api.auth import api_route
 from ouipost.api.common import (
     HashtagList,
@@ -16,10 +15,11 @@ from ouipost.api.common import (
     pagination,
     validate_timezone,
 )
-from ouipost.context import API_KEY, CLOCK, DB, STORAGE, WORKSPACE_ID
-from ouipost.errors import NotFound
+from ouipost.core.errors import NotFound
+from ouipost.http.context import API_KEY, CLOCK, DB, STORAGE, WORKSPACE_ID
+from ouipost.http.web import load_body, load_query, ok
+from ouipost.identity import api_keys, workspaces
 from ouipost.openapi import describe, views
-from ouipost.web import load_body, load_query, ok
 
 routes = web.RouteTableDef()
 

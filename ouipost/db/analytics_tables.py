@@ -1,5 +1,5 @@
 """Tables of analytics: what the networks answered (snapshots) and the rollup every read uses. Shares
-`metadata`; every query on them is in `ouipost/analytics.py`.
+`metadata`; every query on them is in `ouipost/analytics/service.py`.
 
 - `insight_snapshots`: one row per insights answer of one published target (post x account), kept
   as history: the common four (impressions, reach, engagement, clicks) plus the network's own metrics

@@ -2,7 +2,7 @@
 
 - `instance_apps`: the OAuth app Oui Post registered on one server for one redirect URI (a Mastodon
   app is bound to its redirect URIs), so that connecting a second account of the same server reuses
-  it. The client secret is encrypted at rest (ouipost/crypto.py), bound to the row's key.
+  it. The client secret is encrypted at rest (ouipost/core/crypto.py), bound to the row's key.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tables of publish pacing (see ouipost/pacing.py). Shares `metadata`.
+"""Tables of publish pacing (see ouipost/publishing/pacing.py). Shares `metadata`.
 
 - `pacing`: one row per paced key (an account), holding its GCRA "theoretical arrival time" in
   epoch milliseconds. An integer, not a datetime, so that the admission is one UPDATE whose

@@ -2,7 +2,7 @@
 
 A job's life: queued -> running -> done | failed, and running -> queued again on a retry, on a
 released lease (graceful shutdown) or when its lease expired (the worker died). Every query the
-queue runs is in `ouipost/queue.py`; the shapes that matter for speed are documented here, next to
+queue runs is in `ouipost/jobs/queue.py`; the shapes that matter for speed are documented here, next to
 the indexes that serve them.
 """
 

@@ -34,7 +34,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 
 def Id() -> sa.String:  # noqa: N802 - reads like a type in table definitions
-    from ouipost.ids import ID_LENGTH
+    from ouipost.core.ids import ID_LENGTH
 
     return sa.String(ID_LENGTH)
 

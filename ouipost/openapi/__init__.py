@@ -4,7 +4,7 @@ OpenAPI document says about it, and `ouipost.openapi.spec` builds the document f
 What a route already says about itself is not repeated here: the permission (`required_permission`
 of `api_route`/`admin_route`), the role, the workspace source (`workspace_source` of `api_route`),
 the path parameters and whether it honours Idempotency-Key (`honours_idempotency_key` of
-`ouipost.idempotency.idempotent`). `describe` adds the rest: the query and body schemas the handler
+`ouipost.http.idempotency.idempotent`). `describe` adds the rest: the query and body schemas the handler
 loads, the shape of `data` in its answer, its status and the error statuses that come from its own
 logic (409, 413, 415...). The common ones (401, 403, 404, 422, 429, 503...) follow from the rest.
 

@@ -14,8 +14,8 @@ from typing import Any
 import openapi_ui_bundles
 from aiohttp import web
 
+from ouipost.http.web import dumps_bytes
 from ouipost.openapi.spec import build_spec
-from ouipost.web import dumps_bytes
 
 SWAGGER_UI_DIR = Path(openapi_ui_bundles.swagger_ui.static_path)
 INIT_SCRIPT = Path(__file__).parent / "static" / "docs-init.js"

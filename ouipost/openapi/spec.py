@@ -20,7 +20,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from marshmallow import Schema, fields
 
-from ouipost import __version__, idempotency
+from ouipost import __version__
+from ouipost.http import idempotency
 from ouipost.openapi import OperationDoc, operation_doc, views
 
 DOCUMENTED_PREFIXES = ("/api/", "/admin/")

@@ -14,11 +14,12 @@ from typing import Any, ClassVar
 
 from marshmallow import INCLUDE, Schema, fields, validate
 
-from ouipost import api_keys, audit, users, webhooks
-from ouipost.accounts import ACCOUNT_STATUSES
+from ouipost.accounts.service import ACCOUNT_STATUSES
+from ouipost.identity import api_keys, audit, users
 from ouipost.platforms.registry import NETWORKS
 from ouipost.posts.service import STATUSES as POST_STATUSES
 from ouipost.posts.uploads import MAX_ALT_TEXT, MEDIA_TYPES
+from ouipost.webhooks import service as webhooks
 
 String, Integer, Float, Boolean, DateTime = fields.String, fields.Integer, fields.Float, fields.Boolean, fields.DateTime
 

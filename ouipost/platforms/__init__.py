@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Protocol
 
-from ouipost.clock import Clock
+from ouipost.core.clock import Clock
 from ouipost.platforms.base import ClientCredentials, PlatformAdapter
 from ouipost.platforms.http import PlatformHttp
 from ouipost.platforms.registry import get_platform

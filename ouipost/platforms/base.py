@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from ouipost.clock import Clock
+from ouipost.core.clock import Clock
 
 if TYPE_CHECKING:
     from ouipost.platforms.http import PlatformHttp
@@ -210,7 +210,7 @@ class PlatformAdapter(ABC):
         self.http = http
         self.credentials = credentials
         # Token expiries, deadlines and waits (processing polls, rate-limit resets) read this clock,
-        # so a test moves time instead of waiting for it (ouipost/clock.py).
+        # so a test moves time instead of waiting for it (ouipost/core/clock.py).
         self.clock = clock or Clock()
 
     def poll_media_every(self, seconds: float) -> None:

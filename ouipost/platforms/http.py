@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from ouipost.metrics import process_metrics
+from ouipost.core.metrics import process_metrics
 from ouipost.platforms.base import RetryableError, UnknownOutcomeError
 
 

@@ -3,7 +3,7 @@
 Flows (docs/platforms/mastodon.md):
 - App: a Mastodon app exists per server, so `register_app` creates one with `POST /api/v1/apps`
   (scopes `read write:statuses write:media`) and reads `/.well-known/oauth-authorization-server`
-  to learn whether the server takes PKCE (4.3 and later). ouipost/instance_apps.py keeps the app per
+  to learn whether the server takes PKCE (4.3 and later). ouipost/accounts/instance_apps.py keeps the app per
   server and redirect URI (secret encrypted) and hands it back through `for_instance`.
 - Connect: `/oauth/authorize` on the server, then `POST /oauth/token` (authorization_code, PKCE
   verifier when supported), `GET /api/v1/accounts/verify_credentials` and `GET /api/v2/instance`,
@@ -41,7 +41,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from ouipost.clock import Clock
+from ouipost.core.clock import Clock
 from ouipost.platforms.base import (
     AccountAuth,
     AccountStats,

@@ -39,7 +39,7 @@ class PlatformSpec:
     adapter: str = ""
     hosts: tuple[str, ...] = field(default_factory=tuple)
     # Accounts live on a server the user names (`instance` when connecting): the OAuth app is
-    # registered on each server at first use (ouipost/instance_apps.py), not configured per network.
+    # registered on each server at first use (ouipost/accounts/instance_apps.py), not configured per network.
     instance_based: bool = False
     # The per-network `options` a post may give (platform_content.<network>.options), as `name` or
     # `name=choice|choice` when only some values exist; validation refuses any other.

@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import errors, publishing
-from ouipost.events import record_event
+from ouipost.core import errors
 from ouipost.posts import approval, rules, service
+from ouipost.publishing import service as publishing
 from ouipost.schedules.service import workspace_timezone
+from ouipost.webhooks.events import record_event
 
 PUBLISH_WAIT_SECONDS = 5.0  # how long publish-now waits for the outcome before answering "still running"
 

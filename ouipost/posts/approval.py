@@ -27,12 +27,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import errors, publishing
-from ouipost.audit import Actor, record_audit
-from ouipost.clock import isoformat
+from ouipost.core import errors
+from ouipost.core.clock import isoformat
 from ouipost.db.tables import posts, workspaces
-from ouipost.events import record_event
+from ouipost.identity.audit import Actor, record_audit
 from ouipost.posts import rules, service
+from ouipost.publishing import service as publishing
+from ouipost.webhooks.events import record_event
 
 PERMISSION = "posts.approve"  # API keys and admin users alike
 PENDING = "pending_approval"

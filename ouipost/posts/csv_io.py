@@ -7,9 +7,9 @@ ScheduleBody, loaded with the API's own schemas; several platforms or media URLs
 separated by `|` or spaces. Every row is checked before anything is kept:
 
 1. the cells (the schemas, the file's shape, at most MAX_ROWS rows);
-2. the media URLs: each is checked and fetched with the webhooks' SSRF guard (ouipost.webhooks:
+2. the media URLs: each is checked and fetched with the webhooks' SSRF guard (ouipost.webhooks.service:
    `check_url`, then a connector that refuses private addresses at connection time), streamed to a
-   temp file with the upload's size caps and type sniffing (ouipost.media.receive_upload) and probed
+   temp file with the upload's size caps and type sniffing (ouipost.posts.media.receive_upload) and probed
    as an upload is (ouipost.posts.uploads.probe);
 3. the domain functions themselves, in one transaction: `actions.create_draft`, the media rules of
    `uploads.check_can_attach`, `actions.schedule`. A row that breaks a rule there is reported with
@@ -43,15 +43,18 @@ import marshmallow
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import __version__, analytics, errors, webhooks
-from ouipost import media as media_files
-from ouipost.clock import isoformat
+from ouipost import __version__
+from ouipost.analytics import service as analytics
+from ouipost.core import errors
+from ouipost.core.clock import isoformat
+from ouipost.core.ids import new_id
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts
-from ouipost.events import record_events
-from ouipost.ids import new_id
 from ouipost.posts import actions, service, uploads
+from ouipost.posts import media as media_files
 from ouipost.storage import Storage
+from ouipost.webhooks import service as webhooks
+from ouipost.webhooks.events import record_events
 
 if TYPE_CHECKING:
     from aiohttp import BodyPartReader

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.db.tables import social_accounts
 from ouipost.platforms.registry import get_platform
+from ouipost.platforms.text import count_text, effective_text
 from ouipost.posts import validation
 from ouipost.posts.service import Target, target_networks
 from ouipost.storage import Storage
-from ouipost.text import count_text, effective_text
 
 MEDIA_URL_TTL = 3600  # seconds a signed media URL in an answer stays valid
 

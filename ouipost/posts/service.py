@@ -16,13 +16,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import analytics, errors
-from ouipost.clock import isoformat
+from ouipost.analytics import service as analytics
+from ouipost.core import errors
+from ouipost.core.clock import isoformat
+from ouipost.core.ids import new_id
 from ouipost.db.batch import expanding
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.db.types import UTCDateTime
-from ouipost.ids import new_id
 from ouipost.platforms.registry import NETWORKS
 
 # Editing a post pending approval returns it to draft (ouipost/posts/approval.py).
@@ -364,7 +365,7 @@ def post_view(
 ) -> dict[str, Any]:
     """The post as the API shows it; `detail` adds platform_posts and per-network analytics.
 
-    `analytics` is the post's entry of ouipost.analytics.post_totals (latest totals; zeros without it).
+    `analytics` is the post's entry of ouipost.analytics.service.post_totals (latest totals; zeros without it).
     """
     media_urls = media_urls or {}
     totals = analytics or {}

@@ -20,12 +20,12 @@ from aiohttp import BodyPartReader, MultipartReader
 from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost import errors
-from ouipost import media as media_files
+from ouipost.core import errors
+from ouipost.core.ids import new_id
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts
-from ouipost.ids import new_id
 from ouipost.posts import approval, rules, service, validation
+from ouipost.posts import media as media_files
 from ouipost.storage import Storage
 
 MEDIA_TYPES = ("image", "video", "document")

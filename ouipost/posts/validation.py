@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ouipost.platforms.registry import PLATFORMS, PlatformSpec
-from ouipost.text import (
+from ouipost.platforms.text import (
     COUNTING_LABELS,
     count_inline_hashtags,
     count_text,

@@ -31,7 +31,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 from aiohttp import web
 
-from ouipost.media import sniff_mime
+from ouipost.posts.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 
 DEFAULT_APPS = {"sandbox-client": "sandbox-secret"}

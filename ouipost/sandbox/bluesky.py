@@ -50,10 +50,10 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from ouipost.media import sniff_mime
+from ouipost.platforms.text import grapheme_count
+from ouipost.posts.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 from ouipost.sandbox.tiktok import mp4_duration
-from ouipost.text import grapheme_count
 
 NETWORK = "bluesky"
 PDS_HOST = "morel.us-east.host.bsky.network"

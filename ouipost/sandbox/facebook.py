@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ouipost.media import sniff_mime
+from ouipost.posts.media import sniff_mime
 from ouipost.sandbox._meta import (
     GraphError,
     access_token_of,

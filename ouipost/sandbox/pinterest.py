@@ -45,7 +45,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 
-from ouipost.media import sniff_mime
+from ouipost.posts.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 
 NETWORK = "pinterest"

@@ -51,7 +51,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from ouipost.media import sniff_mime
+from ouipost.posts.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, units_under_way
 
 NETWORK = "tiktok"

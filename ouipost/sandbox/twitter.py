@@ -43,9 +43,9 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from ouipost.media import sniff_mime
+from ouipost.platforms.text import twitter_weighted_length
+from ouipost.posts.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, TokenInfo, record_of, units_under_way
-from ouipost.text import twitter_weighted_length
 
 NETWORK = "twitter"
 HOSTS: tuple[str, ...] = ("x.com", "api.x.com", "api.twitter.com")

@@ -54,7 +54,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ouipost.media import sniff_mime
+from ouipost.posts.media import sniff_mime
 from ouipost.sandbox.core import Sandbox, TokenInfo, units_under_way
 
 NETWORK = "youtube"

@@ -29,13 +29,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import errors
-from ouipost.clock import isoformat
+from ouipost.core import errors
+from ouipost.core.clock import isoformat
+from ouipost.core.ids import new_id
 from ouipost.db.batch import expanding
 from ouipost.db.pages import fetch_page
 from ouipost.db.schedule_tables import schedule_entries, schedule_slots, schedules
 from ouipost.db.tables import posts, social_accounts, workspaces
-from ouipost.ids import new_id
 from ouipost.platforms.registry import NETWORKS
 from ouipost.schedules import slots as slot_rules
 from ouipost.schedules.slots import HORIZON, Slot

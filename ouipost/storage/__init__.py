@@ -46,7 +46,7 @@ def storage_from_settings(settings: Any) -> Storage:
         )
     from pathlib import Path
 
-    from ouipost.crypto import derive_key
+    from ouipost.core.crypto import derive_key
 
     return create_storage(
         "local", root=Path(settings.data_dir) / "media", public_url=settings.public_url,

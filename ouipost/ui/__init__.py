@@ -32,12 +32,13 @@ import jinja2
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ouipost import __version__, errors
+from ouipost import __version__
 from ouipost.config import Settings
-from ouipost.context import SETTINGS
+from ouipost.core import errors
+from ouipost.http.context import SETTINGS
+from ouipost.http.web import REQUEST_ID, Handler
 from ouipost.ui.common import STATIC_ROUTE, render
 from ouipost.ui.session import cookie_storage, csrf_ok
-from ouipost.web import REQUEST_ID, Handler
 
 log = logging.getLogger("ouipost.ui")
 

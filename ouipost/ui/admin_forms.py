@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import workspaces
+from ouipost.identity import workspaces
 from ouipost.ui.common import UI_WORKSPACES
 
 MAX_PAGE = 1_000_000

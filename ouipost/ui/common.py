@@ -29,15 +29,15 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import errors
-from ouipost.admin_auth import AdminUser
-from ouipost.audit import Actor
-from ouipost.context import DB
+from ouipost.core import errors
 from ouipost.db.pages import fetch_page
 from ouipost.db.tables import workspace_members, workspaces
+from ouipost.http.context import DB
+from ouipost.http.web import Handler
+from ouipost.identity.admin_auth import AdminUser
+from ouipost.identity.audit import Actor
+from ouipost.identity.users import ADMIN_PERMISSIONS
 from ouipost.ui.session import csrf_ok, csrf_token, current_user, flash, take_flashes
-from ouipost.users import ADMIN_PERMISSIONS
-from ouipost.web import Handler
 
 UI_USER = web.RequestKey("ui_user", AdminUser)
 # The signed-in user's current workspace row, and the rows the switcher lists.

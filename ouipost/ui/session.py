@@ -24,12 +24,12 @@ from aiohttp_session import Session, get_session, new_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
-from ouipost import admin_auth
-from ouipost.admin_auth import AdminUser, LoginOutcome
-from ouipost.audit import Actor, record_audit
 from ouipost.config import Settings
-from ouipost.context import CLOCK, DB, PASSWORDS, SETTINGS
-from ouipost.crypto import derive_key
+from ouipost.core.crypto import derive_key
+from ouipost.http.context import CLOCK, DB, PASSWORDS, SETTINGS
+from ouipost.identity import admin_auth
+from ouipost.identity.admin_auth import AdminUser, LoginOutcome
+from ouipost.identity.audit import Actor, record_audit
 
 COOKIE_NAME = "ouipost_ui"
 COOKIE_PURPOSE = "ouipost/ui-session-cookie/v1"

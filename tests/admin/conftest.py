@@ -21,10 +21,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import users
 from ouipost.app import create_app
-from ouipost.clock import Clock, FrozenClock
 from ouipost.config import Settings
+from ouipost.core.clock import Clock, FrozenClock
+from ouipost.identity import users
 from tests.conftest import DatabaseUnderTest, make_env
 
 ROOT = Path(__file__).resolve().parents[2]

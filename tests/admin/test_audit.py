@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ouipost import webhooks
-from ouipost.audit import Actor, record_audit
+from ouipost.identity.audit import Actor, record_audit
+from ouipost.webhooks import service as webhooks
 from tests.admin.conftest import PASSWORD
 
 

@@ -10,9 +10,9 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from ouipost.admin_auth import JWT_PURPOSE
-from ouipost.crypto import derive_key
+from ouipost.core.crypto import derive_key
 from ouipost.db.admin_tables import admin_sessions, audit_logs
+from ouipost.identity.admin_auth import JWT_PURPOSE
 from tests.admin.conftest import PASSWORD, login
 from tests.conftest import TEST_SECRET
 

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from ouipost.app import create_app
 from ouipost.config import SettingsError, load_settings
+from ouipost.core.forwarded import client_address
 from ouipost.db.admin_tables import audit_logs
-from ouipost.forwarded import client_address
 from tests.admin.conftest import PASSWORD
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ouipost import api_keys
 from ouipost.db.tables import api_keys as keys_table
+from ouipost.identity import api_keys
 
 NEW_KEY = {"name": "Integration", "tier": "professional", "permissions": ["posts.read", "analytics.read"]}
 

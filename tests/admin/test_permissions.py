@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ouipost.users import ROLE_PERMISSIONS
+from ouipost.identity.users import ROLE_PERMISSIONS
 
 EXPECTED: dict[tuple[str, str], tuple[str | None, str | None]] = {
     ("POST", "/admin/logout"): (None, None),

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import redis
 
-from ouipost import api_keys, usage
 from ouipost.app import create_app
-from ouipost.clock import FrozenClock
+from ouipost.core.clock import FrozenClock
 from ouipost.db.tables import api_keys as api_keys_table
-from ouipost.rate_limits import LIMITER, RETRY_SECONDS, LocalLimiter
+from ouipost.http import usage
+from ouipost.http.rate_limits import LIMITER, RETRY_SECONDS, LocalLimiter
+from ouipost.identity import api_keys
 from tests.admin.conftest import free_port, login
 
 SHARED_REDIS = ("127.0.0.1", 6379)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from ouipost import platform_calls, workspaces
 from ouipost.admin import monitoring
 from ouipost.app import create_app
 from ouipost.db.engine import create_engine
 from ouipost.db.tables import posts
+from ouipost.identity import workspaces
+from ouipost.publishing import platform_calls
 
 
 async def _seed(engine: Any, clock: Any) -> None:

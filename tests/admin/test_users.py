@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ouipost import workspaces
 from ouipost.db.tables import users as users_table
 from ouipost.db.tables import workspace_members
+from ouipost.identity import workspaces
 from tests.admin.conftest import PASSWORD, login
 
 NEW_USER = {"email": "New.User@Example.com", "name": "New User", "password": "long enough password",

@@ -1,4 +1,4 @@
-"""/admin/webhooks and ouipost.webhooks: signed deliveries to a local receiver, retries, disabling,
+"""/admin/webhooks and ouipost.webhooks.service: signed deliveries to a local receiver, retries, disabling,
 the private-address guard at creation and at connection time."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from ouipost import webhooks
 from ouipost.app import create_app
 from ouipost.db.admin_tables import webhooks as webhooks_table
+from ouipost.webhooks import service as webhooks
 
 
 @dataclass

@@ -13,13 +13,15 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import analytics, publishing, users
+from ouipost.analytics import service as analytics
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import Settings
+from ouipost.core.clock import Clock
 from ouipost.db.tables import post_targets
+from ouipost.identity import users
+from ouipost.jobs.queue import Job
 from ouipost.platforms.base import AccountStats, Insights
-from ouipost.queue import Job
+from ouipost.publishing import service as publishing
 from tests.resources import resources_for
 from workers.worker import JobContext
 

@@ -11,11 +11,12 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
-from ouipost import analytics, queue
-from ouipost.clock import FrozenClock
+from ouipost.analytics import service as analytics
+from ouipost.core.clock import FrozenClock
 from ouipost.db.analytics_tables import insight_snapshots
 from ouipost.db.queue_tables import jobs
-from ouipost.queue import RetryJob
+from ouipost.jobs import queue
+from ouipost.jobs.queue import RetryJob
 from tests.analytics.conftest import job_context, target_of
 from tests.test_accounts import connect
 from tests.test_publishing import create_post, publish

@@ -35,11 +35,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import publish_burst
-from ouipost.clock import Clock
+from ouipost.core.clock import Clock
+from ouipost.core.ids import new_id
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import media, post_targets, posts
-from ouipost.ids import new_id
-from ouipost.publishing import PUBLISH_KIND, PUBLISH_MAX_ATTEMPTS, PUBLISH_QUEUE, publish_job_key
+from ouipost.publishing.service import PUBLISH_KIND, PUBLISH_MAX_ATTEMPTS, PUBLISH_QUEUE, publish_job_key
 from tests.servers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]

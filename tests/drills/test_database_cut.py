@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from ouipost.app import create_app
-from ouipost.clock import Clock
+from ouipost.core.clock import Clock
 from ouipost.db.engine import create_engine
 from tests.drills.conftest import (
     DRILL_SECONDS,

@@ -32,10 +32,10 @@ import sqlalchemy as sa
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from bench import publish_burst
-from ouipost import api_keys
-from ouipost.clock import Clock, isoformat
+from ouipost.core.clock import Clock, isoformat
 from ouipost.db.admin_tables import api_key_usage
 from ouipost.db.tables import users
+from ouipost.identity import api_keys
 from tests.drills.conftest import NETWORKS, make_accounts, tally, wait_all_final, worker_logs
 from tests.servers import free_port
 

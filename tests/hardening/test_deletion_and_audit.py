@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ouipost.app import create_app
 from ouipost.config import Settings
-from ouipost.context import STORAGE
 from ouipost.db.admin_tables import audit_logs
+from ouipost.http.context import STORAGE
 from ouipost.storage import create_storage
 from tests.media_samples import jpeg_bytes
 from tests.test_accounts import connect

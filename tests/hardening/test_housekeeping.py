@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import accounts, admin_auth, housekeeping, idempotency, queue, users, webhooks
-from ouipost.clock import FrozenClock
+from ouipost.accounts import service as accounts
 from ouipost.config import SettingsError, load_settings
-from ouipost.crypto import Cipher
+from ouipost.core.clock import FrozenClock
+from ouipost.core.crypto import Cipher
 from ouipost.db.admin_tables import (
     admin_sessions,
     login_failures,
@@ -24,9 +24,14 @@ from ouipost.db.admin_tables import (
 )
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import events, idempotency_keys, oauth_states
-from ouipost.events import record_event
-from ouipost.platform_calls import PlatformCallLog
-from ouipost.retention import DEFAULT_RETENTION, Retention, load_retention
+from ouipost.housekeeping import service as housekeeping
+from ouipost.housekeeping.retention import DEFAULT_RETENTION, Retention, load_retention
+from ouipost.http import idempotency
+from ouipost.identity import admin_auth, users
+from ouipost.jobs import queue
+from ouipost.publishing.platform_calls import PlatformCallLog
+from ouipost.webhooks import service as webhooks
+from ouipost.webhooks.events import record_event
 from tests.conftest import TEST_SECRET
 from workers import housekeeping as housekeeping_job
 from workers.periodic import HOUSEKEEPING_KIND, ensure_periodic_jobs, periodic_key

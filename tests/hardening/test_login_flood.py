@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import users
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import Settings
-from ouipost.context import PASSWORDS
+from ouipost.core.clock import Clock
 from ouipost.db.admin_tables import audit_logs, login_failures
+from ouipost.http.context import PASSWORDS
+from ouipost.identity import users
 
 # Floods of argon2 password checks (seconds of CPU each): not in the quick loop (`pytest -m "not slow"`).
 pytestmark = pytest.mark.slow

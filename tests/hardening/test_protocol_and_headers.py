@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import users
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import Settings
+from ouipost.core.clock import Clock
+from ouipost.identity import users
 from ouipost.server import EnvelopeAppRunner
 
 SECRET_MARK = "s3cr3t-marker"

@@ -10,10 +10,10 @@ from typing import Any
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import users
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import Settings
+from ouipost.core.clock import Clock
+from ouipost.identity import users
 from ouipost.sandbox import Sandbox
 
 PASSWORD = "correct horse battery staple"

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import api_keys, users, workspaces
-from ouipost.clock import Clock
+from ouipost.core.clock import Clock
 from ouipost.db.engine import create_engine
 from ouipost.db.migrations import upgrade
 from ouipost.db.tables import idempotency_keys, media
-from ouipost.webhooks import is_allowed_address
+from ouipost.identity import api_keys, users, workspaces
+from ouipost.webhooks.service import is_allowed_address
 from tests.conftest import DatabaseUnderTest, _exec_server, _mysql_server_url
 from tests.media_samples import jpeg_bytes
 

@@ -20,8 +20,8 @@ from ouipost.platforms.base import (
     UnknownOutcomeError,
 )
 from ouipost.platforms.bluesky import BlueskyAdapter
+from ouipost.platforms.text import grapheme_count
 from ouipost.sandbox import Sandbox
-from ouipost.text import grapheme_count
 from tests.media_samples import jpeg_bytes
 
 ALICE_DID = "did:plc:ouipostalice2sandbox0001"

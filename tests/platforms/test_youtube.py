@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from ouipost.clock import FrozenClock
+from ouipost.core.clock import FrozenClock
 from ouipost.platforms.base import (
     AccountAuth,
     MediaFile,

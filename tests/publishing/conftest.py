@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import Settings
-from ouipost.queue import Job
+from ouipost.core.clock import Clock
+from ouipost.jobs.queue import Job
 from tests.admin.conftest import _collect_migration_leftovers, admin, make_user, sign_in  # noqa: F401
 from tests.resources import resources_for
 from workers.worker import JobContext

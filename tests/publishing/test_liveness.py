@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ouipost import queue
-from ouipost.clock import Clock
 from ouipost.config import Settings
+from ouipost.core.clock import Clock
+from ouipost.jobs import queue
 from tests.queue.conftest import add_job
 from tests.queue.test_worker import wait_until
 from workers.worker import Worker

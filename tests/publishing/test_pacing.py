@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ouipost import pacing
-from ouipost.clock import Clock
+from ouipost.core.clock import Clock
 from ouipost.db.admin_tables import platform_calls
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import post_targets, posts
-from ouipost.platform_calls import call_ok
+from ouipost.publishing import pacing
+from ouipost.publishing.platform_calls import call_ok
 from tests.test_accounts import connect
 from tests.test_publishing import create_post, publications, publish
 

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ouipost import publishing
 from ouipost.app import create_app
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import post_targets, posts
 from ouipost.posts import service
+from ouipost.publishing import service as publishing
 from tests.conftest import make_env
 from tests.queue.test_worker import wait_until
 from tests.test_accounts import connect

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 
-from ouipost.clock import Clock
-from ouipost.crypto import Cipher
+from ouipost.core.clock import Clock
+from ouipost.core.crypto import Cipher
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import events, social_accounts
 from tests.publishing.conftest import job_context

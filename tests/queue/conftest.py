@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import queue
 from ouipost.db.queue_tables import jobs
+from ouipost.jobs import queue
 
 NOW = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 

@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import queue
-from ouipost.clock import Clock
+from ouipost.core.clock import Clock
 from ouipost.db.queue_tables import jobs, workers
+from ouipost.jobs import queue
 from tests.conftest import make_env
 from tests.queue.conftest import add_job, count_jobs, job_row
 from tests.queue.handlers import read_traces

@@ -9,9 +9,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import housekeeping, queue
 from ouipost.db.queue_tables import jobs, workers
-from ouipost.retention import Retention
+from ouipost.housekeeping import service as housekeeping
+from ouipost.housekeeping.retention import Retention
+from ouipost.jobs import queue
 from tests.queue.conftest import NOW, add_job, count_jobs, job_row
 
 LEASE = 30.0

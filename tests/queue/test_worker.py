@@ -12,13 +12,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import queue
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import Settings
-from ouipost.context import DB, WORKER
+from ouipost.core.clock import Clock
 from ouipost.db.queue_tables import workers
-from ouipost.queue import JobFailed, RetryJob
+from ouipost.http.context import DB, WORKER
+from ouipost.jobs import queue
+from ouipost.jobs.queue import JobFailed, RetryJob
 from tests.queue.conftest import add_job, count_jobs, job_row
 from workers.worker import Handler, JobContext, Worker
 

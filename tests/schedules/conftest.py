@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ouipost.clock import Clock, FrozenClock
+from ouipost.core.clock import Clock, FrozenClock
 
 START = datetime(2024, 1, 24, 12, 0, tzinfo=UTC)  # a Wednesday
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ouipost.core.ids import new_id
 from ouipost.db.tables import social_accounts
-from ouipost.ids import new_id
 
 MORNING_SLOTS = [
     {"day": "monday", "time": "09:00", "platforms": ["facebook", "twitter"]},

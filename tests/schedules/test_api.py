@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ouipost.ids import looks_like
+from ouipost.core.ids import looks_like
 from tests.schedules.helpers import MORNING_SLOTS, add_account, create_schedule, get_schedule
 
 

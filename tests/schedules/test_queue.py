@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ouipost import errors
+from ouipost.core import errors
 from ouipost.db.schedule_tables import schedule_entries, schedule_slots
 from ouipost.db.tables import posts
 from ouipost.posts import service as posts_service

@@ -198,7 +198,7 @@ async def make_workspace(
 ) -> dict[str, Any]:
     """A workspace made through the domain (its zone `timezone`, else the default UTC); `member`, a
     user id, is made a member of it so that a non-admin user may see it."""
-    from ouipost import workspaces
+    from ouipost.identity import workspaces
 
     async with engine.begin() as conn:
         row = await workspaces.create_workspace(

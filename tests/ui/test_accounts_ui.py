@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import sqlalchemy as sa
 
-from ouipost.admin import users_service
 from ouipost.db.admin_tables import audit_logs
 from ouipost.db.tables import oauth_states, posts, social_accounts
+from ouipost.identity import user_admin
 from tests.test_accounts import connect as api_connect
 from tests.test_publishing import create_post
 from tests.ui.conftest import PASSWORD, client_sign_in, csrf_from
@@ -26,7 +26,7 @@ async def signed_in(client: Any, make_user: Any, role: str = "admin", workspace:
     user = await make_user(role)
     if workspace is not None:
         async with engine.begin() as conn:
-            await users_service.set_workspaces(conn, user["id"], [workspace], datetime.now(UTC))
+            await user_admin.set_workspaces(conn, user["id"], [workspace], datetime.now(UTC))
     return await client_sign_in(client, user["email"], PASSWORD)
 
 

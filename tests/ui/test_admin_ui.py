@@ -13,14 +13,14 @@ import sqlalchemy as sa
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from ouipost import api_keys
-from ouipost.audit import Actor, record_audit
 from ouipost.config import Settings
 from ouipost.db.admin_tables import audit_logs, webhook_deliveries
 from ouipost.db.admin_tables import webhooks as webhooks_table
 from ouipost.db.tables import api_keys as api_keys_table
 from ouipost.db.tables import users as users_table
 from ouipost.db.tables import workspace_members
+from ouipost.identity import api_keys
+from ouipost.identity.audit import Actor, record_audit
 from tests.ui.conftest import PASSWORD, client_sign_in, make_workspace
 
 _SECRET = re.compile(r'<code id="new-(?:key|secret)" class="secret-once">([^<]+)</code>')

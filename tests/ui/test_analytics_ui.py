@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from ouipost.admin import users_service
+from ouipost.identity import user_admin
 from ouipost.ui.views.analytics import api_query, csv_cell, filter_values
 from tests.analytics.conftest import published_at, snapshot
 from tests.test_publishing import create_post
@@ -224,7 +224,7 @@ async def test_roles_and_tenancy(client: Any, make_user: Any, make_key: Any, eng
     client.session.cookie_jar.clear()
     user = await make_user("viewer", permissions=[])
     async with engine.begin() as conn:
-        await users_service.set_workspaces(conn, user["id"], [ws], datetime.now(UTC))
+        await user_admin.set_workspaces(conn, user["id"], [ws], datetime.now(UTC))
     await client_sign_in(client, user["email"], PASSWORD)
     for path in (f"/ui/w/{ws}/analytics", f"/ui/w/{ws}/analytics.csv?chart=timeline",
                  f"/ui/w/{ws}/posts/{post['id']}/analytics"):

@@ -8,9 +8,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ouipost import platform_calls, queue
+from ouipost.core.ids import new_id
 from ouipost.db.tables import post_targets, posts, social_accounts
-from ouipost.ids import new_id
+from ouipost.jobs import queue
+from ouipost.publishing import platform_calls
 from tests.ui.conftest import PASSWORD, client_sign_in, make_workspace
 
 

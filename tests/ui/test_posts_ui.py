@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
+from ouipost.core.ids import new_id
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import post_targets, posts, social_accounts
-from ouipost.ids import new_id
 from ouipost.posts import actions
 from tests.media_samples import png_bytes
 from tests.ui.conftest import PASSWORD, client_sign_in, csrf_from, make_workspace

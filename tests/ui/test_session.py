@@ -205,7 +205,7 @@ async def test_root_redirects_to_the_ui(client: Any) -> None:
 
 
 async def test_user_text_is_escaped(client: Any, engine: Any, clock: Any) -> None:
-    from ouipost import users
+    from ouipost.identity import users
 
     async with engine.begin() as conn:
         await users.create_user(conn, email="x@example.com", password=PASSWORD, name="<script>alert(1)</script>",

@@ -7,10 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ouipost.core.ids import new_id
 from ouipost.db.admin_tables import audit_logs
 from ouipost.db.tables import posts, workspace_members
 from ouipost.db.tables import workspaces as workspaces_table
-from ouipost.ids import new_id
 from tests.ui.conftest import PASSWORD, client_sign_in, make_workspace
 
 

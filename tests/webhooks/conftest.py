@@ -14,11 +14,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ouipost import queue, users, webhooks
 from ouipost.app import create_app
-from ouipost.clock import Clock
 from ouipost.config import Settings
+from ouipost.core.clock import Clock
 from ouipost.db.queue_tables import jobs
+from ouipost.identity import users
+from ouipost.jobs import queue
+from ouipost.webhooks import service as webhooks
 from workers.registry import HANDLERS
 from workers.resources import worker_resources
 from workers.worker import JobContext

@@ -10,12 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
-from ouipost import webhook_dispatch, webhooks
-from ouipost.clock import FrozenClock
+from ouipost.core.clock import FrozenClock
 from ouipost.db.admin_tables import webhook_deliveries
 from ouipost.db.admin_tables import webhooks as webhooks_table
 from ouipost.db.tables import events
-from ouipost.events import record_event
+from ouipost.webhooks import dispatch as webhook_dispatch
+from ouipost.webhooks import service as webhooks
+from ouipost.webhooks.events import record_event
 from tests.test_accounts import connect
 from tests.test_publishing import create_post, publish
 from tests.webhooks.conftest import add_webhook, eventually, live_jobs, run_due_jobs, sign_in
@@ -164,7 +165,7 @@ async def test_a_full_batch_queues_a_follow_up_run(engine: Any, settings: Any, c
 async def test_an_event_recorded_while_a_run_is_claimed_is_not_left_behind(
     engine: Any, settings: Any, clock: Any, receiver: Any
 ) -> None:
-    from ouipost import queue
+    from ouipost.jobs import queue
     from workers.worker import JobContext
 
     await add_webhook(engine, settings, clock, receiver.url, ["post.published"])

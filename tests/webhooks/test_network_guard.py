@@ -11,10 +11,10 @@ import pytest
 from aiohttp import web
 
 from ouipost.app import create_app
-from ouipost.clock import Clock
-from ouipost.context import PLATFORM_HTTP
+from ouipost.core.clock import Clock
+from ouipost.http.context import PLATFORM_HTTP
 from ouipost.platforms.base import RetryableError
-from ouipost.webhooks import GuardedConnector, UnsafeTargetError, network_session
+from ouipost.webhooks.service import GuardedConnector, UnsafeTargetError, network_session
 from workers.resources import worker_resources
 
 

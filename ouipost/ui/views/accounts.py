@@ -3,7 +3,7 @@ real OAuth consent (the network sends the browser back to .../accounts/callback)
 and app password, reconnecting an expired account, and disconnecting after a confirmation page that
 lists the scheduled posts that will return to draft.
 
-Every step calls the functions of ouipost.connections that POST /api/accounts, POST
+Every step calls the functions of ouipost.accounts.connections that POST /api/accounts, POST
 /api/accounts/callback and DELETE /api/accounts/{id} call, after the API's own ConnectBody and
 CallbackBody schemas. The OAuth state is bound to the workspace and to the signed-in user.
 Mutations need posts.manage, as the API's accounts.manage maps to it for admin users.
@@ -17,10 +17,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 from marshmallow import ValidationError as SchemaError
 
-from ouipost import accounts, connections, errors, instance_apps
+from ouipost.accounts import connections, instance_apps
+from ouipost.accounts import service as accounts
 from ouipost.admin.common import request_actor
 from ouipost.api.accounts import CallbackBody, ConnectBody
-from ouipost.context import CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS
+from ouipost.core import errors
+from ouipost.http.context import CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS
 from ouipost.platforms.base import PlatformAdapter
 from ouipost.platforms.registry import NETWORKS, get_platform
 from ouipost.ui.common import (

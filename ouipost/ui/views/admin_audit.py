@@ -13,12 +13,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ouipost import audit, errors
-from ouipost.admin import users_service
 from ouipost.admin.audit import AuditQuery
-from ouipost.context import DB
+from ouipost.core import errors
+from ouipost.http.context import DB
+from ouipost.http.web import run_schema
+from ouipost.identity import audit, user_admin
 from ouipost.ui.common import field_errors, page_numbers, render, ui_view
-from ouipost.web import run_schema
 
 routes = web.RouteTableDef()
 
@@ -51,7 +51,7 @@ async def audit_log(request: web.Request) -> web.Response:
     rows: list[dict[str, Any]] = []
     total, page = 0, 1
     async with request.app[DB].connect() as conn:
-        people, _ = await users_service.list_users(conn, page=1, limit=USERS_LISTED)
+        people, _ = await user_admin.list_users(conn, page=1, limit=USERS_LISTED)
         try:
             query = run_schema(AuditQuery(), _query(values))
         except errors.ValidationError as exc:

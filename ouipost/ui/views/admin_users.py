@@ -3,7 +3,7 @@ create with a role, permissions and workspaces; edit; deactivate or reactivate; 
 confirmation. The last active admin can be neither demoted, deactivated nor deleted: the admin
 API's 409 message is shown and nothing changes.
 
-Forms run the admin API's UserBody/UserUpdateBody schemas and call the same users_service
+Forms run the admin API's UserBody/UserUpdateBody schemas and call the same user_admin
 functions, audit entries included, as /admin/users.
 """
 
@@ -14,14 +14,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import errors, users, workspaces
-from ouipost.admin import users_service
 from ouipost.admin.users import UserBody, UserUpdateBody
 from ouipost.api.common import DEFAULT_PAGE_SIZE
-from ouipost.context import CLOCK, DB
+from ouipost.core import errors
+from ouipost.http.context import CLOCK, DB
+from ouipost.http.web import run_schema
+from ouipost.identity import user_admin, users, workspaces
 from ouipost.ui.admin_forms import at_list_fields, checkbox, page_arg, workspace_options
 from ouipost.ui.common import UI_USER, field_errors, form_dict, page_numbers, redirect, render, ui_actor, ui_view
-from ouipost.web import run_schema
 
 routes = web.RouteTableDef()
 
@@ -30,7 +30,7 @@ _LISTS = ("permissions", "workspaces")
 
 
 async def _user_or_404(conn: AsyncConnection, user_id: str) -> dict[str, Any]:
-    user = await users_service.get_user(conn, user_id)
+    user = await user_admin.get_user(conn, user_id)
     if user is None:
         raise errors.NotFound("User not found")
     return user
@@ -54,11 +54,11 @@ async def list_users(request: web.Request) -> web.Response:
     role = request.query.get("role", "")
     role = role if role in users.ROLES else ""
     async with request.app[DB].connect() as conn:
-        rows, total = await users_service.list_users(conn, page=page, limit=limit, role=role or None)
-        grants = await users_service.workspaces_by_user(conn, [r["id"] for r in rows])
+        rows, total = await user_admin.list_users(conn, page=page, limit=limit, role=role or None)
+        grants = await user_admin.workspaces_by_user(conn, [r["id"] for r in rows])
         names = await workspaces.names_by_id(conn, [w for ws in grants.values() for w in ws])
     return await render(request, "ui/admin/users/list.html", {
-        "rows": [users_service.user_view(r, grants[r["id"]]) for r in rows],
+        "rows": [user_admin.user_view(r, grants[r["id"]]) for r in rows],
         "names": names, "pages": page_numbers(page, limit, total), "role": role,
         "role_options": [("", "Any role")] + [(r, r) for r in users.ROLES],
     })
@@ -115,9 +115,9 @@ async def create_user(request: web.Request) -> web.Response:
     try:
         body = run_schema(UserBody(), _body(values, editing=False))
         async with request.app[DB].begin() as conn:
-            row = await users_service.create_user(conn, body, now)
-            grants = await users_service.workspaces_by_user(conn, [row["id"]])
-            await users_service.audit_user_created(conn, ui_actor(request), row, grants[row["id"]], now)
+            row = await user_admin.create_user(conn, body, now)
+            grants = await user_admin.workspaces_by_user(conn, [row["id"]])
+            await user_admin.audit_user_created(conn, ui_actor(request), row, grants[row["id"]], now)
     except (errors.ValidationError, errors.Conflict) as exc:
         return await _form(request, values, _errors(exc), status=exc.status)
     return await redirect(request, "/ui/admin/users", f"User {row['email']} created.")
@@ -128,8 +128,8 @@ async def create_user(request: web.Request) -> web.Response:
 async def edit_user(request: web.Request) -> web.Response:
     async with request.app[DB].connect() as conn:
         target = await _user_or_404(conn, request.match_info["id"])
-        grants = await users_service.workspaces_by_user(conn, [target["id"]])
-    view = users_service.user_view(target, grants[target["id"]])
+        grants = await user_admin.workspaces_by_user(conn, [target["id"]])
+    view = user_admin.user_view(target, grants[target["id"]])
     custom = list(target["permissions"]) != list(users.ROLE_PERMISSIONS.get(target["role"], ()))
     values = {"email": view["email"], "name": view["name"], "role": view["role"], "permissions": view["permissions"],
               "workspaces": view["workspaces"], "is_active": "on" if view["is_active"] else "",
@@ -148,10 +148,10 @@ async def update_user(request: web.Request) -> web.Response:
         body = run_schema(UserUpdateBody(), _body(values, editing=True), partial=True)
         async with request.app[DB].begin() as conn:
             target = await _user_or_404(conn, target["id"])
-            row, changed = await users_service.update_user(conn, target, body, now)
-            await users_service.audit_user_updated(conn, ui_actor(request), target, row, changed, now)
+            row, changed = await user_admin.update_user(conn, target, body, now)
+            await user_admin.audit_user_updated(conn, ui_actor(request), target, row, changed, now)
     except (errors.ValidationError, errors.Conflict) as exc:
-        return await _form(request, values, _errors(exc), target=users_service.user_view(target, []),
+        return await _form(request, values, _errors(exc), target=user_admin.user_view(target, []),
                            status=exc.status)
     message = f"User {row['email']} saved." if changed else "Nothing changed."
     return await redirect(request, "/ui/admin/users", message, "success" if changed else "info")
@@ -167,8 +167,8 @@ async def set_user_active(request: web.Request) -> web.Response:
     try:
         async with request.app[DB].begin() as conn:
             target = await _user_or_404(conn, request.match_info["id"])
-            row, changed = await users_service.update_user(conn, target, {"is_active": active}, now)
-            await users_service.audit_user_updated(conn, ui_actor(request), target, row, changed, now)
+            row, changed = await user_admin.update_user(conn, target, {"is_active": active}, now)
+            await user_admin.audit_user_updated(conn, ui_actor(request), target, row, changed, now)
     except errors.Conflict as exc:
         return await redirect(request, "/ui/admin/users", exc.message, "error")
     if target["id"] == request[UI_USER].id and not active:
@@ -194,8 +194,8 @@ async def delete_user(request: web.Request) -> web.Response:
     try:
         async with request.app[DB].begin() as conn:
             target = await _user_or_404(conn, target["id"])
-            await users_service.delete_user(conn, target)
-            await users_service.audit_user_deleted(conn, ui_actor(request), target, now)
+            await user_admin.delete_user(conn, target)
+            await user_admin.audit_user_deleted(conn, ui_actor(request), target, now)
     except errors.Conflict as exc:
         return await render(request, "ui/admin/users/delete.html",
                             {"target": target, "errors": {"_form": [exc.message]}}, status=409)

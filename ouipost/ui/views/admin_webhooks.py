@@ -3,7 +3,7 @@ with a URL and events (the signing secret shown once, on the answer to the form)
 a confirmation; send a test ping; and each endpoint's deliveries log (status, answer, latency,
 attempts, next attempt).
 
-Forms run the admin API's WebhookBody/WebhookUpdateBody schemas and call the same ouipost.webhooks
+Forms run the admin API's WebhookBody/WebhookUpdateBody schemas and call the same ouipost.webhooks.service
 functions (URL check, test ping, audit entries) as /admin/webhooks.
 """
 
@@ -14,13 +14,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import errors, webhooks
 from ouipost.admin.webhooks import WebhookBody, WebhookUpdateBody
 from ouipost.api.common import DEFAULT_PAGE_SIZE
-from ouipost.context import CLOCK, DB, SETTINGS
+from ouipost.core import errors
+from ouipost.http.context import CLOCK, DB, SETTINGS
+from ouipost.http.web import run_schema
 from ouipost.ui.admin_forms import at_list_fields, checkbox, page_arg
 from ouipost.ui.common import field_errors, form_dict, page_numbers, redirect, render, ui_actor, ui_view
-from ouipost.web import run_schema
+from ouipost.webhooks import service as webhooks
 
 routes = web.RouteTableDef()
 

@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from marshmallow import ValidationError as SchemaError
 
-from ouipost import analytics, errors
+from ouipost.analytics import service as analytics
 from ouipost.api.analytics import AnalyticsQuery
-from ouipost.context import CLOCK, DB
+from ouipost.core import errors
+from ouipost.http.context import CLOCK, DB
 from ouipost.platforms.registry import NETWORKS, get_platform
 from ouipost.posts import service as posts_service
 from ouipost.posts.csv_io import csv_cell

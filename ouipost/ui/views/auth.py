@@ -6,8 +6,8 @@ import math
 
 from aiohttp import web
 
-from ouipost import admin_auth
-from ouipost.context import CLOCK
+from ouipost.http.context import CLOCK
+from ouipost.identity import admin_auth
 from ouipost.ui.common import form_dict, redirect, render, safe_next
 from ouipost.ui.session import current_user, sign_in, sign_out
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ouipost import platform_calls
 from ouipost.admin import monitoring, overview
-from ouipost.context import CLOCK, DB
-from ouipost.queue import last_worker_heartbeat
+from ouipost.http.context import CLOCK, DB
+from ouipost.jobs.queue import last_worker_heartbeat
+from ouipost.publishing import platform_calls
 from ouipost.ui.common import UI_USER, member_scope, render, ui_view
 
 routes = web.RouteTableDef()

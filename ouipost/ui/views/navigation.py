@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ouipost import errors
-from ouipost.context import DB
+from ouipost.core import errors
+from ouipost.http.context import DB
 from ouipost.ui.common import UI_USER, ui_view, visible_workspace
 
 routes = web.RouteTableDef()

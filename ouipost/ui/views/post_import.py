@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ouipost import errors
 from ouipost.api.post_import import read_csv_form, run_import, stream_csv
-from ouipost.context import DB
+from ouipost.core import errors
+from ouipost.http.context import DB
 from ouipost.posts import approval, csv_io
 from ouipost.ui.common import UI_USER, UI_WORKSPACE, accepts_multipart, multipart_with_csrf, redirect, render, ui_view
 from ouipost.ui.views.posts import MANAGE, _zone, list_query_from

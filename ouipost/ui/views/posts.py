@@ -4,7 +4,7 @@ unschedule, delete), the filterable posts list and the calendar (month and week)
 
 Every form runs the API's own schemas (PostBody, ScheduleBody, PostQuery of ouipost/api/posts.py)
 on the form's values turned into the API's JSON shape, then the same domain functions
-(ouipost.posts.actions, ouipost.publishing); errors come back in the API's words next to their
+(ouipost.posts.actions, ouipost.publishing.service); errors come back in the API's words next to their
 fields. Mutations need posts.manage, as the API's posts.write.
 """
 
@@ -25,17 +25,19 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost import errors, publishing
 from ouipost.api.posts import PostBody, PostQuery, ScheduleBody
-from ouipost.context import CLOCK, DB, SETTINGS, STORAGE, WORKER
+from ouipost.core import errors
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts, social_accounts
+from ouipost.http.context import CLOCK, DB, SETTINGS, STORAGE, WORKER
+from ouipost.http.web import dumps, error_response, run_schema
+from ouipost.jobs.queue import notify_enqueued
 from ouipost.platforms.registry import NETWORKS, PLATFORMS
+from ouipost.platforms.text import COUNTING_LABELS
 from ouipost.posts import actions, approval, rules, service, uploads
 from ouipost.posts import calendar as posts_calendar
-from ouipost.queue import notify_enqueued
+from ouipost.publishing import service as publishing
 from ouipost.schedules import service as schedules_service
-from ouipost.text import COUNTING_LABELS
 from ouipost.ui import localtime
 from ouipost.ui.common import (
     UI_USER,
@@ -52,7 +54,6 @@ from ouipost.ui.common import (
     ui_actor,
     ui_view,
 )
-from ouipost.web import dumps, error_response, run_schema
 
 routes = web.RouteTableDef()
 

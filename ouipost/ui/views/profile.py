@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ouipost.identity.users import ADMIN_PERMISSIONS
 from ouipost.ui.common import UI_USER, UI_WORKSPACES, render, ui_view
-from ouipost.users import ADMIN_PERMISSIONS
 
 routes = web.RouteTableDef()
 

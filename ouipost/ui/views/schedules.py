@@ -18,10 +18,12 @@ from aiohttp import web
 from marshmallow import ValidationError as SchemaError
 from multidict import MultiDictProxy
 
-from ouipost import accounts, errors, publishing
+from ouipost.accounts import service as accounts
 from ouipost.api.schedules import MAX_SLOTS, ScheduleBody, ScheduleUpdate
-from ouipost.context import CLOCK, DB
+from ouipost.core import errors
+from ouipost.http.context import CLOCK, DB
 from ouipost.platforms.registry import NETWORKS, get_platform
+from ouipost.publishing import service as publishing
 from ouipost.schedules import service
 from ouipost.schedules.slots import DAYS, Slot, next_occurrence
 from ouipost.ui.common import (

@@ -13,10 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ouipost import errors, workspaces
 from ouipost.api.common import DEFAULT_PAGE_SIZE
 from ouipost.api.workspaces import WorkspaceBody
-from ouipost.context import CLOCK, DB, STORAGE
+from ouipost.core import errors
+from ouipost.http.context import CLOCK, DB, STORAGE
+from ouipost.http.web import run_schema
+from ouipost.identity import workspaces
 from ouipost.ui.admin_forms import page_arg
 from ouipost.ui.common import (
     UI_USER,
@@ -32,7 +34,6 @@ from ouipost.ui.common import (
     ui_view,
     visible_workspaces_page,
 )
-from ouipost.web import run_schema
 
 routes = web.RouteTableDef()
 

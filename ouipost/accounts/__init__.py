@@ -1,0 +1,1 @@
+"""Social accounts: connecting, settings, tokens, and the OAuth apps of instance-based networks."""

@@ -1,0 +1,1 @@
+"""Analytics: what the networks say about published posts and accounts."""

@@ -1,0 +1,1 @@
+"""Plumbing every layer may use: the clock, ids, encryption, the error hierarchy, logs, metrics."""

@@ -1,0 +1,1 @@
+"""Who may do what: admin users and sessions, API keys, workspaces, and the audit log."""

@@ -1,0 +1,1 @@
+"""Publishing: the target state machine, pacing, and the health of the networks' calls."""

@@ -1,0 +1,1 @@
+"""Webhooks: domain events in the outbox, endpoints, signed deliveries."""
