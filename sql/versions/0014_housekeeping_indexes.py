@@ -4,7 +4,7 @@ Revision ID: 0014_housekeeping_indexes
 Revises: 0013_binary_collation
 Create Date: 2026-12-03
 
-The housekeeping job (ouipost/housekeeping.py) deletes platform_calls by `at` and finished
+The housekeeping job (ouipost/housekeeping/service.py) deletes platform_calls by `at` and finished
 webhook_deliveries by `created_at`, a thousand oldest rows at a time. Without these indexes each
 batch would read the table from its first row, and a run with nothing to delete would read all of it.
 On a large table the index is built online by MariaDB (ALGORITHM=INPLACE, no lock on writes).
