@@ -16,7 +16,7 @@ one of the `PlatformError` subclasses below, which are the only outcomes the wor
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -172,6 +172,19 @@ class PublishResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PostRef:
+    """A published post (or thread part) as a reply or a comment must cite it: its id and whatever
+    else the network asks for (Bluesky: the record's `cid` in `extra`; Threads and X: nothing)."""
+
+    remote_id: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: PublishResult) -> PostRef:
+        return cls(result.remote_id, dict(result.extra))
+
+
 @dataclass
 class Insights:
     """A post's metrics under the network's own names, and mapped onto the common four."""
@@ -257,6 +270,24 @@ class PlatformAdapter(ABC):
     @abstractmethod
     async def delete(self, auth: AccountAuth, remote_id: str) -> None:
         """Delete a published post. NotSupportedError where the network has no delete."""
+
+    # Follow-ups (threads and first comments) ---------------------------------------------------
+
+    async def reply(
+        self, auth: AccountAuth, post: PublishRequest, *, parent: PostRef, root: PostRef
+    ) -> PublishResult:
+        """Publish `post` as a reply to `parent` in the chain that `root` starts (the next part of a
+        thread; `parent` is `root` for the first reply). Networks with reply chains only
+        (`PlatformSpec.reply_chains`); `post.target_key` is the part's own idempotency key.
+        Raises as `publish` does."""
+        raise NotSupportedError(f"{self.network} has no reply chains", network=self.network)
+
+    async def comment(self, auth: AccountAuth, text: str, *, on: PostRef, key: str | None = None) -> PublishResult:
+        """Comment `text` on the published post `on` (a first comment). Networks with comments only
+        (`PlatformSpec.comments`); on a network with reply chains the comment is a reply by the
+        account itself. `key` is the comment's own idempotency key where the network takes one.
+        Raises as `publish` does."""
+        raise NotSupportedError(f"{self.network} has no comments", network=self.network)
 
     # Insights ----------------------------------------------------------------------------------
 

@@ -44,6 +44,11 @@ class PlatformSpec:
     # The per-network `options` a post may give (platform_content.<network>.options), as `name` or
     # `name=choice|choice` when only some values exist; validation refuses any other.
     publish_options: tuple[str, ...] = ()
+    # Follow-ups after the post (a post's `thread` and `first_comment`): `reply_chains` when a part
+    # can reply to the previous one (X, Bluesky, Threads, Mastodon), `comments` when a comment can be
+    # left on the post (on a network with reply chains, a reply by the account itself).
+    reply_chains: bool = False
+    comments: bool = False
 
     def public(self) -> dict[str, object]:
         """The capability fields of the API reference, in its order."""
@@ -68,6 +73,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             id="facebook", name="Facebook", supports_images=True, supports_videos=True,
             supports_carousel=True, supports_stories=True, max_characters=63206, max_images=10,
             max_video_duration=240, oauth_supported=True, separate_link_field=True,
+            comments=True,
             adapter="ouipost.platforms.facebook:FacebookAdapter",
         ),
         PlatformSpec(
@@ -75,18 +81,21 @@ PLATFORMS: dict[str, PlatformSpec] = {
             supports_carousel=True, supports_stories=True, max_characters=2200, max_images=10,
             max_video_duration=60, oauth_supported=True, requires_media=True, max_hashtags=30,
             mix_images_and_video=True,
+            comments=True,
             adapter="ouipost.platforms.instagram:InstagramAdapter",
         ),
         PlatformSpec(
             id="twitter", name="Twitter/X", supports_images=True, supports_videos=True,
             supports_carousel=False, supports_stories=False, max_characters=280, max_images=4,
             max_video_duration=140, oauth_supported=True, text_counting="twitter",
+            reply_chains=True, comments=True,
             adapter="ouipost.platforms.twitter:TwitterAdapter",
         ),
         PlatformSpec(
             id="linkedin", name="LinkedIn", supports_images=True, supports_videos=True,
             supports_carousel=True, supports_stories=False, max_characters=3000, max_images=20,
             max_video_duration=1800, oauth_supported=True, separate_link_field=True,
+            comments=True,
             adapter="ouipost.platforms.linkedin:LinkedInAdapter",
         ),
         PlatformSpec(
@@ -100,6 +109,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             supports_carousel=False, supports_stories=False, max_characters=5000, max_images=0,
             max_video_duration=900, oauth_supported=True, text_counting="utf8_bytes",
             requires_media=True, max_title=100,
+            comments=True,
             adapter="ouipost.platforms.youtube:YouTubeAdapter",
         ),
         PlatformSpec(
@@ -113,6 +123,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             id="threads", name="Threads", supports_images=True, supports_videos=True,
             supports_carousel=True, supports_stories=False, max_characters=500, max_images=20,
             max_video_duration=300, oauth_supported=True, mix_images_and_video=True,
+            reply_chains=True, comments=True,
             adapter="ouipost.platforms.threads:ThreadsAdapter",
         ),
         PlatformSpec(
@@ -120,6 +131,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             supports_carousel=True, supports_stories=False, max_characters=300, max_images=4,
             max_video_duration=180, oauth_supported=False, text_counting="graphemes",
             max_bytes=3000,
+            reply_chains=True, comments=True,
             adapter="ouipost.platforms.bluesky:BlueskyAdapter",
         ),
         PlatformSpec(
@@ -130,6 +142,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             max_video_duration=3600, oauth_supported=True, text_counting="mastodon",
             instance_based=True,
             publish_options=("visibility=public|unlisted|private|direct", "spoiler_text", "sensitive", "language"),
+            reply_chains=True, comments=True,
             adapter="ouipost.platforms.mastodon:MastodonAdapter",
         ),
     )
