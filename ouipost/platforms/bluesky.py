@@ -11,6 +11,11 @@ Flows:
   token -> video.bsky.app uploadVideo -> getJobStatus polling -> blob), or a link card
   (app.bsky.embed.external) when there is a link and no media. Then createRecord.
 - Delete: deleteRecord by the rkey of the at:// URI. Insights: getPosts counts; stats: getProfile.
+- Follow-ups: a thread part is the same post record with `reply = {root: {uri, cid}, parent: {uri,
+  cid}}` (every part cites the first post as root and the previous part as parent); a first comment
+  is the account's own reply with parent = root = the post. publish() and reply() put the record's
+  `uri` (also the remote id) and `cid` in PublishResult.extra, so PostRef.of(result) is all a later
+  part needs. Bluesky has no idempotency key: a lost createRecord answer is UnknownOutcomeError.
 
 Link cards: Bluesky does not build them; the client fetches the page's OpenGraph tags. That fetch
 goes straight to the linked site (not through the platform host rewriting), http(s) only, 5 s,
@@ -43,6 +48,7 @@ from ouipost.platforms.base import (
     NotSupportedError,
     PermanentError,
     PlatformAdapter,
+    PostRef,
     PublishRequest,
     PublishResult,
     RetryableError,
@@ -173,6 +179,31 @@ class BlueskyAdapter(PlatformAdapter):
         RetryableError when nothing was posted; UnknownOutcomeError when createRecord was sent
         but its answer was lost.
         """
+        record = await self._post_record(auth, post)
+        return await self._create_post(auth, record)
+
+    async def reply(
+        self, auth: AccountAuth, post: PublishRequest, *, parent: PostRef, root: PostRef
+    ) -> PublishResult:
+        """The next part of a thread: the same record as `publish` (facets, images, video, link card)
+        with `reply = {root: {uri, cid}, parent: {uri, cid}}`.
+
+        Bluesky has no idempotency key (`post.target_key` is not sent): a lost createRecord answer
+        is an UnknownOutcomeError, as for a post. A parent or root that no longer exists is a
+        PermanentError (InvalidRequest), like any refused record.
+        """
+        refs = {"root": await self._strong_ref(auth, root), "parent": await self._strong_ref(auth, parent)}
+        record = await self._post_record(auth, post)
+        record["reply"] = refs
+        return await self._create_post(auth, record)
+
+    async def comment(self, auth: AccountAuth, text: str, *, on: PostRef, key: str | None = None) -> PublishResult:
+        """A first comment is the account's own reply to the post: parent = root = `on`."""
+        return await self.reply(auth, PublishRequest(text=text, target_key=key), parent=on, root=on)
+
+    async def _post_record(self, auth: AccountAuth, post: PublishRequest) -> dict[str, Any]:
+        """The app.bsky.feed.post record for `post`: checks, facets, langs and the embed (the media
+        are uploaded here, so nothing is created when one of them fails)."""
         images = [m for m in post.media if m.kind == "image"]
         videos = [m for m in post.media if m.kind == "video"]
         if images and videos:
@@ -190,7 +221,6 @@ class BlueskyAdapter(PlatformAdapter):
         if not post.text.strip() and not post.media:
             raise PermanentError("an empty Bluesky post needs an image or a video", network=self.network,
                                  code="empty_post")
-        did = auth.remote_id
         text = post.text
         facets, links = await self.detect_facets(auth, text)
         record: dict[str, Any] = {"$type": POST, "text": text, "createdAt": _now_iso(self.clock.now())}
@@ -206,6 +236,12 @@ class BlueskyAdapter(PlatformAdapter):
             record["embed"] = await self._video(auth, videos[0])
         elif post.link or links:
             record["embed"] = await self._link_card(auth, post.link or links[0])
+        return record
+
+    async def _create_post(self, auth: AccountAuth, record: dict[str, Any]) -> PublishResult:
+        """createRecord; the result carries the record's uri and cid in `extra`, which is what a
+        later reply must cite (PostRef.of(result) is enough)."""
+        did = auth.remote_id
         resp = await self.http.request(
             "POST", f"{self._pds(auth)}/xrpc/com.atproto.repo.createRecord", network=self.network,
             headers=self._auth_headers(auth), json={"repo": did, "collection": POST, "record": record},
@@ -215,8 +251,26 @@ class BlueskyAdapter(PlatformAdapter):
         uri = str(body["uri"])
         rkey = uri.rsplit("/", 1)[-1]
         handle = auth.metadata.get("handle") or did
-        return PublishResult(remote_id=uri, url=f"https://bsky.app/profile/{handle}/post/{rkey}",
-                             extra={"cid": body.get("cid"), "rkey": rkey})
+        extra: dict[str, Any] = {"uri": uri, "cid": body.get("cid"), "rkey": rkey}
+        if "reply" in record:
+            extra["reply"] = {"root": record["reply"]["root"]["uri"], "parent": record["reply"]["parent"]["uri"]}
+        return PublishResult(remote_id=uri, url=f"https://bsky.app/profile/{handle}/post/{rkey}", extra=extra)
+
+    async def _strong_ref(self, auth: AccountAuth, ref: PostRef) -> dict[str, str]:
+        """`{uri, cid}` of a published post. The cid comes from the PostRef; one that lacks it (a post
+        published before the cid was kept) is looked up with getPosts, and a post the AppView does not
+        know any more is a PermanentError."""
+        uri = str(ref.extra.get("uri") or ref.remote_id)
+        _split_at_uri(uri)
+        cid = ref.extra.get("cid")
+        if not cid:
+            data = await self._get(auth, "app.bsky.feed.getPosts", {"uris": uri})
+            found = [p for p in data.get("posts") or [] if p.get("uri") == uri]
+            if not found or not found[0].get("cid"):
+                raise PermanentError(f"bluesky post {uri} not found (deleted?): cannot reply to it",
+                                     network=self.network, code="NotFound")
+            cid = found[0]["cid"]
+        return {"uri": uri, "cid": str(cid)}
 
     async def detect_facets(self, auth: AccountAuth, text: str) -> tuple[list[dict[str, Any]], list[str]]:
         """Facets for links, resolvable @mentions and #tags, with UTF-8 byte offsets; and the links.

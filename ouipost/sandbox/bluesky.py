@@ -22,6 +22,14 @@ by this account (BlobNotFound otherwise). Beyond the real PDS (`strict_facets`, 
 the text a facet covers must match it (`#tag` for tags, `@handle` of the mentioned DID, the URL or
 a shortened display of it for links), so byte-offset bugs fail loudly instead of rendering wrong.
 
+Replies (threads, and a first comment as the account's own reply): `record.reply = {root: {uri,
+cid}, parent: {uri, cid}}`, two strongRefs checked like the lexicon (an at-uri and a cid string;
+400 InvalidRequest otherwise). Beyond the real PDS, which stores any well-formed reply and leaves it
+to the AppView to show a reply to a missing post as detached (`strict_replies`, on by default): the
+parent and the root must be live records of this sandbox cited by their current cid, and the root
+must be the parent's own root (the parent itself when it is not a reply), else 400 InvalidRequest.
+A reply is read back with getPosts (its `record.reply`); the parent's replyCount counts it.
+
 Video: getServiceAuth issues a service JWT (aud = the PDS's did:web, lxm); uploadVideo on
 video.bsky.app checks it and answers a bare JobStatus (`upload_video_shape: "wrapped"` answers
 `{"jobStatus": ...}` as the lexicon says); the job walks CREATED -> ENCODING -> SCANNING ->
@@ -73,6 +81,8 @@ ACCOUNTS = {
 }
 JOB_STATES = ["JOB_STATE_CREATED", "JOB_STATE_ENCODING", "JOB_STATE_SCANNING", "JOB_STATE_UPLOADING"]
 TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+AT_URI_RE = re.compile(r"at://[^/\s]+(/[a-zA-Z0-9.-]+(/[a-zA-Z0-9._~:-]+)?)?")
+CID_RE = re.compile(r"b[a-z2-7]{20,}|Qm[1-9A-HJ-NP-Za-km-z]{44}")
 DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
 
@@ -122,7 +132,7 @@ def fault_response(kind: str, sandbox: Sandbox, wait: float | None = None) -> we
 def _state(sandbox: Sandbox) -> dict[str, Any]:
     state = sandbox.network_state(NETWORK)
     for key, value in {
-        "video_processing_seconds": 0.05, "video_max_seconds": 180, "strict_facets": True,
+        "video_processing_seconds": 0.05, "video_max_seconds": 180, "strict_facets": True, "strict_replies": True,
         "upload_video_shape": "bare", "pds_host": PDS_HOST,
     }.items():
         state.setdefault(key, value)
@@ -436,6 +446,43 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             return [{"type": "video/mp4", "size": stored["size"], "cid": stored["cid"], "alt": embed.get("alt")}]
         raise _invalid(f"Invalid app.bsky.feed.post record: Record/embed has an unsupported type {kind!r}")
 
+    def check_reply(reply: Any) -> dict[str, str] | None:
+        """Validate record.reply (two strongRefs, as the lexicon says); return {root, parent} uris.
+
+        With `strict_replies` both must name a live post of this sandbox by its current cid, and the
+        root must be the parent's own root (or the parent itself when it is not a reply)."""
+        if reply is None:
+            return None
+        if not isinstance(reply, dict):
+            raise _invalid("Invalid app.bsky.feed.post record: Record/reply must be an object")
+        refs: dict[str, str] = {}
+        for name in ("root", "parent"):
+            ref = reply.get(name)
+            path = f"Record/reply/{name}"
+            if not isinstance(ref, dict):
+                raise _invalid(f"Invalid app.bsky.feed.post record: {path} must be an object")
+            uri, cid = ref.get("uri"), ref.get("cid")
+            if not isinstance(uri, str) or not AT_URI_RE.fullmatch(uri):
+                raise _invalid(f"Invalid app.bsky.feed.post record: {path}/uri must be a valid at-uri")
+            if not isinstance(cid, str) or not CID_RE.fullmatch(cid):
+                raise _invalid(f"Invalid app.bsky.feed.post record: {path}/cid must be a cid string")
+            if state["strict_replies"]:
+                stored = state["records"].get(uri)
+                if stored is None:
+                    raise _invalid(f"Invalid app.bsky.feed.post record: {path} refers to a post that does not "
+                                   f"exist (deleted?): {uri}")
+                if stored["cid"] != cid:
+                    raise _invalid(f"Invalid app.bsky.feed.post record: {path}/cid {cid} is not the current "
+                                   f"version of {uri} ({stored['cid']})")
+            refs[name] = uri
+        if state["strict_replies"]:
+            parent_reply = state["records"][refs["parent"]]["record"].get("reply")
+            expected = parent_reply["root"]["uri"] if isinstance(parent_reply, dict) else refs["parent"]
+            if refs["root"] != expected:
+                raise _invalid(f"Invalid app.bsky.feed.post record: Record/reply/root must be the thread's root "
+                               f"{expected}, not {refs['root']}")
+        return refs
+
     def repo_did(info: TokenInfo, repo: Any) -> str:
         did = find_account(repo) if isinstance(repo, str) else None
         if did != info.subject:
@@ -468,6 +515,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         if not isinstance(langs, list) or len(langs) > 3:
             raise _invalid("Invalid app.bsky.feed.post record: Record/langs must not have more than 3 elements")
         check_facets(text, record.get("facets"))
+        reply = check_reply(record.get("reply"))
         media = check_embed(did, record.get("embed"))
         if not text and not media:
             raise _invalid("Invalid app.bsky.feed.post record: a post needs text or an embed")
@@ -477,8 +525,9 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             raise _invalid(f"Record already exists: {uri}")
         cid = _cid(repr(sorted(record.items())).encode() + rkey.encode(), 0x71)
         state["records"][uri] = {"cid": cid, "record": record}
+        thread = {"reply_to": reply["parent"], "root": reply["root"]} if reply else {}
         sandbox.publish(NETWORK, did, uri, text, media, cid=cid, facets=record.get("facets") or [],
-                        embed_type=(record.get("embed") or {}).get("$type"))
+                        embed_type=(record.get("embed") or {}).get("$type"), **thread)
         rev = _tid(sandbox)
         return web.json_response({"uri": uri, "cid": cid, "commit": {"cid": _cid(rev.encode(), 0x71), "rev": rev},
                                   "validationStatus": "valid"})
@@ -517,9 +566,11 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             if pub is None or stored is None:
                 continue  # the AppView omits posts it does not have
             m = units_under_way(sandbox, pub.at, 60)
+            replies = sum(1 for other in state["records"].values()
+                          if ((other["record"].get("reply") or {}).get("parent") or {}).get("uri") == uri)
             posts.append({
                 "uri": uri, "cid": stored["cid"], "author": profile_basic(pub.account_id),
-                "record": stored["record"], "replyCount": m // 2, "repostCount": m, "likeCount": 3 * m,
+                "record": stored["record"], "replyCount": m // 2 + replies, "repostCount": m, "likeCount": 3 * m,
                 "quoteCount": m // 4, "bookmarkCount": m // 5,
                 "indexedAt": datetime.fromtimestamp(pub.at).astimezone().isoformat(), "labels": [],
             })
