@@ -8,6 +8,13 @@ Flows (shared/platforms.md section 3):
   segment in order, `/{id}/finalize`), then `GET /2/media/upload?command=STATUS` is polled until the
   state is `succeeded`; only then is the tweet created. Alt text goes through `/2/media/metadata`.
 - Post: `POST /2/tweets` with `media.media_ids` (<= 4 images or 1 video/GIF, never mixed).
+- Follow-ups: X builds threads as reply chains. `reply` is `POST /2/tweets` with
+  `reply.in_reply_to_tweet_id` = the parent (X derives the conversation, i.e. the root, from it), after
+  the same media flow as a post; `comment` is such a reply by the account to its own tweet
+  (parent = root = the post). X has no idempotency key, so the part's key is not sent: a lost answer
+  is an UnknownOutcomeError, never re-sent. A parent that is deleted or not visible answers 403 "You
+  attempted to reply to a Tweet that is deleted or not visible to you." (PermanentError, no
+  reconnect); replies count against the same 100 / 15 min as posts.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from ouipost.platforms.base import (
     PermanentError,
     PlatformAdapter,
     PlatformError,
+    PostRef,
     PublishRequest,
     PublishResult,
     RetryableError,
@@ -157,6 +165,22 @@ class TwitterAdapter(PlatformAdapter):
         that failed processing); RetryableError when media never finishes processing (nothing was
         published); UnknownOutcomeError when the create call was sent but the answer was lost.
         """
+        reply_to = post.options.get("reply_to")
+        return await self._tweet(auth, post, reply_to=str(reply_to) if reply_to else None)
+
+    async def reply(
+        self, auth: AccountAuth, post: PublishRequest, *, parent: PostRef, root: PostRef
+    ) -> PublishResult:
+        """The next part of a thread: a tweet replying to `parent` (X puts it in `root`'s conversation
+        itself). Raises as `publish` does; a deleted or invisible parent is a PermanentError (403)."""
+        return await self._tweet(auth, post, reply_to=parent.remote_id)
+
+    async def comment(self, auth: AccountAuth, text: str, *, on: PostRef, key: str | None = None) -> PublishResult:
+        """A first comment: the account's own reply to its tweet `on` (X has no idempotency key)."""
+        return await self.reply(auth, PublishRequest(text=text, target_key=key), parent=on, root=on)
+
+    async def _tweet(self, auth: AccountAuth, post: PublishRequest, *, reply_to: str | None) -> PublishResult:
+        """The media flow, then `POST /2/tweets` (as a reply to `reply_to` when given)."""
         text = post.text or ""
         if post.link and post.link not in text:
             text = f"{text}\n{post.link}".strip()
@@ -173,15 +197,18 @@ class TwitterAdapter(PlatformAdapter):
         body: dict[str, Any] = {"text": text}
         if media_ids:
             body["media"] = {"media_ids": media_ids}
-        if post.options.get("reply_to"):
-            body["reply"] = {"in_reply_to_tweet_id": str(post.options["reply_to"])}
+        if reply_to:
+            body["reply"] = {"in_reply_to_tweet_id": reply_to}
         if post.options.get("reply_settings"):
             body["reply_settings"] = post.options["reply_settings"]
         data = await self._api("POST", "/2/tweets", auth.access_token, json=body)
         tweet_id = str(data["data"]["id"])
         username = auth.metadata.get("username")
         url = f"https://x.com/{username}/status/{tweet_id}" if username else f"https://x.com/i/web/status/{tweet_id}"
-        return PublishResult(remote_id=tweet_id, url=url, extra={"media_ids": media_ids})
+        extra: dict[str, Any] = {"media_ids": media_ids}
+        if reply_to:
+            extra["in_reply_to_tweet_id"] = reply_to
+        return PublishResult(remote_id=tweet_id, url=url, extra=extra)
 
     async def delete(self, auth: AccountAuth, remote_id: str) -> None:
         """Delete the tweet. A tweet X no longer knows counts as deleted."""

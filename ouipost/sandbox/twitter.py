@@ -17,6 +17,14 @@ Imitates (shared/platforms.md section 3):
 - `POST /2/tweets` (weighted 280, media must have succeeded, <= 4 images or 1 video, duplicate text ->
   403), `GET /2/tweets/{id}` with public/non_public/organic metrics, `DELETE /2/tweets/{id}`,
   `GET /2/users/me`.
+- Replies (threads are reply chains): `reply: {in_reply_to_tweet_id}` on `POST /2/tweets`. An id that
+  is not a tweet id -> 400 invalid-request naming `reply.in_reply_to_tweet_id`; a tweet that does not
+  exist or is deleted -> 403 "You attempted to reply to a Tweet that is deleted or not visible to
+  you." (about:blank), as X answers. Each part is counted and checked on its own (weighted 280,
+  duplicates) and counts against tweets_create. Read back with `GET /2/tweets/{id}?tweet.fields=
+  conversation_id,referenced_tweets,in_reply_to_user_id,author_id`: `referenced_tweets[{type:
+  "replied_to", id}]` and `conversation_id` = the root tweet's id (a tweet's own id when it replies to
+  nothing); the publication's extra carries `in_reply_to_tweet_id` and `conversation_id` too.
 - x-rate-limit-limit/-remaining/-reset on every API answer, counted per user per endpoint over 15 min
   (LIMITS; `limits` in the network state replaces some, e.g. for a burst of one sandbox user);
   `usage_capped` in the network state answers 429 usage-capped on POST /2/tweets.
@@ -27,7 +35,8 @@ clock; 1 in the first minute, core.units_under_way):
   bookmark_count m//20; non-public: url_link_clicks m//5, user_profile_clicks m//12,
   engagements = likes + retweets + replies + quotes + bookmarks + url_link_clicks + user_profile_clicks.
 
-Not imitated: OAuth 1.0a, polls/quotes/threads semantics beyond storing reply ids, the analytics
+Not imitated: OAuth 1.0a, polls, quotes, reply_settings (who may reply), conversation search
+(`/2/tweets/search/recent?query=conversation_id:`), replies in public_metrics.reply_count, the analytics
 endpoint, GIF frame and video duration/codec checks, app-level (per client) quotas.
 """
 
@@ -498,21 +507,44 @@ class TwitterSandbox:
         kinds = {m["category"].split("_")[-1] for m in attached}
         if len(attached) > 4 or len(kinds) > 1 or (kinds and kinds != {"image"} and len(attached) > 1):
             raise invalid_request("Your media IDs are invalid.")
+        parent = self._replied_to(body.get("reply"))
         live_texts = self.state.setdefault("live_texts", {})  # (author, text) -> live tweets: no O(n) scan
         if text.strip() and live_texts.get((info.subject, text)):
             raise _Reject(problem(403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."))
         tweet_id = str(1_900_000_000_000_000_000 + self.sandbox.next_id())
         live_texts[(info.subject, text)] = live_texts.get((info.subject, text), 0) + 1
-        self.state["tweets"][tweet_id] = {"author": info.subject, "text": text, "deleted": False,
-                                          "media_ids": media_ids, "reply": body.get("reply")}
+        conversation_id = parent["conversation_id"] if parent else tweet_id
+        self.state["tweets"][tweet_id] = {
+            "author": info.subject, "text": text, "deleted": False, "media_ids": media_ids,
+            "reply": body.get("reply"), "in_reply_to": parent["id"] if parent else None,
+            "in_reply_to_user_id": parent["author"] if parent else None, "conversation_id": conversation_id,
+            "id": tweet_id,
+        }
         self.sandbox.publish(
             NETWORK, info.subject, tweet_id, text,
             [{"media_id": m["id"], "type": m["media_type"], "category": m["category"], "size": m["size"],
               "alt_text": m["alt_text"]} for m in attached],
-            username=USER["username"],
+            username=USER["username"], in_reply_to_tweet_id=parent["id"] if parent else None,
+            conversation_id=conversation_id,
         )
         return web.json_response({"data": {"id": tweet_id, "text": text, "edit_history_tweet_ids": [tweet_id]}},
                                  status=201)
+
+    def _replied_to(self, reply: Any) -> dict[str, Any] | None:
+        """The live tweet `reply.in_reply_to_tweet_id` names (None without `reply`), else X's refusal."""
+        if reply is None:
+            return None
+        parent_id = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
+        if not isinstance(parent_id, str) or not parent_id.isdigit() or len(parent_id) > 19:
+            raise invalid_request(
+                "One or more parameters to your request was invalid.",
+                errors=[{"parameters": {"reply.in_reply_to_tweet_id": [str(parent_id)]},
+                         "message": f"The `reply.in_reply_to_tweet_id` field value [{parent_id}] is not valid"}])
+        parent: dict[str, Any] | None = self.state["tweets"].get(parent_id)
+        if parent is None or parent["deleted"]:
+            raise _Reject(problem(403, "Forbidden",
+                                  "You attempted to reply to a Tweet that is deleted or not visible to you."))
+        return parent
 
     async def get_tweet(self, request: web.Request) -> web.Response:
         info = self.authorize(request, "tweet.read", "users.read")
@@ -532,6 +564,14 @@ class TwitterSandbox:
         errors = []
         if "public_metrics" in fields:
             data["public_metrics"] = public
+        if "author_id" in fields:
+            data["author_id"] = tweet["author"]
+        if "conversation_id" in fields:
+            data["conversation_id"] = tweet.get("conversation_id", tweet_id)
+        if "in_reply_to_user_id" in fields and tweet.get("in_reply_to"):
+            data["in_reply_to_user_id"] = tweet["in_reply_to_user_id"]
+        if "referenced_tweets" in fields and tweet.get("in_reply_to"):
+            data["referenced_tweets"] = [{"type": "replied_to", "id": tweet["in_reply_to"]}]
         for field in ("non_public_metrics", "organic_metrics"):
             if field not in fields:
                 continue
