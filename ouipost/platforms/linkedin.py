@@ -13,6 +13,15 @@ Flows (shared/platforms.md section 4):
 - Post: `POST /rest/posts` with `content.media` (1 image or video), `content.multiImage` (2-20
   images) or `content.article` (a link); the new URN comes back in the `x-restli-id` header.
 - Every `/rest` call carries `LinkedIn-Version` (`api_version`) and `X-Restli-Protocol-Version: 2.0.0`.
+
+Follow-ups: LinkedIn has comments, no reply chains (`PlatformSpec.comments`). `comment()` is the Comments
+API: `POST /rest/socialActions/{urlencoded postUrn}/comments {actor, object: postUrn, message: {text}}`,
+the actor being the post's author (the member, as `publish` used it; w_member_social). The message is
+AnnotatedText, not little text: the comment is sent as written (mentions would be `attributes`). 201
+gives the comment; its URN `urn:li:comment:({postUrn},{id})` (`$URN`) is the result's id and the link
+is the post's with `?commentUrn=`. LinkedIn has no idempotency key: `key` is not sent, and an answer
+lost after sending is an UnknownOutcomeError. Errors map as in `publish` (403 ACCESS_DENIED: reconnect;
+404 for a deleted post and 400 for a comment over 1,250 characters: permanent).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from ouipost.platforms.base import (
     PermanentError,
     PlatformAdapter,
     PlatformError,
+    PostRef,
     PublishRequest,
     PublishResult,
     RetryableError,
@@ -196,6 +206,29 @@ class LinkedInAdapter(PlatformAdapter):
             raise PermanentError("LinkedIn created the post but returned no x-restli-id", network=self.network)
         return PublishResult(remote_id=post_urn, url=f"https://www.linkedin.com/feed/update/{post_urn}/")
 
+    async def comment(self, auth: AccountAuth, text: str, *, on: PostRef, key: str | None = None) -> PublishResult:
+        """Comment `text` on the post `on` as its author (the Comments API). LinkedIn takes no
+        idempotency key, so `key` is unused.
+
+        PermanentError when LinkedIn refuses (deleted post 404, text over 1,250 characters 400; 403
+        ACCESS_DENIED asks for reconnection); UnknownOutcomeError when the answer was lost after sending.
+        """
+        post_urn = on.remote_id
+        body = {"actor": self._author(auth), "object": post_urn, "message": {"text": text}}
+        resp = await self._request("POST", f"{API}/rest/socialActions/{quote(post_urn, safe='')}/comments",
+                                   auth.access_token, json=body)
+        created = resp.json() if isinstance(resp.json(), dict) else {}
+        comment_id = str(created.get("id") or resp.headers.get("x-restli-id") or "")
+        urn = created.get("$URN") or created.get("commentUrn") or (
+            f"urn:li:comment:({post_urn},{comment_id})" if comment_id else "")
+        if not urn:
+            raise PermanentError("LinkedIn created the comment but returned no id", network=self.network)
+        return PublishResult(
+            remote_id=str(urn),
+            url=f"https://www.linkedin.com/feed/update/{post_urn}/?commentUrn={quote(str(urn), safe='')}",
+            extra={"post": post_urn, "comment_id": comment_id},
+        )
+
     async def delete(self, auth: AccountAuth, remote_id: str) -> None:
         """`DELETE /rest/posts/{urn}`; a post LinkedIn no longer knows counts as deleted."""
         try:
@@ -353,6 +386,13 @@ class LinkedInAdapter(PlatformAdapter):
         service_code = body.get("serviceErrorCode")
         code = str(service_code) if service_code is not None else body.get("code")
         message = f"LinkedIn {resp.status}: {body.get('message') or resp.text[:200]}"
+        # Validation errors name the field and the reason in errorDetails.inputErrors: keep them,
+        # "Invalid request body" alone tells the user nothing.
+        details = body.get("errorDetails")
+        inputs = details.get("inputErrors") if isinstance(details, dict) else None
+        reasons = [_input_error(e) for e in inputs or [] if isinstance(e, dict)]
+        if reasons:
+            message = f"{message} ({'; '.join(reasons)})"
         common: dict[str, Any] = {"network": self.network, "status": resp.status, "code": code}
         if resp.status == 429:
             # No rate-limit headers: daily quotas reset at midnight UTC.
@@ -364,6 +404,14 @@ class LinkedInAdapter(PlatformAdapter):
         if resp.status >= 500:
             raise RetryableError(message, **common)
         raise PermanentError(message, **common)
+
+
+def _input_error(item: dict[str, Any]) -> str:
+    """One of a validation error's inputErrors as "field: reason"."""
+    where = item.get("input")
+    path = where.get("inputPath") if isinstance(where, dict) else None
+    field = str(path.get("fieldPath") or "") if isinstance(path, dict) else ""
+    return f"{field}: {item.get('description') or item.get('code') or ''}".strip(": ")
 
 
 def _alt(media: MediaFile) -> dict[str, str]:

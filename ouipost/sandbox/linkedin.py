@@ -19,15 +19,27 @@ Imitates (shared/platforms.md section 4):
   shapes checked, every referenced asset must be AVAILABLE, duplicate commentary -> 422
   (`reject_duplicates`, unconfirmed status). 201 with an empty body and `x-restli-id`.
   `DELETE /rest/posts/{urn}` -> 204.
+- `POST /rest/socialActions/{postUrn}/comments {actor, object, message:{text}}` (Comments API): the actor
+  must be the member (w_member_social; an organization actor needs w_organization_social and a page
+  role the sandbox never gives: 403 ACCESS_DENIED), `object` must be the post of the path, the text
+  1-1,250 characters (400 otherwise), taken as written (a comment's message is AnnotatedText: no
+  little-text escaping). Unknown or deleted post -> 404 NOT_FOUND. 201 with the comment
+  (`id`, `commentUrn` = `$URN` = `urn:li:comment:({postUrn},{id})`, `created`, `message`) and the id
+  in `x-restli-id`. Read back: `GET /rest/socialActions/{postUrn}/comments` (paging, elements in
+  the order written) and `GET /rest/socialActions/{postUrn}` (`commentsSummary`, `likesSummary`), both
+  with r_member_social (restricted, or r_organization_social).
 - `GET /rest/memberCreatorPostAnalytics?q=entity` (aggregation TOTAL) and `memberFollowersCount?q=me`.
 - 429 has no rate-limit headers (LinkedIn sends none).
 
 Metrics of a post, with m = minutes since publishing counting the one under way (sandbox clock,
 core.units_under_way): IMPRESSION 8m,
-MEMBERS_REACHED 5m, REACTION m//3, COMMENT m//10, RESHARE m//20. Followers: 512.
+MEMBERS_REACHED 5m, REACTION m//3, COMMENT m//10 + the comments written through the API, RESHARE m//20
+(socialActions: totalLikes = REACTION, totalFirstLevelComments = COMMENT; the comments list holds
+only the comments written through the API). Followers: 512.
 
 Not imitated: organizations (pages, organizationalEntityAcls, share statistics), documents, captions and
-thumbnails, DAILY aggregation, id_token (OpenID JWT), reshares and comments, the little-text parser
+thumbnails, DAILY aggregation, id_token (OpenID JWT), reshares, replies to comments, editing and deleting
+comments, the audience's own comments (counted, never listed), the little-text parser
 (escaped characters are simply unescaped; unescaped reserved characters are kept as they are).
 """
 
@@ -62,8 +74,10 @@ FOLLOWERS = 512
 KNOWN_SCOPES = frozenset({
     "openid", "profile", "email", "w_member_social", "r_member_postAnalytics", "r_member_profileAnalytics",
     "w_organization_social", "r_organization_social", "rw_organization_admin", "r_organization_admin",
-    "r_basicprofile", "r_liteprofile", "r_emailaddress",
+    "r_basicprofile", "r_liteprofile", "r_emailaddress", "r_member_social",
 })
+COMMENT_LIMIT = 1250  # characters of a comment's message (LinkedIn's limit on comments)
+READ_SOCIAL = ("r_member_social", "r_organization_social")
 DEFAULTS: dict[str, Any] = {
     "code_ttl": 1800.0,
     "access_ttl": 5_184_000,  # 60 days
@@ -137,7 +151,7 @@ class LinkedInSandbox:
         state = self.sandbox.network_state(NETWORK)
         for key, value in DEFAULTS.items():
             state.setdefault(key, value)
-        for key in ("assets", "posts", "uploads"):
+        for key in ("assets", "posts", "uploads", "comments"):
             state.setdefault(key, {})
         return state
 
@@ -168,7 +182,10 @@ class LinkedInSandbox:
             raise error(400, "X-Restli-Protocol-Version header must be 2.0.0 for this resource",
                         "ILLEGAL_ARGUMENT")
 
-    def authorize(self, request: web.Request, *scopes: str, resource: str = "") -> TokenInfo:
+    def authorize(self, request: web.Request, *scopes: str, resource: str = "",
+                  any_of: tuple[str, ...] = ()) -> TokenInfo:
+        """The live token's info; 401 as LinkedIn words it, 403 ACCESS_DENIED without every one of
+        `scopes` or without at least one of `any_of`."""
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.startswith("Bearer ") else ""
         info = self.sandbox.token(NETWORK, token)
@@ -180,7 +197,8 @@ class LinkedInSandbox:
             if known is not None and known.network == NETWORK and known.kind == "access":
                 raise error(401, "The token used in the request has expired", "EXPIRED_ACCESS_TOKEN", 65602)
             raise error(401, "Invalid access token", "INVALID_ACCESS_TOKEN", 65600)
-        if any(scope not in info.scopes for scope in scopes):
+        if any(scope not in info.scopes for scope in scopes) or (
+                any_of and not set(any_of) & set(info.scopes)):
             version = request.headers.get("LinkedIn-Version", "")
             raise error(403, f"Not enough permissions to access: {resource}.{request.method}.{version}",
                         "ACCESS_DENIED", 100)
@@ -532,6 +550,85 @@ class LinkedInSandbox:
             pub.deleted = True
         return web.Response(status=204)
 
+    # Comments ----------------------------------------------------------------------------------
+
+    def _live_post(self, urn: str) -> dict[str, Any]:
+        post = self.state["posts"].get(urn)
+        if post is None or post["deleted"] or self.sandbox.publication(NETWORK, urn) is None:
+            raise error(404, f"Not Found: {urn} does not exist", "NOT_FOUND")
+        return post
+
+    def _comment_count(self, urn: str, pub_at: float) -> int:
+        """First-level comments: the audience's (COMMENT's formula) and the ones written here."""
+        audience = metrics_for(units_under_way(self.sandbox, pub_at, 60))["COMMENT"]
+        return audience + len(self.state["comments"].get(urn, []))
+
+    async def create_comment(self, request: web.Request) -> web.Response:
+        info = self.authorize(request, resource="socialActions")
+        target = request.match_info["urn"]
+        body = await _json(request)
+        actor = body.get("actor")
+        if not actor:
+            raise input_error("/actor", "Field is required", "MISSING_FIELD")
+        version = request.headers.get("LinkedIn-Version", "")
+        if str(actor).startswith("urn:li:organization:"):
+            # Commenting as a page needs w_organization_social and a page role (ADMINISTRATOR,
+            # DIRECT_SPONSORED_CONTENT_POSTER, RECRUITING_POSTER); the sandbox member holds none.
+            self.authorize(request, "w_organization_social", resource="socialActions")
+            raise error(403, f"Not enough permissions to access: socialActions.CREATE.{version}",
+                        "ACCESS_DENIED", 100)
+        self.authorize(request, "w_member_social", resource="socialActions")
+        if actor != self.owner_of(info):
+            raise error(403, f"Not enough permissions to access: socialActions.CREATE.{version}",
+                        "ACCESS_DENIED", 100)
+        if body.get("object") != target:
+            raise input_error("/object", f"object must be the entity of the path ({target})")
+        if not re.fullmatch(r"urn:li:(share|ugcPost):\d+", target):
+            raise input_error("/object", f"{target} is not a share or ugcPost URN")
+        self._live_post(target)
+        message = body.get("message")
+        text = message.get("text") if isinstance(message, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise input_error("/message/text", "Field is required", "MISSING_FIELD")
+        if len(text) > COMMENT_LIMIT:
+            raise input_error("/message/text", f"Comment length {len(text)} exceeds {COMMENT_LIMIT} characters")
+        comment_id = str(7_300_000_000_000_000_000 + self.sandbox.next_id())
+        urn = f"urn:li:comment:({target},{comment_id})"
+        stamp = {"actor": actor, "time": int(self.sandbox.now() * 1000)}
+        comment = {"actor": actor, "commentUrn": urn, "created": stamp, "lastModified": stamp, "id": comment_id,
+                   "message": {"attributes": [], "text": text}, "object": target, "$URN": urn}
+        self.state["comments"].setdefault(target, []).append(comment)
+        return web.json_response(comment, status=201, headers={"x-restli-id": comment_id})
+
+    async def list_comments(self, request: web.Request) -> web.Response:
+        self.authorize(request, resource="socialActions", any_of=READ_SOCIAL)
+        target = request.match_info["urn"]
+        self._live_post(target)
+        try:
+            start = max(0, int(request.query.get("start", "0")))
+            count = min(100, max(1, int(request.query.get("count", "10"))))
+        except ValueError as exc:
+            raise error(400, "start and count must be integers", "ILLEGAL_ARGUMENT") from exc
+        comments = self.state["comments"].get(target, [])
+        return web.json_response({"paging": {"start": start, "count": count, "total": len(comments), "links": []},
+                                  "elements": comments[start:start + count]})
+
+    async def social_actions(self, request: web.Request) -> web.Response:
+        self.authorize(request, resource="socialActions", any_of=READ_SOCIAL)
+        target = request.match_info["urn"]
+        self._live_post(target)
+        pub = self.sandbox.publication(NETWORK, target)
+        assert pub is not None  # _live_post checked it
+        comments = self.state["comments"].get(target, [])
+        return web.json_response({
+            "target": target,
+            "commentsSummary": {"selectedComments": [c["$URN"] for c in comments[-10:]],
+                                "totalFirstLevelComments": self._comment_count(target, pub.at),
+                                "aggregatedTotalComments": self._comment_count(target, pub.at)},
+            "likesSummary": {"selectedLikes": [], "likedByCurrentUser": False,
+                             "totalLikes": metrics_for(units_under_way(self.sandbox, pub.at, 60))["REACTION"]},
+        })
+
     # Analytics ---------------------------------------------------------------------------------
 
     async def post_analytics(self, request: web.Request) -> web.Response:
@@ -552,6 +649,8 @@ class LinkedInSandbox:
         if post is None or pub is None or post["author"] != self.owner_of(info):
             raise error(404, f"Post {urn} not found", "NOT_FOUND")
         count = metrics_for(units_under_way(self.sandbox, pub.at, 60))[query_type]
+        if query_type == "COMMENT":
+            count = self._comment_count(urn, pub.at)
         return web.json_response({"paging": {"start": 0, "count": 10, "links": []}, "elements": [
             {"count": count, "metricType": {METRIC_TYPE_KEY: query_type}, "targetEntity": {match[1]: urn}}]})
 
@@ -581,6 +680,9 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
     app.router.add_get(f"{api}/rest/videos/{{urn}}", li.route(li.get_video, rest=True))
     app.router.add_post(f"{api}/rest/posts", li.route(li.create_post, rest=True))
     app.router.add_delete(f"{api}/rest/posts/{{urn}}", li.route(li.delete_post, rest=True))
+    app.router.add_post(f"{api}/rest/socialActions/{{urn}}/comments", li.route(li.create_comment, rest=True))
+    app.router.add_get(f"{api}/rest/socialActions/{{urn}}/comments", li.route(li.list_comments, rest=True))
+    app.router.add_get(f"{api}/rest/socialActions/{{urn}}", li.route(li.social_actions, rest=True))
     app.router.add_get(f"{api}/rest/memberCreatorPostAnalytics", li.route(li.post_analytics, rest=True))
     app.router.add_get(f"{api}/rest/memberFollowersCount", li.route(li.followers_count, rest=True))
 
