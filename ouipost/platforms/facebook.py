@@ -17,6 +17,11 @@ Publish (all with the Page token):
 Mixing images and a video in one post is not possible on Facebook (NotSupportedError).
 
 Permalinks come from `GET /{id}?fields=permalink_url` (relative for videos, so made absolute here).
+
+Follow-ups: Facebook has no reply chains, only comments. A first comment is
+`POST /{post-id}/comments {message}` with the Page token -> `{id: "{post}_{comment}"}` (the post id
+is the result's remote id: the feed post, the photo's post or the video); it needs
+`pages_manage_engagement` (in the default scopes; without it Graph answers #200 -> reconnect).
 """
 
 from __future__ import annotations
@@ -36,11 +41,13 @@ from ouipost.platforms.base import (
     NotSupportedError,
     PermanentError,
     PlatformError,
+    PostRef,
     PublishRequest,
     PublishResult,
     RetryableError,
     TokenExpiredError,
     TokenSet,
+    UnknownOutcomeError,
 )
 
 log = logging.getLogger(__name__)
@@ -280,6 +287,27 @@ class FacebookAdapter(GraphAdapter):
         if isinstance(url, str) and url.startswith("/"):
             url = f"https://www.facebook.com{url}"
         return url if isinstance(url, str) else None
+
+    async def comment(self, auth: AccountAuth, text: str, *, on: PostRef, key: str | None = None) -> PublishResult:
+        """`POST /{post-id}/comments {message}` -> `{id: "{post}_{comment}"}`, as the Page (its token).
+
+        Needs `pages_manage_engagement`: a grant without it is a PermanentError asking to reconnect
+        (Graph #200). A deleted or unknown post is a PermanentError (Graph #100); a lost answer is an
+        UnknownOutcomeError (Graph takes no idempotency key, so `key` is not sent). Stories take no
+        comments through the API (NotSupportedError).
+        """
+        if on.extra.get("story"):
+            raise NotSupportedError("facebook: Page stories cannot be commented through the API",
+                                    network=self.network)
+        if not text.strip():
+            raise PermanentError("facebook: a comment needs text", network=self.network)
+        token = auth.access_token
+        body = await self._call("POST", f"{GRAPH}/{on.remote_id}/comments", token=token,
+                                data={"message": text}, action="comment")
+        comment_id = str(body.get("id") or "")
+        if not comment_id:
+            raise UnknownOutcomeError("facebook: comment answered without an id", network=self.network)
+        return PublishResult(comment_id, await self._permalink(token, comment_id), extra={"post_id": on.remote_id})
 
     async def delete(self, auth: AccountAuth, remote_id: str) -> None:
         """`DELETE /{post-id}` (or the video id); Graph answers `{success: true}`."""

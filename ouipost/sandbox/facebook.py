@@ -17,6 +17,12 @@ Imitated:
   `network_state["video_polls"]` status reads, default 1, or -> error when
   `network_state["video_error"]` is set), `/{page}/photo_stories`.
 - `GET /{id}?fields=...` for pages, posts, photos, videos; `DELETE /{id}`; `GET /{post}/insights`.
+- `POST /{post|photo|video}/comments {message}` as the Page (its token, `pages_manage_engagement`, else
+  #200 HTTP 403) -> `{id: "{post}_{comment}"}`; `GET /{object}/comments` (`pages_read_engagement`;
+  oldest first, `limit`/`after` cursors, `summary=true`) and `GET /{comment-id}` read them back, and the
+  post's `comments.summary.total_count` counts them. A deleted or unknown post, a story, or another
+  Page's post -> 100/33 (GraphMethodException); an empty message or one over `comment_max_chars`
+  (default 8,000 [unconf]) -> #100. Deleting a post deletes its comments.
 - Errors: 190/463 expired, 190/458 revoked, 10/200 permissions (HTTP 403), 100 parameters,
   324/352 media, 506 duplicate text within `duplicate_window` seconds (default 600), code 4 when the
   app budget is spent, X-App-Usage on every answer, X-Business-Use-Case-Usage on Page calls.
@@ -30,6 +36,7 @@ fields: reactions total 7h, comments total 2h, shares 1h.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -70,6 +77,8 @@ LONG_TOKEN_TTL = 5183944
 MAX_MESSAGE = 63206
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 PUBLISH_SCOPES = ("pages_manage_posts", "pages_read_engagement")
+COMMENT_SCOPES = ("pages_manage_engagement",)
+MAX_COMMENT = 8000  # [unconf] Facebook's comment box limit; `comment_max_chars` changes it
 
 USER = {"id": "10001", "name": "Sandra Box"}
 PAGES: dict[str, dict[str, Any]] = {
@@ -253,6 +262,10 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             return _accounts(sandbox, info, object_id, params)
         if name == "insights" and request.method == "GET":
             return _insights(sandbox, info, object_id, params)
+        if name == "comments" and request.method == "GET":
+            return _list_comments(sandbox, info, object_id, params)
+        if name == "comments" and request.method == "POST":
+            return _comment(sandbox, info, object_id, params)
         if request.method != "POST":
             raise _unknown_object(object_id)
         if name == "feed":
@@ -304,7 +317,8 @@ def _object_view(sandbox: Sandbox, object_id: str, obj: dict[str, Any], fields: 
         data["is_published"] = obj.get("published", True)
         data["permalink_url"] = f"https://www.facebook.com/{page['username']}/posts/{object_id.split('_', 1)[1]}"
         data["reactions"] = {"data": [], "summary": {"total_count": FIELD_COUNTS_PER_HOUR["reactions"] * h}}
-        data["comments"] = {"data": [], "summary": {"total_count": FIELD_COUNTS_PER_HOUR["comments"] * h,
+        written = len(_comments_on(sandbox, object_id))
+        data["comments"] = {"data": [], "summary": {"total_count": FIELD_COUNTS_PER_HOUR["comments"] * h + written,
                                                    "can_comment": True}}
         if h:
             data["shares"] = {"count": FIELD_COUNTS_PER_HOUR["shares"] * h}  # absent when never shared
@@ -321,6 +335,8 @@ def _object_view(sandbox: Sandbox, object_id: str, obj: dict[str, Any], fields: 
         data["status"] = _video_status(sandbox, obj, poll="status" in fields)
     elif obj["kind"] == "story":
         data["url"] = f"https://www.facebook.com/stories/{object_id}"
+    elif obj["kind"] == "comment":
+        data.update(_comment_view(object_id, obj))
     return _pick(data, fields or ["id"]) if fields else {"id": object_id,
                                                            "created_time": data["created_time"]}
 
@@ -585,12 +601,93 @@ async def _delete(sandbox: Sandbox, request: web.Request, params: dict[str, Any]
     obj["deleted"] = True
     targets = {object_id, obj.get("remote_id"), obj.get("post_id")}
     for other_id, other in _objects(sandbox).items():
-        if other.get("remote_id") in targets or other_id in targets:
+        if other.get("remote_id") in targets or other_id in targets or other.get("on") in targets:
             other["deleted"] = True
     for pub in sandbox.publications:
         if pub.network == NETWORK and pub.remote_id in targets:
             pub.deleted = True
     return _json({"success": True}, page_id=obj["page"], sandbox=sandbox)
+
+
+# --------------------------------------------------------------------------------------------------
+# Comments
+
+
+COMMENTABLE = ("post", "photo", "video")
+
+
+def _commented_object(sandbox: Sandbox, info: TokenInfo, object_id: str, verb: str) -> dict[str, Any]:
+    """The live post, photo or video the Page's own token may comment on (else Graph's #100)."""
+    obj = _objects(sandbox).get(object_id)
+    if obj is None or obj.get("deleted") or obj["kind"] not in COMMENTABLE or not obj.get("published", True):
+        raise _unknown_object(object_id, verb)
+    if info.extra.get("type") != "page" or info.subject != obj["page"]:
+        raise _unknown_object(object_id, verb)
+    return obj
+
+
+def _comments_on(sandbox: Sandbox, object_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(cid, c) for cid, c in _objects(sandbox).items()
+            if c["kind"] == "comment" and c.get("on") == object_id and not c.get("deleted")]
+
+
+def _comment_view(comment_id: str, comment: dict[str, Any]) -> dict[str, Any]:
+    page = PAGES[comment["page"]]
+    post_part, _, fbid = comment_id.partition("_")
+    return {"id": comment_id, "message": comment["message"], "created_time": _iso(comment["created"]),
+            "from": {"name": page["name"], "id": page["id"]}, "object": {"id": comment["on"]},
+            "can_remove": True, "like_count": 0, "comment_count": 0, "is_hidden": False,
+            "permalink_url": f"https://www.facebook.com/{page['username']}/posts/{post_part}?comment_id={fbid}"}
+
+
+def _comment(sandbox: Sandbox, info: TokenInfo, object_id: str, params: dict[str, Any]) -> web.Response:
+    """`POST /{object}/comments {message}` as the Page: `{id: "{post}_{comment}"}`."""
+    obj = _commented_object(sandbox, info, object_id, "post")
+    require_scopes(info, *COMMENT_SCOPES, code=200,
+                   message="(#200) The user hasn't authorized the application to perform this action: "
+                           "commenting as the Page requires pages_manage_engagement")
+    message = str(params.get("message") or "")
+    if not message.strip() and not params.get("attachment_url") and not params.get("attachment_id"):
+        raise GraphError(400, "(#100) The parameter message, attachment_id or attachment_url is required", 100)
+    limit = int(sandbox.network_state(NETWORK).get("comment_max_chars", MAX_COMMENT))
+    if len(message) > limit:
+        raise GraphError(400, f"(#100) Param message must be at most {limit} characters long.", 100)
+    # Graph names a comment after the object it is on: "{post}_{comment}", the post part being the
+    # object's own id (the part after the Page's for a feed post).
+    comment_id = f"{object_id.rsplit('_', 1)[-1]}_{60_000_000 + sandbox.next_id()}"
+    _objects(sandbox)[comment_id] = {"kind": "comment", "page": obj["page"], "on": object_id, "message": message,
+                                     "created": sandbox.now(), "published": True}
+    return _json({"id": comment_id}, page_id=obj["page"], sandbox=sandbox)
+
+
+def _list_comments(sandbox: Sandbox, info: TokenInfo, object_id: str, params: dict[str, Any]) -> web.Response:
+    """`GET /{object}/comments`: oldest first, `limit` (25) per page with an `after` cursor;
+    `summary=true` adds the total."""
+    obj = _commented_object(sandbox, info, object_id, "get")
+    require_scopes(info, "pages_read_engagement", code=10,
+                   message="(#10) This endpoint requires the 'pages_read_engagement' permission or the "
+                           "'Page Public Content Access' feature.")
+    comments = _comments_on(sandbox, object_id)
+    fields = parse_fields(params.get("fields")) or ["created_time", "from", "message"]
+    try:
+        limit = max(1, min(100, int(params.get("limit") or 25)))
+        start = int(base64.urlsafe_b64decode(str(params["after"]).encode()).decode()) if params.get("after") else 0
+    except ValueError as exc:
+        raise GraphError(400, "(#100) Invalid limit or cursor", 100) from exc
+    page = comments[start:start + limit]
+    data = [_pick(_comment_view(cid, c), fields) for cid, c in page]
+    body: dict[str, Any] = {"data": data}
+    if page:
+        def cursor(index: int) -> str:
+            return base64.urlsafe_b64encode(str(index).encode()).decode()
+
+        body["paging"] = {"cursors": {"before": cursor(start), "after": cursor(start + len(page))}}
+        if start + len(page) < len(comments):
+            body["paging"]["next"] = (f"https://graph.facebook.com/{VERSION}/{object_id}/comments"
+                                      f"?limit={limit}&after={cursor(start + len(page))}")
+    if as_bool(params.get("summary")):
+        body["summary"] = {"order": "chronological", "total_count": len(comments), "can_comment": True}
+    return _json(body, page_id=obj["page"], sandbox=sandbox)
 
 
 # --------------------------------------------------------------------------------------------------
