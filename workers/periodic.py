@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ouipost.accounts.service import AccountStatus
 from ouipost.core.clock import Clock
 from ouipost.db.tables import social_accounts
 from ouipost.housekeeping import service as housekeeping
@@ -37,7 +38,7 @@ async def _has_expiring_tokens(conn: AsyncConnection, now: datetime) -> bool:
     """Any active account whose token expires at all: only then is a refresh chain worth running."""
     found = await conn.scalar(
         sa.select(social_accounts.c.id)
-        .where(social_accounts.c.status == "active", social_accounts.c.token_expires_at.is_not(None))
+        .where(social_accounts.c.status == AccountStatus.ACTIVE, social_accounts.c.token_expires_at.is_not(None))
         .limit(1)
     )
     return found is not None

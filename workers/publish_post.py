@@ -68,6 +68,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost.accounts import service as accounts
+from ouipost.accounts.service import AccountStatus
 from ouipost.config import Settings
 from ouipost.core.clock import Clock
 from ouipost.core.crypto import Cipher
@@ -94,6 +95,7 @@ from ouipost.publishing import pacing, platform_calls
 from ouipost.publishing import service as publishing
 from ouipost.publishing.service import Held, Outcome, RunPlan, RunRequest, Send
 from ouipost.storage import Storage
+from ouipost.webhooks.event_types import EventType
 from ouipost.webhooks.events import record_events
 from workers.worker import JobContext
 
@@ -455,8 +457,9 @@ async def _record_answers(conn: AsyncConnection, answers: Answers, now: datetime
     await platform_calls.record_calls(conn, answers.calls)
     if answers.expired_accounts:
         await record_events(conn, [
-            ("account.expired", {"account": accounts.account_view({**a, "status": "expired"}, now=now)},
-             a["workspace_id"]) for a in answers.expired_accounts
+            (EventType.ACCOUNT_EXPIRED,
+             {"account": accounts.account_view({**a, "status": AccountStatus.EXPIRED}, now=now)}, a["workspace_id"])
+            for a in answers.expired_accounts
         ], now=now)
 
 

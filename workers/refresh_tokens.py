@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ouipost.accounts import service as accounts
+from ouipost.accounts.service import AccountStatus
 from ouipost.core.crypto import Cipher, DecryptionError
 from ouipost.db.tables import social_accounts
 from ouipost.platforms import NetworkNotConfigured, adapter_class, make_adapter
@@ -88,7 +89,7 @@ async def expiring_accounts(engine: Any, now: datetime, config: PacingConfig) ->
     async with engine.connect() as conn:
         rows = await conn.execute(
             sa.select(social_accounts)
-            .where(social_accounts.c.status == "active", social_accounts.c.token_expires_at.is_not(None),
+            .where(social_accounts.c.status == AccountStatus.ACTIVE, social_accounts.c.token_expires_at.is_not(None),
                    sa.or_(*clauses))
             .order_by(social_accounts.c.token_expires_at).limit(BATCH)
         )
@@ -128,7 +129,7 @@ async def _mark_expired(engine: Any, account: Mapping[str, Any], message: str, n
         if current is None or current["status"] != "active" or current["access_token"] != account["access_token"]:
             return
         await accounts.mark_account(conn, account["id"], "expired", f"Token refresh refused: {message}", now)
-        view = accounts.account_view({**current, "status": "expired"}, now=now)
+        view = accounts.account_view({**current, "status": AccountStatus.EXPIRED}, now=now)
         await record_event(conn, "account.expired", {"account": view}, workspace_id=account["workspace_id"], now=now)
     log.warning("account %s (%s) expired: the network refused the refresh (%s)", account["id"],
                 account["platform"], message)

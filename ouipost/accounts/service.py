@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +25,13 @@ from ouipost.db.tables import oauth_states, post_targets, posts, social_accounts
 from ouipost.platforms.base import AccountAuth, ConnectedIdentity, TokenSet
 
 STATE_TTL = timedelta(seconds=600)
-ACCOUNT_STATUSES = ("active", "expired", "error")
+class AccountStatus(StrEnum):
+    ACTIVE = "active"  # publishing works
+    EXPIRED = "expired"  # the network refused the token and a refresh: the user must reconnect
+    ERROR = "error"  # the network refused the account itself (suspended, permissions gone)
+
+
+ACCOUNT_STATUSES: tuple[AccountStatus, ...] = tuple(AccountStatus)
 DEFAULT_ACCOUNT_SETTINGS: dict[str, Any] = {"auto_hashtags": False, "default_hashtags": []}
 
 
@@ -115,7 +122,7 @@ async def upsert_identity(
         "name": identity.name[:200],
         "username": identity.username,
         "profile_image": identity.profile_image,
-        "status": "active",
+        "status": AccountStatus.ACTIVE,
         "metadata": identity.metadata,
         "permissions": identity.permissions or identity.token.scopes,
         "access_token": cipher.encrypt(identity.token.access_token, context=account_id),
@@ -188,7 +195,7 @@ async def store_tokens(
     values: dict[str, Any] = {
         "access_token": cipher.encrypt(token.access_token, context=account_id),
         "token_expires_at": token.expires_at,
-        "status": "active",
+        "status": AccountStatus.ACTIVE,
         "last_error": None,
         "updated_at": now,
     }

@@ -22,15 +22,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ouipost.accounts.service import ACCOUNT_STATUSES
 from ouipost.core.clock import isoformat
 from ouipost.db.engine import json_loads
 from ouipost.db.tables import api_keys, posts, social_accounts, users, workspaces
 from ouipost.http import usage
 from ouipost.jobs import queue
 from ouipost.platforms.registry import NETWORKS
+from ouipost.posts import statuses
 
-POST_STATUSES = ("draft", "scheduled", "published", "failed")
-ACCOUNT_STATUSES = ("active", "expired", "error")
 STORAGE_DEGRADED_PERCENT = 90.0
 STORAGE_UNHEALTHY_PERCENT = 98.0
 
@@ -123,8 +123,8 @@ def directory_size(path: Path) -> int:
 
 
 async def stats(conn: AsyncConnection, data_dir: Path, now: datetime) -> dict[str, Any]:
-    post_status = {s: 0 for s in POST_STATUSES} | await _grouped(conn, posts.c.status)
-    account_status = {s: 0 for s in ACCOUNT_STATUSES} | await _grouped(conn, social_accounts.c.status)
+    post_status = {str(s): 0 for s in statuses.POST_STATUSES} | await _grouped(conn, posts.c.status)
+    account_status = {str(s): 0 for s in ACCOUNT_STATUSES} | await _grouped(conn, social_accounts.c.status)
     used = await asyncio.to_thread(directory_size, data_dir)
     limit = await asyncio.to_thread(_disk_total, data_dir)
     requests = await usage.usage_totals(conn, now.date())

@@ -17,10 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ouipost.accounts.service import AccountStatus
 from ouipost.db.tables import post_targets, posts, social_accounts, workspace_members, workspaces
 
 # Accounts in these states cannot publish until someone reconnects them.
-ACCOUNT_ATTENTION_STATUSES = ("expired", "error")
+ACCOUNT_ATTENTION_STATUSES = (AccountStatus.EXPIRED, AccountStatus.ERROR)
 
 
 def _in_scope(column: sa.ColumnElement[Any], member_of: str | None) -> sa.ColumnElement[bool]:

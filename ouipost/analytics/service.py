@@ -43,6 +43,7 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ouipost.accounts.service import AccountStatus
 from ouipost.core import errors
 from ouipost.core.clock import isoformat
 from ouipost.db.analytics_tables import (
@@ -363,7 +364,9 @@ async def schedule_next_accounts_sync(conn: AsyncConnection, job: queue.Job, now
 async def accounts_to_sync(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Every active account, oldest first."""
     rows = await conn.execute(
-        sa.select(social_accounts).where(social_accounts.c.status == "active").order_by(social_accounts.c.id)
+        sa.select(social_accounts)
+        .where(social_accounts.c.status == AccountStatus.ACTIVE)
+        .order_by(social_accounts.c.id)
     )
     return [dict(r) for r in rows.mappings()]
 

@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ouipost.accounts import connections, instance_apps
 from ouipost.accounts import service as accounts
+from ouipost.accounts.service import AccountStatus
 from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, api_actor, pagination
 from ouipost.core import errors
@@ -154,7 +155,7 @@ async def get_account(request: web.Request) -> web.Response:
     async with engine.connect() as conn:
         account = await accounts.get_account(conn, request[WORKSPACE_ID], request.match_info["id"])
     stale = account["last_sync_at"] is None or now - account["last_sync_at"] > STATS_MAX_AGE
-    if account["status"] == "active" and stale:
+    if account["status"] == AccountStatus.ACTIVE and stale:
         account = await _refresh_stats(request, account)
     async with engine.connect() as conn:
         counts = await accounts.posts_this_month(conn, [account["id"]], now)

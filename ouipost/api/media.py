@@ -22,12 +22,12 @@ from ouipost.http import idempotency
 from ouipost.http.context import API_KEY, CLOCK, DB, SETTINGS, STORAGE, WORKSPACE_ID
 from ouipost.http.web import ok
 from ouipost.openapi import describe, views
-from ouipost.posts import rules, service, uploads
+from ouipost.posts import rules, service, statuses, uploads
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 MEDIA_TYPES = uploads.MEDIA_TYPES
-LOCKED_STATUSES = uploads.LOCKED_STATUSES
+LOCKED_STATUSES = statuses.MEDIA_LOCKED
 caps = uploads.caps
 
 

@@ -18,7 +18,7 @@ from ouipost.http.web import load_body, load_query, ok
 from ouipost.jobs.queue import notify_enqueued
 from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
-from ouipost.posts import actions, approval, rules, service
+from ouipost.posts import actions, approval, rules, service, statuses
 from ouipost.publishing import service as publishing
 
 routes = web.RouteTableDef()
@@ -52,7 +52,7 @@ class PostBody(Schema):
 
 
 class PostQuery(PageQuery):
-    status = fields.String(validate=validate.OneOf(service.STATUSES))
+    status = fields.String(validate=validate.OneOf(statuses.POST_STATUSES))
     platform = fields.String(validate=validate.OneOf(NETWORKS))
     from_ = fields.AwareDateTime(data_key="from", format="iso")
     to = fields.AwareDateTime(format="iso")

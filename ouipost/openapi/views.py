@@ -17,7 +17,7 @@ from marshmallow import INCLUDE, Schema, fields, validate
 from ouipost.accounts.service import ACCOUNT_STATUSES
 from ouipost.identity import api_keys, audit, users
 from ouipost.platforms.registry import NETWORKS
-from ouipost.posts.service import STATUSES as POST_STATUSES
+from ouipost.posts.statuses import POST_STATUSES
 from ouipost.posts.uploads import MAX_ALT_TEXT, MEDIA_TYPES
 from ouipost.webhooks import service as webhooks
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost.core import errors
-from ouipost.posts import approval, rules, service
+from ouipost.posts import approval, rules, service, statuses
 from ouipost.publishing import service as publishing
 from ouipost.schedules.service import workspace_timezone
 from ouipost.webhooks.events import record_event
@@ -88,7 +88,7 @@ async def delete(
 
 def deletion_message(post: Mapping[str, Any]) -> str:
     """What deleting `post` did, as the API says it."""
-    if post["status"] in ("published", "partially_published"):
+    if post["status"] in statuses.PUBLISHED_SOMEWHERE:
         return ("Post deleted from Oui Post; it remains on the social networks, where it must be removed "
                 "separately")
     return "Post deleted successfully"
@@ -144,7 +144,7 @@ async def wait_for_outcome(
         async with engine.connect() as conn:
             post = await service.get_post(conn, workspace_id, post_id)
             targets = (await service.targets_of(conn, [post["id"]]))[post["id"]]
-        done = post["status"] in publishing.FINAL_STATUSES
+        done = post["status"] in statuses.FINAL
         if done or loop.time() >= deadline:
             return post, targets, done
         await asyncio.sleep(0.1)

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ouipost.accounts.service import AccountStatus
 from ouipost.db.tables import social_accounts
 from ouipost.platforms.registry import get_platform
 from ouipost.platforms.text import count_text, effective_text
@@ -56,7 +57,7 @@ async def default_accounts(conn: AsyncConnection, workspace_id: str, networks: I
         .where(
             social_accounts.c.workspace_id == workspace_id,
             social_accounts.c.platform.in_(list(networks)),
-            social_accounts.c.status == "active",
+            social_accounts.c.status == AccountStatus.ACTIVE,
         )
         .order_by(social_accounts.c.connected_at, social_accounts.c.id)
     )

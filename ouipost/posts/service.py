@@ -25,13 +25,8 @@ from ouipost.db.tables import media as media_table
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.db.types import UTCDateTime
 from ouipost.platforms.registry import NETWORKS
-
-# Editing a post pending approval returns it to draft (ouipost/posts/approval.py).
-EDITABLE_STATUSES = frozenset({"draft", "pending_approval", "scheduled"})
-# A post is draft, pending approval or scheduled only until it is published (it never returns to
-# them afterwards), so no target of such a post was ever published and none has insights.
-NEVER_PUBLISHED_STATUSES = frozenset({"draft", "pending_approval", "scheduled"})
-STATUSES = ("draft", "pending_approval", "scheduled", "publishing", "published", "partially_published", "failed")
+from ouipost.posts import statuses
+from ouipost.posts.statuses import PostStatus, TargetStatus
 
 
 @dataclass(frozen=True)
@@ -73,7 +68,7 @@ async def resolve_targets(conn: AsyncConnection, workspace_id: str, platforms: S
 
 def may_have_insights(post: Mapping[str, Any]) -> bool:
     """False for a post none of whose targets was ever published: lists skip its insights query."""
-    return post["status"] not in NEVER_PUBLISHED_STATUSES
+    return post["status"] not in statuses.NEVER_PUBLISHED
 
 
 def target_networks(targets: Sequence[Target]) -> list[str]:
@@ -111,7 +106,7 @@ def _new_post_row(
     return {
         "id": new_id("post"),
         "workspace_id": workspace_id,
-        "status": "draft",
+        "status": PostStatus.DRAFT,
         "content": fields["content"],
         "title": fields.get("title"),
         "link": fields.get("link"),
@@ -145,7 +140,7 @@ def _target_rows(post: Mapping[str, Any], targets: Sequence[Target], now: dateti
         {
             "id": new_id("tgt"), "post_id": post["id"], "workspace_id": post["workspace_id"],
             "network": t.network, "requested": t.requested, "account_id": t.account_id,
-            "status": "pending", "attempts": 0, "created_at": now, "updated_at": now,
+            "status": TargetStatus.PENDING, "attempts": 0, "created_at": now, "updated_at": now,
         }
         for t in targets
     ]
@@ -165,7 +160,7 @@ async def get_post(
 
 
 def ensure_editable(post: Mapping[str, Any]) -> None:
-    if post["status"] not in EDITABLE_STATUSES:
+    if post["status"] not in statuses.EDITABLE:
         raise errors.Conflict(
             f"A {post['status']} post cannot be changed; only draft, pending_approval and scheduled posts can",
             details={"status": post["status"]},

@@ -24,14 +24,13 @@ from ouipost.core import errors
 from ouipost.core.ids import new_id
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts
-from ouipost.posts import approval, rules, service, validation
+from ouipost.posts import approval, rules, service, statuses, validation
 from ouipost.posts import media as media_files
 from ouipost.storage import Storage
 
 MEDIA_TYPES = ("image", "video", "document")
 MAX_TEXT_FIELD = 2000  # bytes of a form field other than the file (type, alt_text)
 MAX_ALT_TEXT = 1000
-LOCKED_STATUSES = frozenset({"publishing", "published", "partially_published"})
 
 
 def caps(settings: Any) -> dict[str, int]:
@@ -207,7 +206,7 @@ async def remove(conn: AsyncConnection, workspace_id: str, media_id: str, now: d
     )).mappings().first()
     if row is None:
         raise errors.NotFound("Media not found")
-    if row["post_status"] in LOCKED_STATUSES:
+    if row["post_status"] in statuses.MEDIA_LOCKED:
         raise errors.Conflict(
             f"This media belongs to a {row['post_status']} post and cannot be deleted",
             details={"post_status": row["post_status"]},

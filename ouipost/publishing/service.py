@@ -29,9 +29,11 @@ from ouipost.db.batch import NOW, expanding, json_by_key, json_value_of
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.db.types import UTCDateTime
 from ouipost.jobs import queue
-from ouipost.posts import service, validation
+from ouipost.posts import service, statuses, validation
 from ouipost.posts.rules import default_accounts
+from ouipost.posts.statuses import TARGET_OPEN, PostStatus, TargetStatus
 from ouipost.publishing import pacing
+from ouipost.webhooks.event_types import EventType
 from ouipost.webhooks.events import record_event, record_events
 
 PUBLISH_KIND = "publish_post"
@@ -39,9 +41,6 @@ PUBLISH_QUEUE = "publish"
 PUBLISH_PRIORITY_NOW = 10
 PUBLISH_PRIORITY_SCHEDULED = 50
 PUBLISH_MAX_ATTEMPTS = 8
-SCHEDULABLE = frozenset({"draft", "scheduled"})
-RETRYABLE_POST_STATUSES = frozenset({"failed", "partially_published"})
-FINAL_STATUSES = frozenset({"published", "partially_published", "failed"})
 
 
 def publish_job_key(post_id: str) -> str:
@@ -171,7 +170,7 @@ async def schedule_post(
 ) -> dict[str, Any]:
     """Schedule (or reschedule) a draft or scheduled post. 409 otherwise; 422 for a past time or a
     target that cannot be published."""
-    if post["status"] not in SCHEDULABLE:
+    if post["status"] not in statuses.SCHEDULABLE:
         raise errors.Conflict(f"A {post['status']} post cannot be scheduled", details={"status": post["status"]})
     if scheduled_at <= now:
         raise errors.ValidationError("scheduled_at must be in the future",
@@ -206,11 +205,11 @@ async def request_publish(conn: AsyncConnection, post: Mapping[str, Any], now: d
     """Publish now: a draft or scheduled post, or a failed/partially published one again (only its
     failed targets are sent again; published ones are never touched)."""
     status = post["status"]
-    if status in RETRYABLE_POST_STATUSES:
+    if status in statuses.RETRYABLE:
         await conn.execute(post_targets.update().where(
             post_targets.c.post_id == post["id"], post_targets.c.status == "failed",
         ).values(status="pending", error_code=None, error_message=None, updated_at=now))
-    elif status not in SCHEDULABLE:
+    elif status not in statuses.SCHEDULABLE:
         raise errors.Conflict(f"A {status} post cannot be published now", details={"status": status})
     await prepare_targets(conn, post)
     values = {"status": "publishing", "updated_at": now}
@@ -543,7 +542,8 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
         post.update(status=finals[post["id"]], published_at=min(stamps) if stamps else None, updated_at=now)
     await conn.execute(_POST_FINISHED, [{"post_id": p["id"], "final": p["status"], "b_published_at": p["published_at"],
                                          "now": now} for p in moving])
-    kinds = {"published": "post.published", "partially_published": "post.partial", "failed": "post.failed"}
+    kinds = {PostStatus.PUBLISHED: EventType.POST_PUBLISHED, PostStatus.PARTIALLY_PUBLISHED: EventType.POST_PARTIAL,
+             PostStatus.FAILED: EventType.POST_FAILED}
     await record_events(conn, [
         (kinds[post["status"]], {"post": service.post_view(post, targets=targets[post["id"]], detail=True)},
          post["workspace_id"]) for post in moving
@@ -554,11 +554,13 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
 def final_status(targets: Sequence[Mapping[str, Any]]) -> str | None:
     """A post's status once its targets are done: published (all but the cancelled ones),
     partially_published (some), failed (none); None while any is pending or publishing."""
-    statuses = [t["status"] for t in targets if t["status"] != "cancelled"]
-    if any(s in ("pending", "publishing") for s in statuses):
+    statuses = [t["status"] for t in targets if t["status"] != TargetStatus.CANCELLED]
+    if any(s in TARGET_OPEN for s in statuses):
         return None
-    published = statuses.count("published")
-    return "published" if statuses and published == len(statuses) else "partially_published" if published else "failed"
+    published = statuses.count(TargetStatus.PUBLISHED)
+    if statuses and published == len(statuses):
+        return PostStatus.PUBLISHED
+    return PostStatus.PARTIALLY_PUBLISHED if published else PostStatus.FAILED
 
 
 async def fail_remaining(conn: AsyncConnection, post_id: str, message: str, now: datetime) -> None:
@@ -671,7 +673,7 @@ async def queue_into_schedule(
     within 56 days) and its publish job."""
     from ouipost.schedules import service as schedules
 
-    if post["status"] not in SCHEDULABLE:
+    if post["status"] not in statuses.SCHEDULABLE:
         raise errors.Conflict(f"A {post['status']} post cannot be scheduled", details={"status": post["status"]})
     schedule = await schedules.get_schedule(conn, post["workspace_id"], schedule_id, for_update=True)
     await prepare_targets(conn, post)

@@ -37,11 +37,9 @@ from ouipost.db.pages import fetch_page
 from ouipost.db.schedule_tables import schedule_entries, schedule_slots, schedules
 from ouipost.db.tables import posts, social_accounts, workspaces
 from ouipost.platforms.registry import NETWORKS
+from ouipost.posts import statuses
 from ouipost.schedules import slots as slot_rules
 from ouipost.schedules.slots import HORIZON, Slot
-
-QUEUEABLE_STATUSES = frozenset({"draft", "scheduled"})
-PUBLISHED_STATUSES = ("published", "partially_published")
 
 
 class Move(NamedTuple):
@@ -329,7 +327,7 @@ async def queue_post(
     """
     if schedule["workspace_id"] != post["workspace_id"]:
         raise errors.NotFound("Schedule not found")
-    if post["status"] not in QUEUEABLE_STATUSES:
+    if post["status"] not in statuses.SCHEDULABLE:
         raise errors.Conflict(
             f"A {post['status']} post cannot be queued; only draft and scheduled posts can",
             details={"status": post["status"]},
@@ -564,7 +562,7 @@ async def schedule_stats(
     those, published in the current ISO week of the schedule's zone), next_slot (with offset)."""
     zone = ZoneInfo(schedule["timezone"])
     published = sa.and_(
-        schedule_entries.c.schedule_id == schedule["id"], posts.c.status.in_(PUBLISHED_STATUSES)
+        schedule_entries.c.schedule_id == schedule["id"], posts.c.status.in_(statuses.PUBLISHED_SOMEWHERE)
     )
     base = sa.select(sa.func.count()).select_from(
         schedule_entries.join(posts, posts.c.id == schedule_entries.c.post_id)

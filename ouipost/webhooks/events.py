@@ -16,12 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost.core.ids import new_id
 from ouipost.db.tables import events
 from ouipost.webhooks.dispatch import prepare_dispatch_many
-
-TYPES = (
-    "post.created", "post.scheduled", "post.published", "post.partial", "post.failed",
-    "post.submitted", "post.approved", "post.rejected",
-    "account.connected", "account.disconnected", "account.expired",
-)
+from ouipost.webhooks.event_types import TYPES
 
 
 async def record_event(

@@ -52,21 +52,10 @@ from ouipost.core.metrics import process_metrics
 from ouipost.db.admin_tables import webhook_deliveries, webhooks
 from ouipost.db.pages import fetch_page
 from ouipost.identity.audit import Actor, record_audit
+from ouipost.webhooks.event_types import TYPES as EVENT_TYPES
 
-EVENTS: tuple[str, ...] = (
-    "post.created",
-    "post.scheduled",
-    "post.published",
-    "post.partial",
-    "post.failed",
-    "post.submitted",
-    "post.approved",
-    "post.rejected",
-    "account.connected",
-    "account.disconnected",
-    "account.expired",
-    "webhook.test",
-)
+#: What a webhook may subscribe to: every domain event, and the test ping of POST /admin/webhooks/{id}/test.
+EVENTS: tuple[str, ...] = (*EVENT_TYPES, "webhook.test")
 RETRY_SCHEDULE: tuple[timedelta, ...] = (
     timedelta(seconds=5),
     timedelta(minutes=5),

@@ -34,7 +34,7 @@ from ouipost.http.web import dumps, error_response, run_schema
 from ouipost.jobs.queue import notify_enqueued
 from ouipost.platforms.registry import NETWORKS, PLATFORMS
 from ouipost.platforms.text import COUNTING_LABELS
-from ouipost.posts import actions, approval, rules, service, uploads
+from ouipost.posts import actions, approval, rules, service, statuses, uploads
 from ouipost.posts import calendar as posts_calendar
 from ouipost.publishing import service as publishing
 from ouipost.schedules import service as schedules_service
@@ -479,7 +479,7 @@ async def media_delete_page(request: web.Request) -> web.Response:
         post, row = await _media_row(conn, request)
     return await render(request, "ui/posts/media_delete.html", {
         "post": post, "item": row, "urls": rules.media_urls(request.app[STORAGE], [row])[row["id"]],
-        "locked": post["status"] in uploads.LOCKED_STATUSES,
+        "locked": post["status"] in statuses.MEDIA_LOCKED,
     })
 
 
@@ -512,9 +512,9 @@ async def _post_page_context(conn: AsyncConnection, request: web.Request) -> dic
         "post": post, "targets": targets, "account_names": names, "media": media,
         "media_urls": rules.media_urls(request.app[STORAGE], media),
         "network_names": {n: PLATFORMS[n].name for n in NETWORKS},
-        "editable": post["status"] in service.EDITABLE_STATUSES,
-        "publishable": post["status"] in publishing.SCHEDULABLE,
-        "retryable": post["status"] in publishing.RETRYABLE_POST_STATUSES
+        "editable": post["status"] in statuses.EDITABLE,
+        "publishable": post["status"] in statuses.SCHEDULABLE,
+        "retryable": post["status"] in statuses.RETRYABLE
         and any(t["status"] == "failed" for t in targets),
         "can_manage": can_mutate(request[UI_USER], MANAGE),
         "zone": _zone_name(request[UI_WORKSPACE]),
@@ -722,7 +722,7 @@ async def posts_list(request: web.Request) -> web.Response:
     return await render(request, "ui/posts/list.html", {
         "posts": rows, "targets": targets, "values": typed, "errors": problems,
         "pages": page_numbers(query.get("page", 1), PAGE_SIZE, total), "page_url": page_url,
-        "status_options": [("", "Any status")] + [(s, s.replace("_", " ")) for s in service.STATUSES],
+        "status_options": [("", "Any status")] + [(s, s.replace("_", " ")) for s in statuses.POST_STATUSES],
         "network_options": [("", "Any network")] + [(n, PLATFORMS[n].name) for n in NETWORKS],
         "network_names": {n: PLATFORMS[n].name for n in NETWORKS},
         "zone": _zone_name(workspace), "can_manage": can_mutate(request[UI_USER], MANAGE),
