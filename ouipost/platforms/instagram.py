@@ -22,6 +22,11 @@ then `GET /{container}?fields=status_code,status` until FINISHED, `POST /{ig-use
 {creation_id}`, and `GET /{media}?fields=permalink,shortcode`. Text-only posts do not exist on Instagram
 (NotSupportedError). Deleting media is not confirmed by the docs: the adapter asks, and maps Graph's
 "Unsupported delete request" to NotSupportedError.
+
+Follow-ups: Instagram has no reply chains, only comments. A first comment is
+`POST /{ig-media-id}/comments {message}` -> `{id}` with the account's token (the media id is the
+published result's remote id); it needs `instagram_business_manage_comments` (in the default
+scopes; without it Graph answers #10 -> reconnect).
 """
 
 from __future__ import annotations
@@ -42,10 +47,12 @@ from ouipost.platforms.base import (
     NotSupportedError,
     PermanentError,
     PlatformError,
+    PostRef,
     PublishRequest,
     PublishResult,
     TokenExpiredError,
     TokenSet,
+    UnknownOutcomeError,
 )
 
 log = logging.getLogger(__name__)
@@ -209,6 +216,23 @@ class InstagramAdapter(GraphAdapter):
         shortcode = body.get("shortcode")
         url = body.get("permalink") or (f"https://www.instagram.com/p/{shortcode}/" if shortcode else None)
         return url, shortcode
+
+    async def comment(self, auth: AccountAuth, text: str, *, on: PostRef, key: str | None = None) -> PublishResult:
+        """`POST /{ig-media-id}/comments {message}` -> `{id}`: a comment by the account on its media.
+
+        Needs `instagram_business_manage_comments`: a grant without it is a PermanentError asking to
+        reconnect (Graph #10). Unknown or deleted media is a PermanentError (Graph #100); a lost
+        answer is an UnknownOutcomeError (Graph takes no idempotency key, so `key` is not sent).
+        Instagram gives comments no permalink (url None).
+        """
+        if not text.strip():
+            raise PermanentError("instagram: a comment needs text", network=self.network)
+        body = await self._call("POST", f"{GRAPH}/{on.remote_id}/comments", token=auth.access_token,
+                                data={"message": text}, action="comment")
+        comment_id = str(body.get("id") or "")
+        if not comment_id:
+            raise UnknownOutcomeError("instagram: comment answered without an id", network=self.network)
+        return PublishResult(comment_id, None, extra={"media_id": on.remote_id})
 
     async def delete(self, auth: AccountAuth, remote_id: str) -> None:
         """`DELETE /{ig-media-id}`; NotSupportedError when Instagram says it cannot delete it."""

@@ -22,6 +22,11 @@ Imitated:
   refused the same way; carousels need 2..10 children.
 - Captions: 2,200 chars, 30 hashtags, 20 mentions (100/2207010). Publishing limit
   `network_state["publish_limit"]` per rolling 24 h (default 100) -> 9/2207042.
+- `POST /{ig-media-id}/comments {message}` -> `{id}` (`instagram_business_manage_comments`, else #10
+  HTTP 403; unknown, deleted or another account's media -> 100/33; a story -> #100; an empty message
+  or one over `comment_max_chars`, default 2,200 [unconf] -> #100), read back with
+  `GET /{ig-media-id}/comments` (`{data: [{timestamp, text, id}]}`, other fields on request) and
+  counted in the media's `comments_count`.
 - DELETE answers `{success: true}` only when `network_state["delete_supported"]` is true (the doc marks
   media deletion as unconfirmed); otherwise Graph's "Unsupported delete request" (100/33).
 
@@ -88,6 +93,8 @@ ACCOUNT: dict[str, Any] = {
 BASIC = "instagram_business_basic"
 PUBLISH = "instagram_business_content_publish"
 INSIGHTS = "instagram_business_manage_insights"
+COMMENTS = "instagram_business_manage_comments"
+MAX_COMMENT = 2200  # [unconf] as long as a caption; `comment_max_chars` changes it
 MEDIA_METRICS_PER_HOUR = {"views": 120, "reach": 90, "likes": 9, "comments": 3, "shares": 2, "saved": 1,
                           "total_interactions": 15}
 REELS_METRICS = {"ig_reels_avg_watch_time": 0, "ig_reels_video_view_total_time": 0}
@@ -98,6 +105,7 @@ DEPRECATED_METRICS = {"impressions", "plays", "clips_replays_count", "ig_reels_a
 def _state(sandbox: Sandbox) -> dict[str, Any]:
     state = sandbox.network_state(NETWORK)
     state.setdefault("media", {})  # media id -> dict
+    state.setdefault("comments", {})  # comment id -> {"id", "media", "text", "timestamp"}
     state.setdefault("used_codes", set())
     return state
 
@@ -215,6 +223,10 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             object_id = ACCOUNT["user_id"]
         if name == "insights" and request.method == "GET":
             return _insights(sandbox, info, object_id, params)
+        if name == "comments" and request.method == "POST":
+            return _comment(sandbox, info, object_id, params)
+        if name == "comments" and request.method == "GET":
+            return _list_comments(sandbox, info, object_id, params)
         if object_id != info.subject:
             raise _unknown_object(object_id, request.method.lower())
         if name == "media" and request.method == "POST":
@@ -263,7 +275,7 @@ def _media_view(sandbox: Sandbox, media: dict[str, Any], fields: list[str]) -> d
     h = hours_since(sandbox, pub.at) if pub else 0
     data = dict(media)
     data["like_count"] = MEDIA_METRICS_PER_HOUR["likes"] * h
-    data["comments_count"] = MEDIA_METRICS_PER_HOUR["comments"] * h
+    data["comments_count"] = MEDIA_METRICS_PER_HOUR["comments"] * h + len(_comments_on(sandbox, media["id"]))
     data.pop("owner", None)
     return _pick(data, fields, ["id"])
 
@@ -420,6 +432,48 @@ def _delete(sandbox: Sandbox, info: TokenInfo, object_id: str) -> web.Response:
         if pub.network == NETWORK and pub.remote_id == object_id:
             pub.deleted = True
     return web.json_response({"success": True})
+
+
+def _commented_media(sandbox: Sandbox, info: TokenInfo, media_id: str, verb: str) -> dict[str, Any]:
+    media = _state(sandbox)["media"].get(media_id)
+    if media is None or media["owner"] != info.subject or media.get("deleted"):
+        raise _unknown_object(media_id, verb)
+    return media
+
+
+def _comments_on(sandbox: Sandbox, media_id: str) -> list[dict[str, Any]]:
+    return [c for c in _state(sandbox)["comments"].values() if c["media"] == media_id]
+
+
+def _comment_view(comment: dict[str, Any]) -> dict[str, Any]:
+    return {"id": comment["id"], "text": comment["text"], "timestamp": _iso(comment["created"]),
+            "username": ACCOUNT["username"], "from": {"id": ACCOUNT["user_id"], "username": ACCOUNT["username"]},
+            "like_count": 0, "hidden": False, "media": {"id": comment["media"]}}
+
+
+def _comment(sandbox: Sandbox, info: TokenInfo, media_id: str, params: dict[str, Any]) -> web.Response:
+    """`POST /{ig-media-id}/comments?message=` -> `{id}` (needs instagram_business_manage_comments)."""
+    media = _commented_media(sandbox, info, media_id, "post")
+    require_scopes(info, COMMENTS)
+    if media["product"] == "STORY":
+        raise GraphError(400, "(#100) Comments are not supported on story media", 100)
+    message = require_param(params, "message")
+    limit = int(sandbox.network_state(NETWORK).get("comment_max_chars", MAX_COMMENT))
+    if len(message) > limit:
+        raise GraphError(400, f"(#100) The comment is longer than {limit} characters.", 100)
+    comment_id = str(17_850_000_000_000_000 + sandbox.next_id())
+    _state(sandbox)["comments"][comment_id] = {"id": comment_id, "media": media_id, "text": message,
+                                               "created": sandbox.now()}
+    return web.json_response({"id": comment_id})
+
+
+def _list_comments(sandbox: Sandbox, info: TokenInfo, media_id: str, params: dict[str, Any]) -> web.Response:
+    """`GET /{ig-media-id}/comments`: `{data: [{timestamp, text, id}]}` oldest first, as the docs' example."""
+    _commented_media(sandbox, info, media_id, "get")
+    require_scopes(info, COMMENTS)
+    fields = parse_fields(params.get("fields"))
+    comments = sorted(_comments_on(sandbox, media_id), key=lambda c: (c["created"], c["id"]))
+    return web.json_response({"data": [_pick(_comment_view(c), fields, ["timestamp", "text"]) for c in comments]})
 
 
 def _insights(sandbox: Sandbox, info: TokenInfo, object_id: str, params: dict[str, Any]) -> web.Response:
