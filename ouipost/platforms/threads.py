@@ -13,6 +13,15 @@ Publish (container flow; media is pulled by Threads from `media.url`):
              FINISHED, then `{media_type=CAROUSEL, children, text}`
 then `GET /{container}?fields=status,error_message` until FINISHED, `POST /{user}/threads_publish
 {creation_id}`, and `GET /{media}?fields=permalink,shortcode`. Delete: `DELETE /{media}` (threads_delete).
+
+Follow-ups (a thread is a reply chain): `reply` runs the same container flow with `reply_to_id` = the
+parent on the top-level container (text, media or carousel), then threads_publish; Threads puts the
+reply under the parent's root itself. `comment` is the account's own reply to its post (parent = root
+= the post). Replies need `threads_manage_replies` (missing: code 10, PermanentError with reconnect)
+and have their own quota, 1,000 per 24 h apart from the 250 posts (`threads_publishing_limit`'s
+`reply_quota_usage` / `reply_config`; reached: deferred like the post quota). A deleted or unknown
+parent is Graph's "Object with ID ... does not exist" (code 100): PermanentError. Threads takes no
+idempotency key; a lost threads_publish answer is settled by the container's status as for posts.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from ouipost.platforms.base import (
     MediaFile,
     PermanentError,
     PlatformError,
+    PostRef,
     PublishRequest,
     PublishResult,
     TokenExpiredError,
@@ -134,18 +144,35 @@ class ThreadsAdapter(GraphAdapter):
         A container in ERROR raises PermanentError; one that never finishes raises RetryableError
         (nothing was published); a lost threads_publish answer raises UnknownOutcomeError.
         """
+        return await self._thread(auth, post, reply_to=None)
+
+    async def reply(
+        self, auth: AccountAuth, post: PublishRequest, *, parent: PostRef, root: PostRef
+    ) -> PublishResult:
+        """The next part of a thread: the same containers with `reply_to_id` = `parent` (Threads
+        files it under the parent's root itself). Raises as `publish` does; a missing
+        threads_manage_replies asks for a reconnect, a deleted parent is a PermanentError."""
+        return await self._thread(auth, post, reply_to=parent.remote_id)
+
+    async def comment(self, auth: AccountAuth, text: str, *, on: PostRef, key: str | None = None) -> PublishResult:
+        """A first comment: the account's own reply to its post `on` (Threads takes no idempotency key)."""
+        return await self.reply(auth, PublishRequest(text=text, target_key=key), parent=on, root=on)
+
+    async def _thread(self, auth: AccountAuth, post: PublishRequest, *, reply_to: str | None) -> PublishResult:
+        """The container flow of a post, or of a reply to `reply_to` (on the top-level container)."""
         user = auth.metadata.get("threads_user_id") or auth.remote_id
         token = auth.access_token
+        reply = {"reply_to_id": reply_to}  # None is left out of the request
         if not post.media:
             if not post.text and not post.link:
                 raise PermanentError("threads: nothing to publish", network=self.network)
             container = await self._container(token, user, {
-                "media_type": "TEXT", "text": post.text or post.link, "link_attachment": post.link,
-            }, "text post")
+                "media_type": "TEXT", "text": post.text or post.link, "link_attachment": post.link, **reply,
+            }, "text reply" if reply_to else "text post")
         elif len(post.media) == 1:
             params = _media_params(post.media[0])
             params["text"] = _with_link(post.text, post.link)
-            container = await self._container(token, user, params, post.media[0].kind)
+            container = await self._container(token, user, {**params, **reply}, post.media[0].kind)
         else:
             if not CAROUSEL_MIN <= len(post.media) <= CAROUSEL_MAX:
                 raise PermanentError(f"threads: a carousel holds {CAROUSEL_MIN} to {CAROUSEL_MAX} items",
@@ -157,6 +184,7 @@ class ThreadsAdapter(GraphAdapter):
                 children.append(await self._container(token, user, params, f"carousel item {index + 1}"))
             container = await self._container(token, user, {
                 "media_type": "CAROUSEL", "children": ",".join(children), "text": _with_link(post.text, post.link),
+                **reply,
             }, "carousel")
         media_id = await self._publish_container(token, f"{GRAPH}/{user}/threads_publish", container,
                                                  action="threads_publish")

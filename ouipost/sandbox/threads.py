@@ -19,6 +19,17 @@ Imitated:
   FAILED_DOWNLOADING_IMAGE, INVALID_IMAGE_FORMAT; the image labels are the sandbox's own).
 - threads_publish before FINISHED -> 9007/2207027 (Instagram's code; the Threads one is not
   documented). 250 posts per 24 h (`network_state["publish_limit"]`) -> 9/2207042.
+- Replies: a container with `reply_to_id` (any media type) needs `threads_manage_replies` (code 10,
+  HTTP 403 otherwise); a parent that does not exist, is deleted or is not the profile's -> code 100
+  subcode 33 "Object with ID ... does not exist", checked at creation and again at threads_publish.
+  Published replies count against 1,000 per 24 h (`network_state["reply_limit"]`; reached -> 9/2207042,
+  the sandbox's choice: the Threads code is not documented), apart from the 250 posts;
+  `threads_publishing_limit` reports `reply_quota_usage` and `reply_config` (asking for them by
+  `fields` needs threads_manage_replies). A reply reads back with `is_reply`, `replied_to{id}`,
+  `root_post{id}`, `is_reply_owned_by_me`, and the parent with `has_replies`; `GET /{media}/replies`
+  (top-level replies) and `GET /{media}/conversation` (every reply below, flattened) need
+  threads_read_replies, list newest first (`reverse=false`: oldest first), `fields` default `id`.
+  Replies are not added to the parent's `replies` insight (a formula of time, below).
 
 Media insights grow per hour h since publishing
 (h counts the hour under way: 1 in the first hour) (MEDIA_METRICS_PER_HOUR): views 60h, likes 6h,
@@ -73,6 +84,7 @@ MIN_REFRESH_AGE = 24 * 3600
 MAX_TEXT = 500
 CAROUSEL_MIN, CAROUSEL_MAX = 2, 20
 DEFAULT_PUBLISH_LIMIT = 250
+DEFAULT_REPLY_LIMIT = 1000
 DELETE_LIMIT = 100
 
 PROFILE: dict[str, Any] = {
@@ -85,6 +97,9 @@ BASIC = "threads_basic"
 PUBLISH = "threads_content_publish"
 INSIGHTS = "threads_manage_insights"
 DELETE = "threads_delete"
+MANAGE_REPLIES = "threads_manage_replies"
+READ_REPLIES = "threads_read_replies"
+LIMIT_FIELDS = ("quota_usage", "config", "reply_quota_usage", "reply_config")
 MEDIA_METRICS_PER_HOUR = {"views": 60, "likes": 6, "replies": 2, "reposts": 1, "quotes": 1, "shares": 1}
 USER_METRICS = ("views", "likes", "replies", "reposts", "quotes", "clicks", "followers_count")
 
@@ -196,7 +211,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             return web.json_response(_pick(data, fields, ["id"]))
         media = _state(sandbox)["media"].get(object_id)
         if media is not None and media["owner"] == info.subject and not media.get("deleted"):
-            return web.json_response(_pick(media, fields, ["id"]))
+            return web.json_response(_pick(_media_view(sandbox, media), fields, ["id"]))
         raise _unknown_object(object_id)
 
     @route
@@ -209,6 +224,8 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
             object_id = info.subject
         if name == "insights" and request.method == "GET":
             return _media_insights(sandbox, info, object_id, params)
+        if name in ("replies", "conversation") and request.method == "GET":
+            return _replies(sandbox, info, object_id, params, nested=name == "conversation")
         if object_id != info.subject:
             raise _unknown_object(object_id, request.method.lower())
         if name == "threads" and request.method == "POST":
@@ -218,12 +235,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         if name == "threads_insights" and request.method == "GET":
             return _user_insights(sandbox, info, params)
         if name == "threads_publishing_limit" and request.method == "GET":
-            limit = int(sandbox.network_state(NETWORK).get("publish_limit", DEFAULT_PUBLISH_LIMIT))
-            return web.json_response({"data": [{
-                "quota_usage": _published_last_day(sandbox, info.subject),
-                "config": {"quota_total": limit, "quota_duration": 86400},
-                "reply_quota_usage": 0, "reply_config": {"quota_total": 1000, "quota_duration": 86400},
-            }]})
+            return _publishing_limit(sandbox, info, params)
         raise GraphError(400, f"(#100) Tried accessing nonexisting field ({name})", 100)
 
     app.router.add_get("/threads.net/oauth/authorize", authorize)
@@ -266,6 +278,9 @@ async def _create_container(sandbox: Sandbox, info: TokenInfo, params: dict[str,
     media_type = str(require_param(params, "media_type")).upper()
     is_item = as_bool(params.get("is_carousel_item"))
     text = str(params.get("text") or "")
+    if params.get("reply_to_id"):
+        require_scopes(info, MANAGE_REPLIES)
+        _parent(sandbox, info, str(params["reply_to_id"]))
     if threads_length(text) > MAX_TEXT:
         raise GraphError(400, f"Param text must be at most {MAX_TEXT} characters long.", 100,
                          user_title="Text too long")
@@ -309,9 +324,44 @@ async def _create_container(sandbox: Sandbox, info: TokenInfo, params: dict[str,
     return web.json_response({"id": container.id})
 
 
-def _published_last_day(sandbox: Sandbox, owner: str) -> int:
+def _published_last_day(sandbox: Sandbox, owner: str, *, replies: bool = False) -> int:
+    """Posts (or, with `replies`, replies) the profile published in the rolling 24 hours: two quotas."""
     return sum(1 for p in sandbox.publications
-               if p.network == NETWORK and p.account_id == owner and sandbox.now() - p.at < 86400)
+               if p.network == NETWORK and p.account_id == owner and sandbox.now() - p.at < 86400
+               and bool(p.extra.get("reply_to_id")) == replies)
+
+
+def _limits(sandbox: Sandbox) -> tuple[int, int]:
+    state = sandbox.network_state(NETWORK)
+    return (int(state.get("publish_limit", DEFAULT_PUBLISH_LIMIT)),
+            int(state.get("reply_limit", DEFAULT_REPLY_LIMIT)))
+
+
+def _publishing_limit(sandbox: Sandbox, info: TokenInfo, params: dict[str, Any]) -> web.Response:
+    """`GET /{user}/threads_publishing_limit`: both rolling-day quotas (the reply ones need
+    threads_manage_replies when asked for)."""
+    fields = parse_fields(params.get("fields")) or list(LIMIT_FIELDS)
+    for name in fields:
+        if name not in LIMIT_FIELDS:
+            raise GraphError(400, f"(#100) Tried accessing nonexisting field ({name})", 100)
+    if params.get("fields") and {"reply_quota_usage", "reply_config"} & set(fields):
+        require_scopes(info, MANAGE_REPLIES)
+    posts, replies = _limits(sandbox)
+    values: dict[str, Any] = {
+        "quota_usage": _published_last_day(sandbox, info.subject),
+        "config": {"quota_total": posts, "quota_duration": 86400},
+        "reply_quota_usage": _published_last_day(sandbox, info.subject, replies=True),
+        "reply_config": {"quota_total": replies, "quota_duration": 86400},
+    }
+    return web.json_response({"data": [{name: values[name] for name in fields}]})
+
+
+def _parent(sandbox: Sandbox, info: TokenInfo, parent_id: str) -> dict[str, Any]:
+    """The live media a reply answers, else Graph's unknown-object error for its id."""
+    media: dict[str, Any] | None = _state(sandbox)["media"].get(parent_id)
+    if media is None or media["owner"] != info.subject or media.get("deleted"):
+        raise _unknown_object(parent_id, "post")
+    return media
 
 
 def _publish(sandbox: Sandbox, info: TokenInfo, params: dict[str, Any]) -> web.Response:
@@ -332,8 +382,12 @@ def _publish(sandbox: Sandbox, info: TokenInfo, params: dict[str, Any]) -> web.R
         raise GraphError(400, "(#100) This container has already been published", 100)
     if container.is_carousel_item:
         raise GraphError(400, "(#100) Carousel items are published through their CAROUSEL container", 100)
-    limit = int(sandbox.network_state(NETWORK).get("publish_limit", DEFAULT_PUBLISH_LIMIT))
-    if _published_last_day(sandbox, info.subject) >= limit:
+    reply_to = str(container.params.get("reply_to_id") or "")
+    parent = _parent(sandbox, info, reply_to) if reply_to else None  # deleted since the container
+    post_limit, reply_limit = _limits(sandbox)
+    if parent is not None and _published_last_day(sandbox, info.subject, replies=True) >= reply_limit:
+        raise GraphError(400, "The user has reached the maximum number of replies per 24 hours.", 9, 2207042)
+    if parent is None and _published_last_day(sandbox, info.subject) >= post_limit:
         raise GraphError(400, "The user has reached the maximum number of posts per 24 hours.", 9, 2207042)
     media_id = str(19_000_000_000_000_000 + sandbox.next_id())
     shortcode = re.sub(r"[-_]", "A", secrets.token_urlsafe(8))[:11]
@@ -344,13 +398,45 @@ def _publish(sandbox: Sandbox, info: TokenInfo, params: dict[str, Any]) -> web.R
         "permalink": f"https://www.threads.com/@{PROFILE['username']}/post/{shortcode}",
         "shortcode": shortcode, "text": container.text, "username": PROFILE["username"],
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(sandbox.now())),
-        "is_quote_post": False,
+        "is_quote_post": False, "is_reply": parent is not None,
     }
+    root_id = None
+    if parent is not None:
+        root_id = parent["root_post"]["id"] if parent.get("is_reply") else parent["id"]
+        _state(sandbox)["media"][media_id].update(
+            replied_to={"id": parent["id"]}, root_post={"id": root_id}, is_reply_owned_by_me=True)
     container.status = "PUBLISHED"
     sandbox.publish(NETWORK, info.subject, media_id, container.text, container.media, media_type=media_type,
                     shortcode=shortcode, link_attachment=container.params.get("link_attachment"),
-                    container_id=container.id)
+                    container_id=container.id, reply_to_id=parent["id"] if parent else None,
+                    root_post_id=root_id)
     return web.json_response({"id": media_id})
+
+
+def _media_view(sandbox: Sandbox, media: dict[str, Any]) -> dict[str, Any]:
+    """A published media as its node answers: the stored fields and whether live replies sit under it."""
+    has_replies = any(m.get("replied_to", {}).get("id") == media["id"] and not m.get("deleted")
+                      for m in _state(sandbox)["media"].values())
+    return {**media, "has_replies": has_replies}
+
+
+def _replies(sandbox: Sandbox, info: TokenInfo, object_id: str, params: dict[str, Any], *,
+             nested: bool) -> web.Response:
+    """`GET /{media}/replies` (the replies to it) or `/conversation` (every reply below it, flattened)."""
+    media = _state(sandbox)["media"].get(object_id)
+    if media is None or media["owner"] != info.subject or media.get("deleted"):
+        raise _unknown_object(object_id)
+    require_scopes(info, READ_REPLIES)
+    live = [m for m in _state(sandbox)["media"].values() if m.get("is_reply") and not m.get("deleted")]
+    found: list[dict[str, Any]] = []
+    parents = {object_id}
+    while parents:
+        children = [m for m in live if m["replied_to"]["id"] in parents]
+        found.extend(children)
+        parents = {m["id"] for m in children} if nested else set()
+    found.sort(key=lambda m: int(m["id"]), reverse=as_bool(params.get("reverse"), default=True))
+    fields = parse_fields(params.get("fields"))
+    return web.json_response({"data": [_pick(_media_view(sandbox, m), fields, ["id"]) for m in found]})
 
 
 def _delete(sandbox: Sandbox, info: TokenInfo, object_id: str) -> web.Response:
