@@ -11,6 +11,16 @@ Flows:
   and resumes. Then videos.list(status,processingDetails) is polled until processed.
 - Delete: videos.delete. Insights: videos.list statistics plus Analytics (shares, watch time).
 
+Follow-ups: YouTube has comments, no reply chains (`PlatformSpec.comments`). `comment()` is
+commentThreads.insert (`POST /youtube/v3/commentThreads?part=snippet` with
+`{snippet: {channelId, videoId, topLevelComment: {snippet: {textOriginal}}}}`), a top-level comment by
+the channel on its video; the result's id is the comment's (the thread's) and its link
+`watch?v={video}&lc={comment}`. Only the youtube.force-ssl scope allows it (in `default_scopes`
+for that reason): a grant without it answers 403 insufficientPermissions, a PermanentError asking
+for reconnection. videoNotFound, commentsDisabled (videos made for kids, or turned off by the channel)
+and commentTextTooLong (over 10,000 characters) are permanent. Google takes no idempotency key:
+`key` is unused, and an answer lost after sending is an UnknownOutcomeError.
+
 An uploaded video has an id and exists on the channel even while YouTube still processes it, so
 when processing outlasts `processing_timeout` the result is a success with
 extra["processing"] = "pending" (the id is kept: nothing is lost and nothing will be re-uploaded).
@@ -40,6 +50,7 @@ from ouipost.platforms.base import (
     NotSupportedError,
     PermanentError,
     PlatformAdapter,
+    PostRef,
     PublishRequest,
     PublishResult,
     RetryableError,
@@ -72,7 +83,7 @@ class YouTubeAdapter(PlatformAdapter):
     default_scopes = (
         f"{SCOPE}youtube.upload",
         f"{SCOPE}youtube.readonly",
-        f"{SCOPE}youtube.force-ssl",  # videos.delete
+        f"{SCOPE}youtube.force-ssl",  # videos.delete, and commentThreads.insert (first comments) needs it alone
         f"{SCOPE}yt-analytics.readonly",
     )
     uses_pkce = True
@@ -351,6 +362,28 @@ class YouTubeAdapter(PlatformAdapter):
         if resp.status == 404:
             return
         self._check(resp, what="videos.delete")
+
+    async def comment(self, auth: AccountAuth, text: str, *, on: PostRef, key: str | None = None) -> PublishResult:
+        """A top-level comment by the channel on its video `on` (commentThreads.insert). Google takes
+        no idempotency key, so `key` is unused.
+
+        PermanentError for videoNotFound, commentsDisabled, commentTextTooLong, and with reconnect
+        for a grant without youtube.force-ssl; RetryableError for quota and rate limits;
+        UnknownOutcomeError when the answer was lost after sending.
+        """
+        channel_id = str(auth.metadata.get("channel_id") or auth.remote_id)
+        body = {"snippet": {"channelId": channel_id, "videoId": on.remote_id,
+                            "topLevelComment": {"snippet": {"textOriginal": text}}}}
+        thread = await self._call("POST", f"{DATA_API}/commentThreads?part=snippet", auth, json=body)
+        top = (thread.get("snippet") or {}).get("topLevelComment") or {}
+        comment_id = str(top.get("id") or thread.get("id") or "")
+        if not comment_id:
+            raise PermanentError("youtube created the comment but returned no id", network=self.network)
+        return PublishResult(
+            remote_id=comment_id,
+            url=f"https://www.youtube.com/watch?v={on.remote_id}&lc={comment_id}",
+            extra={"video_id": on.remote_id, "thread_id": str(thread.get("id") or comment_id)},
+        )
 
     # Insights ----------------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ What it enforces:
   tokens are not rotated; a revoked refresh token answers 400 invalid_grant.
 - scopes per method (channels/videos.list need youtube.readonly|youtube|youtube.force-ssl,
   videos.insert youtube.upload|youtube|youtube.force-ssl, videos.delete youtube|youtube.force-ssl,
-  Analytics yt-analytics.readonly): 403 insufficientPermissions otherwise.
+  commentThreads.insert youtube.force-ssl, Analytics yt-analytics.readonly): 403
+  insufficientPermissions otherwise.
 - videos.insert resumable: uploadType=resumable, `part` covering the body, title required,
   <=100 characters, description <=5000 bytes, no < or >, privacyStatus, publishAt only with private,
   X-Upload-Content-Length/-Type (video/* or application/octet-stream). 200 + Location.
@@ -23,7 +24,17 @@ What it enforces:
   256 KiB except the last) or `bytes */N` (status probe); 308 + `Range: bytes=0-last` while
   incomplete, 200 + the video resource at the end; unknown session 404, expired session 410.
 - quota per project (client_id) per Pacific day: `videos.insert` has its own bucket of 100 calls
-  (current doc), other calls spend units from 10,000 (list 1, delete 50): 403 quotaExceeded.
+  (current doc), other calls spend units from 10,000 (list 1, delete 50, commentThreads.insert 50):
+  403 quotaExceeded.
+- commentThreads.insert (`POST /youtube/v3/commentThreads?part=snippet`, a top-level comment): only
+  youtube.force-ssl will do (youtube.upload, youtube.readonly or youtube are not enough: 403
+  insufficientPermissions). `snippet.channelId` and `snippet.videoId` required (400
+  channelOrVideoIdMissing; a channel other than the sandbox's: 404 channelNotFound), the video must
+  exist (404 videoNotFound) and take comments (403 commentsDisabled: videos made for kids, as on
+  YouTube, and those the `comments_disabled` knob names), `textOriginal` 1-10,000 characters (400
+  commentTextRequired / commentTextTooLong). Answers the commentThread resource (thread id = its top
+  comment's id, `Ugz...4AaABAg`). Read back with commentThreads.list (`videoId` or `id`, newest
+  first, maxResults 1-100, default 20); a video's statistics.commentCount counts them.
 
 Knobs in `sandbox.network_state("youtube")`: `processing_seconds` (0.05) from upload to
 processed; `unverified_project` (False) locks every upload to private; `session_ttl` (7 days);
@@ -31,12 +42,15 @@ processed; `unverified_project` (False) locks every upload to private; `session_
 delivers part of a chunk, and answers 308 with the shorter Range); `uploads_per_day` (None) for
 the per-channel `uploadLimitExceeded`; `insert_calls_per_day` (100), `daily_units` (10,000).
 `rate_limit_status` (403) picks 403 rateLimitExceeded or 429 for the rate-limit fault.
+`comments_disabled` (False): True, or a list of video ids, whose comments are turned off.
 
 Insights, with m = minutes since the upload finished counting the one under way
 (`floor((now - publication.at) / 60) + 1`, core.units_under_way):
-viewCount = 20*m, likeCount = 2*m, commentCount = m // 5, favoriteCount = 0 (strings, as Google
-sends them). Analytics over [startDate, endDate] clipped to [upload, now] gives the difference of the
-same formulas at the ends of that window, plus shares = m // 10 and estimatedMinutesWatched = 10*m.
+viewCount = 20*m, likeCount = 2*m, commentCount = m // 5 + the comment threads written through the API,
+favoriteCount = 0 (strings, as Google sends them; the audience's comments are counted, never listed).
+Analytics over [startDate, endDate] clipped to [upload, now] gives the difference of the same formulas
+(without the written comments) at the ends of that window, plus shares = m // 10 and
+estimatedMinutesWatched = 10*m.
 Channel statistics: subscriberCount 1200, viewCount 50000, videoCount 8 + live videos.
 """
 
@@ -44,6 +58,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import math
 import re
 import secrets
@@ -65,6 +80,8 @@ SCOPE = "https://www.googleapis.com/auth/"
 READ_SCOPES = {f"{SCOPE}youtube.readonly", f"{SCOPE}youtube", f"{SCOPE}youtube.force-ssl"}
 UPLOAD_SCOPES = {f"{SCOPE}youtube.upload", f"{SCOPE}youtube", f"{SCOPE}youtube.force-ssl"}
 MANAGE_SCOPES = {f"{SCOPE}youtube", f"{SCOPE}youtube.force-ssl"}
+COMMENT_SCOPES = {f"{SCOPE}youtube.force-ssl"}  # commentThreads.insert lists this scope alone
+COMMENT_LIMIT = 10_000  # characters of textOriginal
 ANALYTICS_SCOPES = {f"{SCOPE}yt-analytics.readonly", f"{SCOPE}yt-analytics-monetary.readonly"}
 KNOWN_SCOPES = READ_SCOPES | UPLOAD_SCOPES | ANALYTICS_SCOPES | {
     "openid", "email", "profile", f"{SCOPE}userinfo.email", f"{SCOPE}userinfo.profile",
@@ -124,12 +141,13 @@ def _state(sandbox: Sandbox) -> dict[str, Any]:
     for key, value in {
         "processing_seconds": 0.05, "unverified_project": False, "session_ttl": 7 * 86400.0,
         "truncate_next_chunk": None, "uploads_per_day": None, "insert_calls_per_day": 100,
-        "daily_units": 10_000, "rate_limit_status": 403,
+        "daily_units": 10_000, "rate_limit_status": 403, "comments_disabled": False,
     }.items():
         state.setdefault(key, value)
     state.setdefault("sessions", {})
     state.setdefault("videos", {})
     state.setdefault("quota", {})
+    state.setdefault("comments", {})  # video id -> comment threads, oldest first
     return state
 
 
@@ -406,8 +424,9 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
                 item["processingDetails"]["processingFailureReason"] = "invalidFile"
         if "statistics" in parts and pub is not None:
             v = _stat_values(units_under_way(sandbox, pub.at, 60))
+            comments = v["comments"] + len(state["comments"].get(video_id, []))
             item["statistics"] = {"viewCount": str(v["views"]), "likeCount": str(v["likes"]),
-                                  "favoriteCount": "0", "commentCount": str(v["comments"])}
+                                  "favoriteCount": "0", "commentCount": str(comments)}
         return item
 
     async def upload_put(request: web.Request) -> web.StreamResponse:
@@ -500,6 +519,104 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         pub.deleted = True
         return web.Response(status=204)
 
+    # Comments ------------------------------------------------------------------------------------
+
+    def comment_error(status: int, reason: str, message: str) -> _Refusal:
+        return _Refusal(google_error(status, reason, message, domain="youtube.commentThread"))
+
+    def commentable(video_id: str) -> None:
+        """404 videoNotFound for a video that is not (or no longer) there, 403 commentsDisabled."""
+        if video_id not in state["videos"] or sandbox.publication(NETWORK, video_id) is None:
+            raise comment_error(404, "videoNotFound", "The video identified by the <code><a href=\"/youtube/v3/"
+                                "docs/commentThreads/list#videoId\">videoId</a></code> parameter could not be found.")
+        disabled = state["comments_disabled"]
+        made_for_kids = bool(state["videos"][video_id]["meta"]["status"].get("selfDeclaredMadeForKids"))
+        if disabled is True or (isinstance(disabled, list) and video_id in disabled) or made_for_kids:
+            raise comment_error(403, "commentsDisabled", "The video identified by the <code><a href=\"/youtube/"
+                                "v3/docs/commentThreads/list#videoId\">videoId</a></code> parameter has disabled "
+                                "comments.")
+
+    def check_parts(request: web.Request) -> None:
+        parts = [p for p in request.query.get("part", "").split(",") if p]
+        if "snippet" not in parts or any(p not in ("id", "snippet", "replies") for p in parts):
+            raise _Refusal(google_error(400, "unknownPart", "'part' is missing or has unknown values",
+                                        domain="youtube.part"))
+
+    async def comment_threads_insert(request: web.Request) -> web.StreamResponse:
+        info = require(request, COMMENT_SCOPES)
+        check_parts(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        snippet = body.get("snippet") if isinstance(body, dict) else None
+        if not isinstance(snippet, dict):
+            raise comment_error(400, "invalidCommentThreadMetadata", "The request metadata is invalid.")
+        channel_id, video_id = snippet.get("channelId"), snippet.get("videoId")
+        if not channel_id or not video_id:
+            raise comment_error(400, "channelOrVideoIdMissing", "Each comment thread must be linked to a video. "
+                                "Make sure the resource specifies values for both the snippet.channelId and "
+                                "snippet.videoId properties.")
+        if channel_id != CHANNEL["id"]:
+            raise comment_error(404, "channelNotFound", "The specified channel could not be found.")
+        top = snippet.get("topLevelComment")
+        top_snippet = top.get("snippet") if isinstance(top, dict) else None
+        text = top_snippet.get("textOriginal") if isinstance(top_snippet, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise comment_error(400, "commentTextRequired", "The comment resource that is being inserted must "
+                                "specify a value for the snippet.topLevelComment.snippet.textOriginal property. "
+                                "Comments cannot be empty.")
+        if len(text) > COMMENT_LIMIT:
+            raise comment_error(400, "commentTextTooLong", "The comment resource that is being inserted contains "
+                                "too many characters in the snippet.topLevelComment.snippet.textOriginal property.")
+        commentable(str(video_id))
+        spend(info, 50)
+        comment_id = "Ugz" + secrets.token_urlsafe(12)[:16] + "4AaABAg"
+        stamp = _rfc3339(sandbox.now())
+        display = html.escape(text).replace("\n", "<br>")
+        thread = {
+            "kind": "youtube#commentThread", "id": comment_id,
+            "snippet": {
+                "channelId": channel_id, "videoId": video_id,
+                "topLevelComment": {"kind": "youtube#comment", "id": comment_id, "snippet": {
+                    "channelId": channel_id, "videoId": video_id, "textDisplay": display, "textOriginal": text,
+                    "authorDisplayName": CHANNEL["customUrl"], "authorProfileImageUrl": CHANNEL["thumbnail"],
+                    "authorChannelUrl": f"http://www.youtube.com/{CHANNEL['customUrl']}",
+                    "authorChannelId": {"value": CHANNEL["id"]}, "canRate": True, "viewerRating": "none",
+                    "likeCount": 0, "publishedAt": stamp, "updatedAt": stamp}},
+                "canReply": True, "totalReplyCount": 0, "isPublic": True,
+            },
+        }
+        state["comments"].setdefault(str(video_id), []).append(thread)
+        return web.json_response({**thread, "etag": secrets.token_hex(8)})
+
+    async def comment_threads_list(request: web.Request) -> web.StreamResponse:
+        info = require(request, READ_SCOPES)
+        check_parts(request)
+        q = request.query
+        filters = [name for name in ("videoId", "id", "allThreadsRelatedToChannelId") if q.get(name)]
+        if len(filters) != 1 or filters[0] == "allThreadsRelatedToChannelId":
+            return google_error(400, "missingRequiredParameter", "Specify exactly one of videoId or id "
+                                "(allThreadsRelatedToChannelId is not imitated).")
+        try:
+            limit = int(q.get("maxResults", "20"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            return google_error(400, "invalidParameter", "maxResults must be 1 to 100.")
+        spend(info, 1)
+        if filters[0] == "videoId":
+            commentable(q["videoId"])
+            threads = state["comments"].get(q["videoId"], [])
+        else:
+            wanted = set(q["id"].split(","))
+            threads = [t for video_id, items in state["comments"].items() for t in items
+                       if t["id"] in wanted and sandbox.publication(NETWORK, video_id) is not None]
+        items = [{**t, "etag": secrets.token_hex(8)} for t in reversed(threads)][:limit]  # order=time
+        return web.json_response({"kind": "youtube#commentThreadListResponse", "etag": secrets.token_hex(8),
+                                  "pageInfo": {"totalResults": len(items), "resultsPerPage": limit},
+                                  "items": items})
+
     async def reports(request: web.Request) -> web.StreamResponse:
         require(request, ANALYTICS_SCOPES)
         q = request.query
@@ -565,6 +682,8 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
         ("PUT", "/www.googleapis.com/upload/youtube/v3/videos", upload_put),
         ("GET", "/www.googleapis.com/youtube/v3/videos", videos_list),
         ("DELETE", "/www.googleapis.com/youtube/v3/videos", videos_delete),
+        ("POST", "/www.googleapis.com/youtube/v3/commentThreads", comment_threads_insert),
+        ("GET", "/www.googleapis.com/youtube/v3/commentThreads", comment_threads_list),
         ("GET", "/youtubeanalytics.googleapis.com/v2/reports", reports),
     ]
     for method, path, handler in routes:
