@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app[CLOCK] = clock or Clock()
     app[STARTED_AT] = time.time()
     app[CIPHER] = Cipher(settings.secret_key)
-    app[STORAGE] = storage_from_settings(settings)
+    app[STORAGE] = storage_from_settings(settings, app[CLOCK])
     app.on_cleanup.append(_close_storage)
     app[PASSWORDS] = PasswordHashing()
     app.on_cleanup.append(_close_passwords)

@@ -416,7 +416,7 @@ class Publisher:
         target_id = send.target["id"]
         http = self.platform_http(calls.observe)
         try:
-            adapter = make_adapter(send.target["network"], http, self.settings)
+            adapter = make_adapter(send.target["network"], http, self.settings, self.clock)
         except NetworkNotConfigured as exc:
             return Outcome(target_id, "failed", code="NETWORK_NOT_CONFIGURED", message=str(exc)), None
         storage = self.storage if plan.media else None

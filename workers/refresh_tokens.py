@@ -101,7 +101,7 @@ async def refresh_account(context: JobContext, account: Mapping[str, Any], http:
     engine, clock = context.engine, context.clock
     network = account["platform"]
     try:
-        adapter = make_adapter(network, http, context.resources.settings)
+        adapter = make_adapter(network, http, context.resources.settings, clock)
         accounts.auth_of(account, cipher)  # tokens that cannot be decrypted are not worth a call
     except NetworkNotConfigured:
         return "skipped"

@@ -84,7 +84,7 @@ async def worker_resources(
             webhooks.client_session(allow_private=settings.webhook_allow_private)
         )
         if storage is None:
-            storage = storage_from_settings(settings)
+            storage = storage_from_settings(settings, clock)
             stack.push_async_callback(storage.close)
         yield WorkerResources(
             settings=settings, engine=engine, clock=clock, http=http, webhook_http=webhook_http,

@@ -31,7 +31,7 @@ async def handle(context: JobContext) -> None:
     skipped = 0
     for account in rows:
         try:
-            adapter = make_adapter(account["platform"], http, settings)
+            adapter = make_adapter(account["platform"], http, settings, clock)
             stats = await accounts.call_with_refresh(engine, adapter, account, cipher, clock.now(),
                                                      adapter.account_stats)
         except (PlatformError, NetworkNotConfigured) as exc:

@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from ouipost.accounts import service as accounts
+from ouipost.accounts.service import AccountStatus
 from ouipost.analytics import service as analytics
 from ouipost.jobs.queue import RetryJob
 from ouipost.platforms import NetworkNotConfigured, make_adapter
@@ -43,12 +44,12 @@ async def handle(context: JobContext) -> None:
         target = await analytics.target_for_sync(conn, target_id)
     if target is None or target["account"] is None:
         return
-    if target["account"]["status"] != "active":
+    if target["account"]["status"] != AccountStatus.ACTIVE:
         await _plan_next(context, target)
         return
     resources = context.resources
     try:
-        adapter = make_adapter(target["network"], resources.platform_http(), resources.settings)
+        adapter = make_adapter(target["network"], resources.platform_http(), resources.settings, clock)
     except NetworkNotConfigured as exc:
         log.warning("analytics of %s not synced: %s", target_id, exc)
         return

@@ -36,7 +36,6 @@ import importlib
 import itertools
 import random
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
@@ -44,6 +43,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from ouipost.core.clock import Clock
 from ouipost.platforms.registry import NETWORKS
 
 FaultKind = Literal["rate_limit", "expire_token", "server_error", "slow", "drop", "drop_after", "timeout"]
@@ -115,8 +115,10 @@ class TokenInfo:
 class Sandbox:
     """All sandbox state. One per sandbox app; tests may hold it directly when in-process."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, *, seed: int | None = None) -> None:
-        self._clock = clock
+    def __init__(self, clock: Clock | None = None, *, seed: int | None = None) -> None:
+        # The networks' time: the one Clock, moved forward by `clock_offset` (POST /_sandbox/clock)
+        # when a test must see a token or a rate-limit window expire without waiting for it.
+        self._clock = clock or Clock()
         self._random = random.Random(seed)  # which requests random-rate faults hit
         self.clock_offset = 0.0
         self.faults: list[Fault] = []
@@ -131,7 +133,8 @@ class Sandbox:
 
     # time --------------------------------------------------------------------------------------
     def now(self) -> float:
-        return self._clock() + self.clock_offset
+        """Epoch seconds on the networks' clock."""
+        return self._clock.now().timestamp() + self.clock_offset
 
     # ids and tokens ----------------------------------------------------------------------------
     def next_id(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ouipost.core.clock import Clock
 from ouipost.storage.base import (
     DEFAULT_CHUNK_SIZE,
     InvalidKey,
@@ -37,7 +38,7 @@ def create_storage(kind: str, **options: Any) -> Storage:
     raise ValueError(f"unknown storage kind {kind!r}; expected one of {', '.join(STORAGE_KINDS)}")
 
 
-def storage_from_settings(settings: Any) -> Storage:
+def storage_from_settings(settings: Any, clock: Clock | None = None) -> Storage:
     """The media storage the settings ask for: local disk under the data dir (URLs signed with a key
     derived from the secret key), or the S3 bucket."""
     if settings.storage == "s3":
@@ -50,7 +51,7 @@ def storage_from_settings(settings: Any) -> Storage:
 
     return create_storage(
         "local", root=Path(settings.data_dir) / "media", public_url=settings.public_url,
-        secret=derive_key(settings.secret_key, "ouipost/media-urls/v1"),
+        secret=derive_key(settings.secret_key, "ouipost/media-urls/v1"), clock=clock,
     )
 
 

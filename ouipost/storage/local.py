@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import os
 import shutil
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from ouipost.core.clock import Clock
 from ouipost.storage.base import (
     DEFAULT_CHUNK_SIZE,
     InvalidKey,
@@ -51,7 +51,7 @@ class LocalStorage(Storage):
 
     def __init__(
         self, root: str | os.PathLike[str], *, public_url: str, secret: str | bytes,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         if not secret:
             raise ValueError("LocalStorage needs a secret to sign media URLs")
@@ -60,7 +60,7 @@ class LocalStorage(Storage):
         self.public_url = public_url.rstrip("/")
         raw = secret.encode() if isinstance(secret, str) else secret
         self._signing_key = hmac.new(raw, b"ouipost media url v1", hashlib.sha256).digest()
-        self._clock = clock
+        self._clock = clock or Clock()  # URL expiries: a test moves time instead of waiting
 
     # ------------------------------------------------------------------ paths
 
@@ -137,8 +137,8 @@ class LocalStorage(Storage):
         return await asyncio.to_thread(self.path_for(key).is_file)
 
     def now(self) -> float:
-        """The storage's clock (epoch seconds); injectable for tests."""
-        return self._clock()
+        """Now in epoch seconds, by the storage's clock."""
+        return self._clock.now().timestamp()
 
     def sign(self, key: str, expires: int) -> str:
         """The hex HMAC-SHA256 signature of (key, expires)."""
