@@ -19,6 +19,12 @@ Flows (docs/platforms/mastodon.md):
   instead of a second one: a lost answer is asked again at once with the same key. Options:
   `visibility` (public, unlisted, private, direct), `spoiler_text` (content warning), `sensitive`,
   `language`.
+- Follow-ups (a thread is a reply chain): `reply` is the same media flow and `POST /api/v1/statuses`
+  with `in_reply_to_id` = the parent (the server files it under the parent's root itself) and the
+  part's own Idempotency-Key (from its target_key), so a retried part finds its first status;
+  `comment` is the account's own reply to its status (parent = root = the post). A parent that is gone
+  answers 404 ("The post you are trying to reply to does not appear to exist."): PermanentError. No
+  scope beyond write:statuses is needed.
 - Insights: favourites, reblogs and replies of `GET /api/v1/statuses/{id}`; followers from
   verify_credentials. Rate limits: `X-RateLimit-Remaining` / `X-RateLimit-Reset` (ISO 8601) on every
   answer; a 429 waits until the reset, and a media upload that leaves no request in the window defers
@@ -54,6 +60,7 @@ from ouipost.platforms.base import (
     PermanentError,
     PlatformAdapter,
     PlatformError,
+    PostRef,
     PublishRequest,
     PublishResult,
     RetryableError,
@@ -301,9 +308,27 @@ class MastodonAdapter(PlatformAdapter):
         posted (rate limit, 5xx, media never processed); UnknownOutcomeError when the status was
         sent and its answer lost.
         """
+        return await self._status(auth, post, in_reply_to=None)
+
+    async def reply(
+        self, auth: AccountAuth, post: PublishRequest, *, parent: PostRef, root: PostRef
+    ) -> PublishResult:
+        """The next part of a thread: a status with `in_reply_to_id` = `parent` and the part's own
+        Idempotency-Key. Raises as `publish` does; a parent that is gone is a PermanentError (404)."""
+        return await self._status(auth, post, in_reply_to=parent.remote_id)
+
+    async def comment(self, auth: AccountAuth, text: str, *, on: PostRef, key: str | None = None) -> PublishResult:
+        """A first comment: the account's own reply to its status `on`, keyed by `key`."""
+        return await self.reply(auth, PublishRequest(text=text, target_key=key), parent=on, root=on)
+
+    async def _status(self, auth: AccountAuth, post: PublishRequest, *, in_reply_to: str | None) -> PublishResult:
+        """Check against the server's limits, upload the media, create the status (a reply to
+        `in_reply_to` when given, else to `options.in_reply_to_id` if any) once."""
         limits = {**DEFAULT_LIMITS, **((auth.metadata or {}).get("limits") or {})}
         self._check_content(post, limits)
-        options = post.options or {}
+        options = dict(post.options or {})
+        if in_reply_to:
+            options["in_reply_to_id"] = in_reply_to
         media_ids = [await self._upload(auth, media) for media in post.media]
         body: dict[str, Any] = {"status": post.text}
         if media_ids:
@@ -314,10 +339,12 @@ class MastodonAdapter(PlatformAdapter):
         if "sensitive" in options:
             body["sensitive"] = bool(options["sensitive"])
         # One key per publication: the same target re-sent after a lost answer finds its status.
-        key = _idempotency_key(auth, post)
+        key = _idempotency_key(auth, post, options)
         status = await self._create_status(auth, body, key)
-        return PublishResult(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"),
-                             extra={"media_ids": media_ids, "instance": self._instance(auth)})
+        extra: dict[str, Any] = {"media_ids": media_ids, "instance": self._instance(auth)}
+        if options.get("in_reply_to_id"):
+            extra["in_reply_to_id"] = str(options["in_reply_to_id"])
+        return PublishResult(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"), extra=extra)
 
     async def _create_status(self, auth: AccountAuth, body: dict[str, Any], key: str) -> dict[str, Any]:
         """POST /api/v1/statuses once; when its answer is lost, once more at once with the same
@@ -498,14 +525,14 @@ def _handoff(code_verifier: str | None) -> dict[str, Any]:
     return data
 
 
-def _idempotency_key(auth: AccountAuth, post: PublishRequest) -> str:
+def _idempotency_key(auth: AccountAuth, post: PublishRequest, options: dict[str, Any]) -> str:
     """The publication's key: made of its target (PublishRequest.target_key), so every attempt of one
     target sends the same key and two posts that say the same thing, even within Mastodon's hour of
     remembering keys, are two statuses. Without a target key (a direct adapter call), the account,
-    text, files and options make it (the attachments' ids are new on each upload, so the files are
-    named by what they are)."""
+    text, files and options (the status replied to among them) make it (the attachments' ids are new
+    on each upload, so the files are named by what they are)."""
     if post.target_key:
         return "ouipost-" + hashlib.sha256(f"{auth.remote_id}\n{post.target_key}".encode()).hexdigest()[:40]
     files = [[m.filename, m.size, m.mime_type, m.alt_text] for m in post.media]
-    raw = json.dumps([auth.remote_id, post.text, files, post.options or {}], sort_keys=True, default=str)
+    raw = json.dumps([auth.remote_id, post.text, files, options], sort_keys=True, default=str)
     return "ouipost-" + hashlib.sha256(raw.encode()).hexdigest()[:40]

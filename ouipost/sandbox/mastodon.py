@@ -17,9 +17,15 @@ with its own apps, accounts, statuses and media (state is keyed by host):
   videos and GIFs answer 202 with url null and `GET /api/v1/media/{id}` answers 206 for
   `processing_polls` reads, then 200 (or 422 with `fail_processing`).
 - `POST /api/v1/statuses` (JSON or form; status, media_ids, visibility, spoiler_text, sensitive,
-  language): text counted as Mastodon counts it (URLs 23), at most max_media_attachments files, all
-  processed, 4 images or 1 video, visibility known; `Idempotency-Key` answers the first status again
-  for the same account and key within an hour. `GET` / `DELETE /api/v1/statuses/{id}`.
+  language, in_reply_to_id): text counted as Mastodon counts it (URLs 23), at most max_media_attachments
+  files, all processed, 4 images or 1 video, visibility known; `Idempotency-Key` answers the first
+  status again for the same account and key within an hour. `GET` / `DELETE /api/v1/statuses/{id}`.
+- Replies (threads are reply chains): `in_reply_to_id` must name a status of this server that is
+  there and visible to the poster, checked first as Mastodon's set_thread does (before the
+  Idempotency-Key), else 404 `{"error": "The post you are trying to reply to does not appear to
+  exist."}`. A status shows `in_reply_to_id` and `in_reply_to_account_id` (null when not a reply);
+  `GET /api/v1/statuses/{id}/context` answers `{ancestors (root first), descendants (depth first)}`;
+  the publication's extra carries `in_reply_to_id`.
 - Scopes: read for reads, write:statuses and write:media for writes (403 otherwise); a revoked or
   unknown token 401 `{"error": "The access token is invalid"}`; 404 `{"error": "Record not found"}`.
 - `X-RateLimit-Limit/-Remaining/-Reset` (reset in ISO 8601) on every API answer, for the window
@@ -30,7 +36,7 @@ Counts of a status, with m = minutes since it was published counting the one und
 clock, core.units_under_way): favourites m//2, reblogs m//6, replies m//10. Followers: 321 (+ nothing).
 
 Not imitated: HTML content rendering beyond a paragraph, polls, scheduled statuses, edits, focal
-points, thumbnails, streaming, federation.
+points, thumbnails, streaming, federation, replies in a status's replies_count (a formula of time).
 """
 
 from __future__ import annotations
@@ -402,6 +408,8 @@ class MastodonSandbox:
         info = self.authorize(request, "write:statuses")
         host = self.host(request)
         now = self.sandbox.now()
+        data = await self.body(request)
+        parent = self._thread(host, info, data.get("in_reply_to_id"))
         key = request.headers.get("Idempotency-Key")
         if key:
             seen = host["idempotency"].get((info.subject, key))
@@ -410,7 +418,6 @@ class MastodonSandbox:
                 if record is not None:
                     record.notes["idempotent_replay"] = True
                 return web.json_response(self._status_view(host, host["statuses"][seen[0]]))
-        data = await self.body(request)
         text = str(data.get("status") or "")
         media_ids = [str(m) for m in (data.get("media_ids") or [])]
         if not text.strip() and not media_ids:
@@ -437,7 +444,9 @@ class MastodonSandbox:
         status = {"id": status_id, "owner": info.subject, "text": text, "media": [m["id"] for m in attached],
                   "visibility": visibility, "spoiler_text": spoiler,
                   "sensitive": _truthy(data.get("sensitive")) or bool(spoiler),
-                  "language": data.get("language") or "en", "at": now, "deleted": False}
+                  "language": data.get("language") or "en", "at": now, "deleted": False,
+                  "in_reply_to_id": parent["id"] if parent else None,
+                  "in_reply_to_account_id": USER["id"] if parent else None}
         for media in attached:
             media["status_id"] = status_id
         host["statuses"][status_id] = status
@@ -448,8 +457,21 @@ class MastodonSandbox:
             [{"id": m["id"], "type": m["type"], "mime": m["mime"], "alt": m["description"], "bytes": m["bytes"]}
              for m in attached],
             instance=host["name"], visibility=visibility, spoiler_text=spoiler, sensitive=status["sensitive"],
+            in_reply_to_id=status["in_reply_to_id"],
         )
         return web.json_response(self._status_view(host, status))
+
+    def _thread(self, host: dict[str, Any], info: TokenInfo, parent_id: Any) -> dict[str, Any] | None:
+        """The status `in_reply_to_id` names (None without one), as Mastodon's set_thread finds it: it
+        must be there and visible to the poster, else 404 with its own message."""
+        if parent_id in (None, ""):
+            return None
+        parent: dict[str, Any] | None = host["statuses"].get(str(parent_id))
+        hidden = parent is not None and parent["owner"] != info.subject and parent["visibility"] in (
+            "private", "direct")
+        if parent is None or parent["deleted"] or hidden:
+            raise reject(404, "The post you are trying to reply to does not appear to exist.")
+        return parent
 
     def _status_view(self, host: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         minutes = units_under_way(self.sandbox, status["at"], 60.0)
@@ -459,6 +481,8 @@ class MastodonSandbox:
             f"{USER['username']}/statuses/{status['id']}", "url": url, "visibility": status["visibility"],
             "sensitive": status["sensitive"], "spoiler_text": status["spoiler_text"],
             "language": status["language"], "content": f"<p>{escape(status['text'])}</p>",
+            "in_reply_to_id": status.get("in_reply_to_id"),
+            "in_reply_to_account_id": status.get("in_reply_to_account_id"),
             "favourites_count": minutes // 2, "reblogs_count": minutes // 6, "replies_count": minutes // 10,
             "account": self._account(host),
             "media_attachments": [self._media_view(host, host["media"][m]) for m in status["media"]],
@@ -473,6 +497,31 @@ class MastodonSandbox:
     async def get_status(self, request: web.Request) -> web.Response:
         info = self.authorize(request, "read:statuses")
         return web.json_response(self._status_view(self.host(request), self._own_status(request, info)))
+
+    async def status_context(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/statuses/{id}/context`: the statuses above it, root first, and every reply
+        below it in thread order (depth first, each level oldest first)."""
+        info = self.authorize(request, "read:statuses")
+        host = self.host(request)
+        status = self._own_status(request, info)
+        statuses = host["statuses"]
+        ancestors: list[dict[str, Any]] = []
+        above = statuses.get(status.get("in_reply_to_id") or "")
+        while above is not None and not above["deleted"]:
+            ancestors.insert(0, above)
+            above = statuses.get(above.get("in_reply_to_id") or "")
+        children: dict[str, list[dict[str, Any]]] = {}
+        for item in sorted(statuses.values(), key=lambda s: int(s["id"])):
+            if item.get("in_reply_to_id") and not item["deleted"]:
+                children.setdefault(item["in_reply_to_id"], []).append(item)
+        descendants: list[dict[str, Any]] = []
+        stack = list(reversed(children.get(status["id"], [])))
+        while stack:
+            item = stack.pop()
+            descendants.append(item)
+            stack.extend(reversed(children.get(item["id"], [])))
+        return web.json_response({"ancestors": [self._status_view(host, s) for s in ancestors],
+                                  "descendants": [self._status_view(host, s) for s in descendants]})
 
     async def delete_status(self, request: web.Request) -> web.Response:
         info = self.authorize(request, "write:statuses")
@@ -501,6 +550,7 @@ def setup(app: web.Application, sandbox: Sandbox) -> None:
     app.router.add_get(f"{base}/api/v1/media/{{id}}", m.api(m.get_media))
     app.router.add_post(f"{base}/api/v1/statuses", m.api(m.create_status))
     app.router.add_get(f"{base}/api/v1/statuses/{{id}}", m.api(m.get_status))
+    app.router.add_get(f"{base}/api/v1/statuses/{{id}}/context", m.api(m.status_context))
     app.router.add_delete(f"{base}/api/v1/statuses/{{id}}", m.api(m.delete_status))
 
 
