@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from ouipost.core.clock import FrozenClock
+from ouipost.core.clock import Clock, FrozenClock
 from ouipost.platforms.base import (
     AccountAuth,
     MediaFile,
@@ -33,9 +32,17 @@ KIB = 1024
 @pytest.fixture
 def sandbox() -> Sandbox:
     """A sandbox whose day starts at noon UTC, so hour-scale clock jumps never cross a date."""
-    start = time.time()
-    noon = datetime(2026, 3, 10, 12, 0, tzinfo=UTC).timestamp()
-    return Sandbox(clock=lambda: noon + (time.time() - start))
+    return Sandbox(clock=_RunningFrom(datetime(2026, 3, 10, 12, 0, tzinfo=UTC)))
+
+
+class _RunningFrom(Clock):
+    """Real time, running from `start` instead of today."""
+
+    def __init__(self, start: datetime) -> None:
+        self.shift = start - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.shift
 
 
 async def follow_consent(url: str) -> dict[str, str]:
