@@ -7,7 +7,7 @@ import re
 import uuid6
 
 PREFIXES = frozenset(
-    {"ws", "post", "media", "acc", "sched", "slot", "key", "user", "wh", "log", "job", "tgt", "evt", "dlv"}
+    {"ws", "post", "media", "acc", "sched", "slot", "key", "user", "wh", "log", "job", "tgt", "part", "evt", "dlv"}
 )
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 ID_LENGTH = 48  # the column width for every id; the longest prefix plus 37 fits

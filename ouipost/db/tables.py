@@ -142,6 +142,12 @@ posts = sa.Table(
     # last rejected, while it is a draft again.
     sa.Column("submitted_at", UTCDateTime, nullable=True),
     sa.Column("rejection_reason", sa.Text, nullable=True),
+    # Follow-ups (ouipost/publishing/followups.py): `thread`, the parts after the post
+    # ([{content, media_ids}], NULL for none); `thread_mode` (thread | first_comment) for networks
+    # without reply chains; `first_comment`, a comment left right after the post.
+    sa.Column("thread", JSON, nullable=True),
+    sa.Column("thread_mode", sa.String(16), nullable=True),
+    sa.Column("first_comment", sa.Text, nullable=True),
     sa.Index(None, "workspace_id", "status"),
     sa.Index(None, "workspace_id", "created_at"),
 )
@@ -173,6 +179,33 @@ post_targets = sa.Table(
     sa.Index(None, "account_id", "status"),
 )
 
+# A target's follow-ups, each its own step with its own exactly-once guarantee: written (from the
+# post's thread and first_comment) when the follow-ups job first runs for a published target, in
+# the order they are sent (`seq`). `kind` is reply (the next part of a reply chain) or comment.
+post_target_parts = sa.Table(
+    "post_target_parts",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("target_id", Id(), sa.ForeignKey("post_targets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("post_id", Id(), sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("workspace_id", Id(), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # thread | first_comment
+    sa.Column("source_index", sa.Integer, nullable=True),  # the thread part's index
+    sa.Column("kind", sa.String(16), nullable=False),  # reply | comment
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("remote_id", sa.String(255), nullable=True),
+    sa.Column("remote_url", sa.Text, nullable=True),
+    sa.Column("remote_extra", JSON, nullable=True),  # what a reply to it must cite (Bluesky's cid)
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("published_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("target_id", "seq"),
+    sa.Index(None, "post_id"),
+)
 media = sa.Table(
     "media",
     metadata,

@@ -49,6 +49,7 @@ class PlatformSpec:
     # left on the post (on a network with reply chains, a reply by the account itself).
     reply_chains: bool = False
     comments: bool = False
+    max_comment_characters: int | None = None  # a comment's own cap where it differs from a post's
 
     def public(self) -> dict[str, object]:
         """The capability fields of the API reference, in its order."""
@@ -73,7 +74,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             id="facebook", name="Facebook", supports_images=True, supports_videos=True,
             supports_carousel=True, supports_stories=True, max_characters=63206, max_images=10,
             max_video_duration=240, oauth_supported=True, separate_link_field=True,
-            comments=True,
+            comments=True, max_comment_characters=8000,
             adapter="ouipost.platforms.facebook:FacebookAdapter",
         ),
         PlatformSpec(
@@ -81,7 +82,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             supports_carousel=True, supports_stories=True, max_characters=2200, max_images=10,
             max_video_duration=60, oauth_supported=True, requires_media=True, max_hashtags=30,
             mix_images_and_video=True,
-            comments=True,
+            comments=True, max_comment_characters=2200,
             adapter="ouipost.platforms.instagram:InstagramAdapter",
         ),
         PlatformSpec(
@@ -95,7 +96,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             id="linkedin", name="LinkedIn", supports_images=True, supports_videos=True,
             supports_carousel=True, supports_stories=False, max_characters=3000, max_images=20,
             max_video_duration=1800, oauth_supported=True, separate_link_field=True,
-            comments=True,
+            comments=True, max_comment_characters=1250,
             adapter="ouipost.platforms.linkedin:LinkedInAdapter",
         ),
         PlatformSpec(
@@ -109,7 +110,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             supports_carousel=False, supports_stories=False, max_characters=5000, max_images=0,
             max_video_duration=900, oauth_supported=True, text_counting="utf8_bytes",
             requires_media=True, max_title=100,
-            comments=True,
+            comments=True, max_comment_characters=10000,
             adapter="ouipost.platforms.youtube:YouTubeAdapter",
         ),
         PlatformSpec(
