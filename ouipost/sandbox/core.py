@@ -18,7 +18,7 @@ answer that never comes) and exposes a control API under `/_sandbox/` so tests i
 steer it (`POST /_sandbox/settings {"network", "settings"}` sets the knobs a network module reads
 from its `network_state`: processing delays, per-user limits, quotas, as each module's docstring
 lists them). A fault applies to every matching request, or at random to a share of them (`rate`), for
-fault drills; the record says which fault answered and, for a rate limit with a `wait`, the earliest
+fault drills, or from the (after+1)-th (`after`: the third create of a thread is `after: 2`); the record says which fault answered and, for a rate limit with a `wait`, the earliest
 moment the network allows the call again (`notes["retry_not_before"]`).
 
 The record never keeps a secret: the Authorization header keeps only its scheme, and tokens, codes,
@@ -62,6 +62,7 @@ class Fault:
     id: int = 0
     rate: float | None = None  # the share of matching requests it hits at random; None: every one
     wait: float | None = None  # "rate_limit": seconds the network asks to wait (None: its usual answer)
+    after: int = 0  # matching requests that pass untouched before it applies (the 3rd create: after=2)
 
     def matches(self, network: str, method: str, path: str) -> bool:
         if self.network not in (network, "*"):
@@ -190,21 +191,28 @@ class Sandbox:
     # faults ------------------------------------------------------------------------------------
     def add_fault(self, network: str, kind: FaultKind, *, count: int | None = 1,
                   path_contains: str | None = None, method: str | None = None,
-                  delay: float = 0.0, rate: float | None = None, wait: float | None = None) -> Fault:
-        """Add a fault. `count` matching requests get it (None: until cleared); with `rate`, each
-        matching request gets it with that probability (the others go on to the next fault, then
-        to the handler). Raises ValueError for an unknown kind or a rate outside (0, 1]."""
+                  delay: float = 0.0, rate: float | None = None, wait: float | None = None,
+                  after: int = 0) -> Fault:
+        """Add a fault. `count` matching requests get it (None: until cleared), once `after` matching
+        requests went by untouched; with `rate`, each matching request gets it with that probability
+        (the others go on to the next fault, then to the handler). Raises ValueError for an unknown
+        kind, a rate outside (0, 1] or a negative `after`."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}")
         if rate is not None and not 0 < rate <= 1:
             raise ValueError(f"rate must be in (0, 1], not {rate!r}")
-        fault = Fault(network, kind, count, path_contains, method, delay, next(self._fault_ids), rate, wait)
+        if after < 0:
+            raise ValueError(f"after must be 0 or more, not {after!r}")
+        fault = Fault(network, kind, count, path_contains, method, delay, next(self._fault_ids), rate, wait, after)
         self.faults.append(fault)
         return fault
 
     def take_fault(self, network: str, method: str, path: str) -> Fault | None:
         for fault in self.faults:
             if fault.matches(network, method, path):
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
                 if fault.rate is not None and self._random.random() >= fault.rate:
                     continue
                 if fault.remaining is not None:
@@ -432,6 +440,7 @@ def _add_control_routes(app: web.Application, sandbox: Sandbox, guard: ControlGu
                 delay=float(data.get("delay", 0)),
                 rate=None if data.get("rate") is None else float(data["rate"]),
                 wait=None if data.get("wait") is None else float(data["wait"]),
+                after=int(data.get("after", 0)),
             )
         except (KeyError, ValueError, TypeError) as exc:
             return web.json_response({"error": f"bad fault: {exc}"}, status=400)
