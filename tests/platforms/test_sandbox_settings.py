@@ -47,3 +47,21 @@ async def test_bad_settings_are_refused_and_change_nothing(control: Any, body: d
     resp = await control.post("/_sandbox/settings", json=body)
     assert resp.status == 400 and "bad settings" in (await resp.json())["error"]
     assert dict(control.sandbox.network_state("tiktok")) == before
+
+
+async def test_a_fault_with_after_lets_the_first_matching_requests_through(control: Any) -> None:
+    token = control.sandbox.new_token("twitter", "u1", ["tweet.read", "tweet.write", "users.read"], 3600)
+    resp = await control.post("/_sandbox/faults", json={"network": "twitter", "kind": "server_error",
+                                                        "path_contains": "/2/users/me", "after": 2})
+    assert resp.status == 201 and (await resp.json())["after"] == 2
+    statuses = []
+    for _ in range(4):
+        resp = await control.get("/api.x.com/2/users/me", headers={"Authorization": f"Bearer {token}"})
+        statuses.append(resp.status)
+    assert statuses == [200, 200, 503, 200]  # the third only: a fault answers `count` (1) requests
+
+
+async def test_a_negative_after_is_refused(control: Any) -> None:
+    resp = await control.post("/_sandbox/faults", json={"network": "twitter", "kind": "server_error", "after": -1})
+    assert resp.status == 400 and "after" in (await resp.json())["error"]
+    assert control.sandbox.faults == []
