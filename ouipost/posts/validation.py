@@ -20,6 +20,7 @@ from ouipost.platforms.text import (
     normalise_hashtags,
     utf8_length,
 )
+from ouipost.posts.followups import ThreadMode, thread_media_ids
 
 MediaKind = Literal["image", "video", "document"]
 
@@ -59,6 +60,11 @@ class DraftPost:
     # network -> the target account's own limits under the registry's names, where its server sets
     # them (a Mastodon server's max_characters and max_images, read when the account connected).
     account_limits: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Follow-ups (ouipost/posts/followups.py): the thread's parts ({content, media_ids?}), its mode
+    # (None: "thread") and the first comment; checked by followup_errors.
+    thread: list[Mapping[str, Any]] = field(default_factory=list)
+    thread_mode: str | None = None
+    first_comment: str | None = None
 
 
 def _override(post: DraftPost, network: str, key: str, default: Any) -> Any:
@@ -157,6 +163,13 @@ def _missing_media_error(spec: PlatformSpec, media: Sequence[MediaInfo]) -> str 
     return None
 
 
+def own_media(post: DraftPost) -> list[MediaInfo]:
+    """The media the post itself carries where no platform_content media_ids names them: those
+    attached, minus those a thread part names (followups.thread_media_ids), as the worker sends it."""
+    in_thread = thread_media_ids({"thread": post.thread})
+    return [m for m in post.media if m.id not in in_thread] if in_thread else list(post.media)
+
+
 def _text_errors(spec: PlatformSpec, text: str) -> list[str]:
     errors: list[str] = []
     counted = count_text(text, spec.text_counting)
@@ -202,7 +215,8 @@ def validate_network(post: DraftPost, network: str, *, require_media: bool) -> l
 
     errors.extend(option_errors(spec, _override(post, network, "options", None) or {}))
 
-    media, unknown = select_media(post.media, _override(post, network, "media_ids", None))
+    chosen = _override(post, network, "media_ids", None)  # an override may name a thread part's media too
+    media, unknown = select_media(post.media if chosen is not None else own_media(post), chosen)
     if unknown:
         errors.append(f"media_ids not attached to this post: {', '.join(unknown)}")
     errors.extend(media_errors_for(spec, media))
@@ -285,6 +299,96 @@ def validate_for_networks(post: DraftPost, *, require_media: bool) -> dict[str, 
         problems = validate_network(post, network, require_media=require_media)
         if problems:
             errors[network] = problems
+    errors.update(followup_errors(post))
+    return errors
+
+
+# --- follow-ups: the thread and the first comment ------------------------------------------------
+
+REPLY_CHAIN_NETWORKS = tuple(n for n, s in PLATFORMS.items() if s.reply_chains)
+COMMENT_NETWORKS = tuple(n for n, s in PLATFORMS.items() if s.comments and not s.reply_chains)
+
+
+def _listed(networks: Iterable[str]) -> str:
+    return ", ".join(networks)
+
+
+def _comment_errors(spec: PlatformSpec, text: str) -> list[str]:
+    """A comment's length on `spec`'s network: its own cap (max_comment_characters) where it has
+    one, else the post's limit, each counted as the network counts a post's text. A cap in
+    characters is not counted in bytes: YouTube counts a description's UTF-8 bytes, a comment's
+    characters."""
+    if spec.max_comment_characters is None:
+        return _text_errors(spec, text)
+    counting = "codepoints" if spec.text_counting == "utf8_bytes" else spec.text_counting
+    counted = count_text(text, counting)
+    if counted > spec.max_comment_characters:
+        return [f"{counted} of {spec.max_comment_characters} characters in a comment "
+                f"({spec.name} {COUNTING_LABELS[counting]})"]
+    return []
+
+
+def _part_key(index: int) -> str:
+    return f"thread.{index}"
+
+
+def followup_errors(post: DraftPost) -> dict[str, list[str]]:
+    """What the post's follow-ups break on its networks, keyed `thread` (the thread as a whole),
+    `thread.N` (part N, from 0), `thread_mode` and `first_comment`; {} when none.
+
+    A thread is a reply chain on networks with reply chains (each part checked as a post there: its
+    text as written, counted as the network counts, and its own media, which must be attached to
+    the post); elsewhere it is refused, unless thread_mode is "first_comment", where the first part
+    is a comment (text only, the network's comment length) on networks that take comments. The
+    first comment is refused on networks without comments and must fit their comment length.
+    Unknown networks are left to validate_network.
+    """
+    specs = [with_account_limits(PLATFORMS[n], post.account_limits.get(n))
+             for n in dict.fromkeys(post.networks) if n in PLATFORMS]
+    errors: dict[str, list[str]] = {}
+
+    def add(key: str, message: str) -> None:
+        found = errors.setdefault(key, [])
+        if message not in found:
+            found.append(message)
+
+    if post.thread:
+        mode = post.thread_mode or ThreadMode.THREAD
+        no_chains = [s.id for s in specs if not s.reply_chains]
+        if mode == ThreadMode.THREAD and no_chains:
+            add("thread", f"A thread is published as a reply chain on {_listed(REPLY_CHAIN_NETWORKS)} only, "
+                          f"not on {_listed(no_chains)}; thread_mode \"first_comment\" leaves the first part as a "
+                          f"comment on networks that take comments ({_listed(COMMENT_NETWORKS)})")
+        if mode == ThreadMode.FIRST_COMMENT:
+            silent = [s.id for s in specs if not s.reply_chains and not s.comments]
+            if silent:
+                add("thread_mode", f"thread_mode \"first_comment\" leaves the first part as a comment, and there "
+                                   f"are no comments on {_listed(silent)}: remove the thread or those networks")
+        for index, part in enumerate(post.thread):
+            key, content = _part_key(index), part.get("content") or ""
+            media, unknown = select_media(post.media, list(part.get("media_ids") or []))
+            if unknown:
+                add(key, f"media_ids not attached to this post: {', '.join(unknown)}")
+            for spec in specs:
+                if spec.reply_chains:
+                    for problem in [*_text_errors(spec, content), *media_errors_for(spec, media)]:
+                        add(key, problem)
+                elif index == 0 and spec.comments and mode == ThreadMode.FIRST_COMMENT:
+                    if part.get("media_ids"):
+                        add(key, f"comments carry text only on {spec.name}: the first part is a comment "
+                                 "there, remove its media_ids")
+                    for problem in _comment_errors(spec, content):
+                        add(key, problem)
+
+    if post.first_comment:
+        no_comments = [s.id for s in specs if not s.comments]
+        if no_comments:
+            add("first_comment", f"A first comment cannot be left on {_listed(no_comments)} (there are no "
+                                 "comments there): remove first_comment or those networks")
+        for spec in specs:
+            if spec.comments:
+                for problem in _comment_errors(spec, post.first_comment):
+                    add("first_comment", problem)
     return errors
 
 
@@ -316,8 +420,10 @@ def media_limit_errors(
 __all__ = [
     "DraftPost",
     "MediaInfo",
+    "followup_errors",
     "media_errors_for",
     "media_limit_errors",
+    "own_media",
     "select_media",
     "validate_for_networks",
     "validate_network",
