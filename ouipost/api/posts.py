@@ -18,11 +18,13 @@ from ouipost.http.web import load_body, load_query, ok
 from ouipost.jobs.queue import notify_enqueued
 from ouipost.openapi import describe, views
 from ouipost.platforms.registry import NETWORKS
-from ouipost.posts import actions, approval, rules, service, statuses
+from ouipost.posts import actions, approval, followups, rules, service, statuses
 from ouipost.publishing import service as publishing
 
 routes = web.RouteTableDef()
 MAX_CONTENT = 100_000
+MAX_FIRST_COMMENT = 10_000
+MAX_PART_MEDIA = 10
 
 
 def _not_blank(value: str) -> None:
@@ -42,6 +44,23 @@ class PlatformOverride(Schema):
                           validate=validate.Length(max=20))
 
 
+def _not_blank_text(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Cannot be empty or only whitespace")
+
+
+class ThreadPart(Schema):
+    """One part of a post's thread (ouipost/posts/followups.py), published after the post."""
+
+    content = fields.String(required=True, validate=[validate.Length(max=MAX_CONTENT), _not_blank])
+    media_ids = fields.List(fields.String(), validate=validate.Length(max=MAX_PART_MEDIA))
+
+    def load(self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: Any = None) -> Any:
+        # An update loads its body partial, and marshmallow hands that down to nested schemas: a
+        # part given is a whole part all the same (its content required).
+        return super().load(data, many=many, partial=False, unknown=unknown)
+
+
 class PostBody(Schema):
     content = fields.String(required=True, validate=[validate.Length(max=MAX_CONTENT), _not_blank])
     platforms = fields.List(fields.String(), required=True, validate=validate.Length(min=1, max=50))
@@ -49,6 +68,12 @@ class PostBody(Schema):
     link = fields.Url(schemes={"http", "https"}, allow_none=True, validate=validate.Length(max=2048))
     hashtags = HashtagList(validate=validate.Length(max=100))
     platform_content = fields.Dict(keys=fields.String(), values=fields.Nested(PlatformOverride))
+    # Follow-ups: null or [] for no thread; thread_mode null is "thread"; first_comment null for none.
+    thread = fields.List(fields.Nested(ThreadPart), allow_none=True, validate=validate.Length(
+        max=followups.MAX_THREAD_PARTS, error="A thread has at most {max} parts"))
+    thread_mode = fields.String(allow_none=True, validate=validate.OneOf(tuple(followups.ThreadMode)))
+    first_comment = fields.String(allow_none=True,
+                                  validate=[validate.Length(max=MAX_FIRST_COMMENT), _not_blank_text])
 
 
 class PostQuery(PageQuery):
@@ -120,11 +145,12 @@ async def get_post(request: web.Request) -> web.Response:
     async with request.app[DB].connect() as conn:
         post = await service.get_post(conn, request[WORKSPACE_ID], request.match_info["id"])
         targets = (await service.targets_of(conn, [post["id"]]))[post["id"]]
+        parts = await followups.parts_of(conn, [post["id"]]) if targets else {}
         media = (await service.media_of(conn, [post["id"]]))[post["id"]]
         totals = (await analytics.post_totals(conn, [post["id"]])).get(post["id"])
     urls = rules.media_urls(request.app[STORAGE], media)
     return ok({"post": service.post_view(post, targets=targets, media=media, media_urls=urls, detail=True,
-                                         analytics=totals)})
+                                         analytics=totals, parts=parts)})
 
 
 @routes.put("/api/posts/{id}")

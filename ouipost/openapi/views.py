@@ -17,6 +17,7 @@ from marshmallow import INCLUDE, Schema, fields, validate
 from ouipost.accounts.service import ACCOUNT_STATUSES
 from ouipost.identity import api_keys, audit, users
 from ouipost.platforms.registry import NETWORKS
+from ouipost.posts.followups import PartKind, PartSource, PartStatus, ThreadMode
 from ouipost.posts.statuses import POST_STATUSES
 from ouipost.posts.uploads import MAX_ALT_TEXT, MEDIA_TYPES
 from ouipost.webhooks import service as webhooks
@@ -266,6 +267,11 @@ class PlatformContent(View):
     options = fields.Dict(keys=fields.String())
 
 
+class ThreadPart(View):
+    content = String()
+    media_ids = _strings()
+
+
 class Post(View):
     id = String()
     content = String()
@@ -275,6 +281,9 @@ class Post(View):
     status = _enum(POST_STATUSES)
     platforms = _strings()
     platform_content = _null(fields.Dict, keys=fields.String(), values=fields.Nested(PlatformContent))
+    thread = _listed(ThreadPart, metadata={"description": "Parts published after the post; [] for none"})
+    thread_mode = _enum(ThreadMode, allow_none=True, metadata={"description": "null without a thread"})
+    first_comment = _null(String)
     media = _listed(PostMedia)
     scheduled_at = _null(DateTime)
     scheduled_timezone = _null(String)
@@ -291,6 +300,19 @@ class TargetError(View):
     message = _null(String)
 
 
+class PostPart(View):
+    """A follow-up of one target (ouipost.posts.followups.part_view)."""
+
+    source = _enum(PartSource)
+    index = _null(Integer, metadata={"description": "The thread part's index; null for the first comment"})
+    kind = _enum(PartKind)
+    status = _enum(PartStatus)
+    post_id = _null(String)
+    url = _null(String)
+    published_at = _null(DateTime)
+    error = _null(fields.Nested, nested=TargetError)
+
+
 class PlatformPost(View):
     platform = _enum(NETWORKS)
     account_id = _null(String)
@@ -298,6 +320,7 @@ class PlatformPost(View):
     url = _null(String)
     status = String()
     error = _null(fields.Nested, nested=TargetError)
+    parts = _listed(PostPart, metadata={"description": "The follow-ups on this network, in sending order"})
 
 
 class PostDetail(Post):
@@ -313,12 +336,14 @@ class ScheduledPost(View):
 
 
 class PlatformResult(View):
+    OPTIONAL = frozenset({"parts"})
     platform = _enum(NETWORKS)
     account_id = _null(String)
     status = _enum(["success", "failed", "cancelled", "pending"])
     post_id = _null(String)
     url = _null(String)
     error = _null(fields.Nested, nested=TargetError)
+    parts = _listed(PostPart)
 
 
 class PublishOutcome(View):

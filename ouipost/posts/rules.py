@@ -76,6 +76,8 @@ def _draft(body: Mapping[str, Any], networks: list[str], media: Sequence[Mapping
         hashtags=list(body.get("hashtags") or []), networks=networks,
         platform_content={k: dict(v) for k, v in overrides.items() if k in networks},
         media=_media_infos(media), account_limits=account_limits or {},
+        thread=list(body.get("thread") or []), thread_mode=body.get("thread_mode"),
+        first_comment=body.get("first_comment"),
     )
 
 

@@ -26,6 +26,7 @@ from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.db.types import UTCDateTime
 from ouipost.platforms.registry import NETWORKS
 from ouipost.posts import statuses
+from ouipost.posts.followups import ThreadMode, part_view
 from ouipost.posts.statuses import PostStatus, TargetStatus
 
 
@@ -113,11 +114,28 @@ def _new_post_row(
         "hashtags": fields.get("hashtags", []),
         "platforms": [t.requested for t in targets],
         "platform_content": fields.get("platform_content", {}),
+        **followup_columns(fields),
         "scheduled_at": None,
         "scheduled_timezone": None,
         "published_at": None,
         "created_at": now,
         "updated_at": now,
+    }
+
+
+FOLLOWUP_FIELDS = ("thread", "thread_mode", "first_comment")
+
+
+def followup_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The follow-up columns of a post with these (merged) fields: `thread` as [{content, media_ids}]
+    or NULL when it has none, `thread_mode` as given (null: "thread") or NULL without a thread,
+    `first_comment` or NULL."""
+    thread = [{"content": part["content"], "media_ids": list(part.get("media_ids") or [])}
+              for part in fields.get("thread") or []]
+    return {
+        "thread": thread or None,
+        "thread_mode": str(fields.get("thread_mode") or ThreadMode.THREAD) if thread else None,
+        "first_comment": fields.get("first_comment") or None,
     }
 
 
@@ -172,6 +190,8 @@ async def update_post(
     targets: Sequence[Target] | None, now: datetime,
 ) -> dict[str, Any]:
     values = {k: v for k, v in changes.items() if k in ("content", "title", "link", "hashtags", "platform_content")}
+    if any(name in changes for name in FOLLOWUP_FIELDS):
+        values.update(followup_columns({**post, **changes}))
     if targets is not None:
         values["platforms"] = [t.requested for t in targets]
         await replace_targets(conn, post, targets, now)
@@ -357,10 +377,13 @@ def post_view(
     post: Mapping[str, Any], *, targets: Sequence[Mapping[str, Any]] = (),
     media: Sequence[Mapping[str, Any]] = (), media_urls: Mapping[str, Mapping[str, str | None]] | None = None,
     detail: bool = False, analytics: Mapping[str, Any] | None = None,
+    parts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """The post as the API shows it; `detail` adds platform_posts and per-network analytics.
 
     `analytics` is the post's entry of ouipost.analytics.service.post_totals (latest totals; zeros without it).
+    `parts` are the targets' follow-ups by target id (ouipost.posts.followups.parts_of), shown under
+    each platform_posts entry ([] for a target without any).
     """
     media_urls = media_urls or {}
     totals = analytics or {}
@@ -373,6 +396,10 @@ def post_view(
         "status": post["status"],
         "platforms": post["platforms"],
         "platform_content": post["platform_content"],
+        "thread": [{"content": part["content"], "media_ids": list(part.get("media_ids") or [])}
+                   for part in post.get("thread") or []],
+        "thread_mode": post.get("thread_mode") if post.get("thread") else None,
+        "first_comment": post.get("first_comment"),
         "media": [
             {"id": m["id"], "type": m["type"], **media_urls.get(m["id"], {"url": None, "thumbnail_url": None}),
              "alt_text": m["alt_text"]}
@@ -393,6 +420,7 @@ def post_view(
                 "platform": t["network"], "account_id": t["account_id"], "post_id": t["remote_id"],
                 "url": t["remote_url"], "status": t["status"],
                 "error": {"code": t["error_code"], "message": t["error_message"]} if t["error_code"] else None,
+                "parts": [part_view(p) for p in (parts or {}).get(t["id"], ())],
             }
             for t in targets
         ]
