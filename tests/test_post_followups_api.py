@@ -393,3 +393,23 @@ async def test_the_document_describes_the_request_fields_and_the_answers(client:
     refused = await client.post("/api/posts", headers=key.headers(), json={
         "content": "Hello", "platforms": ["pinterest"], "first_comment": "Thanks"})
     await spec.check("POST", "/api/posts", refused, 422)
+
+
+async def test_the_post_own_media_exclude_the_thread_part_media(client: Any, key: Any, engine: Any) -> None:
+    post = (await create(client, key, content="Four pictures, then one more", platforms=["twitter"],
+                         thread=THREAD))["data"]["post"]
+    ids = await attach(client, key, post["id"], 4)
+    # The fifth picture goes with the second part: the post itself keeps four, X's most.
+    await update(client, key, post["id"], thread=[THREAD[0], {"content": "And one more", "media_ids": ids[3:]}])
+    ids += await attach(client, key, post["id"])
+    await update(client, key, post["id"], content="Four pictures, then one more, shown")
+    # Without the thread the post would carry all five: refused, nothing changes.
+    before = await stored(engine)
+    details = refused(await update(client, key, post["id"], expect=422, thread=None))
+    assert details == {"twitter": ["5 images, Twitter/X allows at most 4"]}
+    assert await stored(engine) == before
+    # A sixth upload would be a fifth for the post itself.
+    body = aiohttp.FormData()
+    body.add_field("file", io.BytesIO(png_bytes(64, 64)), filename="square.png", content_type="image/png")
+    resp = await client.post(f"/api/posts/{post['id']}/media", data=body, headers=key.headers())
+    assert resp.status == 422 and "twitter" in refused(await resp.json())

@@ -24,7 +24,7 @@ from ouipost.core import errors
 from ouipost.core.ids import new_id
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts
-from ouipost.posts import approval, rules, service, statuses, validation
+from ouipost.posts import approval, followups, rules, service, statuses, validation
 from ouipost.posts import media as media_files
 from ouipost.storage import Storage
 
@@ -188,7 +188,11 @@ async def check_can_attach(
                                   height=m["height"]) for m in [*existing, row]]
     targets = (await service.targets_of(conn, [post["id"]]))[post["id"]]
     networks = list(dict.fromkeys(t["network"] for t in targets))
-    selections = {n: (current["platform_content"].get(n) or {}).get("media_ids") for n in networks}
+    # A network without a media_ids override gets the post's media but those its thread's parts name.
+    in_thread = followups.thread_media_ids(current)
+    own = [info.id for info in infos if info.id not in in_thread] if in_thread else None
+    overrides = {n: (current["platform_content"].get(n) or {}).get("media_ids") for n in networks}
+    selections = {n: own if chosen is None else chosen for n, chosen in overrides.items()}
     problems = validation.media_limit_errors(networks, infos, platform_media=selections)
     if problems:
         raise errors.ValidationError("This file would break the media rules of some networks", details=problems)
