@@ -4,6 +4,7 @@ change nothing."""
 
 from __future__ import annotations
 
+import csv
 import io
 from typing import Any
 
@@ -413,3 +414,69 @@ async def test_the_post_own_media_exclude_the_thread_part_media(client: Any, key
     body.add_field("file", io.BytesIO(png_bytes(64, 64)), filename="square.png", content_type="image/png")
     resp = await client.post(f"/api/posts/{post['id']}/media", data=body, headers=key.headers())
     assert resp.status == 422 and "twitter" in refused(await resp.json())
+
+
+# --- CSV import and export -------------------------------------------------------------------------
+
+
+def csv_form(data: str) -> aiohttp.FormData:
+    body = aiohttp.FormData()
+    body.add_field("file", io.BytesIO(data.encode()), filename="posts.csv", content_type="text/csv")
+    return body
+
+
+async def import_csv(client: Any, key: Any, data: str, *, query: str = "", expect: int = 201) -> dict[str, Any]:
+    resp = await client.post(f"/api/posts/import{query}", data=csv_form(data), headers=key.headers())
+    body = await resp.json()
+    assert resp.status == expect, body
+    return body
+
+
+async def test_csv_rows_carry_their_first_comment(client: Any, key: Any, engine: Any) -> None:
+    data = (
+        "content,platforms,first_comment\n"
+        'A launch,twitter|linkedin,"Questions? Ask below.\nWe answer all."\n'
+        "No comment,linkedin,\n"
+        "Blank comment,linkedin,   \n"
+    )
+    body = (await import_csv(client, key, data))["data"]
+    assert (body["created"], body["drafts"]) == (3, 3)
+    comments = {r["content"]: r["first_comment"] for r in await stored(engine)}
+    assert comments == {"A launch": "Questions? Ask below.\nWe answer all.", "No comment": None,
+                        "Blank comment": None}
+    launch = next(p for p in body["posts"] if p["line"] == 2)
+    assert (await get(client, key, launch["id"]))["first_comment"] == "Questions? Ask below.\nWe answer all."
+
+
+async def test_csv_first_comments_follow_the_api_rules_and_a_bad_row_creates_nothing(
+    client: Any, key: Any, engine: Any,
+) -> None:
+    data = (
+        "content,platforms,first_comment\n"
+        "Fine,linkedin,Thanks\n"                        # 2: fine
+        f"Long,linkedin,{'c' * 1251}\n"                 # 3: over LinkedIn's 1,250
+        "Video,tiktok|twitter,Thanks\n"                 # 4: no comments on TikTok
+        f"Huge,twitter,{'c' * 10_001}\n"               # 5: over the API's 10,000
+    )
+    error = (await import_csv(client, key, data, expect=422))["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    rows = {r["line"]: r["fields"] for r in error["details"]["rows"]}
+    assert rows == {
+        3: {"first_comment": ["1251 of 1250 characters in a comment (LinkedIn counts characters)"]},
+        4: {"first_comment": ["A first comment cannot be left on tiktok (there are no comments there): remove "
+                              "first_comment or those networks"]},
+        5: {"first_comment": ["Longer than maximum length 10000."]},
+    }
+    assert await stored(engine) == []
+    dry = (await import_csv(client, key, "content,platforms,first_comment\nFine,linkedin,Thanks\n",
+                            query="?dry_run=1", expect=200))["data"]
+    assert (dry["dry_run"], dry["drafts"]) == (True, 1)
+    assert await stored(engine) == []
+
+
+async def test_csv_export_shows_the_first_comment(client: Any, key: Any) -> None:
+    await import_csv(client, key, "content,platforms,first_comment\nA launch,twitter|linkedin,=Thanks\n")
+    resp = await client.get("/api/posts/export?format=csv", headers=key.headers())
+    lines = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert [(line["network"], line["first_comment"]) for line in lines] == [
+        ("twitter", "'=Thanks"), ("linkedin", "'=Thanks")]

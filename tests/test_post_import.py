@@ -90,7 +90,7 @@ async def test_every_bad_row_is_reported_with_its_line_and_nothing_is_created(cl
         "Hello,bluesky,tomorrow,,,\n"                                # 6: not a date
         f"Hello,bluesky,{NEXT_YEAR}-01-01T10:00,Mars/Base,,\n"       # 7: unknown zone
         "Hello,bluesky,,Europe/Paris,,\n"                            # 8: zone without time
-        "Hello,bluesky,,,Thanks for reading!,\n"                     # 9: first comment
+        "Hello,pinterest,,,Thanks for reading!,\n"                   # 9: no comments on Pinterest
         f"{'x' * 281},twitter,,,,\n"                                 # 10: too long for X
         f"Hello,bluesky,{past},,,\n"                                 # 11: in the past
         f"Hello,twitter,{NEXT_YEAR}-01-01T10:00:00Z,,,\n"            # 12: no X account to publish with
@@ -104,7 +104,8 @@ async def test_every_bad_row_is_reported_with_its_line_and_nothing_is_created(cl
     assert "content" in rows[3]
     assert "platforms" in rows[4] and "link" in rows[5]
     assert "scheduled_at" in rows[6] and "timezone" in rows[7] and "timezone" in rows[8]
-    assert "not supported yet" in rows[9]["first_comment"][0]
+    assert rows[9] == {"first_comment": ["A first comment cannot be left on pinterest (there are no comments "
+                                         "there): remove first_comment or those networks"]}
     assert "twitter" in rows[10]
     assert rows[11] == {"scheduled_at": ["must be in the future"]}
     assert "twitter" in rows[12] and "account" in rows[12]["twitter"][0]

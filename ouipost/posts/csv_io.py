@@ -2,7 +2,8 @@
 
 Import: a UTF-8 file (with or without a BOM), comma- or semicolon-separated (whichever the header
 line holds more of), with a header naming some of IMPORT_COLUMNS (`content` and `platforms` are
-required). One row is one post: its cells become a PostBody and, when `scheduled_at` is set, a
+required). One row is one post: its cells become a PostBody (`first_comment` included: the post's
+first comment, checked per network as the API checks it) and, when `scheduled_at` is set, a
 ScheduleBody, loaded with the API's own schemas; several platforms or media URLs in one cell are
 separated by `|` or spaces. Every row is checked before anything is kept:
 
@@ -22,7 +23,8 @@ file (not UTF-8, no header, unknown columns, too many rows).
 
 Export: the posts a list filter selects, newest first, read in keyset chunks of EXPORT_CHUNK posts
 (never all at once), one CSV line per post and network with the network's result and latest insight
-totals. Cells that a spreadsheet would run as a formula are quoted (`csv_cell`).
+totals, and the post's first comment last. Cells that a spreadsheet would run as a formula are quoted
+(`csv_cell`).
 """
 
 from __future__ import annotations
@@ -70,13 +72,11 @@ FETCH_CONCURRENCY = 4
 FETCH_TIMEOUT = aiohttp.ClientTimeout(total=300, sock_connect=10, sock_read=30)
 MAX_REDIRECTS = 3
 LIST_SEPARATOR = re.compile(r"[|\s]+")
-# The post model has no first comment yet (issue 17 part 1): a non-empty cell is refused, never dropped.
-FIRST_COMMENT_SUPPORTED = False
 EXPORT_CHUNK = 500
 EXPORT_COLUMNS = (
     "post_id", "status", "content", "title", "link", "hashtags", "platforms", "scheduled_at", "timezone",
     "published_at", "created_at", "network", "account_id", "result", "remote_id", "url", "error_code",
-    "error_message", "impressions", "engagement", "clicks",
+    "error_message", "impressions", "engagement", "clicks", "first_comment",
 )
 CSV_RISKY = ("=", "+", "-", "@", "\t", "\r")
 
@@ -198,6 +198,8 @@ def plan_row(row: CsvRow, post_schema: marshmallow.Schema, schedule_schema: mars
     for name in ("title", "link"):
         if cells.get(name, "").strip():
             raw[name] = cells[name].strip()
+    if cells.get("first_comment", "").strip():  # an empty cell: no first comment
+        raw["first_comment"] = _text(cells["first_comment"])
     try:
         planned.body = post_schema.load(raw)
     except marshmallow.ValidationError as exc:
@@ -214,10 +216,6 @@ def plan_row(row: CsvRow, post_schema: marshmallow.Schema, schedule_schema: mars
                 planned.add(name, messages)
     elif zone:
         planned.add("timezone", "timezone is set but scheduled_at is empty; a row without scheduled_at becomes a draft")
-
-    if cells.get("first_comment", "").strip() and not FIRST_COMMENT_SUPPORTED:
-        planned.add("first_comment", "first_comment is not supported yet; leave the cell empty (nothing is imported "
-                                     "until it is)")
 
     planned.media_urls = split_cell(cells.get("media_urls", ""))
     if len(planned.media_urls) > MAX_MEDIA_PER_ROW:
@@ -535,6 +533,7 @@ def _export_lines(
             *common, t.get("network"), t.get("account_id"), t.get("status"), t.get("remote_id"), t.get("remote_url"),
             t.get("error_code"), t.get("error_message"),
             *(int(figures.get(name, 0)) for name in ("impressions", "engagement", "clicks")),
+            post.get("first_comment"),
         ])
     return lines
 
