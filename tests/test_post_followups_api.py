@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +22,7 @@ from tests.media_samples import png_bytes
 from tests.test_openapi import Spec
 
 CHAINS = "twitter, threads, bluesky, mastodon"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def image(n: int) -> MediaInfo:
@@ -480,3 +484,15 @@ async def test_csv_export_shows_the_first_comment(client: Any, key: Any) -> None
     lines = list(csv.DictReader(io.StringIO(await resp.text())))
     assert [(line["network"], line["first_comment"]) for line in lines] == [
         ("twitter", "'=Thanks"), ("linkedin", "'=Thanks")]
+
+
+# --- the README ------------------------------------------------------------------------------------
+
+
+async def test_the_readme_example_creates_the_post_it_describes(client: Any, key: Any) -> None:
+    blocks = [b for b in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if "thread_mode" in b]
+    assert len(blocks) == 1
+    (body,) = re.findall(r"-d '(\{.*\})'", blocks[0])
+    post = (await create(client, key, **json.loads(body)))["data"]["post"]
+    assert post["platforms"] == ["twitter", "linkedin"] and len(post["thread"]) == 2
+    assert post["thread_mode"] == "first_comment" and post["first_comment"]
