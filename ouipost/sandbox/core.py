@@ -18,7 +18,8 @@ answer that never comes) and exposes a control API under `/_sandbox/` so tests i
 steer it (`POST /_sandbox/settings {"network", "settings"}` sets the knobs a network module reads
 from its `network_state`: processing delays, per-user limits, quotas, as each module's docstring
 lists them). A fault applies to every matching request, or at random to a share of them (`rate`), for
-fault drills, or from the (after+1)-th (`after`: the third create of a thread is `after: 2`); the record says which fault answered and, for a rate limit with a `wait`, the earliest
+fault drills, or from the (after+1)-th (`after`: the third create of a thread is `after: 2`); the
+record says which fault answered and, for a rate limit with a `wait`, the earliest
 moment the network allows the call again (`notes["retry_not_before"]`).
 
 The record never keeps a secret: the Authorization header keeps only its scheme, and tokens, codes,
