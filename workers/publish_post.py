@@ -90,7 +90,7 @@ from ouipost.platforms.base import (
 from ouipost.platforms.http import CallObserver, PlatformHttp
 from ouipost.platforms.registry import get_platform
 from ouipost.platforms.text import effective_text
-from ouipost.posts import validation
+from ouipost.posts import followups, validation
 from ouipost.publishing import pacing, platform_calls
 from ouipost.publishing import service as publishing
 from ouipost.publishing.service import Held, Outcome, RunPlan, RunRequest, Send
@@ -427,23 +427,40 @@ class Publisher:
                 context.engine, adapter, send.account, self.cipher, self.clock.now(),
                 lambda auth: adapter.publish(auth, request),
             )
-        except RetryableError as exc:
-            # The network's own wait when it gave one; else the queue's backoff for this attempt
-            # (a 5xx or a refused connection retried at once would spend every attempt in seconds).
-            wait = exc.retry_after if exc.retry_after is not None else queue.retry_delay(
-                context.attempts, base=self.settings.publish_backoff_seconds)
-            return Outcome(target_id, "pending", message=exc.message), wait
-        except TokenExpiredError as exc:
-            return Outcome(target_id, "failed", code="TOKEN_EXPIRED",
-                           message=f"Reconnect the account: {exc.message}"), None
-        except UnknownOutcomeError as exc:
-            return Outcome(target_id, "failed", code="OUTCOME_UNKNOWN", message=exc.message), None
-        except (PermanentError, NotSupportedError) as exc:
-            code = "NOT_SUPPORTED" if isinstance(exc, NotSupportedError) else (exc.code or "REJECTED_BY_NETWORK")
-            return Outcome(target_id, "failed", code=str(code), message=exc.message), None
-        except PlatformError as exc:  # any other outcome an adapter reports: never re-sent blindly
-            return Outcome(target_id, "failed", code="OUTCOME_UNKNOWN", message=exc.message), None
+        except PlatformError as exc:
+            refusal = refused(exc, attempts=context.attempts, backoff=self.settings.publish_backoff_seconds)
+            return Outcome(target_id, refusal.status, code=refusal.code, message=refusal.message), refusal.wait
         return Outcome(target_id, "published", remote_id=result.remote_id, url=result.url), None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """How a network's error ends one step (a target or a follow-up): pending again after `wait`
+    seconds (retryable: nothing was published), or failed with `code`."""
+
+    status: str  # pending | failed
+    message: str
+    code: str | None = None
+    wait: float | None = None
+
+
+def refused(exc: PlatformError, *, attempts: int, backoff: float) -> Refusal:
+    """The step's end after `exc` on the job's attempt number `attempts`."""
+    if isinstance(exc, RetryableError):
+        # The network's own wait when it gave one; else the queue's backoff for this attempt
+        # (a 5xx or a refused connection retried at once would spend every attempt in seconds).
+        wait = exc.retry_after if exc.retry_after is not None else queue.retry_delay(attempts, base=backoff)
+        return Refusal("pending", exc.message, wait=wait)
+    if isinstance(exc, TokenExpiredError):
+        return Refusal("failed", f"Reconnect the account: {exc.message}", "TOKEN_EXPIRED")
+    if isinstance(exc, UnknownOutcomeError):
+        return Refusal("failed", exc.message, "OUTCOME_UNKNOWN")
+    if isinstance(exc, NotSupportedError):
+        return Refusal("failed", exc.message, "NOT_SUPPORTED")
+    if isinstance(exc, PermanentError):
+        return Refusal("failed", exc.message, str(exc.code or "REJECTED_BY_NETWORK"))
+    # Any other outcome an adapter reports: never re-sent blindly.
+    return Refusal("failed", exc.message, "OUTCOME_UNKNOWN")
 
 
 # --- the `finishes` transaction, step by step ------------------------------------------------------
@@ -541,20 +558,22 @@ def _publish_request(
         hashtags += [t for t in settings.get("default_hashtags") or [] if t.lower() not in present]
     link = override.get("link", post["link"])
     text = effective_text(override.get("content", post["content"]), hashtags, link, spec)
+    # Without an override the post gets its media less those its thread's parts name (followups).
+    in_thread = followups.thread_media_ids(post) if override.get("media_ids") is None else set()
     infos = [validation.MediaInfo(id=m["id"], kind=m["type"], duration=m["duration"], width=m["width"],
-                                  height=m["height"]) for m in media]
+                                  height=m["height"]) for m in media if m["id"] not in in_thread]
     selected, _ = validation.select_media(infos, override.get("media_ids"))
     by_id = {m["id"]: m for m in media}
     return PublishRequest(
         text=text,
         title=override.get("title", post["title"]),
         link=link if spec.separate_link_field else None,
-        media=[_media_file(by_id[item.id], storage) for item in selected] if storage else [],
+        media=[media_file(by_id[item.id], storage) for item in selected] if storage else [],
         options=dict(override.get("options") or {}),
     )
 
 
-def _media_file(row: Mapping[str, Any], storage: Storage) -> MediaFile:
+def media_file(row: Mapping[str, Any], storage: Storage) -> MediaFile:
     async def stream(chunk_size: int) -> AsyncIterator[bytes]:
         async for chunk in await storage.open(row["storage_key"], chunk_size):
             yield chunk

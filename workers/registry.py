@@ -23,6 +23,7 @@ from workers import (
     dispatch_events,
     housekeeping,
     noop,
+    publish_followups,
     publish_post,
     refresh_tokens,
     sync_accounts,
@@ -35,6 +36,7 @@ EXTRA_HANDLERS_VARIABLE = "OUIPOST_EXTRA_JOB_HANDLERS"
 MODULES: tuple[ModuleType, ...] = (
     noop,
     publish_post,
+    publish_followups,
     refresh_tokens,
     dispatch_events,
     deliver_webhook,

@@ -237,9 +237,11 @@ async def publish_post(request: web.Request) -> web.Response:
     post, targets, done = await actions.wait_for_outcome(
         engine, workspace_id, request.match_info["id"], PUBLISH_WAIT_SECONDS
     )
+    async with engine.connect() as conn:
+        parts = await followups.parts_of(conn, [post["id"]]) if followups.has_followups(post) else {}
     view = {
         "id": post["id"], "status": post["status"], "published_at": isoformat(post["published_at"]),
-        "platform_results": publishing.platform_results([t for t in targets if t["status"] != "cancelled"]),
+        "platform_results": publishing.platform_results([t for t in targets if t["status"] != "cancelled"], parts),
     }
     return ok({"post": view}, status=200 if done else 202)
 

@@ -336,14 +336,13 @@ class ScheduledPost(View):
 
 
 class PlatformResult(View):
-    OPTIONAL = frozenset({"parts"})
     platform = _enum(NETWORKS)
     account_id = _null(String)
     status = _enum(["success", "failed", "cancelled", "pending"])
     post_id = _null(String)
     url = _null(String)
     error = _null(fields.Nested, nested=TargetError)
-    parts = _listed(PostPart)
+    parts = _listed(PostPart, metadata={"description": "The follow-ups on this network, in sending order"})
 
 
 class PublishOutcome(View):

@@ -29,7 +29,7 @@ from ouipost.db.batch import NOW, expanding, json_by_key, json_value_of
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.db.types import UTCDateTime
 from ouipost.jobs import queue
-from ouipost.posts import service, statuses, validation
+from ouipost.posts import followups, service, statuses, validation
 from ouipost.posts.rules import default_accounts
 from ouipost.posts.statuses import TARGET_OPEN, PostStatus, TargetStatus
 from ouipost.publishing import pacing
@@ -43,8 +43,26 @@ PUBLISH_PRIORITY_SCHEDULED = 50
 PUBLISH_MAX_ATTEMPTS = 8
 
 
+FOLLOWUPS_KIND = "publish_followups"
+FOLLOWUPS_MAX_ATTEMPTS = 8
+
+
 def publish_job_key(post_id: str) -> str:
     return f"publish:{post_id}"
+
+
+def followups_job_key(target_id: str) -> str:
+    return f"followups:{target_id}"
+
+
+async def enqueue_followups(conn: AsyncConnection, target_ids: Sequence[str], now: datetime) -> None:
+    """A `publish_followups` job for each target (one live job per target), to run at once."""
+    for target_id in target_ids:
+        await queue.enqueue(
+            conn, kind=FOLLOWUPS_KIND, payload={"target_id": target_id}, queue=PUBLISH_QUEUE, run_at=now,
+            priority=PUBLISH_PRIORITY_NOW, unique_key=followups_job_key(target_id),
+            max_attempts=FOLLOWUPS_MAX_ATTEMPTS, now=now,
+        )
 
 
 # --- preparing targets ---------------------------------------------------------------------------
@@ -140,6 +158,7 @@ def _draft_of(post: Mapping[str, Any], targets: Sequence[Mapping[str, Any]], med
         account_limits=validation.strictest_limits(
             (a["platform"], (a["metadata"] or {}).get("limits") or {}) for a in accounts
         ),
+        thread=followups.thread_of(post), thread_mode=post.get("thread_mode"), first_comment=post.get("first_comment"),
     )
 
 
@@ -205,16 +224,25 @@ async def request_publish(conn: AsyncConnection, post: Mapping[str, Any], now: d
     """Publish now: a draft or scheduled post, or a failed/partially published one again (only its
     failed targets are sent again; published ones are never touched)."""
     status = post["status"]
+    reopened: list[str] = []
     if status in statuses.RETRYABLE:
-        await conn.execute(post_targets.update().where(
+        retried = await conn.execute(post_targets.update().where(
             post_targets.c.post_id == post["id"], post_targets.c.status == "failed",
         ).values(status="pending", error_code=None, error_message=None, updated_at=now))
+        # Follow-ups that failed are sent again too (a published target's): never the published ones.
+        reopened = await followups.reopen_failed(conn, post["id"], now)
+        await enqueue_followups(conn, reopened, now)
+        sending_targets = retried.rowcount > 0
     elif status not in statuses.SCHEDULABLE:
         raise errors.Conflict(f"A {status} post cannot be published now", details={"status": status})
-    await prepare_targets(conn, post)
+    else:
+        sending_targets = True
+    if sending_targets or not reopened:
+        await prepare_targets(conn, post)  # 409 when nothing is left to publish
     values = {"status": "publishing", "updated_at": now}
     await conn.execute(posts.update().where(posts.c.id == post["id"]).values(**values))
-    await upsert_publish_job(conn, post["id"], now, priority=PUBLISH_PRIORITY_NOW, now=now)
+    if sending_targets:
+        await upsert_publish_job(conn, post["id"], now, priority=PUBLISH_PRIORITY_NOW, now=now)
     return {**post, **values}
 
 
@@ -500,12 +528,27 @@ async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome], no
                 for o in published
             ])
         await analytics.on_targets_published(conn, [o.target_id for o in published], now)
+        await _start_followups(conn, [o.target_id for o in published], now)
     await mark_targets_failed(conn, [(o.target_id, o.code or "OUTCOME_UNKNOWN", o.message or "")
                                      for o in outcomes if o.status == "failed"], now)
     retrying = [{"target_id": o.target_id, "message": (o.message or "")[:2000], "now": now} for o in outcomes
                 if o.status == "pending"]
     if retrying:
         await conn.execute(_TARGET_RETRYING, retrying)
+
+
+_WITH_FOLLOWUPS = (
+    sa.select(post_targets.c.id, post_targets.c.network, posts.c.thread, posts.c.thread_mode, posts.c.first_comment)
+    .join(posts, posts.c.id == post_targets.c.post_id)
+    .where(post_targets.c.id.in_(expanding()), sa.or_(posts.c.thread.is_not(None), posts.c.first_comment.is_not(None)))
+)
+
+
+async def _start_followups(conn: AsyncConnection, target_ids: Sequence[str], now: datetime) -> None:
+    """Targets just published whose post asks for follow-ups on their network get their job, in the
+    transaction that records them published."""
+    rows = (await conn.execute(_WITH_FOLLOWUPS, {"ids": list(target_ids)})).mappings().all()
+    await enqueue_followups(conn, [r["id"] for r in rows if followups.plan(dict(r), r["network"])], now)
 
 
 async def mark_targets_failed(conn: AsyncConnection, failures: Sequence[tuple[str, str, str]], now: datetime) -> None:
@@ -522,19 +565,26 @@ async def mark_target_published(conn: AsyncConnection, target_id: str, remote_id
 
 
 async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: datetime) -> dict[str, str | None]:
-    """Each publishing post among `post_ids` whose targets are all done gets its final status and
-    its event (post.published / post.partial / post.failed). Returns each post's final status, or
-    None while targets remain to run."""
+    """Each publishing post among `post_ids` whose targets and follow-ups are all done gets its
+    final status and its event (post.published / post.partial / post.failed). Returns each post's
+    final status, or None while something remains to run.
+
+    The posts are locked before their targets and parts are read, so that of two transactions
+    finishing the last steps of one post (a target's answer, a follow-up's), the later one sees both."""
     ids = sorted(set(post_ids))
     if not ids:
         return {}
-    targets = await service.targets_of(conn, ids)
-    finals = {post_id: final_status(targets[post_id]) for post_id in ids}
-    done = [pid for pid, final in finals.items() if final is not None]
-    if not done:
-        return finals
     moving = [dict(r) for r in (await conn.execute(
-        _locked(conn, _PUBLISHING_BY_ID, _PUBLISHING_BY_ID_LOCKED), {"ids": done})).mappings()]
+        _locked(conn, _PUBLISHING_BY_ID, _PUBLISHING_BY_ID_LOCKED), {"ids": ids})).mappings()]
+    finals: dict[str, str | None] = dict.fromkeys(ids)
+    if not moving:
+        return finals
+    running = [p["id"] for p in moving]
+    targets = await service.targets_of(conn, running)
+    parts = await followups.parts_of(conn, running) if any(followups.has_followups(p) for p in moving) else {}
+    for post in moving:
+        finals[post["id"]] = final_status(targets[post["id"]], post, parts)
+    moving = [p for p in moving if finals[p["id"]] is not None]
     if not moving:
         return finals
     for post in moving:
@@ -551,16 +601,23 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
     return finals
 
 
-def final_status(targets: Sequence[Mapping[str, Any]]) -> str | None:
-    """A post's status once its targets are done: published (all but the cancelled ones),
-    partially_published (some), failed (none); None while any is pending or publishing."""
-    statuses = [t["status"] for t in targets if t["status"] != TargetStatus.CANCELLED]
-    if any(s in TARGET_OPEN for s in statuses):
+def final_status(targets: Sequence[Mapping[str, Any]], post: Mapping[str, Any] | None = None,
+                 parts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> str | None:
+    """A post's status once its targets (and their follow-ups) are done: published (every target
+    but the cancelled ones, and every follow-up), partially_published (some target published, but
+    a target or a follow-up failed), failed (no target published); None while any target is pending
+    or publishing, or a published target has follow-ups still to send."""
+    parts = parts or {}
+    counted = [t for t in targets if t["status"] != TargetStatus.CANCELLED]
+    if any(t["status"] in TARGET_OPEN for t in counted):
         return None
-    published = statuses.count(TargetStatus.PUBLISHED)
-    if statuses and published == len(statuses):
-        return PostStatus.PUBLISHED
-    return PostStatus.PARTIALLY_PUBLISHED if published else PostStatus.FAILED
+    if post is not None and any(followups.open_followups(post, t, parts.get(t["id"], ())) for t in counted):
+        return None
+    published = sum(1 for t in counted if t["status"] == TargetStatus.PUBLISHED)
+    if not published:
+        return PostStatus.FAILED
+    parts_failed = any(p["status"] == followups.PartStatus.FAILED for t in counted for p in parts.get(t["id"], ()))
+    return PostStatus.PUBLISHED if published == len(counted) and not parts_failed else PostStatus.PARTIALLY_PUBLISHED
 
 
 async def fail_remaining(conn: AsyncConnection, post_id: str, message: str, now: datetime) -> None:
@@ -570,15 +627,19 @@ async def fail_remaining(conn: AsyncConnection, post_id: str, message: str, now:
     ).values(status="failed", error_code="RETRIES_EXHAUSTED", error_message=message[:2000], updated_at=now))
 
 
-def platform_results(targets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The per-network outcome of a publish, as POST /api/posts/{id}/publish shows it."""
+def platform_results(targets: Sequence[Mapping[str, Any]],
+                     parts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """The per-network outcome of a publish, as POST /api/posts/{id}/publish shows it, with each
+    target's follow-ups (`parts`, by target id: followups.parts_of)."""
     shown = {"published": "success", "failed": "failed", "cancelled": "cancelled"}
+    parts = parts or {}
     return [
         {
             "platform": t["network"], "account_id": t["account_id"], "status": shown.get(t["status"], "pending"),
             "post_id": t["remote_id"], "url": t["remote_url"],
             "error": {"code": t["error_code"], "message": t["error_message"]}
             if t["status"] in ("failed", "cancelled") and t["error_code"] else None,
+            "parts": [followups.part_view(p) for p in parts.get(t["id"], ())],
         }
         for t in targets
     ]

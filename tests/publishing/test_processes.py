@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from ouipost.app import create_app
 from ouipost.db.queue_tables import jobs
-from ouipost.db.tables import post_targets, posts
+from ouipost.db.tables import post_target_parts, post_targets, posts
 from ouipost.posts import service
 from ouipost.publishing import service as publishing
 from tests.conftest import make_env
@@ -194,3 +194,86 @@ async def test_sigterm_while_publishing_finishes_the_call_and_publishes_once(
 
 async def _is_final(engine: Any, post_id: str) -> bool:
     return await _post_status(engine, post_id) in ("published", "failed", "partially_published")
+
+
+# --- follow-ups (threads and first comments) ----------------------------------------------------
+
+
+async def _thread_to_publish(client: Any, key: Any, engine: Any, **fields: Any) -> str:
+    await connect(client, key, "bluesky")
+    body = {"content": "1/4 We open on Monday", "platforms": ["bluesky"], **fields}
+    resp = await client.post("/api/posts", json=body, headers=key.headers())
+    assert resp.status == 201, await resp.text()
+    post_id = (await resp.json())["data"]["post"]["id"]
+    async with engine.begin() as conn:
+        row = await service.get_post(conn, key.workspace_id, post_id)
+        await publishing.request_publish(conn, row, datetime.now(UTC))
+    return str(post_id)
+
+
+async def _parts(engine: Any, post_id: str) -> list[tuple[str, str | None]]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(post_target_parts.c.status, post_target_parts.c.error_code)
+                                   .where(post_target_parts.c.post_id == post_id)
+                                   .order_by(post_target_parts.c.seq))).all()
+    return [(r.status, r.error_code) for r in rows]
+
+
+THREAD = [{"content": "2/4 Fresh bread from 7 am"}, {"content": "3/4 Croissants at 8"}, {"content": "4/4 See you"}]
+
+
+async def test_a_worker_killed_while_a_part_is_on_the_wire_never_sends_a_confirmed_part_again(
+    app_client: Any, key: Any, engine: Any, spawn: Any, sandbox_process: SandboxProcess
+) -> None:
+    post_id = await _thread_to_publish(app_client, key, engine, thread=THREAD)
+    delay = 4.0
+    # The post and part one are answered at once; part two's create is slow: the worker dies with it.
+    sandbox_process.post("/_sandbox/faults", {"network": "bluesky", "kind": "slow", "delay": delay,
+                                              "path_contains": CREATE, "after": 2})
+    doomed = spawn("--lease-seconds", "2")
+    await wait_until(lambda: len(sandbox_process.creates("bluesky")) == 3, timeout=60)
+    doomed.send_signal(signal.SIGKILL)
+    assert doomed.wait(timeout=10) == -signal.SIGKILL
+    assert await _parts(engine, post_id) == [("published", None), ("publishing", None), ("pending", None)]
+
+    heir = spawn("--lease-seconds", "2")
+    await wait_until(lambda: _is_final(engine, post_id), timeout=60)
+    await asyncio.sleep(delay)  # the slow create the dead worker sent completes on the network's side
+    heir.send_signal(signal.SIGTERM)
+    assert heir.wait(timeout=30) == 0
+
+    assert await _post_status(engine, post_id) == "partially_published"
+    assert await _parts(engine, post_id) == [
+        ("published", None), ("failed", "OUTCOME_UNKNOWN"), ("failed", "THREAD_BROKEN")]
+    texts = [p["text"] for p in sandbox_process.publications("bluesky")]
+    assert sorted(texts) == sorted(["1/4 We open on Monday", "2/4 Fresh bread from 7 am", "3/4 Croissants at 8"])
+    assert len(sandbox_process.creates("bluesky")) == 3  # nothing sent twice, part three never
+
+
+async def test_the_heir_resumes_from_the_first_part_not_confirmed(
+    app_client: Any, key: Any, engine: Any, spawn: Any, sandbox_process: SandboxProcess
+) -> None:
+    post_id = await _thread_to_publish(app_client, key, engine, thread=THREAD, first_comment="Menu below")
+    delay = 4.0
+    # The first comment (the first follow-up) is slow: the worker dies with it on the wire; the
+    # thread's parts do not depend on it and were never sent.
+    sandbox_process.post("/_sandbox/faults", {"network": "bluesky", "kind": "slow", "delay": delay,
+                                              "path_contains": CREATE, "after": 1})
+    doomed = spawn("--lease-seconds", "2")
+    await wait_until(lambda: len(sandbox_process.creates("bluesky")) == 2, timeout=60)
+    doomed.send_signal(signal.SIGKILL)
+    assert doomed.wait(timeout=10) == -signal.SIGKILL
+
+    heir = spawn("--lease-seconds", "2")
+    await wait_until(lambda: _is_final(engine, post_id), timeout=60)
+    await asyncio.sleep(delay)
+    heir.send_signal(signal.SIGTERM)
+    assert heir.wait(timeout=30) == 0
+
+    assert await _parts(engine, post_id) == [
+        ("failed", "OUTCOME_UNKNOWN"), ("published", None), ("published", None), ("published", None)]
+    assert await _post_status(engine, post_id) == "partially_published"
+    texts = [p["text"] for p in sandbox_process.publications("bluesky")]
+    assert sorted(texts) == sorted(["1/4 We open on Monday", "Menu below", "2/4 Fresh bread from 7 am",
+                                    "3/4 Croissants at 8", "4/4 See you"])  # each exactly once
+    assert len(sandbox_process.creates("bluesky")) == 5

@@ -1,0 +1,199 @@
+"""`publish_followups`: send a published target's follow-ups (its first comment and its thread's
+parts), in order, each exactly once (the model is ouipost/posts/followups.py).
+
+A run:
+
+    load      the target (published), its post and account; its parts, written from the post's
+              plan on the first run. A part still `publishing` was interrupted after the request
+              may have left (a worker died mid-call): failed OUTCOME_UNKNOWN, never sent again.
+    send      each pending part in `seq` order: claimed (pending -> publishing, committed), sent
+              (a reply to the part before it, or a comment on the post), its answer committed.
+              A reply whose parent part failed is not sent (THREAD_BROKEN); a comment does not
+              depend on the thread. A retryable error puts the part back to pending and ends the
+              run: the job runs again after the network's wait (or the backoff), from that part.
+              A token the network refused fails every part still to send (TOKEN_EXPIRED).
+    finish    once no part is left to send, the post gets its final status if every other step
+              is done too (ouipost/publishing/service.py finish_posts), in a transaction of its
+              own after the parts' answers are committed.
+
+The job's unique key is the target's (`followups:{target_id}`): one run per target at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ouipost.accounts import service as accounts
+from ouipost.db.batch import run_transaction
+from ouipost.db.tables import post_targets, posts, social_accounts
+from ouipost.jobs.queue import RetryJob
+from ouipost.platforms import NetworkNotConfigured, make_adapter
+from ouipost.platforms.base import PlatformAdapter, PlatformError, PostRef, PublishRequest, PublishResult
+from ouipost.posts import followups
+from ouipost.posts import service as posts_service
+from ouipost.posts.followups import PartKind, PartSource, PartStatus
+from ouipost.publishing import platform_calls
+from ouipost.publishing import service as publishing
+from workers.publish_post import EXHAUSTED_MESSAGE, media_file, refused
+from workers.worker import JobContext
+
+KIND = publishing.FOLLOWUPS_KIND
+log = logging.getLogger(__name__)
+
+
+async def handle(context: JobContext) -> None:
+    """Send the target's follow-ups still to send; RetryJob while one waits for a retryable error."""
+    target_id = str(context.payload["target_id"])
+    run = await run_transaction(context.engine, lambda conn: _load(conn, target_id, context))
+    if run is None:
+        return
+    calls = platform_calls.PlatformCallLog(context.clock.now)
+    try:
+        wait = await run.send_all(calls)
+    finally:
+        async with context.engine.begin() as conn:
+            await calls.flush(conn)
+    if wait is not None:
+        if context.attempts < context.job.max_attempts:
+            raise RetryJob("a network asked to try a follow-up again later", retry_after=wait)
+        async with context.engine.begin() as conn:
+            await followups.mark_failed(conn, [p["id"] for p in await followups.parts_of_target(conn, target_id)
+                                               if p["status"] == PartStatus.PENDING],
+                                        "RETRIES_EXHAUSTED", EXHAUSTED_MESSAGE, context.clock.now())
+    # Its own transaction, after the parts' answers are committed, and a writer's (the post locked
+    # first): of two runs finishing one post's last steps, the later sees both.
+    await run_transaction(context.engine,
+                          lambda conn: publishing.finish_posts(conn, [run.post["id"]], context.clock.now()))
+
+
+@dataclass
+class FollowupRun:
+    """One run of a target's follow-ups job (see the module doc)."""
+
+    context: JobContext
+    target: dict[str, Any]
+    post: dict[str, Any]
+    account: dict[str, Any] | None
+    parts: list[dict[str, Any]]
+    media: list[dict[str, Any]]
+
+    async def send_all(self, calls: platform_calls.PlatformCallLog) -> float | None:
+        """Send every part still to send, in order. Returns the seconds to wait before the next run
+        when a network asked to try again later, else None (every part published or failed)."""
+        if not any(p["status"] == PartStatus.PENDING for p in self.parts):
+            return None
+        if self.account is None or self.account["status"] != accounts.AccountStatus.ACTIVE:
+            await self._fail_pending("ACCOUNT_UNAVAILABLE", "The account is disconnected or not active")
+            return None
+        settings = self.context.resources.settings
+        try:
+            adapter = make_adapter(self.target["network"], self.context.resources.platform_http(calls.observe),
+                                   settings, self.context.clock)
+        except NetworkNotConfigured as exc:
+            await self._fail_pending("NETWORK_NOT_CONFIGURED", str(exc))
+            return None
+        root = PostRef(self.target["remote_id"])
+        parent = root
+        broken = False
+        for part in self.parts:
+            reply = part["kind"] == PartKind.REPLY
+            if reply and part["status"] == PartStatus.PUBLISHED:
+                parent = PostRef(part["remote_id"], part["remote_extra"] or {})
+                continue
+            if part["status"] == PartStatus.FAILED:
+                broken = broken or reply
+                continue
+            if part["status"] != PartStatus.PENDING:
+                continue
+            if reply and broken:
+                await self._fail([part], "THREAD_BROKEN", followups.THREAD_BROKEN_MESSAGE)
+                continue
+            async with self.context.engine.begin() as conn:
+                if not await followups.claim(conn, part["id"], self.context.clock.now()):
+                    continue
+            try:
+                result = await accounts.call_with_refresh(
+                    self.context.engine, adapter, self.account, self.context.resources.cipher, self.context.clock.now(),
+                    lambda auth, part=part, parent=parent: self._send(adapter, auth, part, parent, root))
+            except PlatformError as exc:
+                refusal = refused(exc, attempts=self.context.attempts, backoff=settings.publish_backoff_seconds)
+                if refusal.status == "pending":
+                    async with self.context.engine.begin() as conn:
+                        await followups.mark_retrying(conn, part["id"], refusal.message, self.context.clock.now())
+                    return refusal.wait
+                log.warning("job %s: follow-up %s of target %s failed with %s: %s", self.context.id, part["seq"],
+                            self.target["id"], refusal.code, refusal.message)
+                await self._fail([part], refusal.code or "OUTCOME_UNKNOWN", refusal.message)
+                if refusal.code == "TOKEN_EXPIRED":
+                    await self._fail_pending("TOKEN_EXPIRED", refusal.message)
+                    return None
+                broken = broken or reply
+                continue
+            async with self.context.engine.begin() as conn:
+                await followups.mark_published(conn, part["id"], result.remote_id, result.url, result.extra,
+                                               self.context.clock.now())
+            part["status"] = PartStatus.PUBLISHED
+            if reply:
+                parent = PostRef.of(result)
+        return None
+
+    async def _send(self, adapter: PlatformAdapter, auth: Any, part: Mapping[str, Any], parent: PostRef,
+                    root: PostRef) -> PublishResult:
+        content, media_ids = self._content_of(part)
+        if part["kind"] == PartKind.COMMENT:
+            return await adapter.comment(auth, content, on=root, key=part["id"])
+        by_id = {m["id"]: m for m in self.media}
+        override = (self.post["platform_content"] or {}).get(self.target["network"]) or {}
+        request = PublishRequest(
+            text=content,
+            media=[media_file(by_id[mid], self.context.resources.storage) for mid in media_ids if mid in by_id],
+            options=dict(override.get("options") or {}),
+            target_key=part["id"],
+        )
+        return await adapter.reply(auth, request, parent=parent, root=root)
+
+    def _content_of(self, part: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
+        """The text (and, for a thread's reply, the media) the post asks this part to carry."""
+        if part["source"] == PartSource.FIRST_COMMENT:
+            return str(self.post["first_comment"]), ()
+        item = followups.thread_of(self.post)[part["source_index"]]
+        return str(item["content"]), tuple(item.get("media_ids") or ())
+
+    async def _fail(self, parts: Sequence[Mapping[str, Any]], code: str, message: str) -> None:
+        async with self.context.engine.begin() as conn:
+            await followups.mark_failed(conn, [p["id"] for p in parts], code, message, self.context.clock.now())
+        for part in parts:
+            if isinstance(part, dict):
+                part["status"] = PartStatus.FAILED
+
+    async def _fail_pending(self, code: str, message: str) -> None:
+        await self._fail([p for p in self.parts if p["status"] == PartStatus.PENDING], code, message)
+
+
+async def _load(conn: AsyncConnection, target_id: str, context: JobContext) -> FollowupRun | None:
+    """The run's target, post, account and parts (written on the first run); parts interrupted
+    mid-call fail OUTCOME_UNKNOWN. None when the target is gone or not published."""
+    row = (await conn.execute(sa.select(post_targets).where(post_targets.c.id == target_id))).mappings().first()
+    if row is None or row["status"] != "published":
+        return None
+    target = dict(row)
+    post = dict((await conn.execute(sa.select(posts).where(posts.c.id == target["post_id"]))).mappings().one())
+    account = None
+    if target["account_id"]:
+        account = (await conn.execute(sa.select(social_accounts).where(
+            social_accounts.c.id == target["account_id"]))).mappings().first()
+    now = context.clock.now()
+    parts = await followups.materialize(conn, target, post, now)
+    interrupted = [p["id"] for p in parts if p["status"] == PartStatus.PUBLISHING]
+    if interrupted:
+        await followups.mark_failed(conn, interrupted, "OUTCOME_UNKNOWN", publishing.INTERRUPTED_MESSAGE, now)
+        parts = await followups.parts_of_target(conn, target_id)
+    media = (await posts_service.media_of(conn, [post["id"]]))[post["id"]]
+    return FollowupRun(context, target, post, dict(account) if account else None, parts, media)
+
