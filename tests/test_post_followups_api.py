@@ -501,8 +501,6 @@ async def test_the_readme_example_creates_the_post_it_describes(client: Any, key
 # --- scheduling re-validates ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="ouipost/publishing/service.py _draft_of does not hand the post's thread, "
-                                       "thread_mode and first_comment to validation yet")
 async def test_scheduling_counts_the_post_own_media_without_the_thread_media(client: Any, key: Any) -> None:
     resp = await client.post("/api/accounts", headers=key.headers(), json={
         "platform": "bluesky", "identifier": "alice.bsky.social", "app_password": "abcd-efgh-ijkl-mnop"})
