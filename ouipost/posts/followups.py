@@ -77,7 +77,7 @@ class PartPlan:
     media_ids: tuple[str, ...] = ()
 
 
-def thread_of(post: Mapping[str, Any]) -> list[dict[str, Any]]:
+def thread_of(post: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(post.get("thread") or [])
 
 

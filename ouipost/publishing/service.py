@@ -595,7 +595,8 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
     kinds = {PostStatus.PUBLISHED: EventType.POST_PUBLISHED, PostStatus.PARTIALLY_PUBLISHED: EventType.POST_PARTIAL,
              PostStatus.FAILED: EventType.POST_FAILED}
     await record_events(conn, [
-        (kinds[post["status"]], {"post": service.post_view(post, targets=targets[post["id"]], detail=True)},
+        (kinds[post["status"]], {"post": service.post_view(post, targets=targets[post["id"]], detail=True,
+                                                          parts=parts)},
          post["workspace_id"]) for post in moving
     ], now=now)
     return finals

@@ -90,7 +90,10 @@ async def test_a_thread_and_a_first_comment_reach_x_and_bluesky_as_reply_chains(
     async with engine.connect() as conn:
         kinds = (await conn.execute(sa.select(events.c.type).where(events.c.type.like("post.%"))
                                     .order_by(events.c.id))).scalars().all()
+        payload = (await conn.execute(sa.select(events.c.payload).where(events.c.type == "post.published"))).scalar()
     assert kinds.count("post.published") == 1 and kinds[-1] == "post.published"  # once, after the last part
+    # The webhook's payload shows what was published, part by part.
+    assert parts_of(payload["post"], "bluesky") == parts_of(done, "bluesky")
 
 
 async def test_thread_mode_first_comment_leaves_the_first_part_as_a_linkedin_comment(
