@@ -7,13 +7,18 @@ Exactly once, part by part: every test checks what the sandbox network received.
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 
+from ouipost.app import create_app
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import events, post_target_parts
+from tests.media_samples import jpeg_bytes, mp4_bytes
+from tests.servers import free_port
 from tests.test_accounts import connect
 from tests.test_publishing import publications, publish, wait_for_status
 
@@ -179,3 +184,57 @@ async def test_a_post_without_follow_ups_publishes_as_before_and_has_no_parts(
     async with engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(jobs)
                                  .where(jobs.c.kind == "publish_followups")) == 0
+
+
+@pytest.fixture
+async def served_client(aiohttp_client: Any, settings: Any, engine: Any) -> Any:
+    """The app on a port chosen beforehand and named by OUIPOST_PUBLIC_URL, so that the networks
+    that fetch media by URL (Facebook, Instagram, Threads) can download the post's picture."""
+    port = free_port()
+    served = settings.with_overrides(public_url=f"http://127.0.0.1:{port}")
+    return await aiohttp_client(create_app(served, engine=engine), server_kwargs={"port": port})
+
+
+async def test_a_first_comment_lands_once_on_every_network_that_has_comments(
+    served_client: Any, key: Any, sandbox: Any
+) -> None:
+    client = served_client
+    networks = ["facebook", "instagram", "linkedin", "youtube", "threads", "twitter", "bluesky"]
+    for network in networks:
+        await connect(client, key, network)
+    post = await create_post(client, key, networks, title="Opening week", first_comment="Menu in the comments")
+    # YouTube takes the video only, the others the picture: each network names its media.
+    video = await _attach(client, key, post["id"], mp4_bytes(), "tour.mp4", "video/mp4")
+    await _media_for(client, key, post["id"], {n: [video] for n in networks})
+    image = await _attach(client, key, post["id"], jpeg_bytes(), "front.jpg", "image/jpeg")
+    await _media_for(client, key, post["id"], {n: [video if n == "youtube" else image] for n in networks})
+
+    done = await publish_and_wait(client, key, post["id"])
+    assert done["status"] == "published", done
+    for network in networks:
+        [part] = parts_of(done, network)
+        assert (part["source"], part["kind"], part["status"]) == ("first_comment", "comment", "published"), network
+        assert part["post_id"], network
+    # Where the comment is a self-reply it is a second publication replying to the post; elsewhere
+    # the network's comment endpoint was called once.
+    for network, parent_key in (("twitter", "in_reply_to_tweet_id"), ("bluesky", "reply_to")):
+        [post_pub, comment] = publications(sandbox, network)
+        assert comment.text == "Menu in the comments" and comment.extra[parent_key] == post_pub.remote_id
+    comment_calls = {n: [r for r in sandbox.requests if r.network == n and r.method == "POST"
+                         and ("comment" in r.path.lower() or "/replies" in r.path)] for n in
+                     ("facebook", "instagram", "linkedin", "youtube")}
+    assert {n: len(calls) for n, calls in comment_calls.items()} == {n: 1 for n in comment_calls}
+
+
+async def _attach(client: Any, key: Any, post_id: str, data: bytes, name: str, mime: str) -> str:
+    body = aiohttp.FormData()
+    body.add_field("file", io.BytesIO(data), filename=name, content_type=mime)
+    resp = await client.post(f"/api/posts/{post_id}/media", data=body, headers=key.headers())
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json())["data"]["media"]["id"])
+
+
+async def _media_for(client: Any, key: Any, post_id: str, chosen: dict[str, list[str]]) -> None:
+    overrides = {network: {"media_ids": ids} for network, ids in chosen.items()}
+    resp = await client.put(f"/api/posts/{post_id}", json={"platform_content": overrides}, headers=key.headers())
+    assert resp.status == 200, await resp.text()
