@@ -238,3 +238,18 @@ async def _media_for(client: Any, key: Any, post_id: str, chosen: dict[str, list
     overrides = {network: {"media_ids": ids} for network, ids in chosen.items()}
     resp = await client.put(f"/api/posts/{post_id}", json={"platform_content": overrides}, headers=key.headers())
     assert resp.status == 200, await resp.text()
+
+
+async def test_a_part_carries_its_own_picture_and_the_post_does_not(client: Any, key: Any, sandbox: Any) -> None:
+    await connect(client, key, "twitter")
+    post = await create_post(client, key, ["twitter"])
+    picture = await _attach(client, key, post["id"], jpeg_bytes(), "bread.jpg", "image/jpeg")
+    resp = await client.put(f"/api/posts/{post['id']}", headers=key.headers(),
+                            json={"thread": [{"content": "2/2 Fresh bread", "media_ids": [picture]}]})
+    assert resp.status == 200, await resp.text()
+    done = await publish_and_wait(client, key, post["id"])
+    assert done["status"] == "published"
+    x = by_text(sandbox, "twitter")
+    assert x["1/3 We open on Monday"].media == []
+    assert len(x["2/2 Fresh bread"].media) == 1 and x["2/2 Fresh bread"].media[0]["category"] == "tweet_image"
+    assert x["2/2 Fresh bread"].extra["in_reply_to_tweet_id"] == x["1/3 We open on Monday"].remote_id
