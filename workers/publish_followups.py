@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,6 +72,26 @@ async def handle(context: JobContext) -> None:
                           lambda conn: publishing.finish_posts(conn, [run.post["id"]], context.clock.now()))
 
 
+@dataclass(frozen=True)
+class _Stop:
+    """The run ends before its last part: after `wait` seconds the job runs again (None: it ends)."""
+
+    wait: float | None
+
+
+@dataclass
+class _Chain:
+    """Where the thread stands while its parts are sent: the post (root), the last reply published
+    (the next reply's parent), and whether a reply failed (the later ones cannot be sent)."""
+
+    root: PostRef
+    parent: PostRef = field(init=False)
+    broken: bool = False
+
+    def __post_init__(self) -> None:
+        self.parent = self.root
+
+
 @dataclass
 class FollowupRun:
     """One run of a target's follow-ups job (see the module doc)."""
@@ -88,59 +108,85 @@ class FollowupRun:
         when a network asked to try again later, else None (every part published or failed)."""
         if not any(p["status"] == PartStatus.PENDING for p in self.parts):
             return None
+        adapter = await self._adapter(calls)
+        if adapter is None:
+            return None
+        chain = _Chain(PostRef(self.target["remote_id"]))
+        for part in self.parts:
+            if not await self._due(part, chain):
+                continue
+            stop = await self._send_one(adapter, part, chain)
+            if stop is not None:
+                return stop.wait
+        return None
+
+    async def _adapter(self, calls: platform_calls.PlatformCallLog) -> PlatformAdapter | None:
+        """The network's adapter, or None after failing every pending part (the account is gone or
+        not active, or the network has no app configured)."""
         if self.account is None or self.account["status"] != accounts.AccountStatus.ACTIVE:
             await self._fail_pending("ACCOUNT_UNAVAILABLE", "The account is disconnected or not active")
             return None
-        settings = self.context.resources.settings
         try:
-            adapter = make_adapter(self.target["network"], self.context.resources.platform_http(calls.observe),
-                                   settings, self.context.clock)
+            return make_adapter(self.target["network"], self.context.resources.platform_http(calls.observe),
+                                self.context.resources.settings, self.context.clock)
         except NetworkNotConfigured as exc:
             await self._fail_pending("NETWORK_NOT_CONFIGURED", str(exc))
             return None
-        root = PostRef(self.target["remote_id"])
-        parent = root
-        broken = False
-        for part in self.parts:
-            reply = part["kind"] == PartKind.REPLY
-            if reply and part["status"] == PartStatus.PUBLISHED:
-                parent = PostRef(part["remote_id"], part["remote_extra"] or {})
-                continue
-            if part["status"] == PartStatus.FAILED:
-                broken = broken or reply
-                continue
-            if part["status"] != PartStatus.PENDING:
-                continue
-            if reply and broken:
-                await self._fail([part], "THREAD_BROKEN", followups.THREAD_BROKEN_MESSAGE)
-                continue
-            async with self.context.engine.begin() as conn:
-                if not await followups.claim(conn, part["id"], self.context.clock.now()):
-                    continue
-            try:
-                result = await accounts.call_with_refresh(
-                    self.context.engine, adapter, self.account, self.context.resources.cipher, self.context.clock.now(),
-                    lambda auth, part=part, parent=parent: self._send(adapter, auth, part, parent, root))
-            except PlatformError as exc:
-                refusal = refused(exc, attempts=self.context.attempts, backoff=settings.publish_backoff_seconds)
-                if refusal.status == "pending":
-                    async with self.context.engine.begin() as conn:
-                        await followups.mark_retrying(conn, part["id"], refusal.message, self.context.clock.now())
-                    return refusal.wait
-                log.warning("job %s: follow-up %s of target %s failed with %s: %s", self.context.id, part["seq"],
-                            self.target["id"], refusal.code, refusal.message)
-                await self._fail([part], refusal.code or "OUTCOME_UNKNOWN", refusal.message)
-                if refusal.code == "TOKEN_EXPIRED":
-                    await self._fail_pending("TOKEN_EXPIRED", refusal.message)
-                    return None
-                broken = broken or reply
-                continue
-            async with self.context.engine.begin() as conn:
-                await followups.mark_published(conn, part["id"], result.remote_id, result.url, result.extra,
-                                               self.context.clock.now())
-            part["status"] = PartStatus.PUBLISHED
+
+    async def _due(self, part: dict[str, Any], chain: _Chain) -> bool:
+        """Whether `part` is to be sent now; follows the chain past published and failed replies, and
+        fails a reply whose parent was not published (THREAD_BROKEN)."""
+        reply = part["kind"] == PartKind.REPLY
+        if part["status"] == PartStatus.PUBLISHED:
             if reply:
-                parent = PostRef.of(result)
+                chain.parent = PostRef(part["remote_id"], part["remote_extra"] or {})
+            return False
+        if part["status"] == PartStatus.FAILED:
+            chain.broken = chain.broken or reply
+            return False
+        if part["status"] != PartStatus.PENDING:
+            return False
+        if reply and chain.broken:
+            await self._fail([part], "THREAD_BROKEN", followups.THREAD_BROKEN_MESSAGE)
+            return False
+        return True
+
+    async def _send_one(self, adapter: PlatformAdapter, part: dict[str, Any], chain: _Chain) -> _Stop | None:
+        """Claim, send and record one part. None: on to the next part (this one published or
+        failed); a _Stop ends the run (a retryable error, the part pending again: with the wait; the
+        token refused: every part left failed)."""
+        context, reply, account = self.context, part["kind"] == PartKind.REPLY, self.account
+        if account is None:  # _adapter() failed every part already
+            return _Stop(None)
+        async with context.engine.begin() as conn:
+            if not await followups.claim(conn, part["id"], context.clock.now()):
+                return None
+        parent = chain.parent
+        try:
+            result = await accounts.call_with_refresh(
+                context.engine, adapter, account, context.resources.cipher, context.clock.now(),
+                lambda auth: self._send(adapter, auth, part, parent, chain.root))
+        except PlatformError as exc:
+            backoff = context.resources.settings.publish_backoff_seconds
+            refusal = refused(exc, attempts=context.attempts, backoff=backoff)
+            if refusal.status == "pending":
+                async with context.engine.begin() as conn:
+                    await followups.mark_retrying(conn, part["id"], refusal.message, context.clock.now())
+                return _Stop(refusal.wait or backoff)
+            log.warning("job %s: follow-up %s of target %s failed with %s: %s", context.id, part["seq"],
+                        self.target["id"], refusal.code, refusal.message)
+            await self._fail([part], refusal.code or "OUTCOME_UNKNOWN", refusal.message)
+            if refusal.code == "TOKEN_EXPIRED":
+                await self._fail_pending("TOKEN_EXPIRED", refusal.message)
+                return _Stop(None)
+            chain.broken = chain.broken or reply
+            return None
+        async with context.engine.begin() as conn:
+            await followups.mark_published(conn, part["id"], result.remote_id, result.url, result.extra,
+                                           context.clock.now())
+        part["status"] = PartStatus.PUBLISHED
+        if reply:
+            chain.parent = PostRef.of(result)
         return None
 
     async def _send(self, adapter: PlatformAdapter, auth: Any, part: Mapping[str, Any], parent: PostRef,
