@@ -345,51 +345,72 @@ def followup_errors(post: DraftPost) -> dict[str, list[str]]:
     """
     specs = [with_account_limits(PLATFORMS[n], post.account_limits.get(n))
              for n in dict.fromkeys(post.networks) if n in PLATFORMS]
-    errors: dict[str, list[str]] = {}
+    errors = _Errors()
+    if post.thread:
+        _thread_errors(post, specs, errors)
+    if post.first_comment:
+        _first_comment_errors(post.first_comment, specs, errors)
+    return errors.by_key
 
-    def add(key: str, message: str) -> None:
-        found = errors.setdefault(key, [])
+
+class _Errors:
+    """Messages by key, each once."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, list[str]] = {}
+
+    def add(self, key: str, message: str) -> None:
+        found = self.by_key.setdefault(key, [])
         if message not in found:
             found.append(message)
 
-    if post.thread:
-        mode = post.thread_mode or ThreadMode.THREAD
-        no_chains = [s.id for s in specs if not s.reply_chains]
-        if mode == ThreadMode.THREAD and no_chains:
-            add("thread", f"A thread is published as a reply chain on {_listed(REPLY_CHAIN_NETWORKS)} only, "
-                          f"not on {_listed(no_chains)}; thread_mode \"first_comment\" leaves the first part as a "
-                          f"comment on networks that take comments ({_listed(COMMENT_NETWORKS)})")
-        if mode == ThreadMode.FIRST_COMMENT:
-            silent = [s.id for s in specs if not s.reply_chains and not s.comments]
-            if silent:
-                add("thread_mode", f"thread_mode \"first_comment\" leaves the first part as a comment, and there "
-                                   f"are no comments on {_listed(silent)}: remove the thread or those networks")
-        for index, part in enumerate(post.thread):
-            key, content = _part_key(index), part.get("content") or ""
-            media, unknown = select_media(post.media, list(part.get("media_ids") or []))
-            if unknown:
-                add(key, f"media_ids not attached to this post: {', '.join(unknown)}")
-            for spec in specs:
-                if spec.reply_chains:
-                    for problem in [*_text_errors(spec, content), *media_errors_for(spec, media)]:
-                        add(key, problem)
-                elif index == 0 and spec.comments and mode == ThreadMode.FIRST_COMMENT:
-                    if part.get("media_ids"):
-                        add(key, f"comments carry text only on {spec.name}: the first part is a comment "
-                                 "there, remove its media_ids")
-                    for problem in _comment_errors(spec, content):
-                        add(key, problem)
 
-    if post.first_comment:
-        no_comments = [s.id for s in specs if not s.comments]
-        if no_comments:
-            add("first_comment", f"A first comment cannot be left on {_listed(no_comments)} (there are no "
-                                 "comments there): remove first_comment or those networks")
-        for spec in specs:
-            if spec.comments:
-                for problem in _comment_errors(spec, post.first_comment):
-                    add("first_comment", problem)
-    return errors
+def _thread_errors(post: DraftPost, specs: Sequence[PlatformSpec], errors: _Errors) -> None:
+    mode = post.thread_mode or ThreadMode.THREAD
+    no_chains = [s.id for s in specs if not s.reply_chains]
+    if mode == ThreadMode.THREAD and no_chains:
+        errors.add("thread", f"A thread is published as a reply chain on {_listed(REPLY_CHAIN_NETWORKS)} only, "
+                             f"not on {_listed(no_chains)}; thread_mode \"first_comment\" leaves the first part as a "
+                             f"comment on networks that take comments ({_listed(COMMENT_NETWORKS)})")
+    if mode == ThreadMode.FIRST_COMMENT:
+        silent = [s.id for s in specs if not s.reply_chains and not s.comments]
+        if silent:
+            errors.add("thread_mode", f"thread_mode \"first_comment\" leaves the first part as a comment, and there "
+                                      f"are no comments on {_listed(silent)}: remove the thread or those networks")
+    for index, part in enumerate(post.thread):
+        _part_errors(post, index, part, specs, mode, errors)
+
+
+def _part_errors(post: DraftPost, index: int, part: Mapping[str, Any], specs: Sequence[PlatformSpec], mode: str,
+                 errors: _Errors) -> None:
+    """Part `index` as a post where it is a reply, as a comment where it is the first comment."""
+    key, content = _part_key(index), part.get("content") or ""
+    media, unknown = select_media(post.media, list(part.get("media_ids") or []))
+    if unknown:
+        errors.add(key, f"media_ids not attached to this post: {', '.join(unknown)}")
+    for spec in specs:
+        if spec.reply_chains:
+            problems = [*_text_errors(spec, content), *media_errors_for(spec, media)]
+        elif index == 0 and spec.comments and mode == ThreadMode.FIRST_COMMENT:
+            problems = _comment_errors(spec, content)
+            if part.get("media_ids"):
+                problems = [f"comments carry text only on {spec.name}: the first part is a comment there, "
+                            "remove its media_ids", *problems]
+        else:
+            problems = []
+        for problem in problems:
+            errors.add(key, problem)
+
+
+def _first_comment_errors(comment: str, specs: Sequence[PlatformSpec], errors: _Errors) -> None:
+    no_comments = [s.id for s in specs if not s.comments]
+    if no_comments:
+        errors.add("first_comment", f"A first comment cannot be left on {_listed(no_comments)} (there are no "
+                                    "comments there): remove first_comment or those networks")
+    for spec in specs:
+        if spec.comments:
+            for problem in _comment_errors(spec, comment):
+                errors.add("first_comment", problem)
 
 
 def media_limit_errors(
