@@ -239,3 +239,98 @@ def test_the_posts_pages_fit_a_375px_screen(page: Any, ui_server: UiServer, work
             screenshot(page, name)
     page.goto(f"{base}/calendar?view=month&date={day}")
     assert page.locator(f'td[data-date="{day}"] a.event[href="{base}/posts/{post["id"]}"]').is_visible()
+
+
+def test_a_thread_and_a_first_comment_from_the_composer_to_the_post_page(
+    page: Any, workspace: dict[str, str],
+) -> None:
+    """Write a first comment and a thread (parts added and removed in the page), see a part's error
+    at its field as you type, save, find them on the edit page and the post page, publish on X and
+    see each follow-up's result under X's."""
+    from playwright.sync_api import expect
+
+    sign_in(page)
+    base = f"/ui/w/{workspace['id']}"
+    page.goto(f"{base}/compose")
+    page.locator("#f-content").fill("1/3 We open on Monday")
+    page.locator(f'input[name="platforms"][value="{workspace["x"]}"]').check()
+    page.get_by_label("First comment").fill("Menu in the comments")
+    parts = page.locator("#thread [data-part] textarea")
+    expect(parts).to_have_count(1)
+    parts.nth(0).fill("2/3 Fresh bread from 7 am")
+    add = page.get_by_role("button", name="Add a part")
+    add.click()  # in the page: no request
+    expect(parts).to_have_count(2)
+    expect(page.locator("#f-thread-1")).to_be_focused()
+    page.get_by_label("Part 2", exact=True).fill("z" * 300)
+    # The live check puts X's refusal under part 2, then takes it away.
+    expect(page.locator("#thread-1-errors")).to_contain_text("300 of 280 characters")
+    expect(page.locator("#network-errors")).not_to_contain_text("thread")
+    page.get_by_label("Part 2", exact=True).fill("3/3 See you there")
+    expect(page.locator("#thread-1-errors")).to_have_count(0)
+    add.click()
+    page.get_by_label("Part 3", exact=True).fill("Not this one")
+    page.get_by_role("button", name="Remove part 2").click()  # the later part moves up
+    expect(parts).to_have_count(2)
+    expect(page.get_by_label("Part 2", exact=True)).to_have_value("Not this one")
+    page.get_by_role("button", name="Remove part 2").click()
+    add.click()
+    page.get_by_label("Part 2", exact=True).fill("3/3 See you there")
+    expect(page.get_by_label("Reply chain only")).to_be_checked()
+    screenshot(page, "composer-thread")
+
+    page.get_by_role("button", name="Save draft").click()
+    page.wait_for_url(re.compile(r".*/posts/post_[^/]+/edit$"))
+    expect(page.get_by_role("status").first).to_contain_text("Draft saved")
+    expect(page.get_by_label("First comment")).to_have_value("Menu in the comments")
+    expect(parts).to_have_count(2)
+    expect(page.get_by_label("Part 1", exact=True)).to_have_value("2/3 Fresh bread from 7 am")
+    expect(page.get_by_label("Part 2", exact=True)).to_have_value("3/3 See you there")
+
+    page.get_by_role("link", name="View post").click()
+    page.wait_for_url(re.compile(r".*/posts/post_[^/]+$"))
+    expect(page.locator("#first-comment")).to_have_text("Menu in the comments")
+    expect(page.locator("#thread-parts > li")).to_have_text(["2/3 Fresh bread from 7 am", "3/3 See you there"])
+
+    page.get_by_role("button", name="Publish now").click()
+    expect(page.get_by_role("status").first).to_contain_text("Published.")
+    followups = page.get_by_role("list", name="Follow-ups on Twitter/X").get_by_role("listitem")
+    expect(followups).to_have_count(3)
+    for n, name in enumerate(("First comment", "Thread part 1", "Thread part 2")):
+        expect(followups.nth(n)).to_contain_text(name)
+        expect(followups.nth(n)).to_contain_text("published")
+        expect(followups.nth(n).get_by_role("link", name=f"Open {name.lower()} on Twitter/X")).to_have_attribute(
+            "href", re.compile(r"^https?://"))
+    expect(followups.nth(0)).to_contain_text("comment")
+    expect(followups.nth(1)).to_contain_text("reply")
+    screenshot(page, "post-page-thread")
+
+
+def test_the_thread_fields_work_without_javascript(
+    browser: Any, ui_server: UiServer, workspace: dict[str, str],
+) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(base_url=ui_server.url, java_script_enabled=False)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        sign_in(page)
+        base = f"/ui/w/{workspace['id']}"
+        page.goto(f"{base}/compose")
+        page.locator("#f-content").fill("Opening hours")
+        page.locator(f'input[name="platforms"][value="{workspace["x"]}"]').check()
+        page.locator("#f-thread-0").fill("Monday to Friday: 7 to 19")
+        page.get_by_role("button", name="Add a part").click()  # the server renders one more part field
+        expect(page.locator("#f-thread-1")).to_be_focused()
+        page.locator("#f-thread-1").fill("Saturday: 8 to 13")
+        expect(page.locator("#f-content")).to_have_value("Opening hours")
+        expect(page.locator(f'input[name="platforms"][value="{workspace["x"]}"]')).to_be_checked()
+        # Enter in a one-line field saves the draft (not the thread's first "Remove").
+        page.get_by_label("Hashtags").press("Enter")
+        page.wait_for_url(re.compile(r".*/posts/post_[^/]+/edit$"))
+        expect(page.get_by_role("status").first).to_contain_text("Draft saved")
+        expect(page.locator("#f-thread-0")).to_have_value("Monday to Friday: 7 to 19")
+        expect(page.locator("#f-thread-1")).to_have_value("Saturday: 8 to 13")
+    finally:
+        context.close()

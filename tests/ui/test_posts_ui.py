@@ -11,13 +11,16 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from markupsafe import escape
 
 from ouipost.core.ids import new_id
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import post_targets, posts, social_accounts
+from ouipost.platforms.registry import PLATFORMS
 from ouipost.posts import actions
 from tests.media_samples import png_bytes
+from tests.test_accounts import connect
 from tests.ui.conftest import PASSWORD, client_sign_in, csrf_from, make_workspace
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -549,3 +552,318 @@ async def test_csrf_token_is_required_on_the_composer(client: Any, make_user: An
     response = await client.post(f"/ui/w/{s['ws']}/compose", data={"content": "x", "platforms": "twitter"})
     assert response.status == 403
     assert await _posts(engine) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Threads and first comments (issue 17 part 1): the composer's fields, the post page's follow-ups
+
+
+def _messages(html: str, field: str) -> list[str]:
+    """The messages of the error list the page shows under `field` (thread.1 -> #thread-1-errors)."""
+    match = re.search(rf'<ul class="field-errors" id="{re.escape(field.replace(".", "-"))}-errors">(.*?)</ul>',
+                      html, re.S)
+    return re.findall(r"<li>(.*?)</li>", match.group(1), re.S) if match else []
+
+
+def _textarea(html: str, name: str) -> str | None:
+    """The text of the textarea named `name` (None when the page has none)."""
+    match = re.search(rf'<textarea id="f-{re.escape(name.replace(".", "-"))}" name="{re.escape(name)}"[^>]*>(.*?)'
+                      r"</textarea>", html, re.S)
+    return match.group(1) if match else None
+
+
+async def _api_post(client: Any, key: Any, post_id: str) -> dict[str, Any]:
+    response = await client.get(f"/api/posts/{post_id}", headers=key.headers())
+    assert response.status == 200, await response.text()
+    return dict((await response.json())["data"]["post"])
+
+
+async def test_a_thread_and_a_first_comment_written_in_the_composer_are_the_apis(
+    client: Any, make_user: Any, make_key: Any, engine: Any, clock: Any,
+) -> None:
+    s = await _setup(client, make_user, engine, clock)
+    key = await make_key(workspace=s["ws"])
+    base = f"/ui/w/{s['ws']}"
+    page = await (await client.get(f"{base}/compose")).text()
+    assert _textarea(page, "first_comment") == "" and _textarea(page, "thread.0") == ""
+    assert _textarea(page, "thread.1") is None  # one empty part field at first
+    assert 'name="thread_add"' in page and 'name="thread_remove" value="0"' in page
+    assert re.search(r'name="thread_mode" value="thread" checked', page)
+    assert 'name="thread_mode" value="first_comment"' in page
+    # The help names the networks from the registry's flags, and says where per-part media go.
+    chains = ", ".join(spec.name for spec in PLATFORMS.values() if spec.reply_chains)
+    comments_only = ", ".join(spec.name for spec in PLATFORMS.values() if spec.comments and not spec.reply_chains)
+    assert f"Reply chains on {chains}; comments only on {comments_only}." in page
+    assert "Media for a part: through the API" in page
+    # Enter in a one-line field saves: the form's first submit button is a save, not "Remove".
+    first_button = re.search(r"<button [^>]*>", page.split('id="composer"', 1)[1])
+    assert first_button and 'name="action" value="draft"' in first_button.group(0)
+
+    # "Add a part" without JavaScript: the form again with one more part field, nothing saved.
+    fields = {"content": "1/3 We open on Monday", "platforms": [s["x"], s["bsky"]],
+              "first_comment": "Menu in the comments\r\nand prices", "thread_mode": "thread",
+              "thread__0": "2/3 Fresh bread from 7 am"}
+    added = await client.post(f"{base}/compose", data=_form(s["csrf"], thread_add="1", **fields))
+    html = await added.text()
+    assert added.status == 200 and "Please correct" not in html
+    assert _textarea(html, "thread.0") == "2/3 Fresh bread from 7 am" and _textarea(html, "thread.1") == ""
+    assert re.search(r'<textarea id="f-thread-1" name="thread.1" rows="3"\s+autofocus="autofocus"', html)
+    assert _textarea(html, "content") == "1/3 We open on Monday"
+    assert await _posts(engine) == []
+
+    # "Remove" without JavaScript: that part goes, the later ones move up.
+    removed = await client.post(f"{base}/compose", data=_form(
+        s["csrf"], thread_remove="1", **{**fields, "thread__1": "Not this one", "thread__2": "3/3 See you there"}))
+    html = await removed.text()
+    assert removed.status == 200
+    assert [_textarea(html, f"thread.{n}") for n in range(3)] == [
+        "2/3 Fresh bread from 7 am", "3/3 See you there", None]
+    assert re.search(r'<textarea id="f-thread-1" name="thread.1" rows="3"\s+autofocus="autofocus"', html)
+    assert await _posts(engine) == []
+
+    # Saved: the filled parts in order (an empty one left out), CRLF sent as the API's \n.
+    response = await client.post(f"{base}/compose", data=_form(
+        s["csrf"], action="draft", **{**fields, "thread__1": "  ", "thread__2": "3/3 See you there"}),
+        allow_redirects=False)
+    assert response.status == 303, await response.text()
+    [row] = await _posts(engine, s["ws"])
+    post = await _api_post(client, key, row["id"])
+    assert post["thread"] == [{"content": "2/3 Fresh bread from 7 am", "media_ids": []},
+                              {"content": "3/3 See you there", "media_ids": []}]
+    assert post["thread_mode"] == "thread" and post["first_comment"] == "Menu in the comments\nand prices"
+
+    # The edit page shows them, and the post page too.
+    edit = await (await client.get(response.headers["Location"])).text()
+    assert [_textarea(edit, f"thread.{n}") for n in range(3)] == [
+        "2/3 Fresh bread from 7 am", "3/3 See you there", None]
+    assert _textarea(edit, "first_comment") == "Menu in the comments\nand prices"
+    assert re.search(r'name="thread_mode" value="thread" checked', edit)
+    shown = await (await client.get(f"{base}/posts/{row['id']}")).text()
+    assert re.search(r'id="first-comment">Menu in the comments\nand prices<', shown)
+    thread = re.search(r'<ol class="thread" id="thread-parts">(.*?)</ol>', shown, re.S)
+    assert thread and re.findall(r'<div class="post-content">(.*?)</div>', thread.group(1)) == [
+        "2/3 Fresh bread from 7 am", "3/3 See you there"]
+    assert "reply chain only" in shown
+
+
+REFUSALS = {
+    # case: (networks, form fields, the API's key, the form's field)
+    "thread_on_linkedin": (["linkedin"], {"thread__0": "2/2 More soon", "thread_mode": "thread"}, "thread", "thread"),
+    "part_too_long_on_x": (["x"], {"thread__0": "2/3 Fine", "thread__1": "", "thread__2": "z" * 300},
+                           "thread.1", "thread.2"),
+    "comment_on_tiktok": (["tiktok"], {"first_comment": "No comments there"}, "first_comment", "first_comment"),
+    "comment_too_long_on_linkedin": (["linkedin"], {"first_comment": "c" * 1300}, "first_comment", "first_comment"),
+    "first_comment_mode_on_pinterest": (["pinterest"], {"thread__0": "2/2 Pinned", "thread_mode": "first_comment"},
+                                        "thread_mode", "thread_mode"),
+    "too_many_parts": (["x"], {f"thread__{n}": f"Part {n}" for n in range(26)}, "thread", "thread"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+async def test_a_refused_thread_or_comment_re_renders_with_the_apis_message_at_its_field(
+    client: Any, make_user: Any, make_key: Any, engine: Any, clock: Any, case: str,
+) -> None:
+    s = await _setup(client, make_user, engine, clock)
+    key = await make_key(workspace=s["ws"])
+    networks, extra, api_key, field = REFUSALS[case]
+    platforms = [s["x"] if n == "x" else n for n in networks]
+    fields = {"content": "We open on Monday", "platforms": platforms, "hashtags": "kept", **extra}
+    response = await client.post(f"/ui/w/{s['ws']}/compose", data=_form(s["csrf"], action="draft", **fields),
+                                 allow_redirects=False)
+    html = await response.text()
+    assert response.status == 422, html
+    assert await _posts(engine) == []  # nothing created
+
+    # The API's own words for the same body, under the field the refused value came from.
+    parts = sorted((int(k.split("__")[1]), v) for k, v in extra.items() if k.startswith("thread__"))
+    thread = [{"content": v} for _, v in parts if v.strip()]
+    body: dict[str, Any] = {"content": fields["content"], "platforms": platforms, "hashtags": ["kept"],
+                            "thread": thread, "thread_mode": extra.get("thread_mode"),
+                            "first_comment": extra.get("first_comment")}
+    api = await client.post("/api/posts", json=body, headers=key.headers())
+    assert api.status == 422
+    details = (await api.json())["error"]["details"]
+    expected = details[api_key] if isinstance(details[api_key], list) else None
+    assert expected, details
+    assert _messages(html, field) == [str(escape(m)) for m in expected], (details, _messages(html, field))
+    assert re.search(rf'aria-describedby="{re.escape(field.replace(".", "-"))}-errors"', html)
+    for other in ("thread", "thread.0", "thread.1", "thread.2", "thread_mode", "first_comment"):
+        if other != field:
+            assert _messages(html, other) == [], other
+
+    # The values are kept: every part field (an empty one too), the comment, the mode, the rest.
+    for name, value in extra.items():
+        if name.startswith("thread__"):
+            assert _textarea(html, name.replace("__", ".")) == value, name
+    if "first_comment" in extra:
+        assert _textarea(html, "first_comment") == extra["first_comment"]
+    mode = extra.get("thread_mode", "thread")
+    assert re.search(rf'name="thread_mode" value="{mode}" checked', html)
+    assert _textarea(html, "content") == "We open on Monday" and 'value="kept"' in html
+
+    # The live check puts the same message at the same field.
+    live = await (await client.post(f"/ui/w/{s['ws']}/compose/validate",
+                                    data=_form(s["csrf"], **fields))).json()
+    if case == "too_many_parts":  # the schema's refusal: the API's error answer, as for any invalid body
+        assert live["error"]["details"]["thread"] == expected
+    else:
+        assert live["fields"] == {field: expected}
+        assert live["data"]["errors"][api_key] == expected
+
+
+async def test_editing_keeps_or_changes_the_thread_and_keeps_a_parts_media(
+    client: Any, make_user: Any, make_key: Any, engine: Any, clock: Any,
+) -> None:
+    s = await _setup(client, make_user, engine, clock)
+    key = await make_key(workspace=s["ws"])
+    base = f"/ui/w/{s['ws']}"
+    created = await client.post("/api/posts", headers=key.headers(), json={
+        "content": "We open on Monday", "platforms": ["twitter"], "first_comment": "Menu below",
+        "thread": [{"content": "2/3 Bread"}, {"content": "3/3 See you"}]})
+    assert created.status == 201, await created.text()
+    post_id = (await created.json())["data"]["post"]["id"]
+    # A picture for part one, given through the API (the form has no media per part).
+    upload = aiohttp.FormData()
+    upload.add_field("file", png_bytes(64, 48), filename="bread.png", content_type="image/png")
+    uploaded = await client.post(f"/api/posts/{post_id}/media", data=upload, headers=key.headers())
+    assert uploaded.status == 201, await uploaded.text()
+    media_id = (await uploaded.json())["data"]["media"]["id"]
+    put = await client.put(f"/api/posts/{post_id}", headers=key.headers(), json={
+        "thread": [{"content": "2/3 Bread", "media_ids": [media_id]}, {"content": "3/3 See you"}]})
+    assert put.status == 200, await put.text()
+
+    edit = await (await client.get(f"{base}/posts/{post_id}/edit")).text()
+    assert [_textarea(edit, f"thread.{n}") for n in range(3)] == ["2/3 Bread", "3/3 See you", None]
+    assert f'<input type="hidden" name="thread.0.media_ids" value="{media_id}">' in edit
+    assert "With 1 media given through the API" in edit
+    assert _textarea(edit, "first_comment") == "Menu below"
+
+    # Saving the form as shown (the text changed) keeps the thread, its media and the comment.
+    shown = {"content": "We open on Tuesday", "platforms": ["twitter"], "first_comment": "Menu below",
+             "thread_mode": "thread", "thread__0": "2/3 Bread", "thread__0__media_ids": media_id,
+             "thread__1": "3/3 See you"}
+    saved = await client.post(f"{base}/posts/{post_id}/edit", data=_form(s["csrf"], action="draft", **shown),
+                              allow_redirects=False)
+    assert saved.status == 303, await saved.text()
+    post = await _api_post(client, key, post_id)
+    assert post["content"] == "We open on Tuesday" and post["first_comment"] == "Menu below"
+    assert post["thread"] == [{"content": "2/3 Bread", "media_ids": [media_id]},
+                              {"content": "3/3 See you", "media_ids": []}]
+    assert [m["id"] for m in post["media"]] == [media_id]
+
+    # Changed: part two rewritten, a third added, the comment gone, the mode changed.
+    changed = {**shown, "thread__1": "3/4 Croissants at 8", "thread__2": "4/4 See you", "first_comment": "",
+               "thread_mode": "first_comment"}
+    saved = await client.post(f"{base}/posts/{post_id}/edit", data=_form(s["csrf"], action="draft", **changed),
+                              allow_redirects=False)
+    assert saved.status == 303, await saved.text()
+    post = await _api_post(client, key, post_id)
+    assert [p["content"] for p in post["thread"]] == ["2/3 Bread", "3/4 Croissants at 8", "4/4 See you"]
+    assert post["thread"][0]["media_ids"] == [media_id]
+    assert post["first_comment"] is None and post["thread_mode"] == "first_comment"
+
+    # A part emptied of its text but still holding media is refused at its field, not dropped.
+    emptied = await client.post(f"{base}/posts/{post_id}/edit", data=_form(
+        s["csrf"], action="draft", **{**changed, "thread__0": ""}))
+    html = await emptied.text()
+    assert emptied.status == 422
+    assert _messages(html, "thread.0") == ["Content cannot be empty or only whitespace"]
+    assert f'name="thread.0.media_ids" value="{media_id}"' in html
+
+    # "Remove" takes the part with its media; every part removed and saved: no thread at all.
+    removed = await client.post(f"{base}/posts/{post_id}/edit", data=_form(s["csrf"], thread_remove="0", **changed))
+    html = await removed.text()
+    assert removed.status == 200 and "thread.0.media_ids" not in html
+    assert [_textarea(html, f"thread.{n}") for n in range(3)] == ["3/4 Croissants at 8", "4/4 See you", None]
+    none = {k: v for k, v in changed.items() if not k.startswith("thread__")}
+    saved = await client.post(f"{base}/posts/{post_id}/edit", data=_form(
+        s["csrf"], action="draft", thread__0="", **none), allow_redirects=False)
+    assert saved.status == 303, await saved.text()
+    post = await _api_post(client, key, post_id)
+    assert post["thread"] == [] and post["thread_mode"] is None and post["first_comment"] is None
+    edit = await (await client.get(f"{base}/posts/{post_id}/edit")).text()
+    assert _textarea(edit, "thread.0") == "" and _textarea(edit, "thread.1") is None
+
+    # A post past editing cannot have its parts changed either.
+    async with engine.begin() as conn:
+        await conn.execute(posts.update().where(posts.c.id == post_id).values(status="published"))
+    refused = await client.post(f"{base}/posts/{post_id}/edit", data=_form(s["csrf"], thread_add="1", **none))
+    assert refused.status == 409
+
+
+@pytest.fixture
+async def worker_client(aiohttp_client: Any, settings: Any, engine: Any, clock: Any) -> Any:
+    """The app with its embedded worker, publishing to the sandbox networks (a part that can be
+    retried is tried again after a tenth of a second)."""
+    from ouipost.app import create_app
+
+    return await aiohttp_client(create_app(settings.with_overrides(workers=2, publish_backoff_seconds=0.1),
+                                           engine=engine, clock=clock))
+
+
+def _parts_on_page(html: str, network_name: str) -> list[dict[str, Any]]:
+    """The follow-ups the post page lists under a network's result, in order."""
+    match = re.search(rf'<ol class="parts" aria-label="Follow-ups on {re.escape(network_name)}">(.*?)</ol>', html, re.S)
+    assert match, f"no follow-ups under {network_name}"
+    found = []
+    for item in re.findall(r'<li class="part"(.*?)</li>', match.group(1), re.S):
+        link = re.search(r'<a href="([^"]+)"', item)
+        error = re.search(r'<p class="error-line"><code>([^<]+)</code> ([^<]*)</p>', item)
+        found.append({
+            "name": re.search(r'<span class="part-name">([^<]+)</span>', item).group(1),  # type: ignore[union-attr]
+            "kind": re.search(r'<span class="muted small">([^<]+)</span>', item).group(1),  # type: ignore[union-attr]
+            "status": re.search(r'class="status status-([a-z-]+)"', item).group(1),  # type: ignore[union-attr]
+            "url": link.group(1) if link else None,
+            "error": (error.group(1), error.group(2).strip()) if error else None,
+        })
+    return found
+
+
+async def test_the_post_page_lists_each_networks_follow_ups_after_publishing(
+    worker_client: Any, make_user: Any, make_key: Any, engine: Any, clock: Any, sandbox: Any,
+) -> None:
+    client = worker_client
+    user = await make_user("editor")
+    ws = await _workspace(engine, clock, "Bakery", member=user["id"])
+    key = await make_key(workspace=ws)
+    await connect(client, key, "twitter")
+    await connect(client, key, "bluesky")
+    csrf = await client_sign_in(client, user["email"], PASSWORD)
+    base = f"/ui/w/{ws}"
+    # On Bluesky the post and part one are answered; part two reaches the network, its answer is lost.
+    sandbox.add_fault("bluesky", "drop_after", path_contains="createRecord", after=2)
+    response = await client.post(f"{base}/compose", data=_form(
+        csrf, content="1/4 We open on Monday", platforms=["twitter", "bluesky"], action="publish",
+        first_comment="Menu in the comments", thread_mode="thread", thread__0="2/4 Fresh bread from 7 am",
+        thread__1="3/4 Croissants at 8", thread__2="4/4 See you"), allow_redirects=False)
+    assert response.status == 303, await response.text()
+    post_id = response.headers["Location"].rsplit("/", 1)[1]
+    page = await (await client.get(response.headers["Location"])).text()
+    assert "Published on some networks only" in page
+    api = await _api_post(client, key, post_id)
+    assert api["status"] == "partially_published"
+    by_network = {p["platform"]: p["parts"] for p in api["platform_posts"]}
+
+    x = _parts_on_page(page, "Twitter/X")
+    assert [(p["name"], p["kind"], p["status"]) for p in x] == [
+        ("First comment", "comment", "published"), ("Thread part 1", "reply", "published"),
+        ("Thread part 2", "reply", "published"), ("Thread part 3", "reply", "published")]
+    assert [p["url"] for p in x] == [p["url"] for p in by_network["twitter"]]
+    assert all(p["url"].startswith("https://") and p["error"] is None for p in x)
+
+    bluesky = _parts_on_page(page, "Bluesky")
+    assert [(p["name"], p["status"], (p["error"] or ("",))[0]) for p in bluesky] == [
+        ("First comment", "published", ""), ("Thread part 1", "failed", "OUTCOME_UNKNOWN"),
+        ("Thread part 2", "failed", "THREAD_BROKEN"), ("Thread part 3", "failed", "THREAD_BROKEN")]
+    assert bluesky[0]["url"] == by_network["bluesky"][0]["url"] and bluesky[1]["url"] is None
+    for shown, given in zip(bluesky[1:], by_network["bluesky"][1:], strict=True):
+        assert shown["error"] == (given["error"]["code"], str(escape(given["error"]["message"])))
+    assert "Retry failed follow-ups" in page and "Retry failed networks" not in page
+
+    # Retried through the post page: the failed parts only, then everything is published.
+    retried = await client.post(f"{base}/posts/{post_id}/publish", data={"csrf_token": csrf}, allow_redirects=False)
+    assert retried.status == 303
+    page = await (await client.get(retried.headers["Location"])).text()
+    assert "Published." in page
+    assert [p["status"] for p in _parts_on_page(page, "Bluesky")] == ["published"] * 4
+    assert "Retry failed" not in page

@@ -14,6 +14,7 @@ import asyncio
 import calendar as calendar_module
 import contextlib
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from ouipost.http.web import dumps, error_response, run_schema
 from ouipost.jobs.queue import notify_enqueued
 from ouipost.platforms.registry import NETWORKS, PLATFORMS
 from ouipost.platforms.text import COUNTING_LABELS
-from ouipost.posts import actions, approval, rules, service, statuses, uploads
+from ouipost.posts import actions, approval, followups, rules, service, statuses, uploads
 from ouipost.posts import calendar as posts_calendar
 from ouipost.publishing import service as publishing
 from ouipost.schedules import service as schedules_service
@@ -63,6 +64,7 @@ PER_DAY = {"month": 6, "week": 50}
 OVERRIDE_FIELDS = ("content", "title", "link")
 ACTIONS = ("draft", "schedule", "queue", "publish")
 MANAGE = "posts.manage"
+FOLLOWUP_KEYS = ("thread", "thread_mode", "first_comment")
 
 
 def _zone_name(workspace: dict[str, Any]) -> str:
@@ -94,15 +96,69 @@ def _text(value: Any) -> str:
     return str(value or "").replace("\r\n", "\n")
 
 
+# The thread's parts are the fields `thread.N` (N from 0, one textarea each) with, for a part whose
+# media were given through the API, `thread.N.media_ids` (a hidden field: the form has no media of
+# its own per part, so saving it keeps them). A part left empty is not sent; the API's errors about
+# part K of what was sent (`thread.K`, `thread.K.content`) go back to the field it came from.
+_PART_FIELD = re.compile(r"^thread\.(\d{1,4})(\.media_ids)?$")
+
+
+def thread_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The thread's part fields as the form holds them, in order, empty ones included:
+    [{content, media_ids}]."""
+    indices = sorted({int(m.group(1)) for name in values if (m := _PART_FIELD.match(str(name)))})
+    return [{"content": _text(values.get(f"thread.{i}")),
+             "media_ids": split_list(str(values.get(f"thread.{i}.media_ids") or ""))} for i in indices]
+
+
+def _filled(row: Mapping[str, Any]) -> bool:
+    return bool(row["content"].strip() or row["media_ids"])
+
+
+def sent_rows(values: Mapping[str, Any]) -> list[int]:
+    """The form row (position in thread_rows) of each part the body sends, in order."""
+    return [n for n, row in enumerate(thread_rows(values)) if _filled(row)]
+
+
+def with_thread_rows(values: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`values` with its part fields numbered from 0 as `rows` (at least one part field, empty)."""
+    kept = {k: v for k, v in values.items() if not _PART_FIELD.match(str(k))}
+    for n, row in enumerate(rows or [{"content": "", "media_ids": []}]):
+        kept[f"thread.{n}"] = row["content"]
+        if row["media_ids"]:
+            kept[f"thread.{n}.media_ids"] = ", ".join(row["media_ids"])
+    return kept
+
+
+def _followups_from_form(values: Mapping[str, Any]) -> dict[str, Any]:
+    """thread, thread_mode and first_comment as PostBody takes them: every field sent (the form shows
+    the whole post), [] and None for none."""
+    thread = []
+    for row in thread_rows(values):
+        if _filled(row):
+            part: dict[str, Any] = {"content": row["content"]}
+            if row["media_ids"]:
+                part["media_ids"] = row["media_ids"]
+            thread.append(part)
+    comment = _text(values.get("first_comment"))
+    return {
+        "thread": thread,
+        "thread_mode": str(values.get("thread_mode") or "").strip() or None,
+        "first_comment": comment if comment.strip() else None,
+    }
+
+
 def post_body_from_form(values: Mapping[str, Any]) -> dict[str, Any]:
     """The composer's fields in the shape of the API's PostBody: lists from checkboxes and comma
-    lists, None for empty optional fields, platform_content only for overrides that say something."""
+    lists, None for empty optional fields, platform_content only for overrides that say something,
+    the thread's filled parts in order."""
     body: dict[str, Any] = {
         "content": _text(values.get("content")),
         "platforms": list(values.get("platforms") or []),
         "title": str(values.get("title") or "").strip() or None,
         "link": str(values.get("link") or "").strip() or None,
         "hashtags": split_list(str(values.get("hashtags") or "")),
+        **_followups_from_form(values),
     }
     overrides: dict[str, dict[str, Any]] = {}
     for network in NETWORKS:
@@ -142,18 +198,57 @@ def schedule_body_from_form(values: Mapping[str, Any], action: str) -> dict[str,
     return body
 
 
-def form_errors_of(exc: errors.ApiError, action: str = "draft") -> dict[str, list[str]]:
+_SENT_PART = re.compile(r"^thread\.(\d+)(\..*)?$")
+
+
+def part_field(key: str, rows: Sequence[int] | None) -> str:
+    """An error key about part K of the thread sent (`thread.K`, `thread.K.content`,
+    `thread.K.media_ids`) as the field of the form row it came from (`thread.<row>`); without
+    `rows` (no form: the post page), as `thread.K`."""
+    match = _SENT_PART.match(key)
+    if match is None:
+        return key
+    index = int(match.group(1))
+    if rows is None:
+        return f"thread.{index}"
+    return f"thread.{rows[index]}" if index < len(rows) else "thread"
+
+
+def error_label(key: str, names: Mapping[str, str]) -> str:
+    """What an error key names on a page without the field: a network, a thread part, a field."""
+    match = _SENT_PART.match(key)
+    if match is not None:
+        return f"Thread part {int(match.group(1)) + 1}"
+    return names.get(key) or {"thread": "Thread", "thread_mode": "Thread mode",
+                              "first_comment": "First comment"}.get(key, key)
+
+
+def form_errors_of(
+    exc: errors.ApiError, action: str = "draft", rows: Sequence[int] | None = None,
+) -> dict[str, list[str]]:
     """The API's error details keyed by the composer's field names (overrides are
-    `platform_content.<network>.<field>`; rule errors stay keyed by network). Errors that are not
-    about fields (409 for a post past editing, 404) are the form's, in the API's message."""
+    `platform_content.<network>.<field>`; a thread part's are its field's, `thread.<row>`, with
+    `rows` from sent_rows; rule errors stay keyed by network). Errors that are not about fields
+    (409 for a post past editing, 404) are the form's, in the API's message."""
     if not isinstance(exc, errors.ValidationError):
         return {"_form": [exc.message]}
     found: dict[str, list[str]] = {}
     for key, messages in field_errors(exc).items():
-        name = key.replace(".value.", ".").replace(".key", "")
+        name = part_field(key.replace(".value.", ".").replace(".key", ""), rows)
         if action == "queue" and name == "scheduled_at":
             name = "schedule_id"  # "Give either scheduled_at or schedule_id": the queue form has the latter
-        found.setdefault(name, []).extend(messages)
+        found.setdefault(name, [])
+        found[name].extend(m for m in messages if m not in found[name])
+    return found
+
+
+def followup_field_errors(report: rules.Report, rows: Sequence[int]) -> dict[str, list[str]]:
+    """The live check's follow-up errors (thread, thread.K, thread_mode, first_comment) keyed by the
+    composer's fields, as a save would show them."""
+    found: dict[str, list[str]] = {}
+    for key, messages in report.errors.items():
+        if key in FOLLOWUP_KEYS or _SENT_PART.match(key):
+            found.setdefault(part_field(key, rows), []).extend(messages)
     return found
 
 
@@ -191,7 +286,11 @@ def values_from_post(post: Mapping[str, Any], zone: str) -> dict[str, Any]:
         for name in OVERRIDE_FIELDS:
             if override.get(name):
                 values[f"platform_content.{network}.{name}"] = override[name]
-    return values
+    values["first_comment"] = post.get("first_comment") or ""
+    values["thread_mode"] = post.get("thread_mode") or followups.ThreadMode.THREAD
+    parts = [{"content": part["content"], "media_ids": list(part.get("media_ids") or [])}
+             for part in followups.thread_of(post)]
+    return with_thread_rows(values, parts)
 
 
 async def _accounts(conn: AsyncConnection, workspace_id: str) -> list[dict[str, Any]]:
@@ -239,6 +338,13 @@ async def _composer_context(
         "post": post,
         "media": [],
         "media_urls": {},
+        "max_thread_parts": followups.MAX_THREAD_PARTS,
+        "thread_modes": [(followups.ThreadMode.THREAD, "Reply chain only"),
+                         (followups.ThreadMode.FIRST_COMMENT, "First part as a comment where there are no chains")],
+        # Named from the registry's flags: where a thread is a reply chain, where only comments exist.
+        "chain_networks": [s.name for s in PLATFORMS.values() if s.reply_chains],
+        "comment_networks": [s.name for s in PLATFORMS.values() if s.comments and not s.reply_chains],
+        "silent_networks": [s.name for s in PLATFORMS.values() if not s.comments],
     }
     if post is not None:
         media = (await service.media_of(conn, [post["id"]]))[post["id"]]
@@ -250,11 +356,15 @@ async def _composer_context(
 async def _render_composer(
     request: web.Request, post: Mapping[str, Any] | None, values: Mapping[str, Any],
     problems: Mapping[str, list[str]], shown: Sequence[Mapping[str, Any]] = (), status: int = 200,
+    **extra: Any,
 ) -> web.Response:
+    """The composer with `values` (its thread's part fields numbered from 0, at least one shown)."""
     async with request.app[DB].connect() as conn:
         context = await _composer_context(conn, request, post)
+    values = with_thread_rows(values, thread_rows(values))
     return await render(request, "ui/posts/compose.html", {
         **context, "values": values, "errors": problems, "counters": shown, "upload_errors": {},
+        "thread_parts": thread_rows(values), **extra,
     }, status=status)
 
 
@@ -316,10 +426,42 @@ async def edit_submit(request: web.Request) -> web.Response:
     return await _save(request, post)
 
 
+async def _change_thread_rows(
+    request: web.Request, existing: Mapping[str, Any] | None, values: Mapping[str, Any],
+) -> web.Response:
+    """"Add a part" and "Remove" without JavaScript: the form again, nothing saved, with one more
+    empty part field or without the one removed, that part's field focused (which scrolls to it);
+    the script does the same in the page."""
+    if existing is not None:
+        service.ensure_editable(existing)
+    rows = thread_rows(values)
+    removed = str(values.get("thread_remove") or "")
+    if removed.isdigit():
+        focus = int(removed)
+        if focus < len(rows):
+            del rows[focus]
+    else:
+        if len(rows) < followups.MAX_THREAD_PARTS:
+            rows.append({"content": "", "media_ids": []})
+        focus = len(rows) - 1
+    values = with_thread_rows(values, rows)
+    body = post_body_from_form(values)
+    if existing is not None:
+        body = keep_other_overrides(body, existing["platform_content"])
+    shown: list[dict[str, Any]] = []
+    with contextlib.suppress(errors.ValidationError):
+        shown = await _live_counters(request, run_schema(PostBody(), body),
+                                     existing["id"] if existing is not None else None)
+    return await _render_composer(request, existing, values, {}, shown, focus_part=max(min(focus, len(rows) - 1), 0))
+
+
 async def _save(request: web.Request, existing: Mapping[str, Any] | None) -> web.Response:
     """Create or update the post and then, in the same transaction, schedule, queue or publish it
     as the pressed button says; any error rolls everything back and re-renders the form."""
     values = form_dict(await request.post(), lists=("platforms",))
+    if "thread_add" in values or "thread_remove" in values:
+        return await _change_thread_rows(request, existing, values)
+    rows = sent_rows(values)
     action = str(values.get("action") or "draft")
     if action not in ACTIONS:
         action = "draft"
@@ -333,7 +475,7 @@ async def _save(request: web.Request, existing: Mapping[str, Any] | None) -> web
     try:
         post_fields = run_schema(PostBody(), body)
     except errors.ValidationError as exc:
-        problems.update(form_errors_of(exc))
+        problems.update(form_errors_of(exc, rows=rows))
     if action in ("schedule", "queue"):
         try:
             schedule_fields = run_schema(ScheduleBody(), schedule_body_from_form(values, action))
@@ -361,7 +503,7 @@ async def _save(request: web.Request, existing: Mapping[str, Any] | None) -> web
                 elif action == "publish":
                     post = await publishing.request_publish(conn, post, now)
         except errors.ApiError as exc:
-            problems = form_errors_of(exc, action)
+            problems = form_errors_of(exc, action, rows)
             status = exc.status
         else:
             return await _after_save(request, post, action, created=existing is None)
@@ -418,8 +560,12 @@ async def compose_validate(request: web.Request) -> web.Response:
             report = await _check_form(conn, request[UI_WORKSPACE]["id"], body, values.get("post_id") or None)
     except errors.ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.details)
-    # `data` is exactly what the API answers; `counters` is what the page draws from it.
-    return web.json_response({"success": True, "data": report.as_dict(), "counters": counters(report)}, dumps=dumps)
+    # `data` is exactly what the API answers; `counters` is what the page draws from it, and
+    # `fields` the follow-ups' errors keyed by the form's fields (a thread part's by its field).
+    return web.json_response({
+        "success": True, "data": report.as_dict(), "counters": counters(report),
+        "fields": followup_field_errors(report, sent_rows(values)),
+    }, dumps=dumps)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -453,12 +599,8 @@ async def upload_media(request: web.Request) -> web.Response:
         if set(problems) == {"_form"}:
             problems = {"file": problems["_form"]}
         values = values_from_post(post, _zone_name(request[UI_WORKSPACE]))
-        async with request.app[DB].connect() as conn:
-            context = await _composer_context(conn, request, post)
-        return await render(request, "ui/posts/compose.html", {
-            **context, "values": values, "errors": {}, "counters": [],
-            "upload_errors": problems, "upload_alt": fields.get("alt_text", ""),
-        }, status=exc.status)
+        return await _render_composer(request, post, values, {}, [], status=exc.status,
+                                      upload_errors=problems, upload_alt=fields.get("alt_text", ""))
     return await redirect(request, f"{_base(request)}/posts/{post['id']}/edit", "Media added.")
 
 
@@ -502,6 +644,10 @@ async def _post_page_context(conn: AsyncConnection, request: web.Request) -> dic
     post = await service.get_post(conn, request[UI_WORKSPACE]["id"], request.match_info["id"])
     targets = (await service.targets_of(conn, [post["id"]]))[post["id"]]
     media = (await service.media_of(conn, [post["id"]]))[post["id"]]
+    # Each network's follow-ups as GET /api/posts/{id} shows them under platform_posts[].parts.
+    parts = {target_id: [followups.part_view(p) for p in rows]
+             for target_id, rows in (await followups.parts_of(conn, [post["id"]])).items()}
+    failed_parts = any(p["status"] == followups.PartStatus.FAILED for rows in parts.values() for p in rows)
     account_ids = [t["account_id"] for t in targets if t["account_id"]]
     names: dict[str, str] = {}
     if account_ids:
@@ -515,12 +661,16 @@ async def _post_page_context(conn: AsyncConnection, request: web.Request) -> dic
         "editable": post["status"] in statuses.EDITABLE,
         "publishable": post["status"] in statuses.SCHEDULABLE,
         "retryable": post["status"] in statuses.RETRYABLE
-        and any(t["status"] == "failed" for t in targets),
+        and (any(t["status"] == "failed" for t in targets) or failed_parts),
+        "failed_targets": any(t["status"] == "failed" for t in targets),
+        "parts": parts,
+        "thread": followups.thread_of(post),
         "can_manage": can_mutate(request[UI_USER], MANAGE),
         "zone": _zone_name(request[UI_WORKSPACE]),
         "approval_required": bool((request[UI_WORKSPACE].get("settings") or {}).get("approval_required")),
         "may_approve": _may_approve(request),
         "action_errors": {},
+        "error_labels": {},
     }
 
 
@@ -529,6 +679,7 @@ async def _render_post(request: web.Request, problems: Mapping[str, list[str]] |
     async with request.app[DB].connect() as conn:
         context = await _post_page_context(conn, request)
     context["action_errors"] = dict(problems or {})
+    context["error_labels"] = {key: error_label(key, context["network_names"]) for key in context["action_errors"]}
     return await render(request, "ui/posts/post.html", context, status=status)
 
 
