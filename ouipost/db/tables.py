@@ -145,7 +145,7 @@ posts = sa.Table(
     # Follow-ups (ouipost/publishing/followups.py): `thread`, the parts after the post
     # ([{content, media_ids}], NULL for none); `thread_mode` (thread | first_comment) for networks
     # without reply chains; `first_comment`, a comment left right after the post.
-    sa.Column("thread", JSON, nullable=True),
+    sa.Column("thread", JSON(none_as_null=True), nullable=True),  # None is SQL NULL, not JSON null
     sa.Column("thread_mode", sa.String(16), nullable=True),
     sa.Column("first_comment", sa.Text, nullable=True),
     sa.Index(None, "workspace_id", "status"),

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ouipost.app import create_app
 from ouipost.db.queue_tables import jobs
 from ouipost.db.tables import events, post_target_parts
+from ouipost.db.tables import posts as posts_table
 from tests.media_samples import jpeg_bytes, mp4_bytes
 from tests.servers import free_port
 from tests.test_accounts import connect
@@ -184,6 +185,9 @@ async def test_a_post_without_follow_ups_publishes_as_before_and_has_no_parts(
     async with engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(jobs)
                                  .where(jobs.c.kind == "publish_followups")) == 0
+        # No thread is SQL NULL (not a JSON null), so publishing skips such posts by an index-free filter.
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(posts_table)
+                                 .where(posts_table.c.thread.is_(None))) == 1
 
 
 @pytest.fixture
