@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost.core.clock import isoformat
 from ouipost.core.ids import new_id
 from ouipost.db.batch import expanding
-from ouipost.db.tables import post_target_parts
+from ouipost.db.tables import post_target_parts, post_targets
 from ouipost.platforms.registry import PlatformSpec, get_platform
 
 MAX_THREAD_PARTS = 25
@@ -214,3 +214,20 @@ async def reopen_failed(conn: AsyncConnection, post_id: str, now: datetime) -> l
             post_target_parts.c.post_id == post_id, post_target_parts.c.status == PartStatus.FAILED,
         ).values(status=PartStatus.PENDING, error_code=None, error_message=None, updated_at=now))
     return sorted(rows)
+
+
+async def reopen_never_sent(conn: AsyncConnection, account_id: str, codes: Sequence[str],
+                            now: datetime) -> list[tuple[str, str]]:
+    """An account came back: its published targets' parts that failed before reaching the network
+    (`codes`: an expired token, the account unavailable) are pending again. Returns their
+    (target id, post id) pairs."""
+    rows = (await conn.execute(
+        sa.select(post_target_parts.c.id, post_target_parts.c.target_id, post_target_parts.c.post_id)
+        .join(post_targets, post_targets.c.id == post_target_parts.c.target_id)
+        .where(post_targets.c.account_id == account_id, post_target_parts.c.status == PartStatus.FAILED,
+               post_target_parts.c.error_code.in_(list(codes)))
+    )).all()
+    if rows:
+        await conn.execute(post_target_parts.update().where(post_target_parts.c.id.in_([r.id for r in rows])).values(
+            status=PartStatus.PENDING, error_code=None, error_message=None, updated_at=now))
+    return sorted({(r.target_id, r.post_id) for r in rows})

@@ -651,25 +651,28 @@ NEVER_SENT_CODES = ("TOKEN_EXPIRED", "ACCOUNT_UNAVAILABLE")
 
 
 async def retry_after_reconnect(conn: AsyncConnection, account_id: str, now: datetime) -> list[str]:
-    """An account came back (reconnected): its targets that failed only because it was expired are
-    pending again and their posts publish at once. Returns the post ids queued again."""
+    """An account came back (reconnected): its targets and follow-ups that failed only because it
+    was expired are pending again, and their posts publish at once. Returns the post ids queued again."""
     rows = (await conn.execute(
         sa.select(post_targets.c.id, post_targets.c.post_id).where(
             post_targets.c.account_id == account_id, post_targets.c.status == "failed",
             post_targets.c.error_code.in_(NEVER_SENT_CODES),
         )
     )).all()
-    post_ids = sorted({r.post_id for r in rows})
+    parts = await followups.reopen_never_sent(conn, account_id, NEVER_SENT_CODES, now)
+    post_ids = sorted({r.post_id for r in rows} | {post_id for _, post_id in parts})
     if not post_ids:
         return []
-    await conn.execute(post_targets.update().where(post_targets.c.id.in_([r.id for r in rows])).values(
-        status="pending", error_code=None, error_message=None, updated_at=now,
-    ))
+    if rows:
+        await conn.execute(post_targets.update().where(post_targets.c.id.in_([r.id for r in rows])).values(
+            status="pending", error_code=None, error_message=None, updated_at=now,
+        ))
     await conn.execute(posts.update().where(
         posts.c.id.in_(post_ids), posts.c.status.in_(("failed", "partially_published")),
     ).values(status="publishing", updated_at=now))
-    for post_id in post_ids:
+    for post_id in sorted({r.post_id for r in rows}):
         await upsert_publish_job(conn, post_id, now, priority=PUBLISH_PRIORITY_NOW, now=now)
+    await enqueue_followups(conn, sorted({target_id for target_id, _ in parts}), now)
     return post_ids
 
 

@@ -257,3 +257,26 @@ async def test_a_part_carries_its_own_picture_and_the_post_does_not(client: Any,
     assert x["1/3 We open on Monday"].media == []
     assert len(x["2/2 Fresh bread"].media) == 1 and x["2/2 Fresh bread"].media[0]["category"] == "tweet_image"
     assert x["2/2 Fresh bread"].extra["in_reply_to_tweet_id"] == x["1/3 We open on Monday"].remote_id
+
+
+async def test_a_token_refused_between_parts_fails_what_is_left_and_reconnecting_sends_it(
+    client: Any, key: Any, sandbox: Any, engine: Any
+) -> None:
+    await connect(client, key, "twitter")
+    post = await create_post(client, key, ["twitter"], first_comment="Menu in the comments",
+                             thread=[{"content": "2/3 Fresh bread from 7 am"}])
+    # After the post, X says the token expired and refuses the refresh: the account must reconnect.
+    sandbox.add_fault("twitter", "expire_token", path_contains="/2/tweets", method="POST", after=1)
+    sandbox.add_fault("twitter", "expire_token", path_contains="/oauth2/token")
+    done = await publish_and_wait(client, key, post["id"])
+    assert done["status"] == "partially_published"
+    assert [(p["status"], p["error"]["code"]) for p in parts_of(done, "twitter")] == [
+        ("failed", "TOKEN_EXPIRED"), ("failed", "TOKEN_EXPIRED")]
+    assert [p.text for p in publications(sandbox, "twitter")] == ["1/3 We open on Monday"]
+
+    await connect(client, key, "twitter")  # the user reconnects the same X account
+    again = await wait_for_status(client, key, post["id"], {"published"})
+    assert again["status"] == "published"
+    x = by_text(sandbox, "twitter")
+    assert len(publications(sandbox, "twitter")) == 3  # the post once, then both follow-ups once
+    assert x["2/3 Fresh bread from 7 am"].extra["in_reply_to_tweet_id"] == x["1/3 We open on Monday"].remote_id
