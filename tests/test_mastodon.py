@@ -205,6 +205,19 @@ async def test_a_fifth_image_on_a_post_for_mastodon_is_refused_at_upload(client:
     assert resp.status == 422 and "mastodon" in (await resp.json())["error"]["details"]
 
 
+async def test_uploads_follow_the_connected_servers_picture_limit(client: Any, key: Any, sandbox: Any) -> None:
+    sandbox.network_state("mastodon")["max_media_attachments"] = 6  # this server takes six, not four
+    await connect_mastodon(client, key)
+    post = await create(client, key, "Six pictures")
+    for i in range(6):
+        await upload(client, key, post["id"], png_bytes(), f"p{i}.png", "image/png", "p")
+    form = aiohttp.FormData()
+    form.add_field("file", png_bytes(), filename="p7.png", content_type="image/png")
+    resp = await client.post(f"/api/posts/{post['id']}/media", data=form, headers=key.headers())
+    body = await resp.json()
+    assert resp.status == 422 and "6" in body["error"]["details"]["mastodon"][0]
+
+
 async def test_analytics_read_favourites_reblogs_replies_and_followers(
     client: Any, key: Any, engine: Any, sandbox: Any, settings: Any
 ) -> None:

@@ -193,7 +193,11 @@ async def check_can_attach(
     own = [info.id for info in infos if info.id not in in_thread] if in_thread else None
     overrides = {n: (current["platform_content"].get(n) or {}).get("media_ids") for n in networks}
     selections = {n: own if chosen is None else chosen for n, chosen in overrides.items()}
-    problems = validation.media_limit_errors(networks, infos, platform_media=selections)
+    # A Mastodon server may take more (or fewer) pictures than the network's default of four.
+    limits = await rules.server_limits(
+        conn, [service.Target(t["requested"], t["network"], t["account_id"]) for t in targets],
+        await rules.default_accounts(conn, post["workspace_id"], networks))
+    problems = validation.media_limit_errors(networks, infos, platform_media=selections, account_limits=limits)
     if problems:
         raise errors.ValidationError("This file would break the media rules of some networks", details=problems)
     return current

@@ -418,19 +418,22 @@ def media_limit_errors(
     media: Sequence[MediaInfo],
     *,
     platform_media: Mapping[str, Sequence[str] | None] | None = None,
+    account_limits: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, list[str]]:
     """Upload-time check: would the post's media (new upload included) break a network's media limits?
 
     `media` is every media item of the post after the upload; `platform_media[network]` narrows a
-    network to the media_ids of its platform_content. A 5th image on a post targeting X is an error
-    here. Missing media is not checked (a draft may still be incomplete). Unknown networks are ignored:
-    validate_for_networks reports them.
+    network to the media_ids of its platform_content; `account_limits[network]` are the limits of
+    the target account's server where it sets them (a Mastodon server's max_images). A 5th image on
+    a post targeting X is an error here. Missing media is not checked (a draft may still be
+    incomplete). Unknown networks are ignored: validate_for_networks reports them.
     """
     errors: dict[str, list[str]] = {}
     for network in dict.fromkeys(networks):
         spec = PLATFORMS.get(network)
         if spec is None:
             continue
+        spec = with_account_limits(spec, (account_limits or {}).get(network))
         selected, _ = select_media(media, (platform_media or {}).get(network))
         problems = media_errors_for(spec, selected)
         if problems:
