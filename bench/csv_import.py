@@ -4,10 +4,10 @@
 
     .venv/bin/python bench/csv_import.py [--database-url URL] [--rows 1000] [--posts 100000]
 
-Scratch database: a temporary SQLite file by default; with a MySQL/MariaDB URL the database is
-dropped and created again. The API server runs in a child process of its own (`--serve`, no
-embedded worker), so that its resident memory is the server's alone: read from /proc (VmRSS, and
-VmHWM, the peak since the process started).
+Scratch database: a temporary SQLite file by default; with a MySQL/MariaDB or PostgreSQL
+(postgresql+asyncpg://) URL the database is dropped and created again (bench/databases.py). The
+API server runs in a child process of its own (`--serve`, no embedded worker), so that its resident
+memory is the server's alone: read from /proc (VmRSS, and VmHWM, the peak since the process started).
 
 1. Import: one workspace with an active Bluesky account; a CSV of `rows` rows (half drafts for X and
    Bluesky, half scheduled on Bluesky in Europe/Paris) is sent to POST /api/posts/import, once as a
@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import create_database  # noqa: E402
 from ouipost.core.ids import new_id  # noqa: E402
 from ouipost.db.analytics_tables import target_insights  # noqa: E402
 from ouipost.db.engine import create_engine  # noqa: E402
@@ -76,15 +77,6 @@ def memory_kb(pid: int) -> dict[str, int]:
             if name in ("VmRSS", "VmHWM"):
                 found[name] = int(value.split()[0])
     return found
-
-
-async def recreate_mysql(url: str) -> None:
-    parsed = make_url(url)
-    server = create_engine(parsed.set(database="").render_as_string(hide_password=False))
-    async with server.connect() as conn:
-        await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
-        await conn.execute(sa.text(f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
-    await server.dispose()
 
 
 async def insert_batches(engine: AsyncEngine, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -202,14 +194,14 @@ async def main() -> None:
 
     data_dir = tempfile.mkdtemp(prefix="ouipost-bench-csv-")
     url = args.database_url or f"sqlite+aiosqlite:///{data_dir}/bench.db"
-    if url.startswith("mysql"):
-        await recreate_mysql(url)
+    await create_database(url, fresh=True)
     engine = create_engine(url)
     await upgrade(engine)
     into, out, secret = await seed_workspaces(engine)
     started = time.perf_counter()
     await seed_posts(engine, out, args.posts)
-    print(f"database: {'MariaDB' if url.startswith('mysql') else 'SQLite'}; seeded {args.posts:,} posts to export "
+    server = {"mysql": "MariaDB", "postgresql": "PostgreSQL"}.get(make_url(url).get_backend_name(), "SQLite")
+    print(f"database: {server}; seeded {args.posts:,} posts to export "
           f"in {time.perf_counter() - started:.1f} s", flush=True)
     await engine.dispose()
 
