@@ -1,11 +1,15 @@
-"""What every adapter test does the same way: follow a consent redirect, build an AccountAuth."""
+"""What every adapter test does the same way: follow a consent redirect, build an AccountAuth, list the
+comments asked of the sandbox."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import aiohttp
 from yarl import URL
 
 from ouipost.platforms.base import AccountAuth, ConnectedIdentity
+from ouipost.sandbox import Sandbox
 
 
 async def follow_consent(http_session: aiohttp.ClientSession, url: str, redirect: str) -> dict[str, str]:
@@ -21,3 +25,8 @@ def account_auth(identity: ConnectedIdentity) -> AccountAuth:
     """The credentials the worker would hand the adapter for this connected identity."""
     return AccountAuth(identity.remote_id, identity.token.access_token, identity.token.refresh_token,
                        dict(identity.metadata))
+
+
+def comment_requests(sandbox: Sandbox) -> list[Any]:
+    """Every `POST …/comments` the sandbox received, in order: the comments an adapter asked for."""
+    return [r for r in sandbox.requests if r.method == "POST" and r.path.endswith("/comments")]

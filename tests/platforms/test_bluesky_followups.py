@@ -5,6 +5,8 @@ is the account's own reply to the post. Everything is read back the way a Bluesk
 app.bsky.feed.getPosts, whose `record.reply` names the parent and the root.
 """
 
+# ruff: noqa: F811 -- the tests take the fixtures imported from test_bluesky.py as parameters
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,24 +27,13 @@ from ouipost.platforms.base import (
 from ouipost.platforms.bluesky import BlueskyAdapter
 from ouipost.platforms.text import grapheme_count
 from ouipost.sandbox import Sandbox
-
-ALICE_DID = "did:plc:ouipostalice2sandbox0001"
-PDS = "morel.us-east.host.bsky.network"
+from tests.platforms.test_bluesky import ALICE_DID, PDS, adapter, auth  # noqa: F401
 
 
-@pytest.fixture
-def adapter(make_adapter: Callable[[str], Any]) -> BlueskyAdapter:
-    bluesky = make_adapter("bluesky")
-    assert isinstance(bluesky, BlueskyAdapter)
-    bluesky.fetch_link_cards = False
-    return bluesky
-
-
-@pytest.fixture
-async def auth(adapter: BlueskyAdapter) -> AccountAuth:
-    identity = await adapter.login_with_password("alice.bsky.social", "abcd-efgh-ijkl-mnop")
-    return AccountAuth(remote_id=identity.remote_id, access_token=identity.token.access_token,
-                       refresh_token=identity.token.refresh_token, metadata=identity.metadata)
+@pytest.fixture(autouse=True)
+def no_link_cards(adapter: BlueskyAdapter) -> None:
+    """A comment's link stays a facet: no page is fetched for a card."""
+    adapter.fetch_link_cards = False
 
 
 async def read_posts(sandbox_url: str, auth: AccountAuth, *results: PublishResult) -> list[dict[str, Any]]:

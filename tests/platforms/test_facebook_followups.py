@@ -4,6 +4,8 @@ Facebook has no reply chains: a follow-up is a comment, `POST /{post-id}/comment
 Page. Comments are read back the way a Graph client reads them, `GET /{post-id}/comments`.
 """
 
+# ruff: noqa: F811 -- the tests take the fixtures imported from test_facebook.py as parameters
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -14,11 +16,9 @@ import pytest
 
 from ouipost.platforms.base import (
     AccountAuth,
-    ConnectedIdentity,
     MediaFile,
     NotSupportedError,
     PermanentError,
-    PlatformAdapter,
     PostRef,
     PublishRequest,
     UnknownOutcomeError,
@@ -26,34 +26,8 @@ from ouipost.platforms.base import (
 from ouipost.platforms.facebook import FacebookAdapter
 from ouipost.sandbox import Sandbox
 from tests.platforms.helpers import account_auth as auth_of
-from tests.platforms.helpers import follow_consent
-
-REDIRECT = "https://app.example.com/oauth/facebook/callback"
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(FacebookAdapter, "video_poll_interval", 0.01)
-    monkeypatch.setattr(FacebookAdapter, "video_poll_timeout", 2.0)
-
-
-@pytest.fixture
-def adapter(make_adapter: Callable[[str], PlatformAdapter]) -> FacebookAdapter:
-    adapter = make_adapter("facebook")
-    assert isinstance(adapter, FacebookAdapter)
-    return adapter
-
-
-async def connect(adapter: FacebookAdapter, http_session: aiohttp.ClientSession) -> list[ConnectedIdentity]:
-    request = adapter.authorization_url(state="st-1", redirect_uri=REDIRECT)
-    query = await follow_consent(http_session, request.url, REDIRECT)
-    return await adapter.exchange_code(code=query["code"], redirect_uri=REDIRECT)
-
-
-@pytest.fixture
-async def bakery(adapter: FacebookAdapter, http_session: aiohttp.ClientSession) -> AccountAuth:
-    identities = await connect(adapter, http_session)
-    return auth_of(next(i for i in identities if i.remote_id == "20001"))
+from tests.platforms.helpers import comment_requests
+from tests.platforms.test_facebook import adapter, bakery, connect, fast_polling  # noqa: F401
 
 
 async def read_comments(sandbox_url: str, page: AccountAuth, object_id: str) -> tuple[int, dict[str, Any]]:
@@ -64,10 +38,6 @@ async def read_comments(sandbox_url: str, page: AccountAuth, object_id: str) -> 
         headers={"Authorization": f"Bearer {page.access_token}"},
     ) as resp:
         return resp.status, await resp.json()
-
-
-def comment_requests(sandbox: Sandbox) -> list[Any]:
-    return [r for r in sandbox.requests if r.method == "POST" and r.path.endswith("/comments")]
 
 
 async def test_a_first_comment_lands_on_the_post_as_the_page(

@@ -5,6 +5,8 @@ the account on its own media. Comments are read back the way a Graph client read
 `GET /{ig-media-id}/comments`.
 """
 
+# ruff: noqa: F811 -- the tests take the fixtures imported from test_instagram.py as parameters
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -17,7 +19,6 @@ from ouipost.platforms.base import (
     AccountAuth,
     MediaFile,
     PermanentError,
-    PlatformAdapter,
     PostRef,
     PublishRequest,
     PublishResult,
@@ -26,35 +27,9 @@ from ouipost.platforms.base import (
 from ouipost.platforms.instagram import InstagramAdapter
 from ouipost.sandbox import Sandbox
 from tests.platforms.helpers import account_auth as auth_of
-from tests.platforms.helpers import follow_consent
+from tests.platforms.test_instagram import account, adapter, connect, fast_polling  # noqa: F401
 
-REDIRECT = "https://app.example.com/oauth/instagram/callback"
 COMMENTS_SCOPE = "instagram_business_manage_comments"
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(InstagramAdapter, "container_poll_interval", 0.01)
-    monkeypatch.setattr(InstagramAdapter, "container_poll_timeout", 1.0)
-
-
-@pytest.fixture
-def adapter(make_adapter: Callable[[str], PlatformAdapter]) -> InstagramAdapter:
-    adapter = make_adapter("instagram")
-    assert isinstance(adapter, InstagramAdapter)
-    return adapter
-
-
-async def connect(adapter: InstagramAdapter, http_session: aiohttp.ClientSession) -> AccountAuth:
-    request = adapter.authorization_url(state="ig-state", redirect_uri=REDIRECT)
-    query = await follow_consent(http_session, request.url, REDIRECT)
-    [identity] = await adapter.exchange_code(code=query["code"], redirect_uri=REDIRECT)
-    return auth_of(identity)
-
-
-@pytest.fixture
-async def account(adapter: InstagramAdapter, http_session: aiohttp.ClientSession) -> AccountAuth:
-    return await connect(adapter, http_session)
 
 
 async def photo_post(adapter: InstagramAdapter, account: AccountAuth, make_media: Callable[..., MediaFile],
@@ -132,7 +107,7 @@ async def test_a_grant_without_the_comments_permission_asks_to_reconnect(
 ) -> None:
     assert COMMENTS_SCOPE in adapter.default_scopes
     sandbox.network_state("instagram")["declined_scopes"] = [COMMENTS_SCOPE]
-    account = await connect(adapter, http_session)
+    account = auth_of(await connect(adapter, http_session))
     post = await photo_post(adapter, account, make_media)  # publishing still works
     with pytest.raises(PermanentError) as err:
         await adapter.comment(account, "but commenting does not", on=PostRef.of(post))

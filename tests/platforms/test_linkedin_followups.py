@@ -1,9 +1,10 @@
 """LinkedIn follow-ups against the sandbox over real HTTP: a first comment (the Comments API), read back
 the way a LinkedIn client reads it (socialActions), and its errors."""
 
+# ruff: noqa: F811 -- the tests take the fixtures imported from test_linkedin.py as parameters
+
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -13,7 +14,6 @@ import pytest
 from ouipost.platforms.base import (
     AccountAuth,
     PermanentError,
-    PlatformAdapter,
     PostRef,
     PublishRequest,
     RetryableError,
@@ -21,32 +21,16 @@ from ouipost.platforms.base import (
 )
 from ouipost.platforms.linkedin import LinkedInAdapter
 from ouipost.sandbox import Sandbox
-from tests.platforms.helpers import account_auth, follow_consent
+from tests.platforms.helpers import account_auth, comment_requests
+from tests.platforms.test_linkedin import AUTHOR, adapter, connect  # noqa: F401
 
-REDIRECT = "https://app.example.com/oauth/linkedin"
-AUTHOR = "urn:li:person:q8Xk2LmN0p"
 # What the app asks for, plus r_member_social (restricted) so that the test can read comments back.
 READING_SCOPES = [*LinkedInAdapter.default_scopes, "r_member_social"]
 
 
 @pytest.fixture
-def adapter(make_adapter: Callable[[str], PlatformAdapter]) -> LinkedInAdapter:
-    adapter = make_adapter("linkedin")
-    assert isinstance(adapter, LinkedInAdapter)
-    return adapter
-
-
-async def connect(adapter: LinkedInAdapter, http_session: aiohttp.ClientSession,
-                  scopes: list[str] | None = None) -> AccountAuth:
-    request = adapter.authorization_url(state="li-state", redirect_uri=REDIRECT, scopes=scopes)
-    query = await follow_consent(http_session, request.url, REDIRECT)
-    [identity] = await adapter.exchange_code(code=query["code"], redirect_uri=REDIRECT)
-    return account_auth(identity)
-
-
-@pytest.fixture
 async def auth(adapter: LinkedInAdapter, http_session: aiohttp.ClientSession) -> AccountAuth:
-    return await connect(adapter, http_session, READING_SCOPES)
+    return account_auth(await connect(adapter, http_session, READING_SCOPES))
 
 
 async def read(http_session: aiohttp.ClientSession, sandbox_url: str, auth: AccountAuth, path: str) -> Any:
@@ -59,10 +43,6 @@ async def read(http_session: aiohttp.ClientSession, sandbox_url: str, auth: Acco
 
 def comments_path(post_urn: str) -> str:
     return f"socialActions/{quote(post_urn, safe='')}/comments"
-
-
-def comment_requests(sandbox: Sandbox) -> list[Any]:
-    return [r for r in sandbox.requests if r.method == "POST" and r.path.endswith("/comments")]
 
 
 async def test_a_comment_lands_on_the_post_as_written_by_its_author(
@@ -141,7 +121,8 @@ async def test_commenting_without_w_member_social_asks_for_reconnection(
     adapter: LinkedInAdapter, auth: AccountAuth, http_session: aiohttp.ClientSession, sandbox: Sandbox
 ) -> None:
     post = await adapter.publish(auth, PublishRequest(text="Comment me"))
-    read_only = await connect(adapter, http_session, ["openid", "profile", "email", "r_member_postAnalytics"])
+    read_only = account_auth(await connect(adapter, http_session,
+                                           ["openid", "profile", "email", "r_member_postAnalytics"]))
     with pytest.raises(PermanentError, match="Not enough permissions") as caught:
         await adapter.comment(read_only, "no scope", on=PostRef.of(post))
     assert caught.value.reconnect and caught.value.status == 403
@@ -153,7 +134,7 @@ async def test_reading_comments_back_needs_r_member_social(
 ) -> None:
     post = await adapter.publish(auth, PublishRequest(text="Read me"))
     await adapter.comment(auth, "Hello", on=PostRef.of(post))
-    default = await connect(adapter, http_session)  # the app's own scopes: writing, not reading comments
+    default = account_auth(await connect(adapter, http_session))  # the app's own scopes: writing, not reading comments
     status, body = await read(http_session, sandbox_url, default, comments_path(post.remote_id))
     assert status == 403 and body["code"] == "ACCESS_DENIED"
 

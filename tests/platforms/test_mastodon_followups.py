@@ -1,6 +1,8 @@
 """Mastodon follow-ups against the sandbox over real HTTP: threads as reply chains, a reply with an
 image, a first comment, Idempotency-Key per part, and what the server refuses."""
 
+# ruff: noqa: F811 -- the tests take the fixtures imported from test_mastodon.py as parameters
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,41 +15,13 @@ from ouipost.platforms.base import (
     AccountAuth,
     MediaFile,
     PermanentError,
-    PlatformAdapter,
     PostRef,
     PublishRequest,
 )
-from ouipost.platforms.mastodon import SCOPES, MastodonAdapter
+from ouipost.platforms.mastodon import MastodonAdapter
 from ouipost.sandbox import Sandbox
 from ouipost.sandbox.mastodon import USER
-from tests.platforms.helpers import account_auth as auth_of
-from tests.platforms.helpers import follow_consent
-
-REDIRECT = "https://app.example.com/oauth/callback"
-SERVER = "mastodon.example"
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(MastodonAdapter, "media_poll_interval", 0.01)
-    monkeypatch.setattr(MastodonAdapter, "media_poll_timeout", 2.0)
-
-
-@pytest.fixture
-def adapter(make_adapter: Callable[[str], PlatformAdapter]) -> MastodonAdapter:
-    adapter = make_adapter("mastodon")
-    assert isinstance(adapter, MastodonAdapter)
-    return adapter
-
-
-@pytest.fixture
-async def auth(adapter: MastodonAdapter, http_session: aiohttp.ClientSession) -> AccountAuth:
-    app = await adapter.register_app(SERVER, redirect_uri=REDIRECT, scopes=SCOPES)
-    request = adapter.for_instance(app).authorization_url(state="state-1", redirect_uri=REDIRECT)
-    query = await follow_consent(http_session, request.url, REDIRECT)
-    [identity] = await adapter.exchange_code(code=query["code"], redirect_uri=REDIRECT,
-                                             code_verifier=request.code_verifier)
-    return auth_of(identity)
+from tests.platforms.test_mastodon import SERVER, adapter, auth, fast_polling, statuses  # noqa: F401
 
 
 async def api_get(http_session: aiohttp.ClientSession, sandbox_url: str, auth: AccountAuth,
@@ -58,10 +32,6 @@ async def api_get(http_session: aiohttp.ClientSession, sandbox_url: str, auth: A
         body: dict[str, Any] = await resp.json()
         assert resp.status == 200, body
     return body
-
-
-def statuses(sandbox: Sandbox) -> list[Any]:
-    return [p for p in sandbox.publications if p.network == "mastodon" and not p.deleted]
 
 
 def status_creations(sandbox: Sandbox) -> list[Any]:

@@ -1,6 +1,8 @@
 """Threads follow-ups against the sandbox over real HTTP: threads as reply containers, a reply with an
 image, a first comment, the reply quota apart from the post quota, and what Threads refuses."""
 
+# ruff: noqa: F811 -- the tests take the fixtures imported from test_threads.py as parameters
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,7 +15,6 @@ from ouipost.platforms.base import (
     AccountAuth,
     MediaFile,
     PermanentError,
-    PlatformAdapter,
     PostRef,
     PublishRequest,
     RetryableError,
@@ -21,38 +22,9 @@ from ouipost.platforms.base import (
 )
 from ouipost.platforms.threads import ThreadsAdapter
 from ouipost.sandbox import Sandbox
-from ouipost.sandbox.threads import PROFILE, threads_length
+from ouipost.sandbox.threads import threads_length
 from tests.platforms.helpers import account_auth as auth_of
-from tests.platforms.helpers import follow_consent
-
-REDIRECT = "https://app.example.com/oauth/threads/callback"
-USER = PROFILE["id"]
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ThreadsAdapter, "container_poll_interval", 0.01)
-    monkeypatch.setattr(ThreadsAdapter, "container_poll_timeout", 1.0)
-
-
-@pytest.fixture
-def adapter(make_adapter: Callable[[str], PlatformAdapter]) -> ThreadsAdapter:
-    adapter = make_adapter("threads")
-    assert isinstance(adapter, ThreadsAdapter)
-    return adapter
-
-
-async def connect(adapter: ThreadsAdapter, http_session: aiohttp.ClientSession,
-                  scopes: list[str] | None = None) -> AccountAuth:
-    request = adapter.authorization_url(state="th-state", redirect_uri=REDIRECT, scopes=scopes)
-    query = await follow_consent(http_session, request.url, REDIRECT)
-    [identity] = await adapter.exchange_code(code=query["code"], redirect_uri=REDIRECT)
-    return auth_of(identity)
-
-
-@pytest.fixture
-async def profile(adapter: ThreadsAdapter, http_session: aiohttp.ClientSession) -> AccountAuth:
-    return await connect(adapter, http_session)
+from tests.platforms.test_threads import USER, adapter, connect, fast_polling, live, profile  # noqa: F401
 
 
 async def graph_get(http_session: aiohttp.ClientSession, sandbox_url: str, auth: AccountAuth, path: str,
@@ -63,10 +35,6 @@ async def graph_get(http_session: aiohttp.ClientSession, sandbox_url: str, auth:
         body: dict[str, Any] = await resp.json()
         assert resp.status == 200, body
     return body
-
-
-def live(sandbox: Sandbox) -> list[Any]:
-    return [p for p in sandbox.publications if p.network == "threads" and not p.deleted]
 
 
 def reply_to_ids(sandbox: Sandbox) -> list[str | None]:
@@ -193,7 +161,7 @@ async def test_an_over_long_reply_is_refused_by_threads(
 async def test_replying_without_threads_manage_replies_asks_for_a_reconnect(
     adapter: ThreadsAdapter, http_session: aiohttp.ClientSession, sandbox: Sandbox
 ) -> None:
-    auth = await connect(adapter, http_session, ["threads_basic", "threads_content_publish"])
+    auth = auth_of(await connect(adapter, http_session, ["threads_basic", "threads_content_publish"]))
     post = await adapter.publish(auth, PublishRequest(text="Posting is granted"))
     with pytest.raises(PermanentError, match="threads_manage_replies") as caught:
         await adapter.comment(auth, "Replying is not", on=PostRef.of(post))

@@ -1,6 +1,8 @@
 """X follow-ups against the sandbox over real HTTP: threads as reply chains, a reply with media, a
 first comment (the account's own reply), and what X refuses (deleted parents, long parts)."""
 
+# ruff: noqa: F811 -- the tests take the fixtures imported from test_twitter.py as parameters
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,7 +15,6 @@ from ouipost.platforms.base import (
     AccountAuth,
     MediaFile,
     PermanentError,
-    PlatformAdapter,
     PostRef,
     PublishRequest,
     RetryableError,
@@ -22,33 +23,9 @@ from ouipost.platforms.base import (
 from ouipost.platforms.twitter import TwitterAdapter
 from ouipost.sandbox import Sandbox
 from ouipost.sandbox.twitter import USER
-from tests.platforms.helpers import account_auth as auth_of
-from tests.platforms.helpers import follow_consent
+from tests.platforms.test_twitter import adapter, auth, fast_polling, live_tweets  # noqa: F401
 
-REDIRECT = "https://app.example.com/oauth/callback"
 THREAD_FIELDS = "conversation_id,referenced_tweets,in_reply_to_user_id,author_id"
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(TwitterAdapter, "poll_interval", 0.01)
-    monkeypatch.setattr(TwitterAdapter, "poll_timeout", 2.0)
-
-
-@pytest.fixture
-def adapter(make_adapter: Callable[[str], PlatformAdapter]) -> TwitterAdapter:
-    adapter = make_adapter("twitter")
-    assert isinstance(adapter, TwitterAdapter)
-    return adapter
-
-
-@pytest.fixture
-async def auth(adapter: TwitterAdapter, http_session: aiohttp.ClientSession) -> AccountAuth:
-    request = adapter.authorization_url(state="state-123", redirect_uri=REDIRECT)
-    query = await follow_consent(http_session, request.url, REDIRECT)
-    [identity] = await adapter.exchange_code(code=query["code"], redirect_uri=REDIRECT,
-                                             code_verifier=request.code_verifier)
-    return auth_of(identity)
 
 
 async def read_tweet(http_session: aiohttp.ClientSession, sandbox_url: str, auth: AccountAuth,
@@ -60,10 +37,6 @@ async def read_tweet(http_session: aiohttp.ClientSession, sandbox_url: str, auth
         assert resp.status == 200
         body: dict[str, Any] = await resp.json()
     return body
-
-
-def live_tweets(sandbox: Sandbox) -> list[Any]:
-    return [p for p in sandbox.publications if p.network == "twitter" and not p.deleted]
 
 
 def tweet_creations(sandbox: Sandbox) -> list[Any]:

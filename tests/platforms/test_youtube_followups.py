@@ -1,6 +1,8 @@
 """YouTube follow-ups against the sandbox over real HTTP: a first comment (commentThreads.insert), read
 back with commentThreads.list and the video's statistics, and its errors."""
 
+# ruff: noqa: F811 -- the tests take the fixtures imported from test_youtube.py as parameters
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -22,36 +24,12 @@ from ouipost.platforms.base import (
 )
 from ouipost.platforms.youtube import SCOPE, YouTubeAdapter
 from ouipost.sandbox import Sandbox
-
-REDIRECT = "https://app.example.com/oauth/youtube/callback"
-CHANNEL_ID = "UCsandboxAliceChannel0001"
+from tests.platforms.test_youtube import CHANNEL_ID, REDIRECT, adapter, auth, connect  # noqa: F401
 
 
-@pytest.fixture
-def adapter(make_adapter: Callable[[str], Any], sandbox: Sandbox) -> YouTubeAdapter:
-    youtube = make_adapter("youtube")
-    assert isinstance(youtube, YouTubeAdapter)
-    youtube.poll_interval = 0.02
-    youtube.processing_timeout = 2.0
+@pytest.fixture(autouse=True)
+def instant_processing(sandbox: Sandbox) -> None:
     sandbox.network_state("youtube")["processing_seconds"] = 0.0  # processed at once: nothing to wait for
-    return youtube
-
-
-async def connect(adapter: YouTubeAdapter, http_session: aiohttp.ClientSession,
-                  scopes: list[str] | None = None) -> AccountAuth:
-    request = adapter.authorization_url(state="st", redirect_uri=REDIRECT, scopes=scopes)
-    async with http_session.get(request.url, allow_redirects=False) as resp:
-        assert resp.status == 302, await resp.text()
-        params = {k: v[0] for k, v in parse_qs(urlsplit(resp.headers["Location"]).query).items()}
-    [identity] = await adapter.exchange_code(code=params["code"], redirect_uri=REDIRECT,
-                                             code_verifier=request.code_verifier)
-    return AccountAuth(remote_id=identity.remote_id, access_token=identity.token.access_token,
-                       refresh_token=identity.token.refresh_token, metadata=identity.metadata)
-
-
-@pytest.fixture
-async def auth(adapter: YouTubeAdapter, http_session: aiohttp.ClientSession) -> AccountAuth:
-    return await connect(adapter, http_session)
 
 
 @pytest.fixture
@@ -129,7 +107,7 @@ async def test_a_grant_without_force_ssl_asks_for_reconnection(
 ) -> None:
     video = await publish_video()
     # An older connection: it can upload and read, but commentThreads.insert needs youtube.force-ssl.
-    upload_only = await connect(adapter, http_session, [f"{SCOPE}youtube.upload", f"{SCOPE}youtube.readonly"])
+    upload_only = await connect(adapter, [f"{SCOPE}youtube.upload", f"{SCOPE}youtube.readonly"])
     with pytest.raises(PermanentError) as caught:
         await adapter.comment(upload_only, "hello", on=PostRef.of(video))
     assert caught.value.reconnect and caught.value.status == 403
