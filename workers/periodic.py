@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost.accounts.service import AccountStatus
+from ouipost.accounts.statuses import AccountStatus
 from ouipost.core.clock import Clock
 from ouipost.db.tables import social_accounts
 from ouipost.housekeeping import service as housekeeping

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.accounts import service as accounts
+from ouipost.accounts.statuses import AccountStatus
 from ouipost.db.batch import run_transaction
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.jobs.queue import RetryJob
@@ -123,7 +124,7 @@ class FollowupRun:
     async def _adapter(self, calls: platform_calls.PlatformCallLog) -> PlatformAdapter | None:
         """The network's adapter, or None after failing every pending part (the account is gone or
         not active, or the network has no app configured)."""
-        if self.account is None or self.account["status"] != accounts.AccountStatus.ACTIVE:
+        if self.account is None or self.account["status"] != AccountStatus.ACTIVE:
             await self._fail_pending("ACCOUNT_UNAVAILABLE", "The account is disconnected or not active")
             return None
         try:

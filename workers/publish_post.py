@@ -68,7 +68,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost.accounts import service as accounts
-from ouipost.accounts.service import AccountStatus
+from ouipost.accounts.statuses import AccountStatus
 from ouipost.config import Settings
 from ouipost.core.clock import Clock
 from ouipost.core.crypto import Cipher

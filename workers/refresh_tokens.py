@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ouipost.accounts import service as accounts
-from ouipost.accounts.service import AccountStatus
+from ouipost.accounts.statuses import AccountStatus
 from ouipost.core.crypto import Cipher, DecryptionError
 from ouipost.db.tables import social_accounts
 from ouipost.platforms import NetworkNotConfigured, adapter_class, make_adapter

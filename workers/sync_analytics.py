@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from ouipost.accounts import service as accounts
-from ouipost.accounts.service import AccountStatus
+from ouipost.accounts.statuses import AccountStatus
 from ouipost.analytics import service as analytics
 from ouipost.jobs.queue import RetryJob
 from ouipost.platforms import NetworkNotConfigured, make_adapter

@@ -10,12 +10,12 @@ import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ouipost.accounts.statuses import AccountStatus
 from ouipost.core import errors
 from ouipost.core.clock import isoformat
 from ouipost.core.crypto import Cipher, DecryptionError
@@ -25,13 +25,6 @@ from ouipost.db.tables import oauth_states, post_targets, posts, social_accounts
 from ouipost.platforms.base import AccountAuth, ConnectedIdentity, TokenSet
 
 STATE_TTL = timedelta(seconds=600)
-class AccountStatus(StrEnum):
-    ACTIVE = "active"  # publishing works
-    EXPIRED = "expired"  # the network refused the token and a refresh: the user must reconnect
-    ERROR = "error"  # the network refused the account itself (suspended, permissions gone)
-
-
-ACCOUNT_STATUSES: tuple[AccountStatus, ...] = tuple(AccountStatus)
 DEFAULT_ACCOUNT_SETTINGS: dict[str, Any] = {"auto_hashtags": False, "default_hashtags": []}
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ouipost.accounts.service import ACCOUNT_STATUSES
+from ouipost.accounts.statuses import ACCOUNT_STATUSES
 from ouipost.core.clock import isoformat
 from ouipost.db.engine import json_loads
 from ouipost.db.tables import api_keys, posts, social_accounts, users, workspaces

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost.accounts.service import AccountStatus
+from ouipost.accounts.statuses import AccountStatus
 from ouipost.db.tables import post_targets, posts, social_accounts, workspace_members, workspaces
 
 # Accounts in these states cannot publish until someone reconnects them.

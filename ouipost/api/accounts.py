@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ouipost.accounts import connections, instance_apps
 from ouipost.accounts import service as accounts
-from ouipost.accounts.service import AccountStatus
+from ouipost.accounts.statuses import ACCOUNT_STATUSES, AccountStatus
 from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, api_actor, pagination
 from ouipost.core import errors
@@ -67,7 +67,7 @@ class CallbackBody(Schema):
 
 class AccountQuery(PageQuery):
     platform = fields.String(validate=validate.OneOf(NETWORKS))
-    status = fields.String(validate=validate.OneOf(accounts.ACCOUNT_STATUSES))
+    status = fields.String(validate=validate.OneOf(ACCOUNT_STATUSES))
 
 
 class AccountSettings(Schema):

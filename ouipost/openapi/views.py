@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from marshmallow import INCLUDE, Schema, fields, validate
 
-from ouipost.accounts.service import ACCOUNT_STATUSES
+from ouipost.accounts.statuses import ACCOUNT_STATUSES
 from ouipost.identity import api_keys, audit, users
 from ouipost.platforms.registry import NETWORKS
 from ouipost.posts.followups import PartKind, PartSource, PartStatus, ThreadMode

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ouipost.accounts.service import AccountStatus
+from ouipost.accounts.statuses import AccountStatus
 from ouipost.db.tables import social_accounts
 from ouipost.platforms.registry import get_platform
 from ouipost.platforms.text import count_text, effective_text
