@@ -430,7 +430,8 @@ class Publisher:
         except PlatformError as exc:
             refusal = refused(exc, attempts=context.attempts, backoff=self.settings.publish_backoff_seconds)
             return Outcome(target_id, refusal.status, code=refusal.code, message=refusal.message), refusal.wait
-        return Outcome(target_id, "published", remote_id=result.remote_id, url=result.url), None
+        return Outcome(target_id, "published", remote_id=result.remote_id, url=result.url,
+                       followups=bool(plan.post and followups.plan(plan.post, send.target["network"]))), None
 
 
 @dataclass(frozen=True)

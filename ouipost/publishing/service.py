@@ -510,6 +510,7 @@ class Outcome:
     url: str | None = None
     code: str | None = None
     message: str | None = None
+    followups: bool = False  # published, and the post has follow-ups for this network (followups.plan)
 
 
 async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime) -> None:
@@ -528,27 +529,14 @@ async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome], no
                 for o in published
             ])
         await analytics.on_targets_published(conn, [o.target_id for o in published], now)
-        await _start_followups(conn, [o.target_id for o in published], now)
+        # Targets whose post asks for follow-ups on their network: their job, in this same transaction.
+        await enqueue_followups(conn, [o.target_id for o in published if o.followups], now)
     await mark_targets_failed(conn, [(o.target_id, o.code or "OUTCOME_UNKNOWN", o.message or "")
                                      for o in outcomes if o.status == "failed"], now)
     retrying = [{"target_id": o.target_id, "message": (o.message or "")[:2000], "now": now} for o in outcomes
                 if o.status == "pending"]
     if retrying:
         await conn.execute(_TARGET_RETRYING, retrying)
-
-
-_WITH_FOLLOWUPS = (
-    sa.select(post_targets.c.id, post_targets.c.network, posts.c.thread, posts.c.thread_mode, posts.c.first_comment)
-    .join(posts, posts.c.id == post_targets.c.post_id)
-    .where(post_targets.c.id.in_(expanding()), sa.or_(posts.c.thread.is_not(None), posts.c.first_comment.is_not(None)))
-)
-
-
-async def _start_followups(conn: AsyncConnection, target_ids: Sequence[str], now: datetime) -> None:
-    """Targets just published whose post asks for follow-ups on their network get their job, in the
-    transaction that records them published."""
-    rows = (await conn.execute(_WITH_FOLLOWUPS, {"ids": list(target_ids)})).mappings().all()
-    await enqueue_followups(conn, [r["id"] for r in rows if followups.plan(dict(r), r["network"])], now)
 
 
 async def mark_targets_failed(conn: AsyncConnection, failures: Sequence[tuple[str, str, str]], now: datetime) -> None:
