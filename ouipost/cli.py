@@ -29,6 +29,7 @@ from ouipost.core.clock import Clock, isoformat
 from ouipost.core.logs import configure_logging
 from ouipost.db.engine import create_engine
 from ouipost.db.migrations import MigrationError, MigrationStatus, count_between, migration_status, upgrade
+from ouipost.db.rows import UserRow
 from ouipost.http.web import AccessLogger
 from ouipost.identity import api_keys, users
 from ouipost.server import run_app
@@ -506,7 +507,7 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def create_admin(settings: Settings, args: argparse.Namespace) -> int:
-    async def run() -> dict[str, Any]:
+    async def run() -> UserRow:
         engine = create_engine(settings.database_url)
         try:
             await prepare_database(engine, settings)
@@ -545,7 +546,9 @@ def create_key(settings: Settings, args: argparse.Namespace) -> int:
 
     new = asyncio.run(run())
     if args.json:
-        record = {**new.record, "api_key": new.secret, "workspaces": list(dict.fromkeys(args.workspace))}
+        record: dict[str, Any] = {
+            **new.record, "api_key": new.secret, "workspaces": list(dict.fromkeys(args.workspace)),
+        }
         for field in ("created_at", "updated_at", "last_used_at"):
             record[field] = isoformat(record[field])
         print(json.dumps(record, indent=2))

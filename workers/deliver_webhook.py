@@ -25,8 +25,8 @@ back and the attempt is made again with the same `webhook-id`, which receivers u
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from ouipost.db.rows import DeliveryRow
 from ouipost.jobs.queue import JobFailed, RetryJob
 from ouipost.webhooks import dispatch as webhook_dispatch
 from ouipost.webhooks import service as webhooks
@@ -79,7 +79,7 @@ async def handle(context: JobContext) -> None:
     raise RetryJob(f"delivery {delivery_id} is not due yet", retry_after=wait)
 
 
-async def _queue_next(context: JobContext, delivery: dict[str, Any]) -> None:
+async def _queue_next(context: JobContext, delivery: DeliveryRow) -> None:
     """Enqueue the job of the delivery's next attempt at its `next_attempt_at` (deduplicated)."""
     run_at = delivery["next_attempt_at"]
     if run_at is None:

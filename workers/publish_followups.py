@@ -22,7 +22,7 @@ The job's unique key is the target's (`followups:{target_id}`): one run per targ
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost.accounts import service as accounts
 from ouipost.accounts.statuses import AccountStatus
 from ouipost.db.batch import run_transaction
+from ouipost.db.rows import AccountRow, MediaRow, PartRow, PostRow, TargetRow, record
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.jobs.queue import RetryJob
 from ouipost.platforms import NetworkNotConfigured, make_adapter
@@ -98,11 +99,11 @@ class FollowupRun:
     """One run of a target's follow-ups job (see the module doc)."""
 
     context: JobContext
-    target: dict[str, Any]
-    post: dict[str, Any]
-    account: dict[str, Any] | None
-    parts: list[dict[str, Any]]
-    media: list[dict[str, Any]]
+    target: TargetRow
+    post: PostRow
+    account: AccountRow | None
+    parts: list[PartRow]
+    media: list[MediaRow]
 
     async def send_all(self, calls: platform_calls.PlatformCallLog) -> float | None:
         """Send every part still to send, in order. Returns the seconds to wait before the next run
@@ -112,6 +113,7 @@ class FollowupRun:
         adapter = await self._adapter(calls)
         if adapter is None:
             return None
+        assert self.target["remote_id"] is not None  # a published target (_load)
         chain = _Chain(PostRef(self.target["remote_id"]))
         for part in self.parts:
             if not await self._due(part, chain):
@@ -134,12 +136,13 @@ class FollowupRun:
             await self._fail_pending("NETWORK_NOT_CONFIGURED", str(exc))
             return None
 
-    async def _due(self, part: dict[str, Any], chain: _Chain) -> bool:
+    async def _due(self, part: PartRow, chain: _Chain) -> bool:
         """Whether `part` is to be sent now; follows the chain past published and failed replies, and
         fails a reply whose parent was not published (THREAD_BROKEN)."""
         reply = part["kind"] == PartKind.REPLY
         if part["status"] == PartStatus.PUBLISHED:
             if reply:
+                assert part["remote_id"] is not None  # set with the status (followups.mark_published)
                 chain.parent = PostRef(part["remote_id"], part["remote_extra"] or {})
             return False
         if part["status"] == PartStatus.FAILED:
@@ -152,7 +155,7 @@ class FollowupRun:
             return False
         return True
 
-    async def _send_one(self, adapter: PlatformAdapter, part: dict[str, Any], chain: _Chain) -> _Stop | None:
+    async def _send_one(self, adapter: PlatformAdapter, part: PartRow, chain: _Chain) -> _Stop | None:
         """Claim, send and record one part. None: on to the next part (this one published or
         failed); a _Stop ends the run (a retryable error, the part pending again: with the wait; the
         token refused: every part left failed)."""
@@ -190,7 +193,7 @@ class FollowupRun:
             chain.parent = PostRef.of(result)
         return None
 
-    async def _send(self, adapter: PlatformAdapter, auth: Any, part: Mapping[str, Any], parent: PostRef,
+    async def _send(self, adapter: PlatformAdapter, auth: Any, part: PartRow, parent: PostRef,
                     root: PostRef) -> PublishResult:
         content, media_ids = self._content_of(part)
         if part["kind"] == PartKind.COMMENT:
@@ -205,19 +208,19 @@ class FollowupRun:
         )
         return await adapter.reply(auth, request, parent=parent, root=root)
 
-    def _content_of(self, part: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
+    def _content_of(self, part: PartRow) -> tuple[str, Sequence[str]]:
         """The text (and, for a thread's reply, the media) the post asks this part to carry."""
         if part["source"] == PartSource.FIRST_COMMENT:
             return str(self.post["first_comment"]), ()
+        assert part["source_index"] is not None  # a thread's part
         item = followups.thread_of(self.post)[part["source_index"]]
         return str(item["content"]), tuple(item.get("media_ids") or ())
 
-    async def _fail(self, parts: Sequence[Mapping[str, Any]], code: str, message: str) -> None:
+    async def _fail(self, parts: Sequence[PartRow], code: str, message: str) -> None:
         async with self.context.engine.begin() as conn:
             await followups.mark_failed(conn, [p["id"] for p in parts], code, message, self.context.clock.now())
         for part in parts:
-            if isinstance(part, dict):
-                part["status"] = PartStatus.FAILED
+            part["status"] = PartStatus.FAILED
 
     async def _fail_pending(self, code: str, message: str) -> None:
         await self._fail([p for p in self.parts if p["status"] == PartStatus.PENDING], code, message)
@@ -229,8 +232,9 @@ async def _load(conn: AsyncConnection, target_id: str, context: JobContext) -> F
     row = (await conn.execute(sa.select(post_targets).where(post_targets.c.id == target_id))).mappings().first()
     if row is None or row["status"] != "published":
         return None
-    target = dict(row)
-    post = dict((await conn.execute(sa.select(posts).where(posts.c.id == target["post_id"]))).mappings().one())
+    target = record(TargetRow, row)
+    post = record(PostRow, (await conn.execute(
+        sa.select(posts).where(posts.c.id == target["post_id"]))).mappings().one())
     account = None
     if target["account_id"]:
         account = (await conn.execute(sa.select(social_accounts).where(
@@ -242,5 +246,5 @@ async def _load(conn: AsyncConnection, target_id: str, context: JobContext) -> F
         await followups.mark_failed(conn, interrupted, "OUTCOME_UNKNOWN", publishing.INTERRUPTED_MESSAGE, now)
         parts = await followups.parts_of_target(conn, target_id)
     media = (await posts_service.media_of(conn, [post["id"]]))[post["id"]]
-    return FollowupRun(context, target, post, dict(account) if account else None, parts, media)
+    return FollowupRun(context, target, post, record(AccountRow, account) if account else None, parts, media)
 

@@ -59,7 +59,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,6 +74,7 @@ from ouipost.core.clock import Clock
 from ouipost.core.crypto import Cipher
 from ouipost.core.metrics import process_metrics
 from ouipost.db.batch import GroupCommit
+from ouipost.db.rows import AccountRow, MediaRow, PostRow, TargetRow
 from ouipost.jobs import queue
 from ouipost.jobs.queue import Job, RetryJob
 from ouipost.platforms import NetworkNotConfigured, make_adapter
@@ -141,7 +142,7 @@ class Answers:
     outcomes: tuple[Outcome, ...] = ()
     slots: tuple[pacing.Admission, ...] = ()
     calls: tuple[dict[str, Any], ...] = ()
-    expired_accounts: tuple[dict[str, Any], ...] = ()
+    expired_accounts: tuple[AccountRow, ...] = ()
 
     @classmethod
     def joined(cls, parts: Iterable[Answers]) -> Answers:
@@ -532,7 +533,7 @@ async def _acknowledge(conn: AsyncConnection, items: Sequence[Finish], answers: 
 # --- what a network gets --------------------------------------------------------------------------
 
 
-def _log_failure(context: JobContext, target: Mapping[str, Any], outcome: Outcome, wait: float | None) -> None:
+def _log_failure(context: JobContext, target: TargetRow, outcome: Outcome, wait: float | None) -> None:
     """A failed or retried target, one WARNING line with its error code: an operator watching a
     worker's output sees why posts fail (the message is the network's or the adapter's, no secret)."""
     if outcome.status == "failed":
@@ -545,8 +546,7 @@ def _log_failure(context: JobContext, target: Mapping[str, Any], outcome: Outcom
 
 
 def _publish_request(
-    post: Mapping[str, Any], account: Mapping[str, Any], network: str, media: list[dict[str, Any]],
-    storage: Storage | None,
+    post: PostRow, account: AccountRow, network: str, media: list[MediaRow], storage: Storage | None,
 ) -> PublishRequest:
     """The post as this network gets it: its override, hashtags (plus the account's automatic ones),
     the link in the text or apart, and the media it selects."""
@@ -560,7 +560,7 @@ def _publish_request(
     link = override.get("link", post["link"])
     text = effective_text(override.get("content", post["content"]), hashtags, link, spec)
     # Without an override the post gets its media less those its thread's parts name (followups).
-    in_thread = followups.thread_media_ids(post) if override.get("media_ids") is None else set()
+    in_thread = followups.thread_media_ids(followups.thread_of(post)) if override.get("media_ids") is None else set()
     infos = [validation.MediaInfo(id=m["id"], kind=m["type"], duration=m["duration"], width=m["width"],
                                   height=m["height"]) for m in media if m["id"] not in in_thread]
     selected, _ = validation.select_media(infos, override.get("media_ids"))
@@ -574,7 +574,7 @@ def _publish_request(
     )
 
 
-def media_file(row: Mapping[str, Any], storage: Storage) -> MediaFile:
+def media_file(row: MediaRow, storage: Storage) -> MediaFile:
     async def stream(chunk_size: int) -> AsyncIterator[bytes]:
         async for chunk in await storage.open(row["storage_key"], chunk_size):
             yield chunk

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +28,7 @@ import sqlalchemy as sa
 from ouipost.accounts import service as accounts
 from ouipost.accounts.statuses import AccountStatus
 from ouipost.core.crypto import Cipher, DecryptionError
+from ouipost.db.rows import AccountRow, record, records
 from ouipost.db.tables import social_accounts
 from ouipost.platforms import NetworkNotConfigured, adapter_class, make_adapter
 from ouipost.platforms.base import PlatformError, TokenExpiredError
@@ -59,7 +59,7 @@ async def handle(context: JobContext) -> None:
     cipher, http = resources.cipher, resources.platform_http()
     limit = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(account: dict[str, Any]) -> str:
+    async def one(account: AccountRow) -> str:
         async with limit:
             return await refresh_account(context, account, http, cipher)
 
@@ -73,7 +73,7 @@ def refreshable_networks() -> list[str]:
     return [n for n in NETWORKS if adapter_class(n).supports_refresh]
 
 
-async def expiring_accounts(engine: Any, now: datetime, config: PacingConfig) -> list[dict[str, Any]]:
+async def expiring_accounts(engine: Any, now: datetime, config: PacingConfig) -> list[AccountRow]:
     """Active accounts of refreshable networks whose token expires within the network's window."""
     clauses = []
     for network in refreshable_networks():
@@ -93,10 +93,10 @@ async def expiring_accounts(engine: Any, now: datetime, config: PacingConfig) ->
                    sa.or_(*clauses))
             .order_by(social_accounts.c.token_expires_at).limit(BATCH)
         )
-        return [dict(r) for r in rows.mappings()]
+        return records(AccountRow, rows.mappings())
 
 
-async def refresh_account(context: JobContext, account: Mapping[str, Any], http: PlatformHttp, cipher: Cipher) -> str:
+async def refresh_account(context: JobContext, account: AccountRow, http: PlatformHttp, cipher: Cipher) -> str:
     """Refresh one account; returns what happened: refreshed, expired, skipped, or retry."""
     engine, clock = context.engine, context.clock
     network = account["platform"]
@@ -119,7 +119,7 @@ async def refresh_account(context: JobContext, account: Mapping[str, Any], http:
     return "refreshed"
 
 
-async def _mark_expired(engine: Any, account: Mapping[str, Any], message: str, now: datetime) -> None:
+async def _mark_expired(engine: Any, account: AccountRow, message: str, now: datetime) -> None:
     """Mark the account expired and record account.expired, unless it changed since we read it
     (the user reconnected it, or a publish refreshed it): then its new tokens are not ours to judge."""
     async with engine.begin() as conn:
@@ -129,7 +129,7 @@ async def _mark_expired(engine: Any, account: Mapping[str, Any], message: str, n
         if current is None or current["status"] != "active" or current["access_token"] != account["access_token"]:
             return
         await accounts.mark_account(conn, account["id"], "expired", f"Token refresh refused: {message}", now)
-        view = accounts.account_view({**current, "status": AccountStatus.EXPIRED}, now=now)
+        view = accounts.account_view(record(AccountRow, {**current, "status": AccountStatus.EXPIRED}), now=now)
         await record_event(conn, "account.expired", {"account": view}, workspace_id=account["workspace_id"], now=now)
     log.warning("account %s (%s) expired: the network refused the refresh (%s)", account["id"],
                 account["platform"], message)

@@ -20,6 +20,7 @@ from typing import Any
 from ouipost.accounts import service as accounts
 from ouipost.accounts.statuses import AccountStatus
 from ouipost.analytics import service as analytics
+from ouipost.db.rows import AccountRow, TargetRow
 from ouipost.jobs.queue import RetryJob
 from ouipost.platforms import NetworkNotConfigured, make_adapter
 from ouipost.platforms.base import (
@@ -44,7 +45,8 @@ async def handle(context: JobContext) -> None:
         target = await analytics.target_for_sync(conn, target_id)
     if target is None or target["account"] is None:
         return
-    if target["account"]["status"] != AccountStatus.ACTIVE:
+    account = target["account"]
+    if account["status"] != AccountStatus.ACTIVE:
         await _plan_next(context, target)
         return
     resources = context.resources
@@ -54,7 +56,7 @@ async def handle(context: JobContext) -> None:
         log.warning("analytics of %s not synced: %s", target_id, exc)
         return
     try:
-        insights = await _fetch(context, adapter, target)
+        insights = await _fetch(context, adapter, target, account)
     except (RetryableError, TokenExpiredError) as exc:
         retryable = isinstance(exc, RetryableError)
         if retryable and context.attempts < context.job.max_attempts:
@@ -78,14 +80,14 @@ async def handle(context: JobContext) -> None:
         await analytics.ensure_accounts_job(conn, now)
 
 
-async def _fetch(context: JobContext, adapter: Any, target: dict[str, Any]) -> Insights:
+async def _fetch(context: JobContext, adapter: Any, target: TargetRow, account: AccountRow) -> Insights:
     remote_id = target["remote_id"]
     return await accounts.call_with_refresh(
-        context.engine, adapter, target["account"], context.resources.cipher, context.clock.now(),
+        context.engine, adapter, account, context.resources.cipher, context.clock.now(),
         lambda auth: adapter.post_insights(auth, remote_id),
     )
 
 
-async def _plan_next(context: JobContext, target: dict[str, Any]) -> None:
+async def _plan_next(context: JobContext, target: TargetRow) -> None:
     async with context.engine.begin() as conn:
         await analytics.schedule_next_sync(conn, context.job, target, context.clock.now())

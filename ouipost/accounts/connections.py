@@ -17,7 +17,7 @@ Network answers map to the API's errors: refused credentials 422 VALIDATION_ERRO
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,7 @@ from ouipost.accounts import service as accounts
 from ouipost.config import Settings
 from ouipost.core import errors
 from ouipost.core.crypto import Cipher
+from ouipost.db.rows import AccountRow
 from ouipost.db.tables import post_targets, posts
 from ouipost.identity.audit import Actor, record_audit
 from ouipost.platforms import NetworkNotConfigured, make_adapter
@@ -84,7 +85,7 @@ def unavailable(network: str, exc: PlatformError) -> errors.ApiError:
 async def connect_with_password(
     engine: AsyncEngine, adapter: PlatformAdapter, *, workspace_id: str, network: str, identifier: str,
     app_password: str, cipher: Cipher, now: datetime,
-) -> dict[str, Any]:
+) -> AccountRow:
     """Log in with an app password and connect (or update) the identity; answers the account row.
     422 VALIDATION_ERROR on `app_password` when the network refuses; nothing is saved then."""
     try:
@@ -125,7 +126,7 @@ async def start_oauth(
 async def finish_oauth(
     engine: AsyncEngine, adapter_of: Callable[[str], PlatformAdapter], *, workspace_id: str, state: str, code: str,
     owner: StateOwner, cipher: Cipher, now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[AccountRow]:
     """Consume the state, trade the code and connect every identity of the grant; answers the
     account rows. 400 INVALID_OAUTH_STATE, 400 OAUTH_EXCHANGE_FAILED, 503 (see the module doc).
     The state is spent even when the exchange fails: a code is never tried twice."""
@@ -184,7 +185,7 @@ async def posts_returning_to_draft(conn: AsyncConnection, account_id: str) -> li
 
 
 async def disconnect_account(
-    engine: AsyncEngine, adapter: PlatformAdapter | None, account: Mapping[str, Any], *, cipher: Cipher,
+    engine: AsyncEngine, adapter: PlatformAdapter | None, account: AccountRow, *, cipher: Cipher,
     now: datetime, actor: Actor,
 ) -> int:
     """Disconnect `account` (see the module doc) and answer how many posts were touched

@@ -15,7 +15,7 @@ server that does not answer usefully 503.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ouipost.core import errors
 from ouipost.core.crypto import Cipher, DecryptionError
 from ouipost.db.instance_tables import instance_apps
+from ouipost.db.rows import AccountRow
 from ouipost.platforms.base import (
     NotSupportedError,
     PermanentError,
@@ -134,7 +135,7 @@ async def bind_to_instance(
 
 
 async def bind_for_account(
-    engine: AsyncEngine, adapter: PlatformAdapter, account: Mapping[str, Any], *, cipher: Cipher,
+    engine: AsyncEngine, adapter: PlatformAdapter, account: AccountRow, *, cipher: Cipher,
 ) -> PlatformAdapter:
     """`adapter` bound to the app an account of an instance-based network connected through (its
     server and client id are in the account's metadata), so that it can revoke the account's token;

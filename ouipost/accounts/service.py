@@ -21,6 +21,7 @@ from ouipost.core.clock import isoformat
 from ouipost.core.crypto import Cipher, DecryptionError
 from ouipost.core.ids import new_id
 from ouipost.db.pages import fetch_page
+from ouipost.db.rows import AccountRow, record, records
 from ouipost.db.tables import oauth_states, post_targets, posts, social_accounts
 from ouipost.platforms.base import AccountAuth, ConnectedIdentity, TokenSet
 
@@ -98,7 +99,7 @@ async def consume_state(
 async def upsert_identity(
     conn: AsyncConnection, *, workspace_id: str, platform: str, identity: ConnectedIdentity, cipher: Cipher,
     now: datetime,
-) -> dict[str, Any]:
+) -> AccountRow:
     """Insert the identity as an account, or update the one already connected (same remote id).
 
     The first active account of a network in a workspace becomes its default.
@@ -147,7 +148,7 @@ async def upsert_identity(
     return await get_account(conn, workspace_id, account_id)
 
 
-async def get_account(conn: AsyncConnection, workspace_id: str, account_id: str) -> dict[str, Any]:
+async def get_account(conn: AsyncConnection, workspace_id: str, account_id: str) -> AccountRow:
     row = (await conn.execute(
         sa.select(social_accounts).where(
             social_accounts.c.id == account_id, social_accounts.c.workspace_id == workspace_id
@@ -155,23 +156,26 @@ async def get_account(conn: AsyncConnection, workspace_id: str, account_id: str)
     )).mappings().first()
     if row is None:
         raise errors.NotFound("Account not found")
-    return dict(row)
+    return record(AccountRow, row)
 
 
 async def list_accounts(
     conn: AsyncConnection, workspace_id: str, *, platform: str | None, status: str | None, page: int, limit: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[AccountRow], int]:
     clauses = [social_accounts.c.workspace_id == workspace_id]
     if platform:
         clauses.append(social_accounts.c.platform == platform)
     if status:
         clauses.append(social_accounts.c.status == status)
-    return await fetch_page(conn, social_accounts, where=clauses, order_by=[social_accounts.c.id], page=page,
-                            limit=limit)
+    rows, total = await fetch_page(conn, social_accounts, where=clauses, order_by=[social_accounts.c.id],
+                                   page=page, limit=limit)
+    return records(AccountRow, rows), total
 
 
-def auth_of(account: Mapping[str, Any], cipher: Cipher) -> AccountAuth:
+def auth_of(account: AccountRow, cipher: Cipher) -> AccountAuth:
     """Decrypted credentials for an adapter call. DecryptionError after a secret-key change."""
+    if account["access_token"] is None:  # every connection stores one; the column allows none
+        raise DecryptionError("the account holds no access token")
     return AccountAuth(
         remote_id=account["remote_id"],
         access_token=cipher.decrypt(account["access_token"], context=account["id"]),
@@ -205,8 +209,8 @@ async def mark_account(conn: AsyncConnection, account_id: str, status: str, erro
 
 
 async def update_account(
-    conn: AsyncConnection, account: Mapping[str, Any], changes: Mapping[str, Any], now: datetime
-) -> dict[str, Any]:
+    conn: AsyncConnection, account: AccountRow, changes: Mapping[str, Any], now: datetime
+) -> AccountRow:
     values: dict[str, Any] = {"updated_at": now}
     if "name" in changes:
         values["name"] = changes["name"]
@@ -221,7 +225,7 @@ async def update_account(
     elif changes.get("is_default") is False:
         values["is_default"] = False
     await conn.execute(social_accounts.update().where(social_accounts.c.id == account["id"]).values(**values))
-    return {**account, **values}
+    return record(AccountRow, {**account, **values})
 
 
 async def store_stats(conn: AsyncConnection, account_id: str, stats: Mapping[str, Any], now: datetime) -> None:
@@ -243,7 +247,7 @@ async def posts_this_month(conn: AsyncConnection, account_ids: Sequence[str], no
     return {account_id: int(count) for account_id, count in rows}
 
 
-async def disconnect(conn: AsyncConnection, account: Mapping[str, Any], now: datetime) -> int:
+async def disconnect(conn: AsyncConnection, account: AccountRow, now: datetime) -> int:
     """Cancel this account's pending targets, return scheduled posts left with none to draft, and
     delete the account. Returns how many posts were touched."""
     touched = [
@@ -266,7 +270,7 @@ async def disconnect(conn: AsyncConnection, account: Mapping[str, Any], now: dat
     return len(touched)
 
 
-def token_valid(account: Mapping[str, Any], now: datetime) -> bool:
+def token_valid(account: AccountRow, now: datetime) -> bool:
     if account["status"] != "active":
         return False
     expires = account["token_expires_at"]
@@ -274,7 +278,7 @@ def token_valid(account: Mapping[str, Any], now: datetime) -> bool:
 
 
 def account_view(
-    account: Mapping[str, Any], *, now: datetime, posts_month: int = 0, detail: bool = False,
+    account: AccountRow, *, now: datetime, posts_month: int = 0, detail: bool = False,
 ) -> dict[str, Any]:
     stats = account["stats"] or {}
     view: dict[str, Any] = {
@@ -315,7 +319,7 @@ __all__ = ["DecryptionError"]
 
 
 async def call_with_refresh(
-    engine: Any, adapter: Any, account: Mapping[str, Any], cipher: Cipher, now: datetime, call: Any,
+    engine: Any, adapter: Any, account: AccountRow, cipher: Cipher, now: datetime, call: Any,
 ) -> Any:
     """Run `call(auth)`; on TokenExpiredError refresh the token once (see `refresh_stored_tokens`) and
     try again. A refresh the network refuses marks the account `expired` and re-raises."""
@@ -338,8 +342,8 @@ async def call_with_refresh(
 
 
 async def refresh_stored_tokens(
-    engine: Any, adapter: Any, account: Mapping[str, Any], cipher: Cipher, now: datetime
-) -> dict[str, Any]:
+    engine: Any, adapter: Any, account: AccountRow, cipher: Cipher, now: datetime
+) -> AccountRow:
     """Refresh an account's token, one refresh per account at a time across every process.
 
     Under a lock on the account row: when the stored tokens already differ from those `account` was
@@ -359,13 +363,14 @@ async def refresh_stored_tokens(
             query = sa.select(social_accounts).where(social_accounts.c.id == account["id"])
         else:
             query = sa.select(social_accounts).where(social_accounts.c.id == account["id"]).with_for_update()
-        current = (await conn.execute(query)).mappings().first()
-        if current is None:
+        row = (await conn.execute(query)).mappings().first()
+        if row is None:
             raise TokenExpiredError("The account was disconnected", network=account["platform"])
+        current = record(AccountRow, row)
         if current["access_token"] != account["access_token"]:
-            return dict(current)
+            return current
         token = await adapter.refresh_token(auth_of(current, cipher))
         await store_tokens(conn, account["id"], token, cipher, now)
-        return dict((await conn.execute(
+        return record(AccountRow, (await conn.execute(
             sa.select(social_accounts).where(social_accounts.c.id == account["id"])
         )).mappings().one())

@@ -12,6 +12,7 @@ from ouipost.admin.common import Choice, UniqueList, admin_route, request_actor
 from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination
 from ouipost.core import errors
 from ouipost.core.clock import isoformat
+from ouipost.db.rows import ApiKeyRow
 from ouipost.http import usage
 from ouipost.http.context import CLOCK, DB, SETTINGS
 from ouipost.http.web import load_body, load_query, ok
@@ -46,7 +47,7 @@ def _check_tier(request: web.Request, body: dict[str, Any]) -> None:
     key_admin.check_tier(body, request.app[SETTINGS].rate_limits)
 
 
-async def _view(conn: Any, row: dict[str, Any], now: Any) -> dict[str, Any]:
+async def _view(conn: Any, row: ApiKeyRow, now: Any) -> dict[str, Any]:
     grants = await key_admin.workspaces_by_key(conn, [row["id"]])
     counts = await usage.usage_by_key(conn, [row["id"]], now.date())
     return key_admin.key_view(row, grants[row["id"]], counts[row["id"]])

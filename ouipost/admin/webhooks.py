@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from ouipost.admin.common import Choice, UniqueList, admin_route, request_actor
 from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination
 from ouipost.core import errors
+from ouipost.db.rows import WebhookRow
 from ouipost.http.context import CLOCK, DB, SETTINGS
 from ouipost.http.web import load_body, load_query, ok
 from ouipost.openapi import describe, views
@@ -50,7 +51,7 @@ async def _checked_url(request: web.Request, url: str) -> str:
     return await webhooks.checked_url(url, allow_private=request.app[SETTINGS].webhook_allow_private)
 
 
-async def _found(conn: Any, webhook_id: str) -> dict[str, Any]:
+async def _found(conn: Any, webhook_id: str) -> WebhookRow:
     row = await webhooks.get_webhook(conn, webhook_id)
     if row is None:
         raise errors.NotFound("Webhook not found")

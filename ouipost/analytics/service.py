@@ -55,6 +55,7 @@ from ouipost.db.analytics_tables import (
     target_insights,
 )
 from ouipost.db.batch import expanding
+from ouipost.db.rows import AccountRow, TargetRow, record, records
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.jobs import queue
 from ouipost.platforms.base import AccountStats, Insights
@@ -166,7 +167,13 @@ async def _enqueue_sync(conn: AsyncConnection, target_id: str, run_at: datetime,
     )
 
 
-async def target_for_sync(conn: AsyncConnection, target_id: str) -> dict[str, Any] | None:
+class SyncTarget(TargetRow):
+    """A published target and its account row (None once the account is disconnected)."""
+
+    account: AccountRow | None
+
+
+async def target_for_sync(conn: AsyncConnection, target_id: str) -> SyncTarget | None:
     """The published target with what a sync needs (remote id, account row), or None when the target
     is gone (post deleted) or not published."""
     row = (await conn.execute(
@@ -174,23 +181,20 @@ async def target_for_sync(conn: AsyncConnection, target_id: str) -> dict[str, An
     )).mappings().first()
     if row is None or not row["remote_id"]:
         return None
-    target = dict(row)
     account = None
-    if target["account_id"]:
+    if row["account_id"]:
         account = (await conn.execute(
-            sa.select(social_accounts).where(social_accounts.c.id == target["account_id"])
+            sa.select(social_accounts).where(social_accounts.c.id == row["account_id"])
         )).mappings().first()
-    target["account"] = dict(account) if account else None
-    return target
+    return record(SyncTarget, {**row, "account": record(AccountRow, account) if account else None})
 
 
 async def store_snapshot(
-    conn: AsyncConnection, target: Mapping[str, Any], insights: Insights, taken_at: datetime
+    conn: AsyncConnection, target: TargetRow, insights: Insights, taken_at: datetime
 ) -> None:
     """Keep one insights answer of a published target and make it the target's latest totals, the
     rollups changing by the difference.
 
-    `target` is a post_targets row (id, post_id, workspace_id, network, account_id, published_at).
     An answer older than the totals already kept (a late retry) is kept as history only.
     """
     metrics = {str(k): float(v) for k, v in (insights.metrics or {}).items()}
@@ -317,7 +321,7 @@ def _upsert_adding(dialect: str, table: sa.Table) -> sa.Insert:
 
 
 async def schedule_next_sync(
-    conn: AsyncConnection, job: queue.Job, target: Mapping[str, Any], now: datetime
+    conn: AsyncConnection, job: queue.Job, target: TargetRow, now: datetime
 ) -> datetime | None:
     """Enqueue the target's next sync along SYNC_SCHEDULE; returns when, or None when it is over.
 
@@ -361,18 +365,18 @@ async def schedule_next_accounts_sync(conn: AsyncConnection, job: queue.Job, now
                         priority=PRIORITY, unique_key=ACCOUNTS_JOB_KEY, max_attempts=ACCOUNTS_MAX_ATTEMPTS)
 
 
-async def accounts_to_sync(conn: AsyncConnection) -> list[dict[str, Any]]:
+async def accounts_to_sync(conn: AsyncConnection) -> list[AccountRow]:
     """Every active account, oldest first."""
     rows = await conn.execute(
         sa.select(social_accounts)
         .where(social_accounts.c.status == AccountStatus.ACTIVE)
         .order_by(social_accounts.c.id)
     )
-    return [dict(r) for r in rows.mappings()]
+    return records(AccountRow, rows.mappings())
 
 
 async def store_account_snapshot(
-    conn: AsyncConnection, account: Mapping[str, Any], stats: AccountStats, taken_at: datetime
+    conn: AsyncConnection, account: AccountRow, stats: AccountStats, taken_at: datetime
 ) -> None:
     """Keep one day's account answer (followers, following, posts, demographics when the network
     gives them)."""

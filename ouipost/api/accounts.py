@@ -16,6 +16,7 @@ from ouipost.accounts.statuses import ACCOUNT_STATUSES, AccountStatus
 from ouipost.api.auth import api_route
 from ouipost.api.common import HashtagList, PageQuery, StrictBoolean, TrimmedString, api_actor, pagination
 from ouipost.core import errors
+from ouipost.db.rows import AccountRow
 from ouipost.http.context import API_KEY, CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS, WORKSPACE_ID
 from ouipost.http.web import load_body, load_query, ok
 from ouipost.openapi import describe, views
@@ -163,7 +164,7 @@ async def get_account(request: web.Request) -> web.Response:
                                                 detail=True)})
 
 
-async def _refresh_stats(request: web.Request, account: dict[str, Any]) -> dict[str, Any]:
+async def _refresh_stats(request: web.Request, account: AccountRow) -> AccountRow:
     """Followers and counts from the network; on failure the cached ones stay and health says why."""
     engine, now = request.app[DB], request.app[CLOCK].now()
     adapter = _adapter(request, account["platform"])

@@ -56,8 +56,9 @@ async def workspace_analytics(request: web.Request) -> web.Response:
     query = load_query(request, AnalyticsQuery())
     workspace_id = request[WORKSPACE_ID]
     async with request.app[DB].connect() as conn:
-        workspace = await workspaces.get_workspace(conn, workspace_id) or {}
-        zone = str((workspace.get("settings") or {}).get("timezone") or "UTC")
+        workspace = await workspaces.get_workspace(conn, workspace_id)
+        settings = (workspace["settings"] if workspace else None) or {}
+        zone = str(settings.get("timezone") or "UTC")
         period = analytics.resolve_period(query.get("from_"), query.get("to"), query["granularity"], zone,
                                           request.app[CLOCK].now())
         data = await analytics.workspace_analytics(conn, workspace_id, period, query.get("platform"))

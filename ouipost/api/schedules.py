@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.api.auth import api_route
 from ouipost.api.common import PageQuery, StrictBoolean, TrimmedString, pagination, validate_timezone
+from ouipost.db.rows import ScheduleRow
 from ouipost.http.context import CLOCK, DB, WORKSPACE_ID
 from ouipost.http.idempotency import idempotent
 from ouipost.http.web import load_body, load_query, ok
@@ -154,7 +155,7 @@ async def delete_schedule(request: web.Request) -> web.Response:
 
 
 async def _detail(
-    conn: AsyncConnection, row: Mapping[str, Any], slots: list[Slot], now: datetime
+    conn: AsyncConnection, row: ScheduleRow, slots: list[Slot], now: datetime
 ) -> dict[str, Any]:
     return service.schedule_view(
         row, slots,

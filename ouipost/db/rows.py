@@ -13,22 +13,29 @@ They stay dicts at run time, so views, JSON and batched statements take them as 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypedDict, TypeVar, cast
+
+import sqlalchemy as sa
 
 R = TypeVar("R")
 
 
-def record(kind: type[R], row: Mapping[str, Any]) -> R:
+def record(kind: type[R], row: Mapping[Any, Any]) -> R:
     """`row` (a RowMapping or a dict of every column) as the record `kind`; a copy, so callers may
     change it. Checked against the table by tests/test_rows.py, not at run time (hot paths)."""
     return cast(R, dict(row))
 
 
-def records(kind: type[R], rows: Any) -> list[R]:
-    """`record` for each row of a result (`.mappings()`) or any iterable of mappings."""
-    return [cast(R, dict(row)) for row in rows]
+def records(kind: type[R], rows: sa.Result[Any] | Iterable[Mapping[Any, Any]]) -> list[R]:
+    """`record` for each row of a result, or of any iterable of mappings. A result's column names are
+    read once: dict(RowMapping) builds a keys view for every row, which was a tenth of a page of
+    posts' time."""
+    if isinstance(rows, sa.Result):
+        keys = tuple(rows.keys())
+        return cast(list[R], [dict(zip(keys, row, strict=True)) for row in rows])
+    return cast(list[R], [dict(row) for row in rows])
 
 
 # --- identity ---------------------------------------------------------------------------------

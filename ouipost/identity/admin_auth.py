@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from ouipost.core.crypto import derive_key
 from ouipost.core.metrics import process_metrics
 from ouipost.db.admin_tables import admin_sessions, login_failures
 from ouipost.db.batch import run_transaction
+from ouipost.db.rows import UserRow
 from ouipost.db.tables import users as users_table
 from ouipost.identity import users
 from ouipost.identity.audit import Actor, record_audit
@@ -79,7 +79,7 @@ class LoginOutcome:
     never the client) and `locked_until` when the e-mail is (now) locked. `user` is the user the
     e-mail belongs to, when there is one."""
 
-    user: dict[str, Any] | None
+    user: UserRow | None
     token: IssuedToken | None
     failure: str | None = None
     locked_until: datetime | None = None
@@ -109,7 +109,7 @@ def _dummy_hash() -> str:
 # Tokens
 
 
-async def issue_token(conn: AsyncConnection, user: Mapping[str, Any], *, secret_key: str, now: datetime) -> IssuedToken:
+async def issue_token(conn: AsyncConnection, user: UserRow, *, secret_key: str, now: datetime) -> IssuedToken:
     """Sign a token for `user` and record its session."""
     jti = secrets.token_urlsafe(24)
     expires_at = now + TOKEN_TTL
@@ -266,7 +266,7 @@ class _Attempt:
 
     email: str
     locked_until: datetime | None
-    user: dict[str, Any] | None
+    user: UserRow | None
 
 
 async def _look_up(conn: AsyncConnection, email: str, now: datetime) -> _Attempt:

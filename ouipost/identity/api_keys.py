@@ -12,12 +12,12 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.core.ids import new_id
+from ouipost.db.rows import ApiKeyRow
 from ouipost.db.tables import api_key_secrets, api_key_workspaces, api_keys
 
 PERMISSIONS: tuple[str, ...] = (
@@ -52,7 +52,7 @@ class ApiKey:
 
 @dataclass(frozen=True)
 class NewKey:
-    record: dict[str, Any]
+    record: ApiKeyRow
     secret: str  # shown once
 
 
@@ -78,7 +78,7 @@ async def create_key(
     secret = generate_secret()
     key_id = new_id("key")
     perms = list(PERMISSIONS) if permissions is None else sorted(set(permissions))
-    record = {
+    record: ApiKeyRow = {
         "id": key_id,
         "name": name,
         "prefix": secret[:VISIBLE_PREFIX_LENGTH],

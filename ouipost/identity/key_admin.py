@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost.core import errors
 from ouipost.core.clock import isoformat
 from ouipost.db.pages import fetch_page
+from ouipost.db.rows import ApiKeyRow, record, records
 from ouipost.db.tables import api_key_secrets, api_key_workspaces
 from ouipost.db.tables import api_keys as keys_table
 from ouipost.identity import api_keys
@@ -36,17 +37,19 @@ def check_tier(body: Mapping[str, Any], tiers: Iterable[str]) -> None:
         )
 
 
-async def get_key(conn: AsyncConnection, key_id: str) -> dict[str, Any] | None:
+async def get_key(conn: AsyncConnection, key_id: str) -> ApiKeyRow | None:
     row = (await conn.execute(sa.select(keys_table).where(keys_table.c.id == key_id))).mappings().first()
-    return dict(row) if row else None
+    return record(ApiKeyRow, row) if row else None
 
 
 async def list_keys(
     conn: AsyncConnection, *, page: int, limit: int, is_active: bool | None = None
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[ApiKeyRow], int]:
     """One page of keys, oldest first, and how many match."""
     conditions = [] if is_active is None else [keys_table.c.is_active == is_active]
-    return await fetch_page(conn, keys_table, where=conditions, order_by=[keys_table.c.id], page=page, limit=limit)
+    rows, total = await fetch_page(conn, keys_table, where=conditions, order_by=[keys_table.c.id], page=page,
+                                   limit=limit)
+    return records(ApiKeyRow, rows), total
 
 
 async def workspaces_by_key(conn: AsyncConnection, key_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -72,8 +75,8 @@ async def set_workspaces(conn: AsyncConnection, key_id: str, workspace_ids: Iter
 
 
 async def update_key(
-    conn: AsyncConnection, key: Mapping[str, Any], changes: Mapping[str, Any], now: datetime
-) -> tuple[dict[str, Any], list[str]]:
+    conn: AsyncConnection, key: ApiKeyRow, changes: Mapping[str, Any], now: datetime
+) -> tuple[ApiKeyRow, list[str]]:
     """Apply name/tier/permissions/is_active/workspaces changes; returns the new row and what changed.
     Deactivation takes effect on the key's next request (authentication reads is_active)."""
     values: dict[str, Any] = {}
@@ -93,7 +96,7 @@ async def update_key(
         if sorted(before) != sorted(dict.fromkeys(changes["workspaces"])):
             await set_workspaces(conn, key["id"], changes["workspaces"])
             changed.append("workspaces")
-    return {**key, **values}, changed
+    return record(ApiKeyRow, {**key, **values}), changed
 
 
 async def rotate_key(conn: AsyncConnection, key_id: str, now: datetime) -> tuple[str, datetime]:
@@ -130,7 +133,7 @@ async def delete_key(conn: AsyncConnection, key_id: str) -> bool:
     return result.rowcount > 0
 
 
-def key_view(row: Mapping[str, Any], workspace_ids: Sequence[str], usage: Mapping[str, int]) -> dict[str, Any]:
+def key_view(row: ApiKeyRow, workspace_ids: Sequence[str], usage: Mapping[str, int]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -159,7 +162,7 @@ async def audit_key_created(conn: AsyncConnection, actor: Actor, view: Mapping[s
 
 
 async def audit_key_updated(
-    conn: AsyncConnection, actor: Actor, row: Mapping[str, Any], changed: Sequence[str], now: datetime,
+    conn: AsyncConnection, actor: Actor, row: ApiKeyRow, changed: Sequence[str], now: datetime,
 ) -> None:
     """The entry for a change (nothing is written when nothing changed)."""
     if not changed:
@@ -173,7 +176,7 @@ async def audit_key_updated(
 
 
 async def audit_key_rotated(
-    conn: AsyncConnection, actor: Actor, key: Mapping[str, Any], old_expires_at: datetime, now: datetime,
+    conn: AsyncConnection, actor: Actor, key: ApiKeyRow, old_expires_at: datetime, now: datetime,
 ) -> None:
     await record_audit(
         conn, action="api_key.rotated", actor=actor, now=now, resource_type="api_key", resource_id=key["id"],
@@ -181,6 +184,6 @@ async def audit_key_rotated(
     )
 
 
-async def audit_key_deleted(conn: AsyncConnection, actor: Actor, key: Mapping[str, Any], now: datetime) -> None:
+async def audit_key_deleted(conn: AsyncConnection, actor: Actor, key: ApiKeyRow, now: datetime) -> None:
     await record_audit(conn, action="api_key.deleted", actor=actor, now=now, resource_type="api_key",
                        resource_id=key["id"], details={"key_name": key["name"], "tier": key["tier"]})

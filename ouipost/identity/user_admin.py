@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost.core import errors
 from ouipost.core.clock import isoformat
 from ouipost.db.pages import fetch_page
+from ouipost.db.rows import UserRow, record, records
 from ouipost.db.tables import users as users_table
 from ouipost.db.tables import workspace_members, workspaces
 from ouipost.identity import admin_auth, users
@@ -29,21 +30,23 @@ def _email_taken() -> errors.Conflict:
     return errors.Conflict("A user with this e-mail already exists", details={"email": ["already in use"]})
 
 
-async def get_user(conn: AsyncConnection, user_id: str) -> dict[str, Any] | None:
+async def get_user(conn: AsyncConnection, user_id: str) -> UserRow | None:
     row = (await conn.execute(sa.select(users_table).where(users_table.c.id == user_id))).mappings().first()
-    return dict(row) if row else None
+    return record(UserRow, row) if row else None
 
 
 async def list_users(
     conn: AsyncConnection, *, page: int, limit: int, role: str | None = None, is_active: bool | None = None
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[UserRow], int]:
     """One page of users, oldest first, and how many match."""
     conditions = []
     if role is not None:
         conditions.append(users_table.c.role == role)
     if is_active is not None:
         conditions.append(users_table.c.is_active == is_active)
-    return await fetch_page(conn, users_table, where=conditions, order_by=[users_table.c.id], page=page, limit=limit)
+    rows, total = await fetch_page(conn, users_table, where=conditions, order_by=[users_table.c.id], page=page,
+                                   limit=limit)
+    return records(UserRow, rows), total
 
 
 async def workspaces_by_user(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -104,7 +107,7 @@ def stored_permissions(role: str, permissions: Sequence[str] | None) -> list[str
     return [p for p in users.ADMIN_PERMISSIONS if p in set(permissions)]
 
 
-async def create_user(conn: AsyncConnection, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+async def create_user(conn: AsyncConnection, body: Mapping[str, Any], now: datetime) -> UserRow:
     """Create a user with its grants. 409 when the e-mail is taken; 422 for unknown workspaces."""
     email = body["email"].lower()
     if await users.find_by_email(conn, email) is not None:
@@ -143,8 +146,8 @@ async def _require_an_active_admin(conn: AsyncConnection, what: str) -> None:
 
 
 async def update_user(
-    conn: AsyncConnection, user: Mapping[str, Any], changes: Mapping[str, Any], now: datetime
-) -> tuple[dict[str, Any], list[str]]:
+    conn: AsyncConnection, user: UserRow, changes: Mapping[str, Any], now: datetime
+) -> tuple[UserRow, list[str]]:
     """Apply a partial update; returns the new row and the names of the fields that changed.
 
     409 when it would leave no active admin or the new e-mail is taken; 422 for unknown workspaces.
@@ -194,10 +197,10 @@ async def update_user(
             changed.append("workspaces")
     if values.get("is_active") is False or "password_hash" in values:
         await admin_auth.revoke_user_sessions(conn, user["id"], now)
-    return {**user, **values}, changed
+    return record(UserRow, {**user, **values}), changed
 
 
-async def delete_user(conn: AsyncConnection, user: Mapping[str, Any]) -> None:
+async def delete_user(conn: AsyncConnection, user: UserRow) -> None:
     """Delete the user (their sessions and grants cascade). 409 for the last active admin."""
     is_active_admin = user["role"] == "admin" and user["is_active"]
     if is_active_admin:
@@ -207,7 +210,7 @@ async def delete_user(conn: AsyncConnection, user: Mapping[str, Any]) -> None:
         await _require_an_active_admin(conn, "delete")
 
 
-def user_view(row: Mapping[str, Any], workspace_ids: Sequence[str]) -> dict[str, Any]:
+def user_view(row: UserRow, workspace_ids: Sequence[str]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "email": row["email"],
@@ -228,14 +231,14 @@ def user_view(row: Mapping[str, Any], workspace_ids: Sequence[str]) -> dict[str,
 
 
 async def audit_user_created(
-    conn: AsyncConnection, actor: Actor, row: Mapping[str, Any], workspace_ids: Sequence[str], now: datetime,
+    conn: AsyncConnection, actor: Actor, row: UserRow, workspace_ids: Sequence[str], now: datetime,
 ) -> None:
     await record_audit(conn, action="user.created", actor=actor, now=now, resource_type="user", resource_id=row["id"],
                        details={"email": row["email"], "role": row["role"], "workspaces": list(workspace_ids)})
 
 
 async def audit_user_updated(
-    conn: AsyncConnection, actor: Actor, before: Mapping[str, Any], row: Mapping[str, Any], changed: Sequence[str],
+    conn: AsyncConnection, actor: Actor, before: UserRow, row: UserRow, changed: Sequence[str],
     now: datetime,
 ) -> None:
     """The entry for a change (nothing is written when nothing changed)."""
@@ -250,6 +253,6 @@ async def audit_user_updated(
                        details=details)
 
 
-async def audit_user_deleted(conn: AsyncConnection, actor: Actor, user: Mapping[str, Any], now: datetime) -> None:
+async def audit_user_deleted(conn: AsyncConnection, actor: Actor, user: UserRow, now: datetime) -> None:
     await record_audit(conn, action="user.deleted", actor=actor, now=now, resource_type="user", resource_id=user["id"],
                        details={"email": user["email"], "role": user["role"]})

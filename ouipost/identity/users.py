@@ -18,7 +18,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -26,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.core.ids import new_id
+from ouipost.db.rows import UserRow, record
 from ouipost.db.tables import users
 
 ADMIN_PERMISSIONS: tuple[str, ...] = (
@@ -134,9 +135,9 @@ class PasswordHashing:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-async def find_by_email(conn: AsyncConnection, email: str) -> dict[str, Any] | None:
+async def find_by_email(conn: AsyncConnection, email: str) -> UserRow | None:
     row = (await conn.execute(sa.select(users).where(users.c.email == email.lower()))).mappings().first()
-    return dict(row) if row else None
+    return record(UserRow, row) if row else None
 
 
 async def count_users(conn: AsyncConnection) -> int:
@@ -152,11 +153,11 @@ async def create_user(
     role: str,
     permissions: Iterable[str] | None = None,
     now: datetime,
-) -> dict[str, Any]:
+) -> UserRow:
     """Insert a user; permissions default to the role's. The caller validates email and password."""
     if role not in ROLE_PERMISSIONS:
         raise ValueError(f"unknown role {role!r}")
-    row = {
+    row: UserRow = {
         "id": new_id("user"),
         "email": email.lower(),
         "name": name,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ouipost.core.clock import isoformat
 from ouipost.core.ids import new_id
 from ouipost.db.pages import fetch_page
+from ouipost.db.rows import WorkspaceRow, record, records
 from ouipost.db.schedule_tables import schedules
 from ouipost.db.tables import api_key_workspaces, media, posts, social_accounts, workspace_members, workspaces
 from ouipost.identity.audit import Actor, record_audit
@@ -30,8 +31,8 @@ async def create_workspace(
     description: str | None,
     settings: Mapping[str, Any] | None,
     now: datetime,
-) -> dict[str, Any]:
-    row = {
+) -> WorkspaceRow:
+    row: WorkspaceRow = {
         "id": new_id("ws"),
         "name": name,
         "description": description,
@@ -45,17 +46,18 @@ async def create_workspace(
 
 async def list_for_key(
     conn: AsyncConnection, key_id: str, *, page: int, limit: int,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[WorkspaceRow], int]:
     """One page of the workspaces a key reaches, oldest first (ids are time-ordered, so stable), and
     how many it reaches."""
     granted = workspaces.join(api_key_workspaces, api_key_workspaces.c.workspace_id == workspaces.c.id)
-    return await fetch_page(conn, granted, where=[api_key_workspaces.c.key_id == key_id],
-                            order_by=[workspaces.c.id], page=page, limit=limit, columns=workspaces)
+    rows, total = await fetch_page(conn, granted, where=[api_key_workspaces.c.key_id == key_id],
+                                   order_by=[workspaces.c.id], page=page, limit=limit, columns=workspaces)
+    return records(WorkspaceRow, rows), total
 
 
-async def get_workspace(conn: AsyncConnection, workspace_id: str) -> dict[str, Any] | None:
+async def get_workspace(conn: AsyncConnection, workspace_id: str) -> WorkspaceRow | None:
     row = (await conn.execute(sa.select(workspaces).where(workspaces.c.id == workspace_id))).mappings().first()
-    return dict(row) if row else None
+    return record(WorkspaceRow, row) if row else None
 
 
 async def counts_by_workspace(conn: AsyncConnection, workspace_ids: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -109,15 +111,15 @@ async def connected_accounts(conn: AsyncConnection, workspace_id: str) -> list[d
 
 
 async def update_workspace(
-    conn: AsyncConnection, workspace: Mapping[str, Any], changes: Mapping[str, Any], now: datetime
-) -> dict[str, Any]:
+    conn: AsyncConnection, workspace: WorkspaceRow, changes: Mapping[str, Any], now: datetime
+) -> WorkspaceRow:
     """Apply a partial update; `settings` is merged key by key into the current settings."""
     values: dict[str, Any] = {k: v for k, v in changes.items() if k in ("name", "description")}
     if "settings" in changes:
         values["settings"] = {**workspace["settings"], **changes["settings"]}
     values["updated_at"] = now
     await conn.execute(workspaces.update().where(workspaces.c.id == workspace["id"]).values(**values))
-    return {**workspace, **values}
+    return record(WorkspaceRow, {**workspace, **values})
 
 
 async def owned_counts(conn: AsyncConnection, workspace_id: str) -> dict[str, int]:
@@ -178,7 +180,7 @@ async def delete_workspace_and_media(
     return True
 
 
-def workspace_view(row: Mapping[str, Any], counts: Mapping[str, int] | None = None) -> dict[str, Any]:
+def workspace_view(row: WorkspaceRow, counts: Mapping[str, int] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": row["id"],
         "name": row["name"],

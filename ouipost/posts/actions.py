@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost.core import errors
+from ouipost.db.rows import MediaRow, PostRow, TargetRow
 from ouipost.posts import approval, rules, service, statuses
 from ouipost.publishing import service as publishing
 from ouipost.schedules.service import workspace_timezone
@@ -28,7 +29,7 @@ PUBLISH_WAIT_SECONDS = 5.0  # how long publish-now waits for the outcome before 
 
 
 def enforce_rules(
-    body: Mapping[str, Any], targets: Sequence[service.Target], media: Sequence[Mapping[str, Any]],
+    body: Mapping[str, Any], targets: Sequence[service.Target], media: Sequence[MediaRow],
 ) -> None:
     """422 with the errors of rules.check keyed by network when the post breaks a rule a draft must
     obey. Only those: what scheduling also needs (media a network requires, an active account) is
@@ -39,7 +40,7 @@ def enforce_rules(
 
 
 async def validate_body(
-    conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], media: Sequence[Mapping[str, Any]] = (),
+    conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], media: Sequence[MediaRow] = (),
 ) -> rules.Report:
     """The checks of create, and those of scheduling, on a body (PostBody) that is not saved, with
     the media of the post it would become (none for a new one). 422 for unknown targets."""
@@ -49,7 +50,7 @@ async def validate_body(
 
 async def create_draft(
     conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], now: datetime,
-) -> dict[str, Any]:
+) -> PostRow:
     """A new draft from a loaded PostBody, with its targets and its post.created event."""
     targets = await service.resolve_targets(conn, workspace_id, body["platforms"])
     enforce_rules(body, targets, media=[])
@@ -60,7 +61,7 @@ async def create_draft(
 
 async def update_draft(
     conn: AsyncConnection, workspace_id: str, post_id: str, changes: Mapping[str, Any], now: datetime,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[PostRow, list[MediaRow]]:
     """Apply `changes` (a partial PostBody) to a draft or scheduled post; returns (post, its media).
     409 for a post past scheduling; 422 when the merged post breaks a rule."""
     post = await service.get_post(conn, workspace_id, post_id, for_update=True)
@@ -76,7 +77,7 @@ async def update_draft(
 
 async def delete(
     conn: AsyncConnection, workspace_id: str, post_id: str,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[PostRow, list[MediaRow]]:
     """Delete a post and cancel its queued publish job; returns (the post, its media rows) so that
     the caller removes the stored files once the transaction has committed."""
     post = await service.get_post(conn, workspace_id, post_id, for_update=True)
@@ -86,7 +87,7 @@ async def delete(
     return post, media
 
 
-def deletion_message(post: Mapping[str, Any]) -> str:
+def deletion_message(post: PostRow) -> str:
     """What deleting `post` did, as the API says it."""
     if post["status"] in statuses.PUBLISHED_SOMEWHERE:
         return ("Post deleted from Oui Post; it remains on the social networks, where it must be removed "
@@ -109,8 +110,8 @@ def scheduled_instant(value: str, zone: str) -> datetime:
 
 
 async def schedule(
-    conn: AsyncConnection, post: Mapping[str, Any], body: Mapping[str, Any], now: datetime,
-) -> dict[str, Any]:
+    conn: AsyncConnection, post: PostRow, body: Mapping[str, Any], now: datetime,
+) -> PostRow:
     """Schedule `post` (locked by the caller) as a loaded ScheduleBody says: into a recurring
     schedule's queue (`schedule_id`), or at `scheduled_at` read in `timezone`, else in the
     workspace's zone. 409 for a post that cannot be scheduled; 422 for a past time or a target that
@@ -135,7 +136,7 @@ async def requested_time(
 
 async def wait_for_outcome(
     engine: AsyncEngine, workspace_id: str, post_id: str, seconds: float = PUBLISH_WAIT_SECONDS,
-) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+) -> tuple[PostRow, list[TargetRow], bool]:
     """Poll a post being published until it reaches a final status or `seconds` pass.
     Returns (post, its targets, whether it is done)."""
     loop = asyncio.get_running_loop()

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.core import errors
 from ouipost.core.clock import isoformat
+from ouipost.db.rows import PostRow, record
 from ouipost.db.tables import posts, workspaces
 from ouipost.identity.audit import Actor, record_audit
 from ouipost.posts import rules, service
@@ -56,9 +57,9 @@ async def ensure_may_publish(conn: AsyncConnection, workspace_id: str, *, may_ap
 
 
 async def submit(
-    conn: AsyncConnection, post: Mapping[str, Any], *, requested_at: datetime | None, timezone: str | None,
+    conn: AsyncConnection, post: PostRow, *, requested_at: datetime | None, timezone: str | None,
     actor: Actor, now: datetime,
-) -> dict[str, Any]:
+) -> PostRow:
     """Move a draft (locked by the caller) to pending_approval, asking for `requested_at` (None:
     publish when approved). 409 for a post that is not a draft; 422 for a past time or a post that
     could not be published (the errors scheduling would give, keyed by network)."""
@@ -85,9 +86,9 @@ async def submit(
 
 
 async def approve(
-    conn: AsyncConnection, post: Mapping[str, Any], *, scheduled_at: datetime | None, timezone: str | None,
+    conn: AsyncConnection, post: PostRow, *, scheduled_at: datetime | None, timezone: str | None,
     publish_now: bool, actor: Actor, now: datetime,
-) -> dict[str, Any]:
+) -> PostRow:
     """Let a pending post (locked by the caller) out: scheduled at `scheduled_at` if given, else at
     the time it asked for; published now with `publish_now` or when it asked for no time. 409 for a
     post that is not pending; 422 when the time it asked for has passed and no new one is given."""
@@ -102,7 +103,7 @@ async def approve(
                 details={"scheduled_at": [f"{isoformat(post['scheduled_at'])} has passed"]},
             )
         scheduled_at, timezone = post["scheduled_at"], post["scheduled_timezone"]
-    draft = {**post, "status": "draft", "submitted_at": None}
+    draft: PostRow = {**post, "status": "draft", "submitted_at": None}
     await _update(conn, post, {"submitted_at": None})
     if scheduled_at is not None:
         updated = await publishing.schedule_post(conn, draft, scheduled_at, timezone or "UTC", now)
@@ -114,8 +115,8 @@ async def approve(
 
 
 async def reject(
-    conn: AsyncConnection, post: Mapping[str, Any], *, reason: str, actor: Actor, now: datetime,
-) -> dict[str, Any]:
+    conn: AsyncConnection, post: PostRow, *, reason: str, actor: Actor, now: datetime,
+) -> PostRow:
     """Return a pending post (locked by the caller) to draft with the reason. 409 when not pending."""
     if post["status"] != PENDING:
         raise errors.Conflict(f"Only a post pending approval can be rejected; this post is {post['status']}",
@@ -125,24 +126,29 @@ async def reject(
     return updated
 
 
-async def withdraw_on_edit(conn: AsyncConnection, post: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+async def withdraw_on_edit(conn: AsyncConnection, post: PostRow, now: datetime) -> PostRow:
     """A pending post that is edited is a draft again (what was approved must be what is sent);
     other posts are returned as they are."""
     if post["status"] != PENDING:
-        return dict(post)
+        return record(PostRow, post)
     return await _update(conn, post, {**_BACK_TO_DRAFT, "updated_at": now})
+
+
+async def withdraw_pending(conn: AsyncConnection, post_id: str, now: datetime) -> None:
+    """withdraw_on_edit for a post known to be pending, of which the caller has only the id."""
+    await conn.execute(posts.update().where(posts.c.id == post_id).values(**_BACK_TO_DRAFT, updated_at=now))
 
 
 _BACK_TO_DRAFT = {"status": "draft", "scheduled_at": None, "scheduled_timezone": None, "submitted_at": None}
 
 
-async def _update(conn: AsyncConnection, post: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+async def _update(conn: AsyncConnection, post: PostRow, values: Mapping[str, Any]) -> PostRow:
     await conn.execute(posts.update().where(posts.c.id == post["id"]).values(**values))
-    return {**post, **values}
+    return record(PostRow, {**post, **values})
 
 
 async def _record(
-    conn: AsyncConnection, step: str, post: Mapping[str, Any], actor: Actor, now: datetime, details: Mapping[str, Any],
+    conn: AsyncConnection, step: str, post: PostRow, actor: Actor, now: datetime, details: Mapping[str, Any],
 ) -> None:
     await record_event(conn, step, {"post": service.post_view(post)}, workspace_id=post["workspace_id"], now=now)
     await record_audit(conn, action=step, actor=actor, now=now, resource_type="post", resource_id=post["id"],

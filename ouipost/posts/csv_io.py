@@ -50,6 +50,7 @@ from ouipost.analytics import service as analytics
 from ouipost.core import errors
 from ouipost.core.clock import isoformat
 from ouipost.core.ids import new_id
+from ouipost.db.rows import MediaRow, PostRow, TargetRow, records
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts
 from ouipost.posts import actions, service, uploads
@@ -372,7 +373,7 @@ def rows_error(planned: Sequence[PlannedPost]) -> errors.ValidationError | None:
     )
 
 
-def _media_row(post: Mapping[str, Any], item: FetchedMedia, now: datetime) -> dict[str, Any]:
+def _media_row(post: PostRow, item: FetchedMedia, now: datetime) -> MediaRow:
     # The columns uploads.attach writes for an upload, for a file that came from a URL.
     received, probed = item.received, item.probed
     media_id = new_id("media")
@@ -389,7 +390,7 @@ def _media_row(post: Mapping[str, Any], item: FetchedMedia, now: datetime) -> di
 
 async def create_drafts(
     conn: AsyncConnection, workspace_id: str, planned: Sequence[PlannedPost], now: datetime,
-) -> list[tuple[PlannedPost, dict[str, Any]]]:
+) -> list[tuple[PlannedPost, PostRow]]:
     """actions.create_draft for every row whose cells loaded, in bulk: each row's targets resolved
     and its draft rules enforced as there (a refusal is noted on its row), then every draft inserted
     by one statement per table and every post.created event recorded at once. Keep in step with
@@ -413,11 +414,11 @@ async def create_drafts(
 
 
 async def _attach_and_schedule(
-    conn: AsyncConnection, post: PlannedPost, created: dict[str, Any], now: datetime,
-) -> tuple[dict[str, Any], list[tuple[dict[str, Any], FetchedMedia]]]:
+    conn: AsyncConnection, post: PlannedPost, created: PostRow, now: datetime,
+) -> tuple[PostRow, list[tuple[MediaRow, FetchedMedia]]]:
     """The row's media (checked against the media rules of its networks one by one, as uploads
     are), then its schedule. Raises the API's errors."""
-    stored: list[tuple[dict[str, Any], FetchedMedia]] = []
+    stored: list[tuple[MediaRow, FetchedMedia]] = []
     for item in post.media:
         row = _media_row(created, item, now)
         await uploads.check_can_attach(conn, created, row)
@@ -428,7 +429,7 @@ async def _attach_and_schedule(
     return created, stored
 
 
-async def _forget_files(storage: Storage, rows: Sequence[Mapping[str, Any]]) -> None:
+async def _forget_files(storage: Storage, rows: Sequence[MediaRow]) -> None:
     # What rules.forget_media_files does, with the storage rather than the app (none here).
     for row in rows:
         for key in (row["storage_key"], row["thumbnail_key"]):
@@ -448,7 +449,7 @@ async def import_posts(
     every bad row (rows_error) and everything is rolled back. A dry run rolls back too. Media files
     are stored just before the commit (and removed if it fails). The caller discards the temp files."""
     outcome: list[dict[str, Any]] = []
-    files: list[tuple[dict[str, Any], FetchedMedia]] = []
+    files: list[tuple[MediaRow, FetchedMedia]] = []
     async with engine.connect() as conn:
         transaction = await conn.begin()
         try:
@@ -474,7 +475,7 @@ async def import_posts(
             try:
                 for row, item in files:
                     await storage.put_file(row["storage_key"], item.received.path, row["mime_type"])
-                    if item.probed["thumbnail"]:
+                    if row["thumbnail_key"]:  # the probe made a thumbnail
                         await storage.put_file(row["thumbnail_key"], item.probed["thumbnail"],
                                                item.probed["thumbnail_type"])
                 await transaction.commit()
@@ -518,7 +519,7 @@ def export_header() -> str:
 
 
 def _export_lines(
-    post: Mapping[str, Any], targets: Sequence[Mapping[str, Any]], totals: Mapping[str, Any],
+    post: PostRow, targets: Sequence[TargetRow], totals: Mapping[str, Any],
 ) -> list[list[Any]]:
     common = [
         post["id"], post["status"], post["content"], post["title"], post["link"], " ".join(post["hashtags"] or []),
@@ -527,7 +528,8 @@ def _export_lines(
     ]
     by_network = totals.get("by_platform") or {}
     lines = []
-    for t in targets or [{}]:
+    each: Sequence[Mapping[str, Any]] = targets or [{}]  # a post without targets: one line, no target
+    for t in each:
         figures = by_network.get(t.get("network"), {})
         lines.append([
             *common, t.get("network"), t.get("account_id"), t.get("status"), t.get("remote_id"), t.get("remote_url"),
@@ -540,14 +542,14 @@ def _export_lines(
 
 async def _export_chunk(
     conn: AsyncConnection, clauses: Sequence[sa.ColumnElement[bool]], after: tuple[datetime, str] | None,
-) -> tuple[list[dict[str, Any]], str]:
+) -> tuple[list[PostRow], str]:
     query = sa.select(posts).where(*clauses)
     if after is not None:
         # (created_at, id) < after, written so that the (workspace_id, created_at) index serves it.
         query = query.where(posts.c.created_at <= after[0],
                             sa.or_(posts.c.created_at < after[0], posts.c.id < after[1]))
     result = await conn.execute(query.order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(EXPORT_CHUNK))
-    rows = [dict(r) for r in result.mappings()]
+    rows = records(PostRow, result.mappings())
     ids = [r["id"] for r in rows]
     targets = await service.targets_of(conn, ids)
     totals = await analytics.post_totals(conn, [r["id"] for r in rows if service.may_have_insights(r)])

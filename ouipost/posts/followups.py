@@ -21,7 +21,7 @@ A comment does not depend on the thread. The post is final once every target and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost.core.clock import isoformat
 from ouipost.core.ids import new_id
 from ouipost.db.batch import expanding
+from ouipost.db.rows import PartRow, PostRow, TargetRow, ThreadPart, records
 from ouipost.db.tables import post_target_parts, post_targets
 from ouipost.platforms.registry import PlatformSpec, get_platform
 
@@ -77,16 +78,17 @@ class PartPlan:
     media_ids: tuple[str, ...] = ()
 
 
-def thread_of(post: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def thread_of(post: PostRow) -> list[ThreadPart]:
     return list(post.get("thread") or [])
 
 
-def thread_media_ids(post: Mapping[str, Any]) -> set[str]:
-    """The media the thread's parts name: not part of the post itself unless its override says so."""
-    return {mid for part in thread_of(post) for mid in part.get("media_ids") or ()}
+def thread_media_ids(thread: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The media a thread's parts name (a post's: thread_of): not part of the post itself unless its
+    override says so."""
+    return {mid for part in thread for mid in part.get("media_ids") or ()}
 
 
-def plan(post: Mapping[str, Any], spec: PlatformSpec | str) -> list[PartPlan]:
+def plan(post: PostRow, spec: PlatformSpec | str) -> list[PartPlan]:
     """The follow-ups of `post` on a network, in the order they are sent (empty when none). Assumes
     a validated post: what a network cannot carry was refused when the post was written."""
     spec = get_platform(spec) if isinstance(spec, str) else spec
@@ -103,7 +105,7 @@ def plan(post: Mapping[str, Any], spec: PlatformSpec | str) -> list[PartPlan]:
     return parts
 
 
-def has_followups(post: Mapping[str, Any]) -> bool:
+def has_followups(post: PostRow) -> bool:
     return bool(post.get("first_comment") or post.get("thread"))
 
 
@@ -115,22 +117,21 @@ _PARTS_OF_TARGET = (sa.select(post_target_parts).where(post_target_parts.c.targe
                     .order_by(post_target_parts.c.seq))
 
 
-async def parts_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+async def parts_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, list[PartRow]]:
     """Every part of the posts' targets, by target id, in sending order."""
-    found: dict[str, list[dict[str, Any]]] = {}
+    found: dict[str, list[PartRow]] = {}
     if not post_ids:
         return found
-    for row in (await conn.execute(_PARTS_OF_POSTS, {"ids": sorted(set(post_ids))})).mappings():
-        found.setdefault(row["target_id"], []).append(dict(row))
+    for part in records(PartRow, (await conn.execute(_PARTS_OF_POSTS, {"ids": sorted(set(post_ids))})).mappings()):
+        found.setdefault(part["target_id"], []).append(part)
     return found
 
 
-async def parts_of_target(conn: AsyncConnection, target_id: str) -> list[dict[str, Any]]:
-    return [dict(r) for r in (await conn.execute(_PARTS_OF_TARGET, {"target_id": target_id})).mappings()]
+async def parts_of_target(conn: AsyncConnection, target_id: str) -> list[PartRow]:
+    return records(PartRow, (await conn.execute(_PARTS_OF_TARGET, {"target_id": target_id})).mappings())
 
 
-async def materialize(conn: AsyncConnection, target: Mapping[str, Any], post: Mapping[str, Any],
-                      now: datetime) -> list[dict[str, Any]]:
+async def materialize(conn: AsyncConnection, target: TargetRow, post: PostRow, now: datetime) -> list[PartRow]:
     """The target's parts, written from the post's plan the first time (pending), read back after."""
     existing = await parts_of_target(conn, target["id"])
     if existing:
@@ -147,7 +148,7 @@ async def materialize(conn: AsyncConnection, target: Mapping[str, Any], post: Ma
     return await parts_of_target(conn, target["id"])
 
 
-def open_followups(post: Mapping[str, Any], target: Mapping[str, Any], parts: Sequence[Mapping[str, Any]]) -> bool:
+def open_followups(post: PostRow, target: TargetRow, parts: Sequence[PartRow]) -> bool:
     """True while a published target still has follow-ups to send (planned but not written yet,
     or pending or publishing)."""
     if target["status"] != "published":
@@ -157,7 +158,7 @@ def open_followups(post: Mapping[str, Any], target: Mapping[str, Any], parts: Se
     return any(p["status"] in OPEN for p in parts)
 
 
-def part_view(part: Mapping[str, Any]) -> dict[str, Any]:
+def part_view(part: PartRow) -> dict[str, Any]:
     """A part as the API shows it under platform_posts[].parts."""
     failed = part["status"] == PartStatus.FAILED
     return {

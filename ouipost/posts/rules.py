@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.accounts.statuses import AccountStatus
+from ouipost.db.rows import MediaRow
 from ouipost.db.tables import social_accounts
 from ouipost.platforms.registry import get_platform
 from ouipost.platforms.text import count_text, effective_text
@@ -41,7 +42,7 @@ class Report:
         }
 
 
-def _media_infos(media: Sequence[Mapping[str, Any]]) -> list[validation.MediaInfo]:
+def _media_infos(media: Sequence[MediaRow]) -> list[validation.MediaInfo]:
     return [
         validation.MediaInfo(
             id=m["id"], kind=m["type"], duration=m.get("duration"), width=m.get("width"), height=m.get("height")
@@ -68,7 +69,7 @@ async def default_accounts(conn: AsyncConnection, workspace_id: str, networks: I
     return chosen
 
 
-def _draft(body: Mapping[str, Any], networks: list[str], media: Sequence[Mapping[str, Any]],
+def _draft(body: Mapping[str, Any], networks: list[str], media: Sequence[MediaRow],
            account_limits: dict[str, Mapping[str, Any]] | None = None) -> validation.DraftPost:
     overrides: Mapping[str, Mapping[str, Any]] = body.get("platform_content") or {}
     return validation.DraftPost(
@@ -97,7 +98,7 @@ async def server_limits(
 
 
 def draft_errors(
-    body: Mapping[str, Any], targets: Sequence[Target], media: Sequence[Mapping[str, Any]],
+    body: Mapping[str, Any], targets: Sequence[Target], media: Sequence[MediaRow],
 ) -> dict[str, list[str]]:
     """The errors that block a draft now (the `errors` of `check`), keyed by network; no database
     read: what create and update refuse a post for, without what only scheduling needs."""
@@ -114,7 +115,7 @@ def draft_errors(
 
 async def check(
     conn: AsyncConnection, workspace_id: str, body: Mapping[str, Any], targets: Sequence[Target],
-    media: Sequence[Mapping[str, Any]],
+    media: Sequence[MediaRow],
 ) -> Report:
     """Every rule a post must obey for its target networks; nothing is written."""
     report = Report(errors=draft_errors(body, targets, media))
@@ -157,7 +158,8 @@ async def check(
 
 
 def media_urls(storage: Storage, media: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, str | None]]:
-    """Signed, expiring URLs for media rows (and their thumbnails)."""
+    """Signed, expiring URLs for media rows (and their thumbnails); a list's media need only
+    storage_key and thumbnail_key (service.LIST_MEDIA_COLUMNS)."""
     return {
         m["id"]: {
             "url": storage.url(m["storage_key"], expires_in=MEDIA_URL_TTL),
@@ -167,7 +169,7 @@ def media_urls(storage: Storage, media: Sequence[Mapping[str, Any]]) -> dict[str
     }
 
 
-async def forget_media_files(storage: Storage, media: Sequence[Mapping[str, Any]]) -> None:
+async def forget_media_files(storage: Storage, media: Sequence[MediaRow]) -> None:
     """Delete stored files of media rows already gone from the database (best effort, idempotent)."""
     for m in media:
         for key in (m["storage_key"], m["thumbnail_key"]):

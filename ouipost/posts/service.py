@@ -11,7 +11,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,6 +21,7 @@ from ouipost.core import errors
 from ouipost.core.clock import isoformat
 from ouipost.core.ids import new_id
 from ouipost.db.batch import expanding
+from ouipost.db.rows import MediaRow, PartRow, PostRow, TargetRow, ThreadPart, record, records
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.db.types import UTCDateTime
@@ -67,7 +68,7 @@ async def resolve_targets(conn: AsyncConnection, workspace_id: str, platforms: S
     return targets
 
 
-def may_have_insights(post: Mapping[str, Any]) -> bool:
+def may_have_insights(post: PostRow) -> bool:
     """False for a post none of whose targets was ever published: lists skip its insights query."""
     return post["status"] not in statuses.NEVER_PUBLISHED
 
@@ -78,7 +79,7 @@ def target_networks(targets: Sequence[Target]) -> list[str]:
 
 async def insert_post(
     conn: AsyncConnection, *, workspace_id: str, fields: Mapping[str, Any], targets: Sequence[Target], now: datetime
-) -> dict[str, Any]:
+) -> PostRow:
     row = _new_post_row(workspace_id, fields, targets, now)
     await conn.execute(posts.insert(), row)  # parameters, not values(): one cached compiled INSERT
     await _insert_targets(conn, row, targets, now)  # a new post has no targets to replace
@@ -88,7 +89,7 @@ async def insert_post(
 async def insert_posts(
     conn: AsyncConnection, *, workspace_id: str, items: Sequence[tuple[Mapping[str, Any], Sequence[Target]]],
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[PostRow]:
     """insert_post for many drafts at once (a CSV import): one INSERT of the posts and one of all
     their targets, each with many parameter sets, instead of two statements per post."""
     rows = [_new_post_row(workspace_id, fields, targets, now) for fields, targets in items]
@@ -103,7 +104,7 @@ async def insert_posts(
 
 def _new_post_row(
     workspace_id: str, fields: Mapping[str, Any], targets: Sequence[Target], now: datetime,
-) -> dict[str, Any]:
+) -> PostRow:
     return {
         "id": new_id("post"),
         "workspace_id": workspace_id,
@@ -120,18 +121,26 @@ def _new_post_row(
         "published_at": None,
         "created_at": now,
         "updated_at": now,
+        "submitted_at": None,
+        "rejection_reason": None,
     }
 
 
 FOLLOWUP_FIELDS = ("thread", "thread_mode", "first_comment")
 
 
-def followup_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+class FollowupColumns(TypedDict):
+    thread: list[ThreadPart] | None
+    thread_mode: str | None
+    first_comment: str | None
+
+
+def followup_columns(fields: Mapping[str, Any]) -> FollowupColumns:
     """The follow-up columns of a post with these (merged) fields: `thread` as [{content, media_ids}]
     or NULL when it has none, `thread_mode` as given (null: "thread") or NULL without a thread,
     `first_comment` or NULL."""
-    thread = [{"content": part["content"], "media_ids": list(part.get("media_ids") or [])}
-              for part in fields.get("thread") or []]
+    thread: list[ThreadPart] = [{"content": part["content"], "media_ids": list(part.get("media_ids") or [])}
+                                for part in fields.get("thread") or []]
     return {
         "thread": thread or None,
         "thread_mode": str(fields.get("thread_mode") or ThreadMode.THREAD) if thread else None,
@@ -140,25 +149,26 @@ def followup_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def replace_targets(
-    conn: AsyncConnection, post: Mapping[str, Any], targets: Sequence[Target], now: datetime
+    conn: AsyncConnection, post: PostRow, targets: Sequence[Target], now: datetime
 ) -> None:
     await conn.execute(post_targets.delete().where(post_targets.c.post_id == post["id"]))
     await _insert_targets(conn, post, targets, now)
 
 
 async def _insert_targets(
-    conn: AsyncConnection, post: Mapping[str, Any], targets: Sequence[Target], now: datetime
+    conn: AsyncConnection, post: PostRow, targets: Sequence[Target], now: datetime
 ) -> None:
     if targets:
         await conn.execute(post_targets.insert(), _target_rows(post, targets, now))
 
 
-def _target_rows(post: Mapping[str, Any], targets: Sequence[Target], now: datetime) -> list[dict[str, Any]]:
+def _target_rows(post: PostRow, targets: Sequence[Target], now: datetime) -> list[TargetRow]:
     return [
         {
             "id": new_id("tgt"), "post_id": post["id"], "workspace_id": post["workspace_id"],
             "network": t.network, "requested": t.requested, "account_id": t.account_id,
-            "status": TargetStatus.PENDING, "attempts": 0, "created_at": now, "updated_at": now,
+            "status": TargetStatus.PENDING, "remote_id": None, "remote_url": None, "error_code": None,
+            "error_message": None, "attempts": 0, "published_at": None, "created_at": now, "updated_at": now,
         }
         for t in targets
     ]
@@ -166,7 +176,7 @@ def _target_rows(post: Mapping[str, Any], targets: Sequence[Target], now: dateti
 
 async def get_post(
     conn: AsyncConnection, workspace_id: str, post_id: str, *, for_update: bool = False
-) -> dict[str, Any]:
+) -> PostRow:
     """The post of this workspace; NOT_FOUND otherwise (another workspace's post included)."""
     query = sa.select(posts).where(posts.c.id == post_id, posts.c.workspace_id == workspace_id)
     if for_update and conn.dialect.name != "sqlite":
@@ -174,10 +184,10 @@ async def get_post(
     row = (await conn.execute(query)).mappings().first()
     if row is None:
         raise errors.NotFound("Post not found")
-    return dict(row)
+    return record(PostRow, row)
 
 
-def ensure_editable(post: Mapping[str, Any]) -> None:
+def ensure_editable(post: PostRow) -> None:
     if post["status"] not in statuses.EDITABLE:
         raise errors.Conflict(
             f"A {post['status']} post cannot be changed; only draft, pending_approval and scheduled posts can",
@@ -186,9 +196,9 @@ def ensure_editable(post: Mapping[str, Any]) -> None:
 
 
 async def update_post(
-    conn: AsyncConnection, post: Mapping[str, Any], changes: Mapping[str, Any],
+    conn: AsyncConnection, post: PostRow, changes: Mapping[str, Any],
     targets: Sequence[Target] | None, now: datetime,
-) -> dict[str, Any]:
+) -> PostRow:
     values = {k: v for k, v in changes.items() if k in ("content", "title", "link", "hashtags", "platform_content")}
     if any(name in changes for name in FOLLOWUP_FIELDS):
         values.update(followup_columns({**post, **changes}))
@@ -197,7 +207,7 @@ async def update_post(
         await replace_targets(conn, post, targets, now)
     values["updated_at"] = now
     await conn.execute(posts.update().where(posts.c.id == post["id"]).values(**values))
-    return {**post, **values}
+    return record(PostRow, {**post, **values})
 
 
 async def delete_post(conn: AsyncConnection, post_id: str) -> None:
@@ -231,7 +241,7 @@ def list_filter(
 
 async def list_posts(
     conn: AsyncConnection, clauses: Sequence[sa.ColumnElement[bool]], *, page: int, limit: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[PostRow], int]:
     """One page, newest first, and the number of posts on all pages; ids are time-ordered, so ties
     never reorder between pages.
 
@@ -246,20 +256,20 @@ async def list_posts(
         sa.select(posts, total_of_all.label("total_of_all")).where(*clauses)
         .order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(limit).offset(offset)
     )
-    rows = _as_dicts(result)
-    if rows:
-        total = rows[0]["total_of_all"]
-        for row in rows:
+    found = records(dict[str, Any], result)
+    if found:
+        total = found[0]["total_of_all"]
+        for row in found:
             del row["total_of_all"]
     else:
         total = await conn.scalar(sa.select(sa.func.count()).select_from(posts).where(*clauses))
-    return rows, int(total or 0)
+    return cast(list[PostRow], found), int(total or 0)
 
 
 async def list_page(
     conn: AsyncConnection, workspace_id: str, *, status: str | None, platform: str | None,
     start: datetime | None, end: datetime | None, page: int, limit: int,
-) -> tuple[list[dict[str, Any]], int, dict[str, list[dict[str, Any]]]]:
+) -> tuple[list[PostRow], int, dict[str, list[dict[str, Any]]]]:
     """What GET /api/posts shows: the page of list_posts (the filters of list_filter), its total, and
     each post's media in media_of's order ({post_id: [media, ...]}), with the columns a list shows
     (LIST_MEDIA_COLUMNS: its view and its signed URLs).
@@ -280,19 +290,20 @@ async def list_page(
     keys = tuple(result.keys())
     split = keys.index("total_of_all")
     post_keys, media_keys = keys[:split], tuple(k[len(_MEDIA_PREFIX):] for k in keys[split + 1:])
-    rows: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     media: dict[str, list[dict[str, Any]]] = {}
     total = None
     for row in result:
         post_id = row[0]
         if post_id not in media:
-            rows.append(dict(zip(post_keys, row[:split], strict=True)))
+            found.append(dict(zip(post_keys, row[:split], strict=True)))
             media[post_id] = []
             total = row[split]
         if row[split + 1] is not None:  # media.id: None when the post has no media
             media[post_id].append(dict(zip(media_keys, row[split + 1:], strict=True)))
     # The page's order and media_of's, put back here: ids and times compare in Python as in either
     # database (ASCII ids, binary collation), and an ORDER BY over the join cost MariaDB a filesort.
+    rows = cast(list[PostRow], found)  # every column of posts, as list_posts
     rows.sort(key=_newest_first, reverse=True)
     for items in media.values():
         if len(items) > 1:
@@ -336,11 +347,11 @@ def _page_statement(status: bool, platform: bool, start: bool, end: bool) -> sa.
     )
 
 
-def _newest_first(row: Mapping[str, Any]) -> tuple[Any, str]:
+def _newest_first(row: PostRow) -> tuple[datetime, str]:
     return row["created_at"], row["id"]
 
 
-def _by_id(row: Mapping[str, Any]) -> str:
+def _by_id(row: Mapping[str, Any]) -> str:  # a list's media: the columns of LIST_MEDIA_COLUMNS
     return row["id"]
 
 
@@ -348,42 +359,36 @@ _TARGETS_OF = sa.select(post_targets).where(post_targets.c.post_id.in_(expanding
 _MEDIA_OF = sa.select(media_table).where(media_table.c.post_id.in_(expanding())).order_by(media_table.c.id)
 
 
-async def targets_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in post_ids}
+async def targets_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, list[TargetRow]]:
+    found: dict[str, list[TargetRow]] = {pid: [] for pid in post_ids}
     if not post_ids:
         return found
-    for r in _as_dicts(await conn.execute(_TARGETS_OF, {"ids": list(post_ids)})):
+    for r in records(TargetRow, await conn.execute(_TARGETS_OF, {"ids": list(post_ids)})):
         found[r["post_id"]].append(r)
     return found
 
 
-async def media_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in post_ids}
+async def media_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, list[MediaRow]]:
+    found: dict[str, list[MediaRow]] = {pid: [] for pid in post_ids}
     if not post_ids:
         return found
-    for r in _as_dicts(await conn.execute(_MEDIA_OF, {"ids": list(post_ids)})):
-        found[r["post_id"]].append(r)
+    for r in records(MediaRow, await conn.execute(_MEDIA_OF, {"ids": list(post_ids)})):
+        found[r["post_id"]].append(r)  # type: ignore[index]  # post_id IN (post_ids): never NULL here
     return found
-
-
-def _as_dicts(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
-    # The column names once per result: dict(RowMapping) builds a keys view for every row, which
-    # was a tenth of a page request's time.
-    keys = tuple(result.keys())
-    return [dict(zip(keys, row, strict=True)) for row in result]
 
 
 def post_view(
-    post: Mapping[str, Any], *, targets: Sequence[Mapping[str, Any]] = (),
+    post: PostRow, *, targets: Sequence[TargetRow] = (),
     media: Sequence[Mapping[str, Any]] = (), media_urls: Mapping[str, Mapping[str, str | None]] | None = None,
     detail: bool = False, analytics: Mapping[str, Any] | None = None,
-    parts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    parts: Mapping[str, Sequence[PartRow]] | None = None,
 ) -> dict[str, Any]:
     """The post as the API shows it; `detail` adds platform_posts and per-network analytics.
 
     `analytics` is the post's entry of ouipost.analytics.service.post_totals (latest totals; zeros without it).
     `parts` are the targets' follow-ups by target id (ouipost.posts.followups.parts_of), shown under
-    each platform_posts entry ([] for a target without any).
+    each platform_posts entry ([] for a target without any). `media` are media rows, or only the
+    columns of LIST_MEDIA_COLUMNS (list_page).
     """
     media_urls = media_urls or {}
     totals = analytics or {}

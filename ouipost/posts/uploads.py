@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ouipost.core import errors
 from ouipost.core.ids import new_id
+from ouipost.db.rows import MediaRow, PostRow, record
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts
 from ouipost.posts import approval, followups, rules, service, statuses, validation
@@ -139,14 +140,14 @@ def discard(received: media_files.ReceivedFile) -> None:
 
 
 async def attach(
-    engine: AsyncEngine, storage: Storage, post: Mapping[str, Any], received: media_files.ReceivedFile,
+    engine: AsyncEngine, storage: Storage, post: PostRow, received: media_files.ReceivedFile,
     probed: Mapping[str, Any], fields: Mapping[str, str], now: datetime,
-) -> dict[str, Any]:
+) -> MediaRow:
     """Store the file (and its thumbnail) and add its media row to `post`; returns the row.
     409 when the post is no longer editable, 422 when the file breaks a target network's media rules
     (checked before storing and again under the write lock)."""
     media_id = new_id("media")
-    row = {
+    row: MediaRow = {
         "id": media_id, "workspace_id": post["workspace_id"], "post_id": post["id"],
         "type": received.sniffed.kind, "filename": received.filename, "size": received.size,
         "mime_type": received.sniffed.mime_type, "sha256": received.sha256,
@@ -162,7 +163,7 @@ async def attach(
         await check_can_attach(conn, post, row)
     await storage.put_file(row["storage_key"], received.path, row["mime_type"])
     try:
-        if probed["thumbnail"]:
+        if row["thumbnail_key"]:  # the probe made a thumbnail
             await storage.put_file(row["thumbnail_key"], probed["thumbnail"], probed["thumbnail_type"])
         async with engine.begin() as conn:
             # The post may have changed while the file streamed in: check again under the write lock.
@@ -177,8 +178,8 @@ async def attach(
 
 
 async def check_can_attach(
-    conn: AsyncConnection, post: Mapping[str, Any], row: Mapping[str, Any], *, for_update: bool = False
-) -> dict[str, Any]:
+    conn: AsyncConnection, post: PostRow, row: MediaRow, *, for_update: bool = False
+) -> PostRow:
     """The post is still editable and the new file keeps every target network within its media rules;
     returns the post as it is now."""
     current = await service.get_post(conn, post["workspace_id"], post["id"], for_update=for_update)
@@ -189,7 +190,7 @@ async def check_can_attach(
     targets = (await service.targets_of(conn, [post["id"]]))[post["id"]]
     networks = list(dict.fromkeys(t["network"] for t in targets))
     # A network without a media_ids override gets the post's media but those its thread's parts name.
-    in_thread = followups.thread_media_ids(current)
+    in_thread = followups.thread_media_ids(followups.thread_of(current))
     own = [info.id for info in infos if info.id not in in_thread] if in_thread else None
     overrides = {n: (current["platform_content"].get(n) or {}).get("media_ids") for n in networks}
     selections = {n: own if chosen is None else chosen for n, chosen in overrides.items()}
@@ -203,7 +204,7 @@ async def check_can_attach(
     return current
 
 
-async def remove(conn: AsyncConnection, workspace_id: str, media_id: str, now: datetime) -> dict[str, Any]:
+async def remove(conn: AsyncConnection, workspace_id: str, media_id: str, now: datetime) -> MediaRow:
     """Delete a media row of the workspace; returns it so that the caller removes its files after
     the commit. 404 for another workspace's media, 409 while its post is publishing or published;
     a post pending approval is a draft again."""
@@ -221,5 +222,5 @@ async def remove(conn: AsyncConnection, workspace_id: str, media_id: str, now: d
         )
     await conn.execute(media_table.delete().where(media_table.c.id == row["id"]))
     if row["post_id"] is not None and row["post_status"] == approval.PENDING:
-        await approval.withdraw_on_edit(conn, {"id": row["post_id"], "status": row["post_status"]}, now)
-    return dict(row)
+        await approval.withdraw_pending(conn, row["post_id"], now)
+    return record(MediaRow, row)  # and its post's status (post_status)

@@ -62,7 +62,7 @@ class DraftPost:
     account_limits: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     # Follow-ups (ouipost/posts/followups.py): the thread's parts ({content, media_ids?}), its mode
     # (None: "thread") and the first comment; checked by followup_errors.
-    thread: list[Mapping[str, Any]] = field(default_factory=list)
+    thread: Sequence[Mapping[str, Any]] = field(default_factory=list)
     thread_mode: str | None = None
     first_comment: str | None = None
 
@@ -166,7 +166,7 @@ def _missing_media_error(spec: PlatformSpec, media: Sequence[MediaInfo]) -> str 
 def own_media(post: DraftPost) -> list[MediaInfo]:
     """The media the post itself carries where no platform_content media_ids names them: those
     attached, minus those a thread part names (followups.thread_media_ids), as the worker sends it."""
-    in_thread = thread_media_ids({"thread": post.thread})
+    in_thread = thread_media_ids(post.thread)
     return [m for m in post.media if m.id not in in_thread] if in_thread else list(post.media)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost.analytics import service as analytics
 from ouipost.core import errors
 from ouipost.db.batch import NOW, expanding, json_by_key, json_value_of
+from ouipost.db.rows import AccountRow, MediaRow, PartRow, PostRow, ScheduleRow, TargetRow, record, records
 from ouipost.db.tables import post_targets, posts, social_accounts
 from ouipost.db.types import UTCDateTime
 from ouipost.jobs import queue
@@ -69,8 +70,8 @@ async def enqueue_followups(conn: AsyncConnection, target_ids: Sequence[str], no
 
 
 async def prepare_targets(
-    conn: AsyncConnection, post: Mapping[str, Any], *, only_statuses: Sequence[str] = ("pending",)
-) -> list[dict[str, Any]]:
+    conn: AsyncConnection, post: PostRow, *, only_statuses: Sequence[str] = ("pending",)
+) -> list[TargetRow]:
     """Resolve every target in `only_statuses` to an active account and check the media rules.
 
     A network name takes the network's default account; two targets that land on the same account
@@ -83,9 +84,9 @@ async def prepare_targets(
     defaults = await default_accounts(conn, post["workspace_id"], {t["network"] for t in targets})
     wanted_ids = {t["account_id"] for t in targets if t["account_id"]} | set(defaults.values())
     accounts = {
-        r["id"]: dict(r) for r in (await conn.execute(
+        a["id"]: a for a in records(AccountRow, (await conn.execute(
             sa.select(social_accounts).where(social_accounts.c.id.in_(wanted_ids))
-        )).mappings()
+        )).mappings())
     } if wanted_ids else {}
     chosen = _choose_accounts(targets, defaults, accounts)
     media = (await service.media_of(conn, [post["id"]]))[post["id"]]
@@ -115,8 +116,8 @@ class _ChosenAccounts:
     problems: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _choose_accounts(targets: Sequence[Mapping[str, Any]], defaults: Mapping[str, str],
-                     accounts: Mapping[str, Mapping[str, Any]]) -> _ChosenAccounts:
+def _choose_accounts(targets: Sequence[TargetRow], defaults: Mapping[str, str],
+                     accounts: Mapping[str, AccountRow]) -> _ChosenAccounts:
     chosen = _ChosenAccounts()
     seen: set[str] = set()
     for target in targets:
@@ -133,7 +134,7 @@ def _choose_accounts(targets: Sequence[Mapping[str, Any]], defaults: Mapping[str
     return chosen
 
 
-def _unusable(target: Mapping[str, Any], account: Mapping[str, Any] | None) -> str:
+def _unusable(target: TargetRow, account: AccountRow | None) -> str:
     """Why the target cannot be published: no account, or one that is not active."""
     if account is None:
         return (f"No active {target['network']} account is connected to this workspace"
@@ -141,8 +142,8 @@ def _unusable(target: Mapping[str, Any], account: Mapping[str, Any] | None) -> s
     return f"Account {account['name']} is {account['status']}; reconnect it"
 
 
-def _draft_of(post: Mapping[str, Any], targets: Sequence[Mapping[str, Any]], media: Sequence[Mapping[str, Any]],
-              accounts: Sequence[Mapping[str, Any]]) -> validation.DraftPost:
+def _draft_of(post: PostRow, targets: Sequence[TargetRow], media: Sequence[MediaRow],
+              accounts: Sequence[AccountRow]) -> validation.DraftPost:
     """The post as the rules see it, with the chosen accounts' automatic hashtags and limits."""
     extra = {
         a["platform"]: list((a["settings"] or {}).get("default_hashtags") or [])
@@ -185,8 +186,8 @@ async def drop_publish_job(conn: AsyncConnection, post_id: str) -> None:
 
 
 async def schedule_post(
-    conn: AsyncConnection, post: Mapping[str, Any], scheduled_at: datetime, timezone: str, now: datetime
-) -> dict[str, Any]:
+    conn: AsyncConnection, post: PostRow, scheduled_at: datetime, timezone: str, now: datetime
+) -> PostRow:
     """Schedule (or reschedule) a draft or scheduled post. 409 otherwise; 422 for a past time or a
     target that cannot be published."""
     if post["status"] not in statuses.SCHEDULABLE:
@@ -201,13 +202,13 @@ async def schedule_post(
     values = {"status": "scheduled", "scheduled_at": scheduled_at, "scheduled_timezone": timezone, "updated_at": now}
     await conn.execute(posts.update().where(posts.c.id == post["id"]).values(**values))
     await upsert_publish_job(conn, post["id"], scheduled_at, priority=PUBLISH_PRIORITY_SCHEDULED, now=now)
-    updated = {**post, **values}
+    updated = record(PostRow, {**post, **values})
     await record_event(conn, "post.scheduled", {"post": service.post_view(updated)},
                        workspace_id=post["workspace_id"], now=now)
     return updated
 
 
-async def unschedule_post(conn: AsyncConnection, post: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+async def unschedule_post(conn: AsyncConnection, post: PostRow, now: datetime) -> PostRow:
     if post["status"] != "scheduled":
         raise errors.Conflict(f"Only scheduled posts can be unscheduled; this one is {post['status']}",
                               details={"status": post["status"]})
@@ -217,10 +218,10 @@ async def unschedule_post(conn: AsyncConnection, post: Mapping[str, Any], now: d
     await conn.execute(posts.update().where(posts.c.id == post["id"]).values(**values))
     await drop_publish_job(conn, post["id"])
     await schedules.unqueue_post(conn, post["id"])  # the rest of its schedule keep their slots
-    return {**post, **values}
+    return record(PostRow, {**post, **values})
 
 
-async def request_publish(conn: AsyncConnection, post: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+async def request_publish(conn: AsyncConnection, post: PostRow, now: datetime) -> PostRow:
     """Publish now: a draft or scheduled post, or a failed/partially published one again (only its
     failed targets are sent again; published ones are never touched)."""
     status = post["status"]
@@ -243,7 +244,7 @@ async def request_publish(conn: AsyncConnection, post: Mapping[str, Any], now: d
     await conn.execute(posts.update().where(posts.c.id == post["id"]).values(**values))
     if sending_targets:
         await upsert_publish_job(conn, post["id"], now, priority=PUBLISH_PRIORITY_NOW, now=now)
-    return {**post, **values}
+    return record(PostRow, {**post, **values})
 
 
 # --- what the worker does, in batches (workers/publish_post.py writes many posts' steps at once) -----
@@ -254,8 +255,8 @@ class Send:
     """A target admitted by pacing: committed as `publishing` with its plan (before any network
     call), its account, and the network slot it holds until the network answers."""
 
-    target: dict[str, Any]
-    account: dict[str, Any]
+    target: TargetRow
+    account: AccountRow
     admission: pacing.Admission
 
 
@@ -265,8 +266,8 @@ class Held:
     its network was taken (its run may ask again in a moment), else its account's pace names the
     seconds until its turn."""
 
-    target: dict[str, Any]
-    account: dict[str, Any]
+    target: TargetRow
+    account: AccountRow
     hold: pacing.Hold
 
     @property
@@ -279,10 +280,10 @@ class RunPlan:
     """What one run of a post's publish job does now: `post` None when there is nothing to do;
     else the targets to send now, those pacing held, and the post's media."""
 
-    post: dict[str, Any] | None
+    post: PostRow | None
     send: list[Send] = field(default_factory=list)
     held: list[Held] = field(default_factory=list)
-    media: list[dict[str, Any]] = field(default_factory=list)
+    media: list[MediaRow] = field(default_factory=list)
 
     @property
     def busy(self) -> list[Held]:
@@ -370,8 +371,8 @@ async def start_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now:
 class _Candidate:
     """A target read for a run, pacing not asked yet: its account is None when it is gone."""
 
-    target: dict[str, Any]
-    account: dict[str, Any] | None
+    target: TargetRow
+    account: AccountRow | None
 
 
 @dataclass
@@ -388,8 +389,8 @@ class _Asking:
     """A target pacing is asked about, and the plan its answer goes to."""
 
     plan: RunPlan
-    target: dict[str, Any]
-    account: dict[str, Any]
+    target: TargetRow
+    account: AccountRow
     ask: pacing.Ask
 
 
@@ -465,8 +466,8 @@ async def _begin_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now
     if not requests:
         return {}
     ids = sorted({r.post_id for r in requests})
-    found = {r["id"]: dict(r) for r in (await conn.execute(
-        _locked(conn, _POSTS_BY_ID, _POSTS_BY_ID_LOCKED), {"ids": ids})).mappings()}
+    found = {p["id"]: p for p in records(PostRow, (await conn.execute(
+        _locked(conn, _POSTS_BY_ID, _POSTS_BY_ID_LOCKED), {"ids": ids})).mappings())}
     due = [p for p in found.values() if p["status"] == "scheduled"
            and (p["scheduled_at"] is None or p["scheduled_at"] <= now + timedelta(seconds=1))]
     from ouipost.schedules import service as schedules
@@ -482,11 +483,11 @@ async def _begin_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now
         return {}
     runs = {(r.post_id, r.job_id): _Run(RunPlan(running[r.post_id]), r.job_id)
             for r in requests if r.post_id in running}
-    targets = [dict(r) for r in (await conn.execute(
-        _locked(conn, _TARGETS_TO_RUN, _TARGETS_TO_RUN_LOCKED), {"ids": sorted(running)})).mappings()]
+    targets = records(TargetRow, (await conn.execute(
+        _locked(conn, _TARGETS_TO_RUN, _TARGETS_TO_RUN_LOCKED), {"ids": sorted(running)})).mappings())
     account_ids = sorted({t["account_id"] for t in targets if t["account_id"]})
-    accounts = {r["id"]: dict(r) for r in (await conn.execute(_ACCOUNTS_BY_ID, {"ids": account_ids})).mappings()} \
-        if account_ids else {}
+    accounts = {a["id"]: a for a in records(AccountRow, (await conn.execute(
+        _ACCOUNTS_BY_ID, {"ids": account_ids})).mappings())} if account_ids else {}
     by_post = {key[0]: run for key, run in runs.items()}
     for target in targets:
         by_post[target["post_id"]].candidates.append(_Candidate(target, accounts.get(target["account_id"] or "")))
@@ -562,8 +563,8 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
     ids = sorted(set(post_ids))
     if not ids:
         return {}
-    moving = [dict(r) for r in (await conn.execute(
-        _locked(conn, _PUBLISHING_BY_ID, _PUBLISHING_BY_ID_LOCKED), {"ids": ids})).mappings()]
+    moving = records(PostRow, (await conn.execute(
+        _locked(conn, _PUBLISHING_BY_ID, _PUBLISHING_BY_ID_LOCKED), {"ids": ids})).mappings())
     finals: dict[str, str | None] = dict.fromkeys(ids)
     if not moving:
         return finals
@@ -572,16 +573,20 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
     parts = await followups.parts_of(conn, running) if any(followups.has_followups(p) for p in moving) else {}
     for post in moving:
         finals[post["id"]] = final_status(targets[post["id"]], post, parts)
-    moving = [p for p in moving if finals[p["id"]] is not None]
+    ended = {post_id: final for post_id, final in finals.items() if final is not None}
+    moving = [p for p in moving if p["id"] in ended]
     if not moving:
         return finals
     for post in moving:
-        stamps = [t["published_at"] for t in targets[post["id"]] if t["status"] == "published"]
-        post.update(status=finals[post["id"]], published_at=min(stamps) if stamps else None, updated_at=now)
+        # A published target has its published_at (set with the status).
+        stamps = [t["published_at"] for t in targets[post["id"]] if t["status"] == "published" and t["published_at"]]
+        post.update({"status": ended[post["id"]], "published_at": min(stamps) if stamps else None, "updated_at": now})
     await conn.execute(_POST_FINISHED, [{"post_id": p["id"], "final": p["status"], "b_published_at": p["published_at"],
                                          "now": now} for p in moving])
-    kinds = {PostStatus.PUBLISHED: EventType.POST_PUBLISHED, PostStatus.PARTIALLY_PUBLISHED: EventType.POST_PARTIAL,
-             PostStatus.FAILED: EventType.POST_FAILED}
+    kinds: dict[str, EventType] = {
+        PostStatus.PUBLISHED: EventType.POST_PUBLISHED, PostStatus.PARTIALLY_PUBLISHED: EventType.POST_PARTIAL,
+        PostStatus.FAILED: EventType.POST_FAILED,
+    }
     await record_events(conn, [
         (kinds[post["status"]], {"post": service.post_view(post, targets=targets[post["id"]], detail=True,
                                                           parts=parts)},
@@ -590,8 +595,8 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
     return finals
 
 
-def final_status(targets: Sequence[Mapping[str, Any]], post: Mapping[str, Any] | None = None,
-                 parts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> str | None:
+def final_status(targets: Sequence[TargetRow], post: PostRow | None = None,
+                 parts: Mapping[str, Sequence[PartRow]] | None = None) -> str | None:
     """A post's status once its targets (and their follow-ups) are done: published (every target
     but the cancelled ones, and every follow-up), partially_published (some target published, but
     a target or a follow-up failed), failed (no target published); None while any target is pending
@@ -616,8 +621,8 @@ async def fail_remaining(conn: AsyncConnection, post_id: str, message: str, now:
     ).values(status="failed", error_code="RETRIES_EXHAUSTED", error_message=message[:2000], updated_at=now))
 
 
-def platform_results(targets: Sequence[Mapping[str, Any]],
-                     parts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> list[dict[str, Any]]:
+def platform_results(targets: Sequence[TargetRow],
+                     parts: Mapping[str, Sequence[PartRow]] | None = None) -> list[dict[str, Any]]:
     """The per-network outcome of a publish, as POST /api/posts/{id}/publish shows it, with each
     target's follow-ups (`parts`, by target id: followups.parts_of)."""
     shown = {"published": "success", "failed": "failed", "cancelled": "cancelled"}
@@ -697,8 +702,8 @@ async def apply_moves(conn: AsyncConnection, moves: Sequence[Any], now: datetime
 
 
 async def change_schedule(
-    conn: AsyncConnection, schedule: Mapping[str, Any], changes: Mapping[str, Any], now: datetime
-) -> tuple[dict[str, Any], list[Any], list[Any]]:
+    conn: AsyncConnection, schedule: ScheduleRow, changes: Mapping[str, Any], now: datetime
+) -> tuple[ScheduleRow, list[Any], list[Any]]:
     """Update a schedule (see schedules.service.update_schedule) and move its posts' publish jobs
     with the re-plan; answers (row, slots, moves). Shared by PUT /api/schedules/{id} and the UI."""
     from ouipost.schedules import service as schedules
@@ -709,7 +714,7 @@ async def change_schedule(
     return row, slots, moves
 
 
-async def remove_schedule(conn: AsyncConnection, schedule: Mapping[str, Any], now: datetime) -> list[str]:
+async def remove_schedule(conn: AsyncConnection, schedule: ScheduleRow, now: datetime) -> list[str]:
     """Delete a schedule; its queued posts return to draft and lose their publish jobs. Answers
     their ids. Shared by DELETE /api/schedules/{id} and the UI."""
     from ouipost.schedules import service as schedules
@@ -720,8 +725,8 @@ async def remove_schedule(conn: AsyncConnection, schedule: Mapping[str, Any], no
 
 
 async def queue_into_schedule(
-    conn: AsyncConnection, post: Mapping[str, Any], schedule_id: str, now: datetime
-) -> dict[str, Any]:
+    conn: AsyncConnection, post: PostRow, schedule_id: str, now: datetime
+) -> PostRow:
     """Give the post the earliest free slot of a schedule that covers all its networks (409 when none
     within 56 days) and its publish job."""
     from ouipost.schedules import service as schedules
@@ -731,8 +736,9 @@ async def queue_into_schedule(
     schedule = await schedules.get_schedule(conn, post["workspace_id"], schedule_id, for_update=True)
     await prepare_targets(conn, post)
     entry = await schedules.queue_post(conn, schedule, post, None, now)
+    assert entry["slot_time"] is not None  # queue_post gives the post a slot, or raises
     await upsert_publish_job(conn, post["id"], entry["slot_time"], priority=PUBLISH_PRIORITY_SCHEDULED, now=now)
-    updated = dict((await conn.execute(sa.select(posts).where(posts.c.id == post["id"]))).mappings().one())
+    updated = record(PostRow, (await conn.execute(sa.select(posts).where(posts.c.id == post["id"]))).mappings().one())
     await record_event(conn, "post.scheduled", {"post": service.post_view(updated)},
                        workspace_id=post["workspace_id"], now=now)
     return updated

@@ -34,6 +34,7 @@ from ouipost.core.clock import isoformat
 from ouipost.core.ids import new_id
 from ouipost.db.batch import expanding
 from ouipost.db.pages import fetch_page
+from ouipost.db.rows import EntryRow, PostRow, ScheduleRow, SlotRow, record, records
 from ouipost.db.schedule_tables import schedule_entries, schedule_slots, schedules
 from ouipost.db.tables import posts, social_accounts, workspaces
 from ouipost.platforms.registry import NETWORKS
@@ -56,7 +57,7 @@ class Move(NamedTuple):
 
 async def get_schedule(
     conn: AsyncConnection, workspace_id: str, schedule_id: str, *, for_update: bool = False
-) -> dict[str, Any]:
+) -> ScheduleRow:
     """The schedule of this workspace; NOT_FOUND otherwise (another workspace's schedule included)."""
     query = sa.select(schedules).where(schedules.c.id == schedule_id, schedules.c.workspace_id == workspace_id)
     if for_update and conn.dialect.name != "sqlite":
@@ -64,26 +65,27 @@ async def get_schedule(
     row = (await conn.execute(query)).mappings().first()
     if row is None:
         raise errors.NotFound("Schedule not found")
-    return dict(row)
+    return record(ScheduleRow, row)
 
 
-async def _lock_schedule(conn: AsyncConnection, schedule_id: str) -> dict[str, Any] | None:
+async def _lock_schedule(conn: AsyncConnection, schedule_id: str) -> ScheduleRow | None:
     """Read the schedule and, on MariaDB, lock its row until the transaction ends, so that two
     requests filling the same schedule take turns. (SQLite serialises writers by itself.)"""
     query = sa.select(schedules).where(schedules.c.id == schedule_id)
     if conn.dialect.name != "sqlite":
         query = query.with_for_update()
     row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
+    return record(ScheduleRow, row) if row else None
 
 
 async def list_schedules(
     conn: AsyncConnection, workspace_id: str, *, page: int, limit: int,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[ScheduleRow], int]:
     """One page of the workspace's schedules, oldest first (ids are time-ordered, so pages are
     stable), and how many it has."""
-    return await fetch_page(conn, schedules, where=[schedules.c.workspace_id == workspace_id],
-                            order_by=[schedules.c.id], page=page, limit=limit)
+    rows, total = await fetch_page(conn, schedules, where=[schedules.c.workspace_id == workspace_id],
+                                   order_by=[schedules.c.id], page=page, limit=limit)
+    return records(ScheduleRow, rows), total
 
 
 def _slot(row: RowMapping) -> Slot:
@@ -143,11 +145,11 @@ async def workspace_timezone(conn: AsyncConnection, workspace_id: str) -> str:
 
 async def create_schedule(
     conn: AsyncConnection, *, workspace_id: str, fields: Mapping[str, Any], now: datetime
-) -> tuple[dict[str, Any], list[Slot]]:
+) -> tuple[ScheduleRow, list[Slot]]:
     """Insert a schedule and its slots. `fields` is validated input; platforms are checked here
     (VALIDATION_ERROR). The zone defaults to the workspace's."""
     await check_slot_platforms(conn, workspace_id, fields["slots"])
-    row = {
+    row: ScheduleRow = {
         "id": new_id("sched"),
         "workspace_id": workspace_id,
         "name": fields["name"],
@@ -166,20 +168,18 @@ async def _insert_slots(conn: AsyncConnection, schedule_id: str, slots: Sequence
         Slot(new_id("slot"), s["day"], s["time"], tuple(dict.fromkeys(s["platforms"])), position)
         for position, s in enumerate(slots)
     ]
-    await conn.execute(
-        schedule_slots.insert(),
-        [
-            {"id": s.id, "schedule_id": schedule_id, "day": s.day, "time": s.time, "platforms": list(s.platforms),
-             "position": s.position}
-            for s in made
-        ],
-    )
+    rows: list[SlotRow] = [
+        {"id": s.id, "schedule_id": schedule_id, "day": s.day, "time": s.time, "platforms": list(s.platforms),
+         "position": s.position}
+        for s in made
+    ]
+    await conn.execute(schedule_slots.insert(), rows)
     return made
 
 
 async def update_schedule(
-    conn: AsyncConnection, schedule: Mapping[str, Any], changes: Mapping[str, Any], now: datetime
-) -> tuple[dict[str, Any], list[Slot], list[Move]]:
+    conn: AsyncConnection, schedule: ScheduleRow, changes: Mapping[str, Any], now: datetime
+) -> tuple[ScheduleRow, list[Slot], list[Move]]:
     """Apply a partial update and answer (row, slots, moves).
 
     - `slots` replaces every slot (new ids); the queued posts are re-planned in order into them.
@@ -198,7 +198,7 @@ async def update_schedule(
     }
     values["updated_at"] = now
     await conn.execute(schedules.update().where(schedules.c.id == schedule_id).values(**values))
-    row = {**schedule, **values}
+    row = record(ScheduleRow, {**schedule, **values})
 
     if "slots" in changes:
         await conn.execute(schedule_slots.delete().where(schedule_slots.c.schedule_id == schedule_id))
@@ -216,7 +216,7 @@ async def update_schedule(
     return row, slots, moves
 
 
-async def delete_schedule(conn: AsyncConnection, schedule: Mapping[str, Any], now: datetime) -> list[str]:
+async def delete_schedule(conn: AsyncConnection, schedule: ScheduleRow, now: datetime) -> list[str]:
     """Delete the schedule, its slots and its entries; its queued posts go back to draft (no
     scheduled_at). Answers the ids of those posts, whose publish jobs must be cancelled."""
     await _lock_schedule(conn, schedule["id"])
@@ -307,11 +307,11 @@ def _why_nothing_fits(
 
 async def queue_post(
     conn: AsyncConnection,
-    schedule: Mapping[str, Any],
-    post: Mapping[str, Any],
+    schedule: ScheduleRow,
+    post: PostRow,
     networks: Sequence[str] | None,
     now: datetime,
-) -> dict[str, Any]:
+) -> EntryRow:
     """Give `post` the earliest free future slot occurrence of `schedule` whose platforms cover all of
     `networks` (the post's `platforms` entries: network names and/or account ids; None means
     `post["platforms"]`), one post per occurrence, within 56 days of `now`.
@@ -354,7 +354,7 @@ async def queue_post(
             .where(schedule_entries.c.schedule_id == current["id"])
         ) or 0
     ) + 1
-    entry = {
+    entry: EntryRow = {
         "post_id": post["id"], "schedule_id": current["id"], "slot_id": found.slot_id, "slot_time": found.utc,
         "position": position, "held": not current["is_active"], "created_at": now, "updated_at": now,
     }
@@ -506,7 +506,7 @@ async def remove_account_from_slots(conn: AsyncConnection, account_id: str, now:
 # What GET /api/schedules/{id} shows
 
 
-async def upcoming_posts(conn: AsyncConnection, schedule: Mapping[str, Any]) -> list[dict[str, Any]]:
+async def upcoming_posts(conn: AsyncConnection, schedule: ScheduleRow) -> list[dict[str, Any]]:
     """The queue in order: slot_time with the schedule's offset, post_id, the post's platforms."""
     rows = await conn.execute(
         sa.select(schedule_entries.c.post_id, schedule_entries.c.slot_time, posts.c.platforms)
@@ -538,7 +538,7 @@ async def queued_counts(conn: AsyncConnection, schedule_ids: Sequence[str]) -> d
 
 
 async def queue_with_posts(
-    conn: AsyncConnection, schedule: Mapping[str, Any], *, limit: int
+    conn: AsyncConnection, schedule: ScheduleRow, *, limit: int
 ) -> list[dict[str, Any]]:
     """The first `limit` posts of the queue in the order of `upcoming_posts`, with their text:
     slot_time (UTC), post_id, content, platforms."""
@@ -556,7 +556,7 @@ async def queue_with_posts(
 
 
 async def schedule_stats(
-    conn: AsyncConnection, schedule: Mapping[str, Any], slots: Sequence[Slot], now: datetime
+    conn: AsyncConnection, schedule: ScheduleRow, slots: Sequence[Slot], now: datetime
 ) -> dict[str, Any]:
     """total_published (posts of this schedule published or partially published), this_week (of
     those, published in the current ISO week of the schedule's zone), next_slot (with offset)."""
@@ -586,7 +586,7 @@ def slot_view(slot: Slot) -> dict[str, Any]:
 
 
 def schedule_view(
-    row: Mapping[str, Any], slots: Sequence[Slot], *, upcoming: list[dict[str, Any]] | None = None,
+    row: ScheduleRow, slots: Sequence[Slot], *, upcoming: list[dict[str, Any]] | None = None,
     stats: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The schedule as the API shows it; the detail view adds upcoming_posts and stats."""

@@ -57,11 +57,33 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """Templates compiled once per process rather than once per app: each app has its own Environment
+    (aiohttp_jinja2 binds it to the app), and parsing and compiling a template costs far more than
+    loading its code. Jinja checks each entry against the template's source, so an edited template
+    is compiled again."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED_TEMPLATES = _CompiledTemplates()
+
+
 def setup_ui(app: web.Application, settings: Settings) -> None:
     """Mount the UI on `app`: templates, session cookie, guards, static files and every view."""
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        bytecode_cache=_COMPILED_TEMPLATES,
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

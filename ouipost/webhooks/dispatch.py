@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -119,12 +119,12 @@ async def dispatch_batch(conn: AsyncConnection, *, now: datetime, limit: int = B
     existing = await _existing_deliveries(conn, [e.id for e in batch])
     for event in batch:
         for endpoint in endpoints:
-            if event.type not in endpoint["events"] or (endpoint["id"], event.id) in existing:
+            if event.type not in endpoint.events or (endpoint.id, event.id) in existing:
                 continue
-            if event.created_at < endpoint["created_at"] - CLOCK_SKEW_MARGIN:
+            if event.created_at < endpoint.created_at - CLOCK_SKEW_MARGIN:
                 continue  # the endpoint did not exist when this happened
             delivery = await webhooks.create_delivery(
-                conn, endpoint["id"], event.type, event.payload, now=now, event_id=event.id,
+                conn, endpoint.id, event.type, event.payload, now=now, event_id=event.id,
                 occurred_at=event.created_at,
             )
             await enqueue_attempt(conn, delivery["id"], attempt=1, run_at=now, now=now)
@@ -173,13 +173,21 @@ async def requeue_due_deliveries(conn: AsyncConnection, *, now: datetime) -> int
 # --- helpers -------------------------------------------------------------------------------------
 
 
-async def _active_webhooks(conn: AsyncConnection) -> list[dict[str, Any]]:
+class _Endpoint(NamedTuple):
+    """What dispatching needs of an active webhook."""
+
+    id: str
+    events: set[str]
+    created_at: datetime
+
+
+async def _active_webhooks(conn: AsyncConnection) -> list[_Endpoint]:
     rows = await conn.execute(
         sa.select(webhooks_table.c.id, webhooks_table.c.events, webhooks_table.c.created_at)
         .where(webhooks_table.c.is_active.is_(True))
         .order_by(webhooks_table.c.id)
     )
-    return [{"id": r.id, "events": set(r.events or ()), "created_at": r.created_at} for r in rows]
+    return [_Endpoint(r.id, set(r.events or ()), r.created_at) for r in rows]
 
 
 async def sweep_needed(conn: AsyncConnection) -> bool:

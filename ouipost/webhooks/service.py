@@ -51,6 +51,7 @@ from ouipost.core.ids import new_id
 from ouipost.core.metrics import process_metrics
 from ouipost.db.admin_tables import webhook_deliveries, webhooks
 from ouipost.db.pages import fetch_page
+from ouipost.db.rows import DeliveryRow, WebhookRow, record, records
 from ouipost.identity.audit import Actor, record_audit
 from ouipost.webhooks.event_types import TYPES as EVENT_TYPES
 
@@ -250,12 +251,12 @@ async def create_webhook(
     created_by: str | None,
     secret_key: str,
     now: datetime,
-) -> tuple[dict[str, Any], str]:
+) -> tuple[WebhookRow, str]:
     """Insert an endpoint; returns its row and its secret (generated when not given). The caller
     checked the URL (check_url) and the secret (check_secret)."""
     webhook_id = new_id("wh")
     secret = secret or generate_secret()
-    row = {
+    row: WebhookRow = {
         "id": webhook_id,
         "url": url,
         "description": description,
@@ -273,18 +274,19 @@ async def create_webhook(
     return row, secret
 
 
-async def get_webhook(conn: AsyncConnection, webhook_id: str) -> dict[str, Any] | None:
+async def get_webhook(conn: AsyncConnection, webhook_id: str) -> WebhookRow | None:
     row = (await conn.execute(sa.select(webhooks).where(webhooks.c.id == webhook_id))).mappings().first()
-    return dict(row) if row else None
+    return record(WebhookRow, row) if row else None
 
 
-async def list_webhooks(conn: AsyncConnection, *, page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-    return await fetch_page(conn, webhooks, order_by=[webhooks.c.id], page=page, limit=limit)
+async def list_webhooks(conn: AsyncConnection, *, page: int, limit: int) -> tuple[list[WebhookRow], int]:
+    rows, total = await fetch_page(conn, webhooks, order_by=[webhooks.c.id], page=page, limit=limit)
+    return records(WebhookRow, rows), total
 
 
 async def update_webhook(
-    conn: AsyncConnection, webhook: Mapping[str, Any], changes: Mapping[str, Any], *, secret_key: str, now: datetime
-) -> tuple[dict[str, Any], list[str]]:
+    conn: AsyncConnection, webhook: WebhookRow, changes: Mapping[str, Any], *, secret_key: str, now: datetime
+) -> tuple[WebhookRow, list[str]]:
     """Apply url/events/description/secret/is_active changes (checked by the caller); returns the row
     and the changed field names. Re-activating clears disabled_reason and the failure streak."""
     values: dict[str, Any] = {}
@@ -307,7 +309,7 @@ async def update_webhook(
     if values:
         values["updated_at"] = now
         await conn.execute(webhooks.update().where(webhooks.c.id == webhook["id"]).values(**values))
-    return {**webhook, **values}, changed
+    return record(WebhookRow, {**webhook, **values}), changed
 
 
 async def delete_webhook(conn: AsyncConnection, webhook_id: str) -> bool:
@@ -334,7 +336,7 @@ async def stats_by_webhook(conn: AsyncConnection, webhook_ids: Sequence[str]) ->
     return stats
 
 
-def webhook_view(row: Mapping[str, Any], stats: Mapping[str, int], secret: str | None = None) -> dict[str, Any]:
+def webhook_view(row: WebhookRow, stats: Mapping[str, int], secret: str | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": row["id"],
         "url": row["url"],
@@ -369,14 +371,14 @@ async def create_delivery(
     now: datetime,
     event_id: str | None = None,
     occurred_at: datetime | None = None,
-) -> dict[str, Any]:
+) -> DeliveryRow:
     """Record a message for one endpoint, due at once. With `event_id` (the outbox event), a second
     call for the same event and endpoint raises IntegrityError instead of delivering twice.
     `occurred_at` (default `now`) is the payload's timestamp: when the event happened, which for
     outbox events dispatched by the queue is earlier than the delivery's creation."""
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
-    row = {
+    row: DeliveryRow = {
         "id": new_id("dlv"),
         "webhook_id": webhook_id,
         "event_id": event_id,
@@ -396,24 +398,25 @@ async def create_delivery(
     return row
 
 
-async def get_delivery(conn: AsyncConnection, delivery_id: str) -> dict[str, Any] | None:
+async def get_delivery(conn: AsyncConnection, delivery_id: str) -> DeliveryRow | None:
     row = (
         await conn.execute(sa.select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id))
     ).mappings().first()
-    return dict(row) if row else None
+    return record(DeliveryRow, row) if row else None
 
 
 async def list_deliveries(
     conn: AsyncConnection, webhook_id: str, *, page: int, limit: int, status: str | None = None
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[DeliveryRow], int]:
     """One page of the endpoint's deliveries, newest first."""
     conditions = [webhook_deliveries.c.webhook_id == webhook_id]
     if status:
         conditions.append(webhook_deliveries.c.status == status)
-    return await fetch_page(
+    rows, total = await fetch_page(
         conn, webhook_deliveries, where=conditions,
         order_by=[webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id.desc()], page=page, limit=limit,
     )
+    return records(DeliveryRow, rows), total
 
 
 async def due_delivery_ids(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[str]:
@@ -427,7 +430,7 @@ async def due_delivery_ids(conn: AsyncConnection, now: datetime, limit: int = 10
     return list(rows.scalars())
 
 
-def delivery_view(row: Mapping[str, Any]) -> dict[str, Any]:
+def delivery_view(row: DeliveryRow) -> dict[str, Any]:
     return {
         "id": row["id"],
         "webhook_id": row["webhook_id"],
@@ -487,7 +490,7 @@ async def deliver(
     clock: Clock,
     session: aiohttp.ClientSession | None = None,
     retry: bool = True,
-) -> dict[str, Any] | None:
+) -> DeliveryRow | None:
     """Send one signed attempt of a pending delivery now and record its outcome; returns the
     delivery row (None when it does not exist).
 
@@ -524,15 +527,15 @@ async def deliver(
 
 async def _record_attempt(
     conn: AsyncConnection,
-    delivery: Mapping[str, Any],
-    webhook: Mapping[str, Any],
+    delivery: DeliveryRow,
+    webhook: WebhookRow,
     status: int | None,
     error: str | None,
     latency_ms: int,
     now: datetime,
     *,
     retry: bool,
-) -> dict[str, Any]:
+) -> DeliveryRow:
     attempts = delivery["attempts"] + 1
     succeeded = error is None
     webhook_values: dict[str, Any] = {"last_triggered_at": now}
@@ -555,7 +558,7 @@ async def _record_attempt(
             next_attempt_at = now + RETRY_SCHEDULE[attempts - 1]
         else:
             outcome = "failed"
-    values = {
+    values: dict[str, Any] = {
         "status": outcome,
         "attempts": attempts,
         "response_status": status,
@@ -573,7 +576,7 @@ async def _record_attempt(
     )
     await conn.execute(webhooks.update().where(webhooks.c.id == webhook["id"]).values(**webhook_values))
     process_metrics().webhook_deliveries.labels("retrying" if outcome == "pending" else outcome).inc()
-    return {**delivery, **values}
+    return record(DeliveryRow, {**delivery, **values})
 
 
 async def deliver_due_attempt(
@@ -584,7 +587,7 @@ async def deliver_due_attempt(
     allow_private: bool,
     clock: Clock,
     session: aiohttp.ClientSession | None = None,
-) -> dict[str, Any] | None:
+) -> DeliveryRow | None:
     """The queue's entry point (job `deliver_webhook`): send the delivery's next attempt if it is
     pending and due. A delivery whose endpoint was disabled or deleted meanwhile is failed without
     sending. Returns the delivery row (None when it is gone)."""
@@ -597,12 +600,12 @@ async def deliver_due_attempt(
             return delivery
         webhook = await get_webhook(conn, delivery["webhook_id"])
         if webhook is None or not webhook["is_active"]:
-            values = {"status": "failed", "next_attempt_at": None, "updated_at": now,
-                      "error": "The endpoint is disabled"}
+            values: dict[str, Any] = {"status": "failed", "next_attempt_at": None, "updated_at": now,
+                                      "error": "The endpoint is disabled"}
             await conn.execute(
                 webhook_deliveries.update().where(webhook_deliveries.c.id == delivery_id).values(**values)
             )
-            return {**delivery, **values}
+            return record(DeliveryRow, {**delivery, **values})
     return await deliver(
         engine, delivery_id, secret_key=secret_key, allow_private=allow_private, clock=clock, session=session
     )
@@ -614,7 +617,7 @@ async def deliver_due_attempt(
 
 async def send_test_ping(
     engine: AsyncEngine, webhook_id: str, *, secret_key: str, allow_private: bool, clock: Clock,
-) -> dict[str, Any] | None:
+) -> DeliveryRow | None:
     """Send a `webhook.test` event to the endpoint now (one attempt, TIMEOUT_SECONDS, no retries)
     and return the delivery with its outcome; None when the endpoint does not exist (or was
     deleted meanwhile). Network errors are recorded on the delivery, never raised."""
@@ -631,13 +634,13 @@ async def send_test_ping(
                          retry=False)
 
 
-async def audit_webhook_created(conn: AsyncConnection, actor: Actor, row: Mapping[str, Any], now: datetime) -> None:
+async def audit_webhook_created(conn: AsyncConnection, actor: Actor, row: WebhookRow, now: datetime) -> None:
     await record_audit(conn, action="webhook.created", actor=actor, now=now, resource_type="webhook",
                        resource_id=row["id"], details={"url": row["url"], "events": list(row["events"])})
 
 
 async def audit_webhook_updated(
-    conn: AsyncConnection, actor: Actor, row: Mapping[str, Any], changed: Sequence[str], now: datetime,
+    conn: AsyncConnection, actor: Actor, row: WebhookRow, changed: Sequence[str], now: datetime,
 ) -> None:
     """The entry for a change (nothing is written when nothing changed; never the secret)."""
     if not changed:
@@ -651,7 +654,7 @@ async def audit_webhook_updated(
 
 
 async def audit_webhook_deleted(
-    conn: AsyncConnection, actor: Actor, webhook: Mapping[str, Any], now: datetime,
+    conn: AsyncConnection, actor: Actor, webhook: WebhookRow, now: datetime,
 ) -> None:
     await record_audit(conn, action="webhook.deleted", actor=actor, now=now, resource_type="webhook",
                        resource_id=webhook["id"], details={"url": webhook["url"]})

@@ -22,6 +22,7 @@ from ouipost.accounts import service as accounts
 from ouipost.admin.common import request_actor
 from ouipost.api.accounts import CallbackBody, ConnectBody
 from ouipost.core import errors
+from ouipost.db.rows import AccountRow
 from ouipost.http.context import CIPHER, CLOCK, DB, PLATFORM_HTTP, SETTINGS
 from ouipost.platforms.base import PlatformAdapter
 from ouipost.platforms.registry import NETWORKS, get_platform
@@ -178,7 +179,7 @@ async def connect(request: web.Request) -> web.Response:
     return await redirect(request, _base(request), f"Connected {_label(account)}.")
 
 
-def _label(account: dict[str, Any]) -> str:
+def _label(account: AccountRow) -> str:
     handle = f" (@{account['username']})" if account.get("username") else ""
     return f"{get_platform(account['platform']).name} account {account['name']}{handle}"
 

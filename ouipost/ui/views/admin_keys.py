@@ -17,6 +17,7 @@ from ouipost.admin.keys import KeyBody, KeyUpdateBody
 from ouipost.api.common import DEFAULT_PAGE_SIZE
 from ouipost.core import errors
 from ouipost.core.clock import isoformat
+from ouipost.db.rows import ApiKeyRow
 from ouipost.http import usage
 from ouipost.http.context import CLOCK, DB, SETTINGS
 from ouipost.http.web import run_schema
@@ -39,7 +40,7 @@ MANAGE = "api_keys.manage"
 _LISTS = ("permissions", "workspaces")
 
 
-async def _key_or_404(conn: AsyncConnection, key_id: str) -> dict[str, Any]:
+async def _key_or_404(conn: AsyncConnection, key_id: str) -> ApiKeyRow:
     key = await key_admin.get_key(conn, key_id)
     if key is None:
         raise errors.NotFound("API key not found")
@@ -67,7 +68,7 @@ async def list_keys(request: web.Request) -> web.Response:
 
 async def _form(
     request: web.Request, values: dict[str, Any], errors_: dict[str, list[str]], *,
-    key: dict[str, Any] | None = None, status: int = 200,
+    key: ApiKeyRow | None = None, status: int = 200,
 ) -> web.Response:
     async with request.app[DB].connect() as conn:
         options = await workspace_options(conn, request, values.get("workspaces", []))

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost.admin.users import UserBody, UserUpdateBody
 from ouipost.api.common import DEFAULT_PAGE_SIZE
 from ouipost.core import errors
+from ouipost.db.rows import UserRow
 from ouipost.http.context import CLOCK, DB
 from ouipost.http.web import run_schema
 from ouipost.identity import user_admin, users, workspaces
@@ -29,7 +30,7 @@ MANAGE = "users.manage"
 _LISTS = ("permissions", "workspaces")
 
 
-async def _user_or_404(conn: AsyncConnection, user_id: str) -> dict[str, Any]:
+async def _user_or_404(conn: AsyncConnection, user_id: str) -> UserRow:
     user = await user_admin.get_user(conn, user_id)
     if user is None:
         raise errors.NotFound("User not found")

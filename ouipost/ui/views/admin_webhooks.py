@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ouipost.admin.webhooks import WebhookBody, WebhookUpdateBody
 from ouipost.api.common import DEFAULT_PAGE_SIZE
 from ouipost.core import errors
+from ouipost.db.rows import WebhookRow
 from ouipost.http.context import CLOCK, DB, SETTINGS
 from ouipost.http.web import run_schema
 from ouipost.ui.admin_forms import at_list_fields, checkbox, page_arg
@@ -30,7 +31,7 @@ _LISTS = ("events",)
 _NO_STATS = {"total_deliveries": 0, "successful_deliveries": 0, "failed_deliveries": 0}
 
 
-async def _webhook_or_404(conn: AsyncConnection, webhook_id: str) -> dict[str, Any]:
+async def _webhook_or_404(conn: AsyncConnection, webhook_id: str) -> WebhookRow:
     row = await webhooks.get_webhook(conn, webhook_id)
     if row is None:
         raise errors.NotFound("Webhook not found")
@@ -52,7 +53,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
 
 async def _form(
     request: web.Request, values: dict[str, Any], errors_: dict[str, list[str]], *,
-    webhook: dict[str, Any] | None = None, status: int = 200,
+    webhook: WebhookRow | None = None, status: int = 200,
 ) -> web.Response:
     return await render(request, "ui/admin/webhooks/form.html", {
         "webhook": webhook, "values": values, "errors": errors_,

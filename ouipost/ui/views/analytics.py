@@ -22,6 +22,7 @@ from marshmallow import ValidationError as SchemaError
 from ouipost.analytics import service as analytics
 from ouipost.api.analytics import AnalyticsQuery
 from ouipost.core import errors
+from ouipost.db.rows import PostRow
 from ouipost.http.context import CLOCK, DB
 from ouipost.platforms.registry import NETWORKS, get_platform
 from ouipost.posts import service as posts_service
@@ -191,7 +192,7 @@ async def workspace_csv(request: web.Request) -> web.Response:
 # One post's analytics
 
 
-async def _post_figures(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _post_figures(request: web.Request) -> tuple[PostRow, dict[str, Any]]:
     async with request.app[DB].connect() as conn:
         post = await posts_service.get_post(conn, request[UI_WORKSPACE]["id"], request.match_info["id"])
         data = await analytics.post_analytics(conn, post["id"])

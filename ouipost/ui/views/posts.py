@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.api.posts import PostBody, PostQuery, ScheduleBody
 from ouipost.core import errors
+from ouipost.db.rows import MediaRow, PostRow, TargetRow, record
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts, social_accounts
 from ouipost.http.context import CLOCK, DB, SETTINGS, STORAGE, WORKER
@@ -271,7 +272,7 @@ def counters(report: rules.Report) -> list[dict[str, Any]]:
     return shown
 
 
-def values_from_post(post: Mapping[str, Any], zone: str) -> dict[str, Any]:
+def values_from_post(post: PostRow, zone: str) -> dict[str, Any]:
     """A saved post as the composer's field values."""
     values: dict[str, Any] = {
         "content": post["content"], "platforms": list(post["platforms"] or []),
@@ -373,7 +374,7 @@ async def _check_form(
 ) -> rules.Report:
     """POST /api/posts/validate's check of `body`; on the edit page with the media the post already
     has (a network that needs an image then sees it)."""
-    media: list[dict[str, Any]] = []
+    media: list[MediaRow] = []
     if post_id:
         post = await service.get_post(conn, workspace_id, post_id)
         media = (await service.media_of(conn, [post["id"]]))[post["id"]]
@@ -427,7 +428,7 @@ async def edit_submit(request: web.Request) -> web.Response:
 
 
 async def _change_thread_rows(
-    request: web.Request, existing: Mapping[str, Any] | None, values: Mapping[str, Any],
+    request: web.Request, existing: PostRow | None, values: Mapping[str, Any],
 ) -> web.Response:
     """"Add a part" and "Remove" without JavaScript: the form again, nothing saved, with one more
     empty part field or without the one removed, that part's field focused (which scrolls to it);
@@ -455,7 +456,7 @@ async def _change_thread_rows(
     return await _render_composer(request, existing, values, {}, shown, focus_part=max(min(focus, len(rows) - 1), 0))
 
 
-async def _save(request: web.Request, existing: Mapping[str, Any] | None) -> web.Response:
+async def _save(request: web.Request, existing: PostRow | None) -> web.Response:
     """Create or update the post and then, in the same transaction, schedule, queue or publish it
     as the pressed button says; any error rolls everything back and re-renders the form."""
     values = form_dict(await request.post(), lists=("platforms",))
@@ -604,14 +605,14 @@ async def upload_media(request: web.Request) -> web.Response:
     return await redirect(request, f"{_base(request)}/posts/{post['id']}/edit", "Media added.")
 
 
-async def _media_row(conn: AsyncConnection, request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _media_row(conn: AsyncConnection, request: web.Request) -> tuple[PostRow, MediaRow]:
     post = await service.get_post(conn, request[UI_WORKSPACE]["id"], request.match_info["id"])
     row = (await conn.execute(sa.select(media_table).where(
         media_table.c.id == request.match_info["media_id"], media_table.c.post_id == post["id"],
     ))).mappings().first()
     if row is None:
         raise errors.NotFound("Media not found")
-    return post, dict(row)
+    return post, record(MediaRow, row)
 
 
 @routes.get("/ui/w/{ws}/posts/{id}/media/{media_id}/delete")
@@ -851,8 +852,8 @@ async def posts_list(request: web.Request) -> web.Response:
     workspace = request[UI_WORKSPACE]
     zone = _zone(workspace)
     typed, query, problems = list_query_from(request, zone)
-    rows: list[dict[str, Any]] = []
-    targets: dict[str, list[dict[str, Any]]] = {}
+    rows: list[PostRow] = []
+    targets: dict[str, list[TargetRow]] = {}
     total = 0
     if not problems:
         clauses = service.list_filter(

@@ -21,6 +21,7 @@ from multidict import MultiDictProxy
 from ouipost.accounts import service as accounts
 from ouipost.api.schedules import MAX_SLOTS, ScheduleBody, ScheduleUpdate
 from ouipost.core import errors
+from ouipost.db.rows import ScheduleRow
 from ouipost.http.context import CLOCK, DB
 from ouipost.platforms.registry import NETWORKS, get_platform
 from ouipost.publishing import service as publishing
@@ -173,7 +174,7 @@ def _row_errors(problems: dict[str, list[str]], row_of: Sequence[int]) -> dict[s
     return mapped
 
 
-def _values_of(row: Mapping[str, Any], slots: Sequence[Slot]) -> dict[str, Any]:
+def _values_of(row: ScheduleRow, slots: Sequence[Slot]) -> dict[str, Any]:
     return {
         "name": row["name"], "description": row["description"] or "", "timezone": row["timezone"],
         "rows": [{"day": s.day, "time": s.time, "platforms": list(s.platforms)} for s in slots],
@@ -188,7 +189,7 @@ def _padded(values: dict[str, Any], rows: int) -> dict[str, Any]:
 
 async def _form_page(
     request: web.Request, *, values: dict[str, Any], errors_: dict[str, list[str]], rows: int,
-    schedule: Mapping[str, Any] | None, status: int = 200,
+    schedule: ScheduleRow | None, status: int = 200,
 ) -> web.Response:
     account_options, _ = await _target_names(request)
     return await render(request, "ui/schedules/form.html", {
