@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.core import errors
 from ouipost.db.pages import fetch_page
+from ouipost.db.rows import WorkspaceRow, record, records
 from ouipost.db.tables import workspace_members, workspaces
 from ouipost.http.context import DB
 from ouipost.http.web import Handler
@@ -41,8 +42,8 @@ from ouipost.ui.session import csrf_ok, csrf_token, current_user, flash, take_fl
 
 UI_USER = web.RequestKey("ui_user", AdminUser)
 # The signed-in user's current workspace row, and the rows the switcher lists.
-UI_WORKSPACE: web.RequestKey[dict[str, Any]] = web.RequestKey("ui_workspace", dict)
-UI_WORKSPACES: web.RequestKey[list[dict[str, Any]]] = web.RequestKey("ui_workspaces", list)
+UI_WORKSPACE: web.RequestKey[WorkspaceRow] = web.RequestKey("ui_workspace", WorkspaceRow)
+UI_WORKSPACES: web.RequestKey[list[WorkspaceRow]] = web.RequestKey("ui_workspaces", list)
 STATIC_ROUTE = "ui_static"
 # How many workspaces the switcher lists; more are reached from the workspaces page.
 SWITCHER_LIMIT = 200
@@ -106,25 +107,26 @@ def _visible_filter(user: AdminUser) -> Any:
     )
 
 
-async def visible_workspaces(conn: AsyncConnection, user: AdminUser, *, limit: int) -> list[dict[str, Any]]:
+async def visible_workspaces(conn: AsyncConnection, user: AdminUser, *, limit: int) -> list[WorkspaceRow]:
     """The first `limit` workspaces `user` may see, by name (the switcher's)."""
     stmt = sa.select(workspaces).where(_visible_filter(user)).order_by(workspaces.c.name, workspaces.c.id)
-    return [dict(r) for r in (await conn.execute(stmt.limit(limit))).mappings()]
+    return records(WorkspaceRow, await conn.execute(stmt.limit(limit)))
 
 
 async def visible_workspaces_page(
     conn: AsyncConnection, user: AdminUser, *, page: int, limit: int,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[WorkspaceRow], int]:
     """A page of the workspaces `user` may see, by name, and how many they are."""
-    return await fetch_page(conn, workspaces, where=[_visible_filter(user)],
-                            order_by=[workspaces.c.name, workspaces.c.id], page=page, limit=limit)
+    rows, total = await fetch_page(conn, workspaces, where=[_visible_filter(user)],
+                                   order_by=[workspaces.c.name, workspaces.c.id], page=page, limit=limit)
+    return records(WorkspaceRow, rows), total
 
 
-async def visible_workspace(conn: AsyncConnection, user: AdminUser, workspace_id: str) -> dict[str, Any] | None:
+async def visible_workspace(conn: AsyncConnection, user: AdminUser, workspace_id: str) -> WorkspaceRow | None:
     row = (
         await conn.execute(sa.select(workspaces).where(workspaces.c.id == workspace_id, _visible_filter(user)))
     ).mappings().first()
-    return dict(row) if row else None
+    return record(WorkspaceRow, row) if row else None
 
 
 # ------------------------------------------------------------------------------------------------

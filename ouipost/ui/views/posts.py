@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.api.posts import PostBody, PostQuery, ScheduleBody
 from ouipost.core import errors
-from ouipost.db.rows import MediaRow, PostRow, TargetRow, record
+from ouipost.db.rows import MediaRow, PostRow, TargetRow, WorkspaceRow, record
 from ouipost.db.tables import media as media_table
 from ouipost.db.tables import posts, social_accounts
 from ouipost.http.context import CLOCK, DB, SETTINGS, STORAGE, WORKER
@@ -68,11 +68,11 @@ MANAGE = "posts.manage"
 FOLLOWUP_KEYS = ("thread", "thread_mode", "first_comment")
 
 
-def _zone_name(workspace: dict[str, Any]) -> str:
+def _zone_name(workspace: WorkspaceRow) -> str:
     return str((workspace.get("settings") or {}).get("timezone") or "UTC")
 
 
-def _zone(workspace: dict[str, Any]) -> ZoneInfo:
+def _zone(workspace: WorkspaceRow) -> ZoneInfo:
     try:
         return ZoneInfo(_zone_name(workspace))
     except (KeyError, ValueError):

@@ -16,6 +16,7 @@ from aiohttp import web
 from ouipost.api.common import DEFAULT_PAGE_SIZE
 from ouipost.api.workspaces import WorkspaceBody
 from ouipost.core import errors
+from ouipost.db.rows import WorkspaceRow
 from ouipost.http.context import CLOCK, DB, STORAGE
 from ouipost.http.web import run_schema
 from ouipost.identity import workspaces
@@ -57,7 +58,7 @@ async def list_workspaces(request: web.Request) -> web.Response:
     })
 
 
-def _form_values(row: dict[str, Any] | None = None) -> dict[str, str]:
+def _form_values(row: WorkspaceRow | None = None) -> dict[str, str]:
     if row is None:
         return {"name": "", "description": "", "settings.timezone": "UTC", "settings.default_hashtags": "",
                 "settings.approval_required": ""}
