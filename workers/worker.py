@@ -151,6 +151,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._ack_ready = asyncio.Event()
         self._stop = asyncio.Event()
+        self._enqueues_seen = 0  # queue.enqueued_here() when the loop last claimed
         self._closing = False  # set once no job can finish any more: the acknowledger drains and ends
 
     # --- control ---------------------------------------------------------------------------
@@ -196,6 +197,7 @@ class Worker:
                     free = self.concurrency - len(self._running)
                 wanted = min(free, self.batch_size)
                 self._wake.clear()
+                self._enqueues_seen = queue.enqueued_here()
                 jobs = await self._claim(wanted)
                 for job in jobs:
                     self._start(job)
@@ -296,6 +298,8 @@ class Worker:
             self.metrics.job_duration.labels(job.queue, job.kind).observe(time.perf_counter() - started)
             self._running.pop(job.id, None)
             self._slot_freed.set()
+            if queue.enqueued_here() != self._enqueues_seen:
+                self._wake.set()  # the handler enqueued jobs (committed by now): claim them at once
 
     async def _record_failure(
         self, job: Job, error: str, *, retry_after: float | None = None, retryable: bool = True

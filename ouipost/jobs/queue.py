@@ -188,7 +188,19 @@ _INSERT_UNLESS_LIVE = {
 _INSERT_UNLESS_LIVE_MYSQL = mysql_dialect.insert(jobs).on_duplicate_key_update(live_key=jobs.c.live_key)
 
 
+# How many jobs this process has enqueued (committed or not). A worker reads it after each job it
+# ran: when the job's handler enqueued more (a post's follow-ups, a webhook dispatch), it claims at
+# once instead of after its poll interval; the handler has committed by the time it returns.
+_enqueued_here = 0
+
+
+def enqueued_here() -> int:
+    return _enqueued_here
+
+
 def _new_job_values(job: NewJob, *, now: datetime, unique_key: str | None) -> dict[str, Any]:
+    global _enqueued_here
+    _enqueued_here += 1
     return {
         "queue": job.queue, "kind": job.kind, "payload": job.payload, "unique_key": unique_key,
         "live_key": unique_key, "status": "queued", "priority": job.priority, "run_at": job.run_at or now,

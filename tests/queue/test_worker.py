@@ -186,6 +186,39 @@ async def test_wake_makes_an_idle_worker_claim_at_once(
     await wait_until(lambda: _is_done(engine, job_id), timeout=10)
 
 
+async def test_a_job_its_handler_enqueued_is_claimed_at_once_not_at_the_next_poll(
+    engine: AsyncEngine, start_worker: Any, claims: list[int],
+) -> None:
+    # A published post's follow-ups and its webhook dispatch are jobs the publish job enqueues: they
+    # start as soon as it ends, not an idle poll interval (an hour here) later.
+    async def first(context: JobContext) -> None:
+        async with context.engine.begin() as conn:
+            await queue.enqueue(conn, kind="second", payload={}, now=now())
+
+    async def second(context: JobContext) -> None:
+        ran.set()
+
+    ran = asyncio.Event()
+    worker = start_worker({"first": first, "second": second}, poll_interval=NEVER)
+    await wait_until(lambda: claims == [0])  # nothing yet: it waits for an hour
+    async with engine.begin() as conn:
+        await queue.enqueue(conn, kind="first", payload={}, now=now())
+    worker.wake()
+    await asyncio.wait_for(ran.wait(), timeout=10)
+
+
+async def test_a_handler_that_enqueues_nothing_does_not_wake_the_worker(
+    engine: AsyncEngine, start_worker: Any, claims: list[int],
+) -> None:
+    worker = start_worker({"noop": _noop}, poll_interval=NEVER)
+    await wait_until(lambda: claims == [0])
+    job_id = await add_job(engine, now=now())
+    worker.wake()
+    await wait_until(lambda: _is_done(engine, job_id), timeout=10)
+    await asyncio.sleep(0.2)
+    assert claims == [0, 1]  # the claim that took the job, and none after it finished
+
+
 async def test_an_enqueue_through_the_app_wakes_its_embedded_worker(
     engine: AsyncEngine, settings: Settings, aiohttp_client: Any,  # engine first: it must outlive the app
     claims: list[int],
