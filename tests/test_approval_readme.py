@@ -16,8 +16,9 @@ import pytest
 from tests.servers import ROOT, first_start
 from tests.test_mastodon_readme import api_get, readme_blocks
 
-pytestmark = pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
-                                reason="needs curl and bash")
+pytestmark = [pytest.mark.slow,  # a real server process
+              pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
+                                 reason="needs curl and bash")]
 
 
 def api_post(api: str, key: str, path: str, body: dict, workspace: str) -> dict:

@@ -1,6 +1,7 @@
 """The one clock. Code asks `clock.now()` for the time, `clock.monotonic()` for deadlines and
-`await clock.sleep(s)` to wait; tests swap in a `FrozenClock` and move it, so that nothing waits for
-wall time (a network adapter's 10-minute processing deadline passes in one `advance`).
+`await clock.sleep(s)` to wait; tests swap in a `FrozenClock` and move it, or a `HurriedClock` whose
+sleeps move it, so that nothing waits for wall time (a network adapter's 10-minute processing
+deadline passes in one `advance`).
 
 Durations that are measured rather than decided on (metrics, logs) keep the real clock.
 """
@@ -60,3 +61,22 @@ def isoformat(value: datetime | None) -> str | None:
         return value.strftime("%Y-%m-%dT%H:%M:%SZ")
     # What the strftime above gives, in about two thirds of its time (a page of posts shows 80).
     return value.isoformat(timespec="seconds")[:19] + "Z"
+
+
+class HurriedClock(Clock):
+    """The real time, except that sleeping moves the clock forward at once instead of waiting
+    (tests that run the whole service): an adapter polling a network every 5 s runs at the speed of
+    its requests. Give the sandbox the same clock, so that the networks see that time pass too."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0  # seconds slept so far
+
+    def now(self) -> datetime:
+        return super().now() + timedelta(seconds=self.ahead)
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.ahead
+
+    async def sleep(self, seconds: float) -> None:
+        self.ahead += max(0.0, seconds)
+        await asyncio.sleep(0)

@@ -34,9 +34,11 @@ def quiet_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def quiet_client(aiohttp_client: Any, quiet_settings: Settings, engine: AsyncEngine) -> TestClient:
+async def quiet_client(
+    aiohttp_client: Any, quiet_settings: Settings, engine: AsyncEngine, clock: Clock
+) -> TestClient:
     """The app without its embedded worker: tests run the analytics handlers themselves."""
-    return await aiohttp_client(create_app(quiet_settings, engine=engine))
+    return await aiohttp_client(create_app(quiet_settings, engine=engine, clock=clock))
 
 
 def iso(value: str) -> datetime:

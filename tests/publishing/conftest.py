@@ -26,9 +26,11 @@ def quiet_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def quiet_client(aiohttp_client: Any, quiet_settings: Settings, engine: AsyncEngine) -> TestClient:
+async def quiet_client(
+    aiohttp_client: Any, quiet_settings: Settings, engine: AsyncEngine, clock: Clock
+) -> TestClient:
     """The app without its embedded worker: the tests run handlers themselves."""
-    return await aiohttp_client(create_app(quiet_settings, engine=engine))
+    return await aiohttp_client(create_app(quiet_settings, engine=engine, clock=clock))
 
 
 def job_context(engine: AsyncEngine, settings: Settings, session: aiohttp.ClientSession, kind: str,

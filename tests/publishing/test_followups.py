@@ -191,12 +191,12 @@ async def test_a_post_without_follow_ups_publishes_as_before_and_has_no_parts(
 
 
 @pytest.fixture
-async def served_client(aiohttp_client: Any, settings: Any, engine: Any) -> Any:
+async def served_client(aiohttp_client: Any, settings: Any, engine: Any, clock: Any) -> Any:
     """The app on a port chosen beforehand and named by OUIPOST_PUBLIC_URL, so that the networks
     that fetch media by URL (Facebook, Instagram, Threads) can download the post's picture."""
     port = free_port()
     served = settings.with_overrides(public_url=f"http://127.0.0.1:{port}")
-    return await aiohttp_client(create_app(served, engine=engine), server_kwargs={"port": port})
+    return await aiohttp_client(create_app(served, engine=engine, clock=clock), server_kwargs={"port": port})
 
 
 async def test_a_first_comment_lands_once_on_every_network_that_has_comments(
