@@ -410,60 +410,78 @@ def _read_vint(f: IO[bytes], keep_marker: bool) -> tuple[int, bool] | None:
     return value, all_ones
 
 
-def _probe_webm(f: IO[bytes], file_end: int) -> VideoInfo:
-    scale = 1_000_000  # nanoseconds per tick, Matroska's default
-    raw_duration: float | None = None
-    size: tuple[int, int] | None = None
+class _Webm:
+    """Reads a WebM file's Segment > Info (time scale, duration) and Segment > Tracks (the first video
+    track's size), seeking over everything else."""
 
-    def elements(end: int) -> Iterator[tuple[int, int, int]]:  # (id, payload start, element end)
-        while f.tell() < end:
-            ident = _read_vint(f, keep_marker=True)
-            length = _read_vint(f, keep_marker=False)
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.scale = 1_000_000  # nanoseconds per tick, Matroska's default
+        self.raw_duration: float | None = None
+        self.size: tuple[int, int] | None = None
+
+    def elements(self, end: int) -> Iterator[tuple[int, int, int]]:
+        """(id, payload start, element end) of each element until `end`; the caller reads the
+        payload or not, and the next element is read from the current element's end."""
+        while self.f.tell() < end:
+            ident = _read_vint(self.f, keep_marker=True)
+            length = _read_vint(self.f, keep_marker=False)
             if ident is None or length is None:
                 return
-            start = f.tell()
-            yield ident[0], start, (end if length[1] else min(start + length[0], end))
+            start = self.f.tell()
+            element_end = end if length[1] else min(start + length[0], end)
+            yield ident[0], start, element_end
+            self.f.seek(element_end)
 
-    def uint(n: int) -> int:
-        return int.from_bytes(f.read(n), "big")
+    def uint(self, start: int, end: int) -> int:
+        return int.from_bytes(self.f.read(end - start), "big")
 
-    for ident, _start, end in elements(file_end):
-        if ident != _EBML_SEGMENT:
-            f.seek(end)
-            continue
-        for child, _cstart, cend in elements(end):
+    def probe(self, file_end: int) -> VideoInfo:
+        for ident, _start, end in self.elements(file_end):
+            if ident == _EBML_SEGMENT:
+                self._segment(end)
+                break
+        if not self.raw_duration or self.raw_duration <= 0:
+            raise CorruptMedia("the WebM video has no duration (a live recording?); re-export it with a duration")
+        width, height = self.size if self.size else (None, None)
+        return VideoInfo(duration=self.raw_duration * self.scale / 1e9, width=width, height=height)
+
+    def _segment(self, end: int) -> None:
+        for child, _start, child_end in self.elements(end):
             if child == _EBML_INFO:
-                for item, istart, iend in elements(cend):
-                    if item == _EBML_TIMECODE_SCALE:
-                        scale = uint(iend - istart)
-                    elif item == _EBML_DURATION:
-                        data = f.read(iend - istart)
-                        raw_duration = struct.unpack(">f" if len(data) == 4 else ">d", data)[0]
-                    f.seek(iend)
+                self._info(child_end)
             elif child == _EBML_TRACKS:
-                for entry, _es, eend in elements(cend):
-                    if entry == _EBML_TRACK_ENTRY:
-                        track_type, dims = None, {}
-                        for prop, pstart, pend in elements(eend):
-                            if prop == _EBML_TRACK_TYPE:
-                                track_type = uint(pend - pstart)
-                            elif prop == _EBML_VIDEO:
-                                for dim, dstart, dend in elements(pend):
-                                    if dim in (_EBML_PIXEL_WIDTH, _EBML_PIXEL_HEIGHT):
-                                        dims[dim] = uint(dend - dstart)
-                                    f.seek(dend)
-                            f.seek(pend)
-                        if track_type == 1 and size is None and len(dims) == 2:
-                            size = (dims[_EBML_PIXEL_WIDTH], dims[_EBML_PIXEL_HEIGHT])
-                    f.seek(eend)
-            elif child == _EBML_CLUSTER and raw_duration is not None and size is not None:
-                break  # metadata is complete; clusters are media data
-            f.seek(cend)
-        break
-    if not raw_duration or raw_duration <= 0:
-        raise CorruptMedia("the WebM video has no duration (a live recording?); re-export it with a duration")
-    width, height = size if size else (None, None)
-    return VideoInfo(duration=raw_duration * scale / 1e9, width=width, height=height)
+                for entry, _entry_start, entry_end in self.elements(child_end):
+                    if entry == _EBML_TRACK_ENTRY and self.size is None:
+                        self.size = self._video_size(entry_end)
+            elif child == _EBML_CLUSTER and self.raw_duration is not None and self.size is not None:
+                return  # metadata is complete; clusters are media data
+
+    def _info(self, end: int) -> None:
+        for item, start, item_end in self.elements(end):
+            if item == _EBML_TIMECODE_SCALE:
+                self.scale = self.uint(start, item_end)
+            elif item == _EBML_DURATION:
+                data = self.f.read(item_end - start)
+                self.raw_duration = struct.unpack(">f" if len(data) == 4 else ">d", data)[0]
+
+    def _video_size(self, end: int) -> tuple[int, int] | None:
+        """(width, height) of a track entry when it is a video track (type 1) that states both."""
+        track_type, dims = None, {}
+        for prop, start, prop_end in self.elements(end):
+            if prop == _EBML_TRACK_TYPE:
+                track_type = self.uint(start, prop_end)
+            elif prop == _EBML_VIDEO:
+                for dim, dim_start, dim_end in self.elements(prop_end):
+                    if dim in (_EBML_PIXEL_WIDTH, _EBML_PIXEL_HEIGHT):
+                        dims[dim] = self.uint(dim_start, dim_end)
+        if track_type == 1 and len(dims) == 2:
+            return dims[_EBML_PIXEL_WIDTH], dims[_EBML_PIXEL_HEIGHT]
+        return None
+
+
+def _probe_webm(f: IO[bytes], file_end: int) -> VideoInfo:
+    return _Webm(f).probe(file_end)
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:

@@ -96,55 +96,68 @@ def media_errors_for(spec: PlatformSpec, media: Sequence[MediaInfo]) -> list[str
 
     Does not check that media is present; see validate_for_networks(require_media=True).
     """
-    name = spec.name
     images = [m for m in media if m.kind == "image"]
     videos = [m for m in media if m.kind == "video"]
     documents = [m for m in media if m.kind == "document"]
-    others = [m for m in media if m.kind not in ("image", "video", "document")]
-    errors: list[str] = []
+    return [
+        *(f"media {m.id} is of unknown type {m.kind!r}" for m in media
+          if m.kind not in ("image", "video", "document")),
+        *_document_errors(spec, documents, mixed=bool(images or videos)),
+        *_image_errors(spec, images),
+        *_video_errors(spec, videos),
+        *_mix_errors(spec, images, videos),
+    ]
 
-    for m in others:
-        errors.append(f"media {m.id} is of unknown type {m.kind!r}")
 
-    if documents:
-        if spec.id not in _DOCUMENT_NETWORKS:
-            errors.append(f"{name} does not accept documents")
-        else:
-            if len(documents) > 1:
-                errors.append(f"{_plural(len(documents), 'document')}, {name} takes one document per post")
-            if images or videos:
-                errors.append(f"{name} cannot combine a document with images or video in one post")
-
-    if images:
-        if not spec.supports_images:
-            hint = " (it takes exactly one video)" if spec.supports_videos else ""
-            errors.append(f"{name} does not accept images{hint}")
-        elif len(images) > spec.max_images:
-            errors.append(f"{_plural(len(images), 'image')}, {name} allows at most {spec.max_images}")
-        elif len(images) > 1 and not spec.supports_carousel and spec.max_images <= 1:
-            errors.append(f"{_plural(len(images), 'image')}, {name} takes one image per post (no carousels)")
-
-    if videos:
-        if not spec.supports_videos:
-            errors.append(f"{name} does not accept videos")
-        else:
-            if len(videos) > spec.max_videos:
-                errors.append(f"{_plural(len(videos), 'video')}, {name} allows at most {spec.max_videos} per post")
-            for v in videos:
-                if v.duration is not None and v.duration > spec.max_video_duration:
-                    errors.append(
-                        f"video {v.id} lasts {v.duration:g} s, {name} allows at most {spec.max_video_duration} s"
-                    )
-
-    if images and videos and spec.supports_images and spec.supports_videos:
-        if not spec.mix_images_and_video:
-            errors.append(f"{name} cannot mix images and video in one post")
-        elif len(images) + len(videos) > spec.max_images:
-            # A mixed carousel counts every item against the carousel size.
-            errors.append(
-                f"{len(images) + len(videos)} items, {name} carousels hold at most {spec.max_images}"
-            )
+def _document_errors(spec: PlatformSpec, documents: Sequence[MediaInfo], *, mixed: bool) -> list[str]:
+    if not documents:
+        return []
+    if spec.id not in _DOCUMENT_NETWORKS:
+        return [f"{spec.name} does not accept documents"]
+    errors = []
+    if len(documents) > 1:
+        errors.append(f"{_plural(len(documents), 'document')}, {spec.name} takes one document per post")
+    if mixed:
+        errors.append(f"{spec.name} cannot combine a document with images or video in one post")
     return errors
+
+
+def _image_errors(spec: PlatformSpec, images: Sequence[MediaInfo]) -> list[str]:
+    name = spec.name
+    if not images:
+        return []
+    if not spec.supports_images:
+        hint = " (it takes exactly one video)" if spec.supports_videos else ""
+        return [f"{name} does not accept images{hint}"]
+    if len(images) > spec.max_images:
+        return [f"{_plural(len(images), 'image')}, {name} allows at most {spec.max_images}"]
+    if len(images) > 1 and not spec.supports_carousel and spec.max_images <= 1:
+        return [f"{_plural(len(images), 'image')}, {name} takes one image per post (no carousels)"]
+    return []
+
+
+def _video_errors(spec: PlatformSpec, videos: Sequence[MediaInfo]) -> list[str]:
+    name = spec.name
+    if not videos:
+        return []
+    if not spec.supports_videos:
+        return [f"{name} does not accept videos"]
+    errors = []
+    if len(videos) > spec.max_videos:
+        errors.append(f"{_plural(len(videos), 'video')}, {name} allows at most {spec.max_videos} per post")
+    errors.extend(f"video {v.id} lasts {v.duration:g} s, {name} allows at most {spec.max_video_duration} s"
+                  for v in videos if v.duration is not None and v.duration > spec.max_video_duration)
+    return errors
+
+
+def _mix_errors(spec: PlatformSpec, images: Sequence[MediaInfo], videos: Sequence[MediaInfo]) -> list[str]:
+    if not (images and videos and spec.supports_images and spec.supports_videos):
+        return []
+    if not spec.mix_images_and_video:
+        return [f"{spec.name} cannot mix images and video in one post"]
+    if len(images) + len(videos) > spec.max_images:  # a mixed carousel counts every item
+        return [f"{len(images) + len(videos)} items, {spec.name} carousels hold at most {spec.max_images}"]
+    return []
 
 
 def _missing_media_error(spec: PlatformSpec, media: Sequence[MediaInfo]) -> str | None:
