@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ouipost.db.tables import metadata
+from ouipost.db.metadata import metadata
 from ouipost.db.types import JSON, Id, UTCDateTime
 
 # One row per issued admin JWT (its jti). Logout and deactivation set revoked_at; a token whose row

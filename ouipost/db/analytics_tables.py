@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ouipost.db.tables import metadata
+from ouipost.db.metadata import metadata
 from ouipost.db.types import JSON, Id, UTCDateTime
 
 # A compact integer key: a million snapshots are a lot of 48-character ids in every secondary index.

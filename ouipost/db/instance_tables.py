@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ouipost.db.tables import metadata
+from ouipost.db.metadata import metadata
 from ouipost.db.types import UTCDateTime
 
 instance_apps = sa.Table(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ouipost.db.tables import metadata
+from ouipost.db.metadata import metadata
 from ouipost.db.types import JSON, UTCDateTime
 
 # SQLite only auto-assigns ids to an INTEGER PRIMARY KEY (the rowid); MySQL gets a BIGINT

@@ -1,6 +1,6 @@
 """Recurring schedules: weekly slots and the queue of posts that fills them.
 
-Shares `metadata` with ouipost.db.tables (which imports this module at its end); migration
+Shares `metadata` (ouipost/db/metadata.py) with ouipost.db.tables, which imports this module at its end; migration
 sql/versions/0005_schedules.py builds exactly these tables.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ouipost.db.tables import metadata
+from ouipost.db.metadata import metadata
 from ouipost.db.types import JSON, Id, UTCDateTime
 
 schedules = sa.Table(

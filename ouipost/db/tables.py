@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ouipost.db.metadata import metadata
 from ouipost.db.types import JSON, Id, UTCDateTime
 
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+__all__ = ["metadata"]  # every table module shares it; most callers take it from here
+
 
 users = sa.Table(
     "users",
