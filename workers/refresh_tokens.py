@@ -93,7 +93,7 @@ async def expiring_accounts(engine: Any, now: datetime, config: PacingConfig) ->
                    sa.or_(*clauses))
             .order_by(social_accounts.c.token_expires_at).limit(BATCH)
         )
-        return records(AccountRow, rows.mappings())
+        return records(AccountRow, rows)
 
 
 async def refresh_account(context: JobContext, account: AccountRow, http: PlatformHttp, cipher: Cipher) -> str:

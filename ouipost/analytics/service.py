@@ -372,7 +372,7 @@ async def accounts_to_sync(conn: AsyncConnection) -> list[AccountRow]:
         .where(social_accounts.c.status == AccountStatus.ACTIVE)
         .order_by(social_accounts.c.id)
     )
-    return records(AccountRow, rows.mappings())
+    return records(AccountRow, rows)
 
 
 async def store_account_snapshot(

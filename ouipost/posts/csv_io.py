@@ -549,7 +549,7 @@ async def _export_chunk(
         query = query.where(posts.c.created_at <= after[0],
                             sa.or_(posts.c.created_at < after[0], posts.c.id < after[1]))
     result = await conn.execute(query.order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(EXPORT_CHUNK))
-    rows = records(PostRow, result.mappings())
+    rows = records(PostRow, result)
     ids = [r["id"] for r in rows]
     targets = await service.targets_of(conn, ids)
     totals = await analytics.post_totals(conn, [r["id"] for r in rows if service.may_have_insights(r)])

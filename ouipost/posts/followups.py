@@ -122,13 +122,13 @@ async def parts_of(conn: AsyncConnection, post_ids: Sequence[str]) -> dict[str, 
     found: dict[str, list[PartRow]] = {}
     if not post_ids:
         return found
-    for part in records(PartRow, (await conn.execute(_PARTS_OF_POSTS, {"ids": sorted(set(post_ids))})).mappings()):
+    for part in records(PartRow, await conn.execute(_PARTS_OF_POSTS, {"ids": sorted(set(post_ids))})):
         found.setdefault(part["target_id"], []).append(part)
     return found
 
 
 async def parts_of_target(conn: AsyncConnection, target_id: str) -> list[PartRow]:
-    return records(PartRow, (await conn.execute(_PARTS_OF_TARGET, {"target_id": target_id})).mappings())
+    return records(PartRow, await conn.execute(_PARTS_OF_TARGET, {"target_id": target_id}))
 
 
 async def materialize(conn: AsyncConnection, target: TargetRow, post: PostRow, now: datetime) -> list[PartRow]:

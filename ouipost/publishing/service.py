@@ -84,9 +84,9 @@ async def prepare_targets(
     defaults = await default_accounts(conn, post["workspace_id"], {t["network"] for t in targets})
     wanted_ids = {t["account_id"] for t in targets if t["account_id"]} | set(defaults.values())
     accounts = {
-        a["id"]: a for a in records(AccountRow, (await conn.execute(
+        a["id"]: a for a in records(AccountRow, await conn.execute(
             sa.select(social_accounts).where(social_accounts.c.id.in_(wanted_ids))
-        )).mappings())
+        ))
     } if wanted_ids else {}
     chosen = _choose_accounts(targets, defaults, accounts)
     media = (await service.media_of(conn, [post["id"]]))[post["id"]]
@@ -466,8 +466,8 @@ async def _begin_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now
     if not requests:
         return {}
     ids = sorted({r.post_id for r in requests})
-    found = {p["id"]: p for p in records(PostRow, (await conn.execute(
-        _locked(conn, _POSTS_BY_ID, _POSTS_BY_ID_LOCKED), {"ids": ids})).mappings())}
+    found = {p["id"]: p for p in records(PostRow, await conn.execute(
+        _locked(conn, _POSTS_BY_ID, _POSTS_BY_ID_LOCKED), {"ids": ids}))}
     due = [p for p in found.values() if p["status"] == "scheduled"
            and (p["scheduled_at"] is None or p["scheduled_at"] <= now + timedelta(seconds=1))]
     from ouipost.schedules import service as schedules
@@ -483,11 +483,11 @@ async def _begin_runs(conn: AsyncConnection, requests: Sequence[RunRequest], now
         return {}
     runs = {(r.post_id, r.job_id): _Run(RunPlan(running[r.post_id]), r.job_id)
             for r in requests if r.post_id in running}
-    targets = records(TargetRow, (await conn.execute(
-        _locked(conn, _TARGETS_TO_RUN, _TARGETS_TO_RUN_LOCKED), {"ids": sorted(running)})).mappings())
+    targets = records(TargetRow, await conn.execute(
+        _locked(conn, _TARGETS_TO_RUN, _TARGETS_TO_RUN_LOCKED), {"ids": sorted(running)}))
     account_ids = sorted({t["account_id"] for t in targets if t["account_id"]})
-    accounts = {a["id"]: a for a in records(AccountRow, (await conn.execute(
-        _ACCOUNTS_BY_ID, {"ids": account_ids})).mappings())} if account_ids else {}
+    accounts = {a["id"]: a for a in records(AccountRow, await conn.execute(
+        _ACCOUNTS_BY_ID, {"ids": account_ids}))} if account_ids else {}
     by_post = {key[0]: run for key, run in runs.items()}
     for target in targets:
         by_post[target["post_id"]].candidates.append(_Candidate(target, accounts.get(target["account_id"] or "")))
@@ -563,8 +563,8 @@ async def finish_posts(conn: AsyncConnection, post_ids: Sequence[str], now: date
     ids = sorted(set(post_ids))
     if not ids:
         return {}
-    moving = records(PostRow, (await conn.execute(
-        _locked(conn, _PUBLISHING_BY_ID, _PUBLISHING_BY_ID_LOCKED), {"ids": ids})).mappings())
+    moving = records(PostRow, await conn.execute(
+        _locked(conn, _PUBLISHING_BY_ID, _PUBLISHING_BY_ID_LOCKED), {"ids": ids}))
     finals: dict[str, str | None] = dict.fromkeys(ids)
     if not moving:
         return finals
