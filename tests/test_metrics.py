@@ -312,6 +312,32 @@ async def test_a_scheduled_publication_counts_its_outcome_lateness_and_platform_
     assert delta("ouipost_jobs_succeeded_total", queue="publish", kind="publish_post") >= 1
 
 
+async def test_follow_ups_are_counted_by_network_kind_and_outcome(client: TestClient, key: Key, sandbox: Any) -> None:
+    from tests.publishing.test_followups import create_post, parts_of, publish_and_wait
+    from tests.test_accounts import connect
+
+    await connect(client, key, "bluesky")
+    before = await scrape(client)
+    post = await create_post(client, key, ["bluesky"], first_comment="Menu below",
+                             thread=[{"content": "2/3 Bread at 7"}, {"content": "3/3 See you"}])
+    # The post and the comment are answered; the first reply's answer is lost, so the second is not sent.
+    sandbox.add_fault("bluesky", "drop_after", path_contains="createRecord", after=2)
+    done = await publish_and_wait(client, key, post["id"])
+    assert [(p["kind"], p["status"]) for p in parts_of(done, "bluesky")] == [
+        ("comment", "published"), ("reply", "failed"), ("reply", "failed")]
+    after = await scrape(client)
+
+    def delta(**labels: str) -> float:
+        name = "ouipost_followup_outcomes_total"
+        return value(after, name, network="bluesky", **labels) - value(before, name, network="bluesky", **labels)
+
+    assert delta(kind="comment", status="published") == 1
+    assert delta(kind="reply", status="failed") == 2
+    assert delta(kind="reply", status="published") == 0
+    assert value(after, "ouipost_publish_outcomes_total", network="bluesky", status="published") == \
+        value(before, "ouipost_publish_outcomes_total", network="bluesky", status="published") + 1
+
+
 @pytest.mark.slow  # waits for an unreachable Redis
 async def test_rate_limit_rejections_login_failures_and_redis_availability_are_counted(
     aiohttp_client: Any, settings: Settings, engine: AsyncEngine, frozen_clock: Any, make_key: Any

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ouipost.accounts import service as accounts
 from ouipost.accounts.statuses import AccountStatus
+from ouipost.core.metrics import process_metrics
 from ouipost.db.batch import run_transaction
 from ouipost.db.rows import AccountRow, MediaRow, PartRow, PostRow, TargetRow, record
 from ouipost.db.tables import post_targets, posts, social_accounts
@@ -65,9 +66,10 @@ async def handle(context: JobContext) -> None:
         if context.attempts < context.job.max_attempts:
             raise RetryJob("a network asked to try a follow-up again later", retry_after=wait)
         async with context.engine.begin() as conn:
-            await followups.mark_failed(conn, [p["id"] for p in await followups.parts_of_target(conn, target_id)
-                                               if p["status"] == PartStatus.PENDING],
-                                        "RETRIES_EXHAUSTED", EXHAUSTED_MESSAGE, context.clock.now())
+            left = [p for p in await followups.parts_of_target(conn, target_id) if p["status"] == PartStatus.PENDING]
+            await followups.mark_failed(conn, [p["id"] for p in left], "RETRIES_EXHAUSTED", EXHAUSTED_MESSAGE,
+                                        context.clock.now())
+        _count(run.target, left, "failed")
     # Its own transaction, after the parts' answers are committed, and a writer's (the post locked
     # first): of two runs finishing one post's last steps, the later sees both.
     await run_transaction(context.engine,
@@ -176,6 +178,7 @@ class FollowupRun:
             if refusal.status == "pending":
                 async with context.engine.begin() as conn:
                     await followups.mark_retrying(conn, part["id"], refusal.message, context.clock.now())
+                _count(self.target, [part], "pending")
                 return _Stop(refusal.wait or backoff)
             log.warning("job %s: follow-up %s of target %s failed with %s: %s", context.id, part["seq"],
                         self.target["id"], refusal.code, refusal.message)
@@ -189,6 +192,7 @@ class FollowupRun:
             await followups.mark_published(conn, part["id"], result.remote_id, result.url, result.extra,
                                            context.clock.now())
         part["status"] = PartStatus.PUBLISHED
+        _count(self.target, [part], "published")
         if reply:
             chain.parent = PostRef.of(result)
         return None
@@ -221,6 +225,7 @@ class FollowupRun:
             await followups.mark_failed(conn, [p["id"] for p in parts], code, message, self.context.clock.now())
         for part in parts:
             part["status"] = PartStatus.FAILED
+        _count(self.target, parts, "failed")
 
     async def _fail_pending(self, code: str, message: str) -> None:
         await self._fail([p for p in self.parts if p["status"] == PartStatus.PENDING], code, message)
@@ -241,10 +246,16 @@ async def _load(conn: AsyncConnection, target_id: str, context: JobContext) -> F
             social_accounts.c.id == target["account_id"]))).mappings().first()
     now = context.clock.now()
     parts = await followups.materialize(conn, target, post, now)
-    interrupted = [p["id"] for p in parts if p["status"] == PartStatus.PUBLISHING]
+    interrupted = [p for p in parts if p["status"] == PartStatus.PUBLISHING]
     if interrupted:
-        await followups.mark_failed(conn, interrupted, "OUTCOME_UNKNOWN", publishing.INTERRUPTED_MESSAGE, now)
+        await followups.mark_failed(conn, [p["id"] for p in interrupted], "OUTCOME_UNKNOWN",
+                                    publishing.INTERRUPTED_MESSAGE, now)
+        _count(target, interrupted, "failed")
         parts = await followups.parts_of_target(conn, target_id)
     media = (await posts_service.media_of(conn, [post["id"]]))[post["id"]]
     return FollowupRun(context, target, post, record(AccountRow, account) if account else None, parts, media)
 
+
+def _count(target: TargetRow, parts: Sequence[PartRow], status: str) -> None:
+    """Count these parts' outcome in the process's metrics (ouipost_followup_outcomes_total)."""
+    process_metrics().observe_followups(target["network"], [p["kind"] for p in parts], status)

@@ -33,7 +33,7 @@ import functools
 import glob
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,10 @@ class Metrics:
         self.publish_outcomes = Counter("ouipost_publish_outcomes", "Publish attempts per network by outcome "
                                         "(published, failed, pending = retried later)", ("network", "status"),
                                         registry=r)
+        self.followup_outcomes = Counter("ouipost_followup_outcomes", "Follow-ups (thread replies and first "
+                                         "comments) per network by kind (reply, comment) and outcome (published, "
+                                         "failed, pending = retried later)", ("network", "kind", "status"),
+                                         registry=r)
         self.platform_calls = Histogram("ouipost_platform_call_duration_seconds", "Calls to networks' APIs by "
                                         "result (2xx, 3xx, 4xx, 429, 5xx, error = no answer)",
                                         ("network", "result"), buckets=SLOW_BUCKETS, registry=r)
@@ -103,6 +107,11 @@ class Metrics:
         self.publish_outcomes.labels(network, status).inc()
         if status == "published" and scheduled_at is not None:
             self.publish_lateness.labels(network).observe(max(0.0, (now - scheduled_at).total_seconds()))
+
+    def observe_followups(self, network: str, kinds: Iterable[str], status: str) -> None:
+        """The outcome of follow-up parts of these kinds (one entry per part) on `network`."""
+        for kind in kinds:
+            self.followup_outcomes.labels(network, kind, status).inc()
 
     def observe_platform_call(self, network: str, status: int | None, seconds: float) -> None:
         if status is None:
