@@ -56,6 +56,7 @@ async def handle(context: JobContext) -> None:
     run = await run_transaction(context.engine, lambda conn: _load(conn, target_id, context))
     if run is None:
         return
+    _count(run.target, run.interrupted, "failed")  # counted once the load committed (it may be retried)
     calls = platform_calls.PlatformCallLog(context.clock.now)
     try:
         wait = await run.send_all(calls)
@@ -106,6 +107,7 @@ class FollowupRun:
     account: AccountRow | None
     parts: list[PartRow]
     media: list[MediaRow]
+    interrupted: list[PartRow] = field(default_factory=list)  # failed OUTCOME_UNKNOWN by this load
 
     async def send_all(self, calls: platform_calls.PlatformCallLog) -> float | None:
         """Send every part still to send, in order. Returns the seconds to wait before the next run
@@ -250,10 +252,10 @@ async def _load(conn: AsyncConnection, target_id: str, context: JobContext) -> F
     if interrupted:
         await followups.mark_failed(conn, [p["id"] for p in interrupted], "OUTCOME_UNKNOWN",
                                     publishing.INTERRUPTED_MESSAGE, now)
-        _count(target, interrupted, "failed")
         parts = await followups.parts_of_target(conn, target_id)
     media = (await posts_service.media_of(conn, [post["id"]]))[post["id"]]
-    return FollowupRun(context, target, post, record(AccountRow, account) if account else None, parts, media)
+    return FollowupRun(context, target, post, record(AccountRow, account) if account else None, parts, media,
+                       interrupted)
 
 
 def _count(target: TargetRow, parts: Sequence[PartRow], status: str) -> None:

@@ -131,7 +131,8 @@ async def withdraw_on_edit(conn: AsyncConnection, post: PostRow, now: datetime) 
     other posts are returned as they are."""
     if post["status"] != PENDING:
         return record(PostRow, post)
-    return await _update(conn, post, {**_BACK_TO_DRAFT, "updated_at": now})
+    await withdraw_pending(conn, post["id"], now)
+    return record(PostRow, {**post, **_BACK_TO_DRAFT, "updated_at": now})
 
 
 async def withdraw_pending(conn: AsyncConnection, post_id: str, now: datetime) -> None:

@@ -223,4 +223,4 @@ async def remove(conn: AsyncConnection, workspace_id: str, media_id: str, now: d
     await conn.execute(media_table.delete().where(media_table.c.id == row["id"]))
     if row["post_id"] is not None and row["post_status"] == approval.PENDING:
         await approval.withdraw_pending(conn, row["post_id"], now)
-    return record(MediaRow, row)  # and its post's status (post_status)
+    return record(MediaRow, {column.name: row[column.name] for column in media_table.columns})
